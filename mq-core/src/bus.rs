@@ -1,0 +1,225 @@
+//! The producer side: [`Bus`] puts typed messages on their queues; [`dispatch`] does so on a
+//! process-wide bus configured from `MQ_URL`.
+
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::OnceCell;
+
+use crate::envelope::Envelope;
+use crate::message::Message;
+use crate::transport::{self, PutOptions, Transport};
+use crate::worker::event::Hook;
+use crate::worker::{Event, EventKind};
+use crate::{Error, Result};
+
+/// The id of a dispatched message: the envelope's `id`, kept across retries.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MessageId(pub String);
+
+impl MessageId {
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A handle that dispatches messages to a transport. Cheap to clone; clones share the
+/// transport (one pipelined connection for beanstalkd, one writer for SQLite).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> mq::Result<()> {
+/// # use serde::{Deserialize, Serialize};
+/// #[derive(mq::Message, Serialize, Deserialize)]
+/// struct Reindex { shard: u32 }
+///
+/// let bus = mq::Bus::connect("memory://bus-doc").await?;
+/// let id = bus.dispatch(Reindex { shard: 3 }).priority(10).await?;
+/// println!("queued {id}");
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Bus {
+    transport: Arc<dyn Transport>,
+    hook: Option<Hook>,
+}
+
+impl Bus {
+    /// A bus on an open transport.
+    pub fn new(transport: Arc<dyn Transport>) -> Bus {
+        Bus {
+            transport,
+            hook: None,
+        }
+    }
+
+    /// A bus that reports `Submitted` events to a worker's hook.
+    pub(crate) fn with_hook(transport: Arc<dyn Transport>, hook: Option<Hook>) -> Bus {
+        Bus { transport, hook }
+    }
+
+    /// Opens the transport `url` names (see [`transport::connect`]).
+    ///
+    /// # Errors
+    ///
+    /// A malformed URL, or a backend that cannot be opened or reached.
+    pub async fn connect(url: &str) -> Result<Bus> {
+        Ok(Bus::new(transport::connect(url).await?))
+    }
+
+    /// Opens the transport of `MQ_URL`, or the SQLite default when it is unset.
+    ///
+    /// # Errors
+    ///
+    /// As [`Bus::connect`].
+    pub async fn from_env() -> Result<Bus> {
+        Bus::connect(&transport::url_from_env()).await
+    }
+
+    /// The transport this bus puts on.
+    pub fn transport(&self) -> &Arc<dyn Transport> {
+        &self.transport
+    }
+
+    /// Starts dispatching `message`; await the result to put it on its queue.
+    pub fn dispatch<M: Message>(&self, message: M) -> Dispatch<'_, M> {
+        Dispatch {
+            bus: Some(self),
+            message,
+            delay: None,
+            priority: None,
+        }
+    }
+
+    /// Encodes `message` and puts it on its queue.
+    async fn put<M: Message>(&self, message: M, delay: Option<Duration>, priority: Option<u32>)
+        -> Result<MessageId> {
+        let body = serde_json::value::to_raw_value(&message).map_err(|source| Error::Encode {
+            name: M::NAME.to_owned(),
+            source,
+        })?;
+        let envelope = Envelope::new(M::NAME, body);
+        let bytes = envelope.encode();
+        if let Some(limit) = self.transport.max_message_size() {
+            if bytes.len() > limit {
+                return Err(Error::TooLarge {
+                    name: M::NAME.to_owned(),
+                    size: bytes.len(),
+                    limit,
+                });
+            }
+        }
+        let options = PutOptions {
+            priority: priority.unwrap_or(M::OPTIONS.priority),
+            delay: delay.unwrap_or(M::OPTIONS.delay),
+            ttr: M::OPTIONS.ttr,
+        };
+        self.transport.put(M::OPTIONS.queue, bytes, options).await?;
+        tracing::debug!(name = M::NAME, id = %envelope.id, queue = M::OPTIONS.queue, "submitted");
+        Hook::emit(&self.hook, || {
+            Event::new(EventKind::Submitted, M::NAME, &envelope.id, M::OPTIONS.queue, 1)
+        });
+        Ok(MessageId(envelope.id))
+    }
+}
+
+impl fmt::Debug for Bus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Bus")
+            .field("transport", &self.transport.describe())
+            .finish()
+    }
+}
+
+static GLOBAL: OnceCell<Bus> = OnceCell::const_new();
+
+/// The process-wide bus: opened from `MQ_URL` on first use.
+///
+/// # Errors
+///
+/// As [`Bus::from_env`]; a failed first use is tried again by the next.
+pub async fn global() -> Result<&'static Bus> {
+    GLOBAL.get_or_try_init(Bus::from_env).await
+}
+
+/// Dispatches `message` on the process-wide bus (see [`global`]).
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> mq::Result<()> {
+/// # use serde::{Deserialize, Serialize};
+/// #[derive(mq::Message, Serialize, Deserialize)]
+/// #[message(queue = "emails")]
+/// struct SendOrderConfirmation { order_id: u64, to: String }
+///
+/// let id = mq::dispatch(SendOrderConfirmation { order_id: 7, to: "a@b.c".into() })
+///     .delay(std::time::Duration::from_secs(30))
+///     .await?;
+/// # Ok(()) }
+/// ```
+pub fn dispatch<M: Message>(message: M) -> Dispatch<'static, M> {
+    Dispatch {
+        bus: None,
+        message,
+        delay: None,
+        priority: None,
+    }
+}
+
+/// A message about to be dispatched; `.await` it to put it on its queue and get its id.
+#[must_use = "a dispatch does nothing until it is awaited"]
+pub struct Dispatch<'a, M> {
+    bus: Option<&'a Bus>,
+    message: M,
+    delay: Option<Duration>,
+    priority: Option<u32>,
+}
+
+impl<M> Dispatch<'_, M> {
+    /// Keeps the message invisible for `delay` (beanstalkd rounds up to whole seconds).
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.delay = Some(delay);
+        self
+    }
+
+    /// Overrides the message type's priority; lower is sooner.
+    pub fn priority(mut self, priority: u32) -> Self {
+        self.priority = Some(priority);
+        self
+    }
+}
+
+impl<M> fmt::Debug for Dispatch<'_, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dispatch")
+            .field("message", &std::any::type_name::<M>())
+            .field("delay", &self.delay)
+            .field("priority", &self.priority)
+            .finish()
+    }
+}
+
+impl<'a, M: Message> IntoFuture for Dispatch<'a, M> {
+    type Output = Result<MessageId>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Result<MessageId>> + Send + 'a>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let bus = match self.bus {
+                Some(bus) => bus,
+                None => global().await?,
+            };
+            bus.put(self.message, self.delay, self.priority).await
+        })
+    }
+}

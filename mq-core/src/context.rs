@@ -1,0 +1,182 @@
+//! What a slot can learn about the message it handles, and the worker's shared state.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use crate::bus::{Bus, Dispatch};
+use crate::message::Message;
+use crate::slot::{Requirement, SlotError, SlotParam};
+
+/// The states given to `Worker::builder().state(..)`, by type.
+#[derive(Clone, Default)]
+pub(crate) struct States(Arc<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>);
+
+impl States {
+    pub(crate) fn insert<T: Send + Sync + 'static>(&mut self, value: T) {
+        Arc::make_mut(&mut self.0).insert(TypeId::of::<T>(), Arc::new(value));
+    }
+
+    pub(crate) fn contains(&self, type_id: TypeId) -> bool {
+        self.0.contains_key(&type_id)
+    }
+
+    fn get<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        self.0.get(&TypeId::of::<T>())?.clone().downcast().ok()
+    }
+}
+
+/// The message being handled: id, attempt, queue, wire name, and a bus for follow-ups.
+///
+/// A slot gets it by naming it as a parameter:
+///
+/// ```
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(mq::Message, Serialize, Deserialize)] struct OrderPlaced { id: u64 }
+/// # #[derive(mq::Message, Serialize, Deserialize)] struct ShipOrder { id: u64 }
+/// #[mq::slot]
+/// async fn plan_shipping(msg: &OrderPlaced, ctx: mq::Context) -> Result<(), mq::Error> {
+///     tracing::info!(id = ctx.id(), attempt = ctx.attempt(), "planning");
+///     ctx.dispatch(ShipOrder { id: msg.id }).await?;
+///     Ok(())
+/// }
+/// ```
+#[derive(Clone)]
+pub struct Context {
+    inner: Arc<ContextInner>,
+}
+
+struct ContextInner {
+    id: String,
+    attempt: u32,
+    queue: String,
+    name: String,
+    bus: Bus,
+    states: States,
+}
+
+impl Context {
+    pub(crate) fn new(
+        id: String,
+        attempt: u32,
+        queue: String,
+        name: String,
+        bus: Bus,
+        states: States,
+    ) -> Context {
+        Context {
+            inner: Arc::new(ContextInner {
+                id,
+                attempt,
+                queue,
+                name,
+                bus,
+                states,
+            }),
+        }
+    }
+
+    /// The message id, the same on every attempt.
+    pub fn id(&self) -> &str {
+        &self.inner.id
+    }
+
+    /// 1 on the first attempt.
+    pub fn attempt(&self) -> u32 {
+        self.inner.attempt
+    }
+
+    /// The queue the message was reserved from.
+    pub fn queue(&self) -> &str {
+        &self.inner.queue
+    }
+
+    /// The message's wire name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The worker's bus, on the worker's transport.
+    pub fn bus(&self) -> &Bus {
+        &self.inner.bus
+    }
+
+    /// Dispatches a follow-up message on the worker's transport.
+    pub fn dispatch<M: Message>(&self, message: M) -> Dispatch<'_, M> {
+        self.inner.bus.dispatch(message)
+    }
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("id", &self.inner.id)
+            .field("attempt", &self.inner.attempt)
+            .field("queue", &self.inner.queue)
+            .field("name", &self.inner.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SlotParam for Context {
+    fn from_context(context: &Context) -> Result<Self, SlotError> {
+        Ok(context.clone())
+    }
+}
+
+/// Application state given to the worker with `Worker::builder().state(value)`, shared by
+/// every slot that names `State<T>` as a parameter (like axum's `State`).
+///
+/// A slot needing a state the worker was not given stops the worker at start-up.
+///
+/// ```
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(mq::Message, Serialize, Deserialize)] struct Welcome { to: String }
+/// struct Mailer { from: String }
+///
+/// #[mq::slot]
+/// async fn welcome(msg: Welcome, mailer: mq::State<Mailer>) {
+///     println!("{} -> {}", mailer.from, msg.to);
+/// }
+/// ```
+pub struct State<T>(pub Arc<T>);
+
+impl<T> Deref for State<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> Clone for State<T> {
+    fn clone(&self) -> Self {
+        State(self.0.clone())
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for State<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("State").field(&self.0).finish()
+    }
+}
+
+impl<T: Send + Sync + 'static> SlotParam for State<T> {
+    fn from_context(context: &Context) -> Result<Self, SlotError> {
+        context.inner.states.get::<T>().map(State).ok_or_else(|| {
+            SlotError::permanent(format!(
+                "the worker has no state of type `{}`",
+                std::any::type_name::<T>()
+            ))
+        })
+    }
+
+    fn requirement() -> Option<Requirement> {
+        Some(Requirement {
+            type_id: TypeId::of::<T>(),
+            type_name: std::any::type_name::<T>(),
+        })
+    }
+}

@@ -1,0 +1,142 @@
+//! Typed asynchronous messages.
+//!
+//! Dispatch a plain data struct; a worker process reserves it from a queue and emits it to
+//! every slot (handler function) that listens for its type.
+//!
+//! ```
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(mq::Message, Serialize, Deserialize)]
+//! #[message(queue = "emails", priority = 100, ttr = "2m", retries = 5)]
+//! struct SendOrderConfirmation { order_id: u64, to: String }
+//!
+//! #[mq::slot]
+//! async fn send_confirmation(msg: SendOrderConfirmation) -> Result<(), std::io::Error> {
+//!     println!("mailing order {} to {}", msg.order_id, msg.to);
+//!     Ok(())
+//! }
+//!
+//! #[mq::slot]
+//! fn audit(msg: &SendOrderConfirmation) {
+//!     println!("order {} confirmed", msg.order_id);
+//! }
+//! ```
+//!
+//! The producer calls `mq::dispatch(msg).await?`; the worker binary is
+//! `mq::run_worker().await`. See the README and `docs/` for the semantics and the wire format.
+#![warn(
+    missing_debug_implementations,
+    missing_docs,
+    rust_2018_idioms,
+    unreachable_pub
+)]
+
+mod bus;
+mod context;
+mod envelope;
+mod error;
+mod message;
+mod registry;
+pub mod retry;
+mod slot;
+pub mod transport;
+pub mod worker;
+
+pub use bus::{dispatch, global, Bus, Dispatch, MessageId};
+pub use context::{Context, State};
+pub use envelope::Envelope;
+pub use error::{Error, Result};
+pub use message::{Message, MessageInfo, MessageOptions};
+pub use mq_derive::{slot, Message};
+pub use registry::{MessageDef, Registry, Route};
+pub use retry::Backoff;
+pub use slot::{IntoSlotResult, Requirement, Slot, SlotDef, SlotError, SlotFuture, SlotParam};
+pub use transport::Transport;
+pub use worker::{run_worker, Event, Exit, Worker, WorkerBuilder};
+
+/// The surface the macros expand to. Not public API: it changes without notice.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::context::Context;
+    pub use crate::message::{Message, MessageOptions};
+    pub use crate::registry::MessageDef;
+    pub use crate::retry::Backoff;
+    pub use crate::slot::{IntoSlotResult, Requirement, Slot, SlotDef, SlotError, SlotFuture, SlotParam};
+    pub use inventory;
+    pub use serde;
+    pub use std::boxed::Box;
+    pub use std::option::Option::{None, Some};
+    pub use std::time::Duration;
+    pub use std::vec::Vec;
+
+    /// Runs a synchronous slot body on the blocking pool.
+    pub async fn run_blocking<R, F>(f: F) -> Result<(), SlotError>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: IntoSlotResult + Send + 'static,
+    {
+        crate::slot::run_blocking(f).await
+    }
+
+    /// Turns a slot's return value into the worker's outcome.
+    pub fn into_slot_result<R: IntoSlotResult>(result: R) -> Result<(), SlotError> {
+        result.into_slot_result()
+    }
+
+    /// Takes a slot parameter from the context.
+    pub fn param<P: SlotParam>(context: &Context) -> Result<P, SlotError> {
+        P::from_context(context)
+    }
+
+    /// Options from `#[message(...)]` (the struct is `#[non_exhaustive]`).
+    pub const fn message_options(
+        queue: &'static str,
+        priority: u32,
+        delay: Duration,
+        ttr: Duration,
+        timeout: Option<Duration>,
+        retries: Option<u32>,
+        backoff: Option<Backoff>,
+    ) -> MessageOptions {
+        MessageOptions {
+            queue,
+            priority,
+            delay,
+            ttr,
+            timeout,
+            retries,
+            backoff,
+        }
+    }
+
+    /// Asks a slot parameter type for its requirement without demanding that it is a
+    /// `SlotParam`: the call to [`param`] already reports that, once.
+    #[derive(Debug)]
+    pub struct Probe<T>(std::marker::PhantomData<T>);
+
+    impl<T> Probe<T> {
+        /// A probe of `T`.
+        pub const fn new() -> Self {
+            Probe(std::marker::PhantomData)
+        }
+    }
+
+    /// Method-resolution probe: `(&&Probe::<T>::new()).requirement()` picks the first impl
+    /// when `T: SlotParam`, the second otherwise.
+    pub trait ProbeRequirement {
+        /// The requirement of the probed type, if it is a parameter.
+        fn requirement(&self) -> Option<Requirement>;
+    }
+
+    impl<T: SlotParam> ProbeRequirement for &Probe<T> {
+        fn requirement(&self) -> Option<Requirement> {
+            T::requirement()
+        }
+    }
+
+    impl<T> ProbeRequirement for Probe<T> {
+        fn requirement(&self) -> Option<Requirement> {
+            None
+        }
+    }
+}

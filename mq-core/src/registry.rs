@@ -1,0 +1,185 @@
+//! The routing table: every message type and slot the binary links, by wire name.
+//!
+//! `#[derive(Message)]` submits a [`MessageDef`] and `#[slot]` a
+//! [`SlotDef`](crate::SlotDef), both through `inventory`. A slots-only crate whose items the
+//! binary never names may not be linked at all; name it with `use my_slots as _;`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use crate::message::MessageInfo;
+use crate::slot::SlotDef;
+use crate::{Error, Result};
+
+/// The registry's record of one message type, submitted by `#[derive(Message)]`.
+#[derive(Debug, Clone, Copy)]
+pub struct MessageDef {
+    info: fn() -> MessageInfo,
+}
+
+impl MessageDef {
+    /// The record of `M`.
+    pub const fn of<M: crate::Message>() -> MessageDef {
+        MessageDef {
+            info: MessageInfo::of::<M>,
+        }
+    }
+}
+
+inventory::collect!(MessageDef);
+
+/// One message type and the slots that listen for it.
+#[derive(Debug, Clone)]
+pub struct Route {
+    info: MessageInfo,
+    slots: Vec<SlotDef>,
+}
+
+impl Route {
+    /// The message type.
+    pub fn info(&self) -> &MessageInfo {
+        &self.info
+    }
+
+    /// Its slots, sorted by path.
+    pub fn slots(&self) -> impl Iterator<Item = &SlotDef> {
+        self.slots.iter()
+    }
+
+    pub(crate) fn slot(&self, path: &str) -> Option<&SlotDef> {
+        self.slots.iter().find(|slot| slot.path == path)
+    }
+}
+
+/// Message types and slots by wire name.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    routes: BTreeMap<&'static str, Route>,
+}
+
+impl Registry {
+    /// Every message type and slot linked into this binary.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Registry`] when two message types share a wire name.
+    pub fn linked() -> Result<Registry> {
+        let messages = inventory::iter::<MessageDef>.into_iter().map(|def| (def.info)());
+        Registry::build(messages, inventory::iter::<SlotDef>.into_iter().copied())
+    }
+
+    /// A registry of exactly these slots (and their message types), for tests.
+    ///
+    /// # Errors
+    ///
+    /// As [`Registry::linked`].
+    pub fn from_slots(slots: impl IntoIterator<Item = SlotDef>) -> Result<Registry> {
+        Registry::build(std::iter::empty(), slots)
+    }
+
+    fn build(
+        messages: impl Iterator<Item = MessageInfo>,
+        slots: impl IntoIterator<Item = SlotDef>,
+    ) -> Result<Registry> {
+        let mut registry = Registry::default();
+        for info in messages {
+            registry.add_message(info)?;
+        }
+        for slot in slots {
+            let route = registry.add_message(slot.message())?;
+            if !route.slots.iter().any(|known| known.path == slot.path) {
+                route.slots.push(slot);
+            }
+        }
+        for route in registry.routes.values_mut() {
+            route.slots.sort_by_key(|slot| slot.path);
+        }
+        Ok(registry)
+    }
+
+    fn add_message(&mut self, info: MessageInfo) -> Result<&mut Route> {
+        let route = self.routes.entry(info.name).or_insert_with(|| Route {
+            info,
+            slots: Vec::new(),
+        });
+        if route.info.rust_type != info.rust_type {
+            let (first, second) = sorted(route.info.rust_type, info.rust_type);
+            return Err(Error::Registry(format!(
+                "two message types have the wire name `{}`: `{first}` and `{second}`; \
+                 give one of them another with #[message(name = \"...\")]",
+                info.name
+            )));
+        }
+        Ok(route)
+    }
+
+    /// The route of a wire name.
+    pub fn route(&self, name: &str) -> Option<&Route> {
+        self.routes.get(name)
+    }
+
+    /// Every route, by wire name.
+    pub fn routes(&self) -> impl Iterator<Item = &Route> {
+        self.routes.values()
+    }
+
+    /// The queues that have at least one slot here, sorted.
+    pub fn queues(&self) -> Vec<String> {
+        let mut queues: Vec<String> = self
+            .routes
+            .values()
+            .filter(|route| !route.slots.is_empty())
+            .map(|route| route.info.options.queue.to_owned())
+            .collect();
+        queues.sort();
+        queues.dedup();
+        queues
+    }
+
+    /// The routing table as aligned text: wire name, Rust type, queue, slots.
+    pub fn table(&self) -> String {
+        let rows: Vec<[String; 4]> = self
+            .routes
+            .values()
+            .map(|route| {
+                let slots: Vec<&str> = route.slots.iter().map(|slot| slot.path).collect();
+                [
+                    route.info.name.to_owned(),
+                    route.info.rust_type.to_owned(),
+                    route.info.options.queue.to_owned(),
+                    if slots.is_empty() { "(no slot)".to_owned() } else { slots.join(", ") },
+                ]
+            })
+            .collect();
+        let header = ["MESSAGE", "TYPE", "QUEUE", "SLOTS"].map(str::to_owned);
+        let mut widths = header.clone().map(|h| h.len());
+        for row in &rows {
+            for (width, cell) in widths.iter_mut().zip(row) {
+                *width = (*width).max(cell.len());
+            }
+        }
+        let mut out = String::new();
+        for row in std::iter::once(&header).chain(&rows) {
+            let _ = writeln!(
+                out,
+                "{:w0$}  {:w1$}  {:w2$}  {}",
+                row[0],
+                row[1],
+                row[2],
+                row[3],
+                w0 = widths[0],
+                w1 = widths[1],
+                w2 = widths[2]
+            );
+        }
+        out
+    }
+}
+
+fn sorted<'a>(a: &'a str, b: &'a str) -> (&'a str, &'a str) {
+    if a <= b {
+        (a, b)
+    } else {
+        (b, a)
+    }
+}

@@ -1,0 +1,269 @@
+//! Slots: the functions `#[mq::slot]` registers, their parameters and their results.
+//!
+//! `#[slot]` turns `fn audit(msg: &Order, ctx: Context)` into an implementation of [`Slot`]
+//! on a hidden type of the same name, and submits its [`SlotDef`] to the registry. Every
+//! parameter after the message is a [`SlotParam`]: a new kind of parameter is one impl.
+
+use std::any::{Any, TypeId};
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+use serde_json::value::RawValue;
+
+use crate::context::Context;
+use crate::message::{Message, MessageInfo};
+
+/// The future a slot returns, boxed so that slots of any shape share one type.
+pub type SlotFuture = Pin<Box<dyn Future<Output = Result<(), SlotError>> + Send + 'static>>;
+
+/// A slot function, as `#[mq::slot]` describes it. Not implemented by hand.
+pub trait Slot: 'static {
+    /// The message type the slot listens for.
+    type Message: Message;
+    /// The slot's path, `module::function`.
+    const PATH: &'static str;
+    /// What the slot's parameters need from the worker (the `State<T>` types).
+    fn requirements() -> Vec<Requirement>;
+    /// Runs the slot on a decoded message.
+    fn call(message: Self::Message, context: Context) -> SlotFuture;
+}
+
+/// Something a slot parameter needs from the worker: a `State<T>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Requirement {
+    /// The type of the state.
+    pub type_id: TypeId,
+    /// Its name, for the start-up error.
+    pub type_name: &'static str,
+}
+
+/// A slot parameter after the message: [`Context`], [`State<T>`](crate::State), or a new
+/// kind added with one impl.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a slot parameter",
+    label = "not a slot parameter",
+    note = "a slot takes the message first (by value or by reference), then any of `mq::Context` and `mq::State<T>`"
+)]
+pub trait SlotParam: Sized + Send + 'static {
+    /// Takes the parameter's value from the context of the message being handled.
+    ///
+    /// # Errors
+    ///
+    /// The slot fails with this error, without running.
+    fn from_context(context: &Context) -> Result<Self, SlotError>;
+
+    /// What this parameter needs from the worker; checked at start-up.
+    fn requirement() -> Option<Requirement> {
+        None
+    }
+}
+
+/// The registry's record of one slot: a `Slot` with its types erased.
+#[derive(Clone, Copy)]
+pub struct SlotDef {
+    pub(crate) path: &'static str,
+    pub(crate) message: fn() -> MessageInfo,
+    pub(crate) requirements: fn() -> Vec<Requirement>,
+    pub(crate) handler: fn(&RawValue, Context) -> SlotFuture,
+}
+
+impl SlotDef {
+    /// The record of slot `S`; `S` is the name of a `#[slot]` function.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(mq::Message, Serialize, Deserialize)] struct Ping;
+    /// #[mq::slot]
+    /// fn pong(_: Ping) {}
+    ///
+    /// let registry = mq::Registry::from_slots([mq::SlotDef::of::<pong>()]).unwrap();
+    /// assert_eq!(registry.route("Ping").unwrap().slots().count(), 1);
+    /// ```
+    pub const fn of<S: Slot>() -> SlotDef {
+        SlotDef {
+            path: S::PATH,
+            message: MessageInfo::of::<S::Message>,
+            requirements: S::requirements,
+            handler: decode_and_call::<S>,
+        }
+    }
+
+    /// The slot's path, `module::function`.
+    pub fn path(&self) -> &'static str {
+        self.path
+    }
+
+    /// The message it listens for.
+    pub fn message(&self) -> MessageInfo {
+        (self.message)()
+    }
+
+    /// The states it needs from the worker.
+    pub fn requirements(&self) -> Vec<Requirement> {
+        (self.requirements)()
+    }
+
+    /// Decodes `body` into the slot's message type and starts the slot.
+    pub(crate) fn start(&self, body: &RawValue, context: Context) -> SlotFuture {
+        (self.handler)(body, context)
+    }
+}
+
+impl fmt::Debug for SlotDef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SlotDef").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+inventory::collect!(SlotDef);
+
+fn decode_and_call<S: Slot>(body: &RawValue, context: Context) -> SlotFuture {
+    match serde_json::from_str::<S::Message>(body.get()) {
+        Ok(message) => S::call(message, context),
+        Err(e) => {
+            let error = SlotError::undecodable(format!(
+                "body does not decode as `{}`: {e}",
+                std::any::type_name::<S::Message>()
+            ));
+            Box::pin(std::future::ready(Err(error)))
+        }
+    }
+}
+
+/// Why a slot failed, and whether to try again.
+///
+/// A slot may return `Result<(), E>` for any `E: Display`; such errors are retried. Return
+/// `Result<(), mq::SlotError>` to decide per error:
+///
+/// ```
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(mq::Message, Serialize, Deserialize)] struct Charge { cents: i64 }
+/// #[mq::slot]
+/// async fn charge(msg: Charge) -> Result<(), mq::SlotError> {
+///     if msg.cents < 0 {
+///         // No retry will make a negative amount valid: straight to the failure store.
+///         return Err(mq::SlotError::permanent("negative amount"));
+///     }
+///     // `?` on any std::error::Error makes a retryable SlotError.
+///     let _parsed: u32 = "42".parse()?;
+///     Ok(())
+/// }
+/// ```
+///
+/// `SlotError` does not implement `std::error::Error`, so that `?` works on every error type.
+pub struct SlotError {
+    message: String,
+    kind: SlotErrorKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SlotErrorKind {
+    Retry,
+    Permanent,
+    Undecodable,
+}
+
+impl SlotError {
+    /// A failure worth retrying (the default for any error).
+    pub fn retry(error: impl fmt::Display) -> SlotError {
+        SlotError {
+            message: error.to_string(),
+            kind: SlotErrorKind::Retry,
+        }
+    }
+
+    /// A failure no retry can fix: the message goes to the failure store at once.
+    pub fn permanent(error: impl fmt::Display) -> SlotError {
+        SlotError {
+            message: error.to_string(),
+            kind: SlotErrorKind::Permanent,
+        }
+    }
+
+    pub(crate) fn undecodable(message: String) -> SlotError {
+        SlotError {
+            message,
+            kind: SlotErrorKind::Undecodable,
+        }
+    }
+
+    /// True if retrying is pointless (permanent, or the payload does not decode).
+    pub fn is_permanent(&self) -> bool {
+        self.kind != SlotErrorKind::Retry
+    }
+
+    /// The error text.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for SlotError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl fmt::Debug for SlotError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SlotError")
+            .field("message", &self.message)
+            .field("kind", &self.kind)
+            .finish()
+    }
+}
+
+impl<E: std::error::Error> From<E> for SlotError {
+    fn from(error: E) -> SlotError {
+        SlotError::retry(error)
+    }
+}
+
+/// What a slot may return: `()` or `Result<(), E>` with `E: Display`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a valid slot return type",
+    label = "unsupported return type",
+    note = "a slot returns nothing, or `Result<(), E>` where `E` implements `std::fmt::Display` (any `std::error::Error`, or `mq::SlotError`)"
+)]
+pub trait IntoSlotResult {
+    /// Converts into the worker's view of the outcome.
+    fn into_slot_result(self) -> Result<(), SlotError>;
+}
+
+impl IntoSlotResult for () {
+    fn into_slot_result(self) -> Result<(), SlotError> {
+        Ok(())
+    }
+}
+
+impl<E: fmt::Display + 'static> IntoSlotResult for Result<(), E> {
+    fn into_slot_result(self) -> Result<(), SlotError> {
+        self.map_err(|error| {
+            if TypeId::of::<E>() == TypeId::of::<SlotError>() {
+                let mut slot = Some(error);
+                if let Some(own) = (&mut slot as &mut dyn Any).downcast_mut::<Option<SlotError>>() {
+                    if let Some(own) = own.take() {
+                        return own;
+                    }
+                }
+                return SlotError::retry(slot.map(|e| e.to_string()).unwrap_or_default());
+            }
+            SlotError::retry(error)
+        })
+    }
+}
+
+/// Runs a synchronous slot on tokio's blocking pool, so it never stalls the runtime; a panic
+/// in it resumes in the calling task, where the worker reports it as the slot's failure.
+pub(crate) async fn run_blocking<R, F>(f: F) -> Result<(), SlotError>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: IntoSlotResult + Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result.into_slot_result(),
+        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+        Err(error) => Err(SlotError::retry(format!("blocking slot was cancelled: {error}"))),
+    }
+}

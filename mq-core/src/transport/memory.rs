@@ -1,0 +1,372 @@
+//! `memory://`: an in-process transport for tests and examples.
+//!
+//! Complete (ready, reserved, delayed, priorities, leases, failure store) but not durable:
+//! everything is lost when the process exits. Transports of the same name are one queue
+//! within a process, so a bus and a worker in one test meet on `memory://NAME`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::{FailedMessage, Failure, Job, PutOptions, QueueStats, Transport};
+use crate::{Error, Result};
+
+/// An in-process queue.
+#[derive(Debug, Default)]
+pub struct MemoryTransport {
+    name: String,
+    state: Mutex<State>,
+    changed: Notify,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    next_id: u64,
+    items: HashMap<u64, Item>,
+    /// Ready items per queue, ordered by (priority, id): id order is age order.
+    ready: HashMap<String, BTreeSet<(u32, u64)>>,
+    /// Delayed items by (ready_at, id).
+    delayed: BTreeSet<(Instant, u64)>,
+    /// Reserved items by (lease end, id).
+    leases: BTreeSet<(Instant, u64)>,
+    failed: BTreeMap<u64, FailedMessage>,
+}
+
+#[derive(Debug)]
+struct Item {
+    queue: String,
+    body: Bytes,
+    options: PutOptions,
+    deliveries: u32,
+    place: Place,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    Ready,
+    Delayed(Instant),
+    Reserved(Instant),
+}
+
+impl MemoryTransport {
+    /// A new queue of its own, shared with no one.
+    pub fn new() -> Arc<MemoryTransport> {
+        Arc::new(MemoryTransport::default())
+    }
+
+    /// The process-wide queue called `name` (`memory://NAME`); created on first use.
+    pub fn named(name: &str) -> Arc<MemoryTransport> {
+        static NAMED: OnceLock<Mutex<HashMap<String, Arc<MemoryTransport>>>> = OnceLock::new();
+        let mut named = NAMED
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        named
+            .entry(name.to_owned())
+            .or_insert_with(|| {
+                Arc::new(MemoryTransport {
+                    name: name.to_owned(),
+                    ..MemoryTransport::default()
+                })
+            })
+            .clone()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves the maps consistent: every mutation is
+        // a single insert or remove.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl State {
+    fn insert(&mut self, queue: &str, body: Bytes, options: PutOptions, deliveries: u32) -> u64 {
+        self.next_id += 1;
+        let id = self.next_id;
+        let place = if options.delay.is_zero() {
+            self.ready.entry(queue.to_owned()).or_default().insert((options.priority, id));
+            Place::Ready
+        } else {
+            let at = Instant::now() + options.delay;
+            self.delayed.insert((at, id));
+            Place::Delayed(at)
+        };
+        self.items.insert(
+            id,
+            Item {
+                queue: queue.to_owned(),
+                body,
+                options,
+                deliveries,
+                place,
+            },
+        );
+        id
+    }
+
+    /// Moves delayed items whose time came, and reservations whose lease ran out, to ready.
+    fn promote(&mut self, now: Instant) {
+        let due: Vec<(Instant, u64)> = self
+            .delayed
+            .range(..=(now, u64::MAX))
+            .copied()
+            .chain(self.leases.range(..=(now, u64::MAX)).copied())
+            .collect();
+        for (at, id) in due {
+            self.delayed.remove(&(at, id));
+            self.leases.remove(&(at, id));
+            self.make_ready(id);
+        }
+    }
+
+    fn make_ready(&mut self, id: u64) {
+        if let Some(item) = self.items.get_mut(&id) {
+            item.place = Place::Ready;
+            self.ready
+                .entry(item.queue.clone())
+                .or_default()
+                .insert((item.options.priority, id));
+        }
+    }
+
+    /// Removes a reserved item, or says its reservation is gone.
+    fn take_reserved(&mut self, id: u64) -> Result<Item> {
+        match self.items.get(&id).map(|item| item.place) {
+            Some(Place::Reserved(until)) => {
+                self.leases.remove(&(until, id));
+                Ok(self.items.remove(&id).expect("item checked above"))
+            }
+            _ => Err(Error::ReservationLost(id)),
+        }
+    }
+
+    fn next_wake(&self) -> Option<Instant> {
+        let delayed = self.delayed.first().map(|(at, _)| *at);
+        let lease = self.leases.first().map(|(at, _)| *at);
+        delayed.into_iter().chain(lease).min()
+    }
+
+    fn reserve(&mut self, queues: &[String], max: usize) -> Vec<Job> {
+        let now = Instant::now();
+        self.promote(now);
+        let mut jobs = Vec::new();
+        for queue in queues {
+            let Some(ready) = self.ready.get_mut(queue) else {
+                continue;
+            };
+            while jobs.len() < max {
+                let Some((_, id)) = ready.pop_first() else {
+                    break;
+                };
+                let Some(item) = self.items.get_mut(&id) else {
+                    continue;
+                };
+                let until = now + item.options.ttr;
+                item.place = Place::Reserved(until);
+                item.deliveries += 1;
+                self.leases.insert((until, id));
+                jobs.push(Job {
+                    id,
+                    queue: queue.clone(),
+                    body: item.body.clone(),
+                    deliveries: item.deliveries,
+                });
+            }
+        }
+        jobs
+    }
+}
+
+#[async_trait]
+impl Transport for MemoryTransport {
+    fn describe(&self) -> String {
+        format!("memory://{}", self.name)
+    }
+
+    async fn put(&self, queue: &str, body: Bytes, options: PutOptions) -> Result<u64> {
+        let id = self.lock().insert(queue, body, options, 0);
+        self.changed.notify_waiters();
+        Ok(id)
+    }
+
+    async fn reserve(&self, queues: &[String], max: usize, timeout: Duration) -> Result<Vec<Job>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let wake = {
+                let mut state = self.lock();
+                let jobs = state.reserve(queues, max.max(1));
+                if !jobs.is_empty() {
+                    return Ok(jobs);
+                }
+                state.next_wake().map_or(deadline, |at| at.min(deadline))
+            };
+            if Instant::now() >= deadline {
+                return Ok(Vec::new());
+            }
+            tokio::select! {
+                () = &mut changed => {}
+                () = tokio::time::sleep_until(wake) => {}
+            }
+        }
+    }
+
+    async fn ack(&self, job: &Job) -> Result<()> {
+        self.lock().take_reserved(job.id).map(drop)
+    }
+
+    async fn retry(&self, job: &Job, body: Bytes, options: PutOptions) -> Result<()> {
+        {
+            let mut state = self.lock();
+            let old = state.take_reserved(job.id)?;
+            state.insert(&job.queue, body, options, old.deliveries);
+        }
+        self.changed.notify_waiters();
+        Ok(())
+    }
+
+    async fn release(&self, job: &Job) -> Result<()> {
+        {
+            let mut state = self.lock();
+            let Some(Place::Reserved(until)) = state.items.get(&job.id).map(|i| i.place) else {
+                return Err(Error::ReservationLost(job.id));
+            };
+            state.leases.remove(&(until, job.id));
+            state.make_ready(job.id);
+        }
+        self.changed.notify_waiters();
+        Ok(())
+    }
+
+    async fn keep_alive(&self, job: &Job) -> Result<()> {
+        let mut state = self.lock();
+        let state = &mut *state;
+        let Some(item) = state.items.get_mut(&job.id) else {
+            return Err(Error::ReservationLost(job.id));
+        };
+        let Place::Reserved(until) = item.place else {
+            return Err(Error::ReservationLost(job.id));
+        };
+        let renewed = Instant::now() + item.options.ttr;
+        state.leases.remove(&(until, job.id));
+        state.leases.insert((renewed, job.id));
+        item.place = Place::Reserved(renewed);
+        Ok(())
+    }
+
+    async fn fail(&self, job: &Job, body: Bytes, options: PutOptions, failure: Failure)
+        -> Result<()> {
+        let mut state = self.lock();
+        state.take_reserved(job.id)?;
+        state.next_id += 1;
+        let id = state.next_id;
+        state.failed.insert(
+            id,
+            FailedMessage {
+                id,
+                queue: job.queue.clone(),
+                body,
+                options,
+                failure,
+            },
+        );
+        Ok(())
+    }
+
+    async fn failed_list(&self, queue: Option<&str>, max: usize) -> Result<Vec<FailedMessage>> {
+        Ok(self
+            .lock()
+            .failed
+            .values()
+            .filter(|failed| queue.is_none_or(|queue| failed.queue == queue))
+            .take(max)
+            .cloned()
+            .collect())
+    }
+
+    async fn failed_show(&self, id: u64) -> Result<Option<FailedMessage>> {
+        Ok(self.lock().failed.get(&id).cloned())
+    }
+
+    async fn failed_retry(&self, id: u64) -> Result<u64> {
+        let new_id = {
+            let mut state = self.lock();
+            let failed = state.failed.remove(&id).ok_or(Error::NotFound(id))?;
+            let options = PutOptions {
+                delay: Duration::ZERO,
+                ..failed.options
+            };
+            state.insert(&failed.queue, failed.body, options, 0)
+        };
+        self.changed.notify_waiters();
+        Ok(new_id)
+    }
+
+    async fn failed_remove(&self, id: u64) -> Result<bool> {
+        Ok(self.lock().failed.remove(&id).is_some())
+    }
+
+    async fn stats(&self) -> Result<Vec<QueueStats>> {
+        let state = self.lock();
+        let mut out: BTreeMap<String, QueueStats> = BTreeMap::new();
+        for item in state.items.values() {
+            let counts = out.entry(item.queue.clone()).or_insert_with(|| QueueStats {
+                queue: item.queue.clone(),
+                ..QueueStats::default()
+            });
+            match item.place {
+                Place::Ready => counts.ready += 1,
+                Place::Delayed(_) => counts.delayed += 1,
+                Place::Reserved(_) => counts.reserved += 1,
+            }
+        }
+        for failed in state.failed.values() {
+            out.entry(failed.queue.clone())
+                .or_insert_with(|| QueueStats {
+                    queue: failed.queue.clone(),
+                    ..QueueStats::default()
+                })
+                .failed += 1;
+        }
+        Ok(out.into_values().collect())
+    }
+
+    async fn peek(&self, queue: &str) -> Result<Option<Job>> {
+        let mut state = self.lock();
+        state.promote(Instant::now());
+        let Some(&(_, id)) = state.ready.get(queue).and_then(|ready| ready.first()) else {
+            return Ok(None);
+        };
+        Ok(state.items.get(&id).map(|item| Job {
+            id,
+            queue: queue.to_owned(),
+            body: item.body.clone(),
+            deliveries: item.deliveries,
+        }))
+    }
+
+    async fn flush(&self, queue: &str) -> Result<u64> {
+        let mut state = self.lock();
+        let doomed: Vec<(u64, Place)> = state
+            .items
+            .iter()
+            .filter(|(_, item)| item.queue == queue && !matches!(item.place, Place::Reserved(_)))
+            .map(|(id, item)| (*id, item.place))
+            .collect();
+        for (id, place) in &doomed {
+            if let Place::Delayed(at) = place {
+                state.delayed.remove(&(*at, *id));
+            }
+            state.items.remove(id);
+        }
+        state.ready.remove(queue);
+        Ok(doomed.len() as u64)
+    }
+}

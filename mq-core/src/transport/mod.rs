@@ -1,0 +1,222 @@
+//! The queue backend abstraction: queues of opaque bytes.
+//!
+//! A transport never sees message types; the worker turns bytes into messages through the
+//! registry. Every operation maps one to one onto what beanstalkd, SQLite, NATS JetStream or
+//! PostgreSQL `SKIP LOCKED` offer: put, reserve, ack, retry with a delay, release, keep-alive,
+//! fail, counts. Backends batch internally where that pays (SQLite group commit, beanstalkd
+//! pipelining); the trait stays one call per operation.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+pub mod beanstalk;
+pub mod memory;
+pub mod sqlite;
+
+/// How a message is put on its queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PutOptions {
+    /// Lower is sooner; 0 is the most urgent.
+    pub priority: u32,
+    /// How long the message stays invisible before it becomes ready.
+    #[serde(with = "crate::envelope::duration_ms")]
+    pub delay: Duration,
+    /// Time to run: how long a reservation lasts before the message is handed out again.
+    #[serde(with = "crate::envelope::duration_ms")]
+    pub ttr: Duration,
+}
+
+impl Default for PutOptions {
+    fn default() -> Self {
+        PutOptions {
+            priority: crate::message::DEFAULT_PRIORITY,
+            delay: Duration::ZERO,
+            ttr: crate::message::DEFAULT_TTR,
+        }
+    }
+}
+
+/// A reserved item: the worker holds it until it acks, retries, releases or fails it.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// The backend's id of this item, unique within the backend.
+    pub id: u64,
+    /// The queue it was reserved from.
+    pub queue: String,
+    /// The envelope bytes as they were put.
+    pub body: Bytes,
+    /// How many times this item has been reserved, this time included; 0 where unknown.
+    pub deliveries: u32,
+}
+
+/// Why a message went to the failure store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    /// The slots that failed with their error text; empty when no slot ran (undecodable
+    /// payload, unknown wire name).
+    pub slots: Vec<SlotFailure>,
+    /// A one-line summary a person can act on.
+    pub reason: String,
+    /// How many attempts were made.
+    pub attempts: u32,
+    /// When the message was moved to the failure store.
+    #[serde(with = "crate::envelope::system_time")]
+    pub failed_at: SystemTime,
+}
+
+/// One failing slot of a failed message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotFailure {
+    /// The slot's path, e.g. `shop::mail::send_confirmation`.
+    pub slot: String,
+    /// The error text of its last attempt.
+    pub error: String,
+}
+
+/// An entry of the failure store.
+#[derive(Debug, Clone)]
+pub struct FailedMessage {
+    /// The id of this entry in the failure store.
+    pub id: u64,
+    /// The queue the message came from and goes back to on retry.
+    pub queue: String,
+    /// The envelope that runs again on retry (its `slots` are the ones that failed).
+    pub body: Bytes,
+    /// How the message is put back on retry.
+    pub options: PutOptions,
+    /// Why it failed.
+    pub failure: Failure,
+}
+
+/// Counts of one queue.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct QueueStats {
+    /// The queue's name.
+    pub queue: String,
+    /// Messages waiting to be reserved.
+    pub ready: u64,
+    /// Messages reserved by a worker.
+    pub reserved: u64,
+    /// Messages waiting for their delay.
+    pub delayed: u64,
+    /// Messages of this queue in the failure store.
+    pub failed: u64,
+}
+
+/// A queue backend.
+///
+/// Implementations must be safe to share between tasks: the worker calls them concurrently.
+///
+/// # Cancel safety
+///
+/// The worker never cancels a call other than [`reserve`](Transport::reserve); `reserve`
+/// must not lose an item when its future is dropped (an item reserved but not returned
+/// comes back when its TTR runs out, which is allowed but slow: prefer not to reserve then).
+#[async_trait]
+pub trait Transport: Send + Sync + fmt::Debug + 'static {
+    /// Where this transport points, for start-up lines and errors (`sqlite:///srv/mq.db`).
+    fn describe(&self) -> String;
+
+    /// The largest envelope this backend accepts, in bytes, if it has a limit.
+    fn max_message_size(&self) -> Option<usize> {
+        None
+    }
+
+    /// Puts one item on `queue` and returns its id.
+    async fn put(&self, queue: &str, body: Bytes, options: PutOptions) -> Result<u64>;
+
+    /// Reserves up to `max` ready items of `queues`, earlier queues first, then by priority,
+    /// then by age. Waits up to `timeout` for the first one; returns an empty list if none
+    /// came.
+    async fn reserve(&self, queues: &[String], max: usize, timeout: Duration) -> Result<Vec<Job>>;
+
+    /// Deletes a reserved item: it was handled.
+    async fn ack(&self, job: &Job) -> Result<()>;
+
+    /// Replaces a reserved item by `body`, ready after `options.delay`. A crash between
+    /// the two steps may leave both (a duplicate), never neither.
+    async fn retry(&self, job: &Job, body: Bytes, options: PutOptions) -> Result<()>;
+
+    /// Hands a reserved item back unchanged and ready at once (a worker stopping).
+    async fn release(&self, job: &Job) -> Result<()>;
+
+    /// Extends the reservation of an item by its TTR.
+    async fn keep_alive(&self, job: &Job) -> Result<()>;
+
+    /// Moves a reserved item to the failure store. `body` and `options` are what
+    /// [`failed_retry`](Transport::failed_retry) puts back on its queue.
+    async fn fail(&self, job: &Job, body: Bytes, options: PutOptions, failure: Failure)
+        -> Result<()>;
+
+    /// Lists the failure store, oldest first, at most `max` entries.
+    async fn failed_list(&self, queue: Option<&str>, max: usize) -> Result<Vec<FailedMessage>>;
+
+    /// One entry of the failure store.
+    async fn failed_show(&self, id: u64) -> Result<Option<FailedMessage>>;
+
+    /// Puts a failed message back on its queue and removes it from the store; returns the
+    /// new item's id, or [`Error::NotFound`].
+    async fn failed_retry(&self, id: u64) -> Result<u64>;
+
+    /// Removes an entry of the failure store; false if there was none.
+    async fn failed_remove(&self, id: u64) -> Result<bool>;
+
+    /// Counts per queue, for every queue the backend knows.
+    async fn stats(&self) -> Result<Vec<QueueStats>>;
+
+    /// The next ready item of `queue`, without reserving it.
+    async fn peek(&self, queue: &str) -> Result<Option<Job>>;
+
+    /// Deletes every ready and delayed item of `queue`; returns how many.
+    async fn flush(&self, queue: &str) -> Result<u64>;
+}
+
+/// The URL used when `MQ_URL` is not set: an SQLite file in the working directory.
+pub const DEFAULT_URL: &str = "sqlite://mq.db";
+
+/// Opens the transport a URL names.
+///
+/// `memory://[NAME]` (an in-process queue shared by every user of the same name in this
+/// process), `sqlite://PATH`, `beanstalk://HOST[:PORT]`.
+///
+/// # Errors
+///
+/// [`Error::InvalidUrl`] for a URL that names no backend or is malformed; the backend's own
+/// errors when it cannot be opened or reached.
+pub async fn connect(url: &str) -> Result<Arc<dyn Transport>> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(Error::InvalidUrl {
+            url: url.to_owned(),
+            reason: "expected SCHEME://..., e.g. sqlite://mq.db, beanstalk://127.0.0.1:11300 \
+                     or memory://"
+                .into(),
+        });
+    };
+    match scheme {
+        "memory" => Ok(memory::MemoryTransport::named(rest)),
+        "sqlite" => sqlite::connect(rest).await,
+        "beanstalk" => beanstalk::connect(url).await,
+        other => Err(Error::InvalidUrl {
+            url: url.to_owned(),
+            reason: format!(
+                "unknown scheme `{other}`; supported: memory://, sqlite://PATH, \
+                 beanstalk://HOST[:PORT]"
+            ),
+        }),
+    }
+}
+
+/// The URL from `MQ_URL`, or [`DEFAULT_URL`].
+pub fn url_from_env() -> String {
+    std::env::var("MQ_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+        .unwrap_or_else(|| DEFAULT_URL.to_owned())
+}

@@ -1,0 +1,385 @@
+//! One message, start to end: decode the envelope, emit it to its slots, then ack, retry
+//! the slots that failed, or move it to the failure store.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tracing::Instrument;
+
+use super::event::{Event, EventKind, Hook};
+use super::Shared;
+use crate::context::Context;
+use crate::envelope::Envelope;
+use crate::registry::Route;
+use crate::slot::SlotDef;
+use crate::transport::{Failure, Job, PutOptions, SlotFailure};
+use crate::{Error, Result};
+
+/// How the handling of one message ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Every slot succeeded.
+    Finished,
+    /// Some slots failed and run again later.
+    Retried,
+    /// The message is in the failure store.
+    Failed,
+}
+
+/// Handles one reserved item. Errors of the transport are logged here: the item comes back
+/// by itself when its reservation runs out, so nothing is lost.
+pub(crate) async fn handle(shared: Arc<Shared>, job: Job) -> Outcome {
+    let envelope = match Envelope::decode(&job.body) {
+        Ok(envelope) => envelope,
+        Err(reason) => return fail_unreadable(&shared, &job, reason).await,
+    };
+    let span = tracing::info_span!(
+        "message",
+        name = %envelope.name,
+        id = %envelope.id,
+        queue = %job.queue,
+        attempt = envelope.attempt,
+    );
+    emit(shared, job, envelope).instrument(span).await
+}
+
+async fn emit(shared: Arc<Shared>, job: Job, envelope: Envelope) -> Outcome {
+    let event = |kind| Event::new(kind, &envelope.name, &envelope.id, &job.queue, envelope.attempt);
+    tracing::debug!("reserved");
+    Hook::emit(&shared.hook, || event(EventKind::Reserved));
+
+    let Some(route) = shared.registry.route(&envelope.name) else {
+        return unknown_name(&shared, &job, envelope).await;
+    };
+    let started = Instant::now();
+    let failures = run_slots(&shared, &job, &envelope, route).await;
+    let elapsed = started.elapsed();
+
+    if failures.is_empty() {
+        log_transport(shared.transport.ack(&job).await, "ack");
+        tracing::debug!(elapsed_ms = elapsed.as_millis() as u64, "finished");
+        Hook::emit(&shared.hook, || Event {
+            elapsed: Some(elapsed),
+            ..event(EventKind::Finished)
+        });
+        return Outcome::Finished;
+    }
+
+    let options = route.info().options;
+    let put = PutOptions {
+        priority: options.priority,
+        delay: Duration::ZERO,
+        ttr: options.ttr,
+    };
+    let retries = options.retries.unwrap_or(shared.options.retries);
+    let permanent = failures.iter().any(|failure| failure.permanent);
+    let summary = summarize(&failures);
+    let next = Envelope {
+        attempt: envelope.attempt + 1,
+        slots: Some(failures.iter().map(|f| f.slot.clone()).collect()),
+        ..envelope.clone()
+    };
+
+    if permanent || envelope.attempt > retries {
+        let reason = if permanent {
+            format!("permanent failure: {summary}")
+        } else {
+            format!("failed {} times: {summary}", envelope.attempt)
+        };
+        let failure = Failure {
+            slots: failures
+                .into_iter()
+                .map(|f| SlotFailure {
+                    slot: f.slot,
+                    error: f.error,
+                })
+                .collect(),
+            reason: reason.clone(),
+            attempts: envelope.attempt,
+            failed_at: SystemTime::now(),
+        };
+        log_transport(shared.transport.fail(&job, next.encode(), put, failure).await, "fail");
+        tracing::error!(%reason, "failed: moved to the failure store");
+        Hook::emit(&shared.hook, || Event {
+            error: Some(reason),
+            elapsed: Some(elapsed),
+            ..event(EventKind::Failed)
+        });
+        return Outcome::Failed;
+    }
+
+    let backoff = options.backoff.unwrap_or(shared.options.backoff);
+    let delay = backoff.delay(envelope.attempt);
+    let retry = PutOptions { delay, ..put };
+    log_transport(shared.transport.retry(&job, next.encode(), retry).await, "retry");
+    tracing::warn!(
+        error = %summary,
+        delay_ms = delay.as_millis() as u64,
+        "retried: {} of {} slots failed",
+        next.slots.as_ref().map_or(0, Vec::len),
+        route.slots().count()
+    );
+    Hook::emit(&shared.hook, || Event {
+        error: Some(summary),
+        delay: Some(delay),
+        elapsed: Some(elapsed),
+        ..event(EventKind::Retried)
+    });
+    Outcome::Retried
+}
+
+/// A failed slot of this attempt.
+#[derive(Debug)]
+struct SlotOutcome {
+    slot: String,
+    error: String,
+    permanent: bool,
+}
+
+/// Runs the slots the envelope asks for, each in its own task, all at once, and keeps the
+/// reservation alive while they run. Returns the failures.
+async fn run_slots(
+    shared: &Arc<Shared>,
+    job: &Job,
+    envelope: &Envelope,
+    route: &Route,
+) -> Vec<SlotOutcome> {
+    let mut failures = Vec::new();
+    let selected: Vec<&SlotDef> = match &envelope.slots {
+        None => route.slots().collect(),
+        Some(paths) => {
+            let mut selected = Vec::new();
+            for path in paths {
+                match route.slot(path) {
+                    Some(slot) => selected.push(slot),
+                    None => failures.push(SlotOutcome {
+                        slot: path.clone(),
+                        error: format!("this worker has no slot `{path}` for `{}`", envelope.name),
+                        permanent: false,
+                    }),
+                }
+            }
+            selected
+        }
+    };
+
+    let context = Context::new(
+        envelope.id.clone(),
+        envelope.attempt,
+        job.queue.clone(),
+        envelope.name.clone(),
+        shared.bus.clone(),
+        shared.states.clone(),
+    );
+    let timeout = route.info().options.timeout;
+    let mut running = tokio::task::JoinSet::new();
+    for slot in selected {
+        let future = slot.start(&envelope.body, context.clone());
+        let path = slot.path();
+        let span = tracing::info_span!("slot", slot = path);
+        running.spawn(
+            async move {
+                let result = match timeout {
+                    Some(limit) => tokio::time::timeout(limit, catch_panic(future))
+                        .await
+                        .unwrap_or_else(|_| Err(Timeout(limit).into())),
+                    None => catch_panic(future).await,
+                };
+                (path, result)
+            }
+            .instrument(span),
+        );
+    }
+
+    let ttr = route.info().options.ttr;
+    let mut keep_alive = tokio::time::interval_at(tokio::time::Instant::now() + ttr / 2, ttr / 2);
+    loop {
+        tokio::select! {
+            joined = running.join_next() => {
+                let Some(joined) = joined else { break };
+                let (path, result) = match joined {
+                    Ok(done) => done,
+                    // Slot tasks catch their own panics; only a runtime shutting down
+                    // cancels one, and then this message is not acked.
+                    Err(error) => {
+                        failures.push(SlotOutcome {
+                            slot: "(cancelled)".to_owned(),
+                            error: error.to_string(),
+                            permanent: false,
+                        });
+                        continue;
+                    }
+                };
+                if let Err(failure) = result {
+                    if let SlotFailed::Timeout(limit) = &failure {
+                        tracing::warn!(slot = path, "timed out after {limit:?}: cancelled");
+                        Hook::emit(&shared.hook, || Event {
+                            slot: Some(path.to_owned()),
+                            error: Some(failure.to_string()),
+                            ..Event::new(EventKind::Timeout, &envelope.name, &envelope.id, &job.queue, envelope.attempt)
+                        });
+                    } else {
+                        tracing::warn!(slot = path, error = %failure, "slot failed");
+                    }
+                    failures.push(SlotOutcome {
+                        slot: path.to_owned(),
+                        permanent: failure.is_permanent(),
+                        error: failure.to_string(),
+                    });
+                }
+            }
+            _ = keep_alive.tick() => {
+                tracing::debug!("keep-alive: slots still running at half the TTR");
+                log_transport(shared.transport.keep_alive(job).await, "keep-alive");
+            }
+        }
+    }
+    failures
+}
+
+struct Timeout(Duration);
+
+/// Why one slot failed.
+enum SlotFailed {
+    Error(crate::SlotError),
+    Panic(String),
+    Timeout(Duration),
+}
+
+impl From<Timeout> for SlotFailed {
+    fn from(timeout: Timeout) -> Self {
+        SlotFailed::Timeout(timeout.0)
+    }
+}
+
+impl SlotFailed {
+    fn is_permanent(&self) -> bool {
+        matches!(self, SlotFailed::Error(error) if error.is_permanent())
+    }
+}
+
+impl std::fmt::Display for SlotFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SlotFailed::Error(error) => write!(f, "{error}"),
+            SlotFailed::Panic(text) => write!(f, "panicked: {text}"),
+            SlotFailed::Timeout(limit) => write!(f, "timed out after {}", humantime::format_duration(*limit)),
+        }
+    }
+}
+
+/// Awaits a slot, turning a panic into its failure.
+async fn catch_panic(future: crate::SlotFuture) -> Result<(), SlotFailed> {
+    match futures_catch_unwind(future).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(SlotFailed::Error(error)),
+        Err(payload) => Err(SlotFailed::Panic(panic_text(payload.as_ref()))),
+    }
+}
+
+/// `catch_unwind` for a future, polled in place (no extra task).
+async fn futures_catch_unwind(
+    mut future: crate::SlotFuture,
+) -> std::thread::Result<Result<(), crate::SlotError>> {
+    std::future::poll_fn(move |cx| {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Ok(std::task::Poll::Ready(result)) => std::task::Poll::Ready(Ok(result)),
+            Err(payload) => std::task::Poll::Ready(Err(payload)),
+        }
+    })
+    .await
+}
+
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "a panic without a message".to_owned()
+    }
+}
+
+fn summarize(failures: &[SlotOutcome]) -> String {
+    failures
+        .iter()
+        .map(|f| format!("{}: {}", f.slot, f.error))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// A name this binary has no route for: retried with a long backoff (a newer worker of a
+/// rolling deploy may know it), then moved to the failure store.
+async fn unknown_name(shared: &Arc<Shared>, job: &Job, envelope: Envelope) -> Outcome {
+    let reason = format!(
+        "no message type named `{}` in this worker (it knows: {})",
+        envelope.name,
+        shared.known_names()
+    );
+    let put = PutOptions::default();
+    if envelope.attempt > shared.options.unknown_retries {
+        let failure = Failure {
+            slots: Vec::new(),
+            reason: reason.clone(),
+            attempts: envelope.attempt,
+            failed_at: SystemTime::now(),
+        };
+        let next = Envelope { attempt: envelope.attempt + 1, ..envelope.clone() };
+        log_transport(shared.transport.fail(job, next.encode(), put, failure).await, "fail");
+        tracing::error!(%reason, "failed: moved to the failure store");
+        Hook::emit(&shared.hook, || Event {
+            error: Some(reason),
+            ..Event::new(EventKind::Failed, &envelope.name, &envelope.id, &job.queue, envelope.attempt)
+        });
+        return Outcome::Failed;
+    }
+    let delay = shared.options.unknown_backoff.delay(envelope.attempt);
+    let next = Envelope { attempt: envelope.attempt + 1, ..envelope.clone() };
+    log_transport(
+        shared.transport.retry(job, next.encode(), PutOptions { delay, ..put }).await,
+        "retry",
+    );
+    tracing::warn!(%reason, delay_ms = delay.as_millis() as u64, "retried: unknown message");
+    Hook::emit(&shared.hook, || Event {
+        error: Some(reason),
+        delay: Some(delay),
+        ..Event::new(EventKind::Retried, &envelope.name, &envelope.id, &job.queue, envelope.attempt)
+    });
+    Outcome::Retried
+}
+
+/// An item that is not an envelope: straight to the failure store, unchanged.
+async fn fail_unreadable(shared: &Arc<Shared>, job: &Job, reason: String) -> Outcome {
+    let failure = Failure {
+        slots: Vec::new(),
+        reason: reason.clone(),
+        attempts: 1,
+        failed_at: SystemTime::now(),
+    };
+    log_transport(
+        shared.transport.fail(job, job.body.clone(), PutOptions::default(), failure).await,
+        "fail",
+    );
+    tracing::error!(queue = %job.queue, item = job.id, %reason, "unreadable item moved to the failure store");
+    Hook::emit(&shared.hook, || Event {
+        error: Some(reason),
+        ..Event::new(EventKind::Failed, "", "", &job.queue, 1)
+    });
+    Outcome::Failed
+}
+
+fn log_transport(result: Result<()>, operation: &str) {
+    match result {
+        Ok(()) => {}
+        Err(Error::ReservationLost(item)) => tracing::warn!(
+            item,
+            "{operation}: the reservation was lost; the message may run again (at-least-once)"
+        ),
+        Err(error) => tracing::error!(
+            %error,
+            "{operation} failed; the message comes back when its reservation runs out"
+        ),
+    }
+}

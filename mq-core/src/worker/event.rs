@@ -1,0 +1,81 @@
+//! Lifecycle events: what happened to a message, for metrics hooks.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EventKind {
+    /// A message was put on its queue (follow-ups dispatched through [`Context`](crate::Context)).
+    Submitted,
+    /// The worker reserved a message and starts its slots.
+    Reserved,
+    /// Every slot succeeded; the message was acked.
+    Finished,
+    /// Some slots failed; the message was put back for those slots after a delay.
+    Retried,
+    /// The message went to the failure store.
+    Failed,
+    /// A slot ran past the message's `timeout` and was cancelled.
+    Timeout,
+}
+
+/// One lifecycle event, given to the hook of `Worker::builder().on_event(..)`.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Event {
+    /// What happened.
+    pub kind: EventKind,
+    /// The message's wire name.
+    pub name: String,
+    /// The message id (empty when the envelope could not be read).
+    pub id: String,
+    /// The queue.
+    pub queue: String,
+    /// The attempt this event belongs to.
+    pub attempt: u32,
+    /// The slot, for `Timeout`.
+    pub slot: Option<String>,
+    /// The error text, for `Retried`, `Failed` and `Timeout`.
+    pub error: Option<String>,
+    /// The delay before the next attempt, for `Retried`.
+    pub delay: Option<Duration>,
+    /// How long the slots ran, for `Finished`, `Retried` and `Failed`.
+    pub elapsed: Option<Duration>,
+}
+
+impl Event {
+    pub(crate) fn new(kind: EventKind, name: &str, id: &str, queue: &str, attempt: u32) -> Event {
+        Event {
+            kind,
+            name: name.to_owned(),
+            id: id.to_owned(),
+            queue: queue.to_owned(),
+            attempt,
+            slot: None,
+            error: None,
+            delay: None,
+            elapsed: None,
+        }
+    }
+}
+
+/// A shared event hook.
+#[derive(Clone)]
+pub(crate) struct Hook(pub(crate) Arc<dyn Fn(&Event) + Send + Sync>);
+
+impl Hook {
+    pub(crate) fn emit(hook: &Option<Hook>, event: impl FnOnce() -> Event) {
+        if let Some(hook) = hook {
+            (hook.0)(&event());
+        }
+    }
+}
+
+impl fmt::Debug for Hook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Hook")
+    }
+}

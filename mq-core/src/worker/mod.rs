@@ -1,0 +1,549 @@
+//! The worker: reserve → decode → emit to slots → ack, retry or fail; limits; shutdown.
+
+mod emit;
+pub(crate) mod event;
+mod memory;
+mod options;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::Parser as _;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+pub use event::{Event, EventKind};
+pub use options::{DEFAULT_CONCURRENCY, DEFAULT_GRACE};
+
+use crate::bus::Bus;
+use crate::context::States;
+use crate::registry::Registry;
+use crate::retry::Backoff;
+use crate::transport::{self, Job, Transport};
+use crate::{Error, Result};
+use emit::Outcome;
+use event::Hook;
+use options::{Cli, Options};
+
+/// The most items asked for in one reservation.
+const MAX_BATCH: usize = 256;
+
+/// Why a worker stopped; [`Exit::code`] is the process exit code `run_worker` uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Exit {
+    /// SIGINT or SIGTERM (or [`Worker::stop`]): stopped gracefully.
+    Stopped,
+    /// `--limit` messages were handled.
+    Limit,
+    /// `--time-limit` passed.
+    TimeLimit,
+    /// Resident memory passed `--memory-limit`.
+    MemoryLimit,
+    /// `--failure-limit` messages failed.
+    FailureLimit,
+}
+
+impl Exit {
+    /// 0 for a stop or the message and time limits, 3 for memory, 4 for failures.
+    pub fn code(self) -> i32 {
+        match self {
+            Exit::Stopped | Exit::Limit | Exit::TimeLimit => 0,
+            Exit::MemoryLimit => 3,
+            Exit::FailureLimit => 4,
+        }
+    }
+}
+
+/// Parses the command line and `MQ_*` variables, runs a worker over every linked slot, and
+/// exits the process with the code of [`Exit`] when it stops for a limit that is not 0.
+///
+/// `--help` documents every flag, variable and exit code; `--list` prints the routing table.
+/// Logs go to stderr through `tracing` (filter with `RUST_LOG`) unless the application
+/// installed its own subscriber.
+///
+/// # Errors
+///
+/// A bad URL, an unreachable server, or a registry problem (duplicate wire name, missing
+/// state): the worker does not start.
+pub async fn run_worker() -> Result<()> {
+    let cli = Cli::parse();
+    init_logging();
+    let registry = Registry::linked()?;
+    if cli.list {
+        print!("{}", registry.table());
+        return Ok(());
+    }
+    let exit = WorkerBuilder::from_options(cli.into_options())
+        .registry(registry)
+        .run()
+        .await?;
+    if exit.code() != 0 {
+        std::process::exit(exit.code());
+    }
+    Ok(())
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // An application that set its own subscriber keeps it.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Configures a [`Worker`] in code, for applications that own their command line.
+///
+/// ```no_run
+/// # struct Mailer;
+/// # impl Mailer { fn new() -> Mailer { Mailer } }
+/// # #[tokio::main] async fn main() -> mq::Result<()> {
+/// let exit = mq::Worker::builder()
+///     .url("sqlite://mq.db")
+///     .state(Mailer::new())
+///     .concurrency(64)
+///     .run()
+///     .await?;
+/// std::process::exit(exit.code());
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct WorkerBuilder {
+    options: Options,
+    transport: Option<Arc<dyn Transport>>,
+    registry: Option<Registry>,
+    states: States,
+    hook: Option<Hook>,
+}
+
+impl fmt::Debug for States {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("States")
+    }
+}
+
+impl WorkerBuilder {
+    fn from_options(options: Options) -> WorkerBuilder {
+        WorkerBuilder {
+            options,
+            transport: None,
+            registry: None,
+            states: States::default(),
+            hook: None,
+        }
+    }
+
+    /// The queue URL; default `MQ_URL`, else `sqlite://mq.db`.
+    pub fn url(mut self, url: impl Into<String>) -> Self {
+        self.options.url = Some(url.into());
+        self
+    }
+
+    /// An open transport, instead of a URL.
+    pub fn transport(mut self, transport: Arc<dyn Transport>) -> Self {
+        self.transport = Some(transport);
+        self
+    }
+
+    /// The slots to run; default every linked slot ([`Registry::linked`]).
+    pub fn registry(mut self, registry: Registry) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// Queues to consume, earlier first; default every queue with a slot.
+    pub fn queues<I: IntoIterator<Item = S>, S: Into<String>>(mut self, queues: I) -> Self {
+        self.options.queues = queues.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Messages handled at once (default [`DEFAULT_CONCURRENCY`]); at least 1.
+    pub fn concurrency(mut self, concurrency: usize) -> Self {
+        self.options.concurrency = concurrency.max(1);
+        self
+    }
+
+    /// Stop after handling `n` messages.
+    pub fn limit(mut self, n: u64) -> Self {
+        self.options.limit = Some(n);
+        self
+    }
+
+    /// Stop after running this long.
+    pub fn time_limit(mut self, limit: Duration) -> Self {
+        self.options.time_limit = Some(limit);
+        self
+    }
+
+    /// Stop when resident memory exceeds this many bytes.
+    pub fn memory_limit(mut self, bytes: u64) -> Self {
+        self.options.memory_limit = Some(bytes);
+        self
+    }
+
+    /// Stop after `n` messages failed (retried or moved to the failure store).
+    pub fn failure_limit(mut self, n: u64) -> Self {
+        self.options.failure_limit = Some(n);
+        self
+    }
+
+    /// How long running slots may take to finish after a stop (default 30 s).
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.options.grace = grace;
+        self
+    }
+
+    /// Retries after the first attempt for messages without `#[message(retries = N)]`.
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.options.retries = retries;
+        self
+    }
+
+    /// Backoff for messages without `#[message(backoff = ...)]`.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.options.backoff = backoff;
+        self
+    }
+
+    /// How often, and how long apart, a message with an unknown wire name is retried before
+    /// it goes to the failure store (default 10 times, 5 s doubling to 5 min).
+    pub fn unknown_retries(mut self, retries: u32, backoff: Backoff) -> Self {
+        self.options.unknown_retries = retries;
+        self.options.unknown_backoff = backoff;
+        self
+    }
+
+    /// Longest wait of one reservation call; a stop is noticed within it (default 1 s).
+    pub fn poll_interval(mut self, poll: Duration) -> Self {
+        self.options.poll = poll;
+        self
+    }
+
+    /// Whether SIGINT and SIGTERM stop the worker (default true).
+    pub fn handle_signals(mut self, handle: bool) -> Self {
+        self.options.handle_signals = handle;
+        self
+    }
+
+    /// State for slots that take `mq::State<T>`.
+    pub fn state<T: Send + Sync + 'static>(mut self, state: T) -> Self {
+        self.states.insert(state);
+        self
+    }
+
+    /// A hook called with every lifecycle [`Event`], e.g. for metrics. Keep it quick: it
+    /// runs on the worker's tasks.
+    pub fn on_event(mut self, hook: impl Fn(&Event) + Send + Sync + 'static) -> Self {
+        self.hook = Some(Hook(Arc::new(hook)));
+        self
+    }
+
+    /// Opens the transport and checks the registry.
+    ///
+    /// # Errors
+    ///
+    /// A bad URL or unreachable server; two message types with one wire name; a slot whose
+    /// `State<T>` the worker was not given; no queue to consume.
+    pub async fn build(self) -> Result<Worker> {
+        let registry = match self.registry {
+            Some(registry) => registry,
+            None => Registry::linked()?,
+        };
+        check_states(&registry, &self.states)?;
+        let mut options = self.options;
+        if options.queues.is_empty() {
+            options.queues = registry.queues();
+        }
+        if options.queues.is_empty() {
+            return Err(Error::Registry(
+                "no slot is linked into this worker, so it has no queue to consume; \
+                 add #[mq::slot] functions, and name a slots-only crate with `use my_slots as _;`"
+                    .into(),
+            ));
+        }
+        let transport = match self.transport {
+            Some(transport) => transport,
+            None => {
+                let url = options.url.clone().unwrap_or_else(transport::url_from_env);
+                transport::connect(&url).await?
+            }
+        };
+        let (stop, _) = watch::channel(false);
+        Ok(Worker {
+            shared: Arc::new(Shared {
+                bus: Bus::with_hook(transport.clone(), self.hook.clone()),
+                transport,
+                registry,
+                states: self.states,
+                hook: self.hook,
+                options,
+                in_flight: Mutex::new(HashMap::new()),
+            }),
+            stop: Arc::new(stop),
+        })
+    }
+
+    /// Builds the worker and runs it until it stops.
+    ///
+    /// # Errors
+    ///
+    /// As [`WorkerBuilder::build`].
+    pub async fn run(self) -> Result<Exit> {
+        self.build().await?.run().await
+    }
+}
+
+fn check_states(registry: &Registry, states: &States) -> Result<()> {
+    for route in registry.routes() {
+        for slot in route.slots() {
+            for requirement in slot.requirements() {
+                if !states.contains(requirement.type_id) {
+                    return Err(Error::Registry(format!(
+                        "slot `{}` takes `mq::State<{}>`, but the worker was given no such \
+                         state; add `.state(value)` of that type to `Worker::builder()`",
+                        slot.path(),
+                        requirement.type_name
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What every message task of a worker shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    transport: Arc<dyn Transport>,
+    registry: Registry,
+    bus: Bus,
+    states: States,
+    hook: Option<Hook>,
+    options: Options,
+    /// Reserved items whose handling has not ended, to hand back when the grace runs out.
+    in_flight: Mutex<HashMap<u64, Job>>,
+}
+
+impl Shared {
+    fn known_names(&self) -> String {
+        let names: Vec<&str> = self.registry.routes().map(|r| r.info().name).collect();
+        names.join(", ")
+    }
+
+    fn in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Job>> {
+        self.in_flight.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// A running consumer of queues; see [`Worker::builder`].
+#[derive(Debug, Clone)]
+pub struct Worker {
+    shared: Arc<Shared>,
+    stop: Arc<watch::Sender<bool>>,
+}
+
+/// Counts kept by the reservation loop.
+#[derive(Debug, Default)]
+struct Tally {
+    started: u64,
+    finished: u64,
+    retried: u64,
+    failed: u64,
+}
+
+impl Tally {
+    fn record(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Finished => self.finished += 1,
+            Outcome::Retried => self.retried += 1,
+            Outcome::Failed => self.failed += 1,
+        }
+    }
+}
+
+impl Worker {
+    /// A builder with the defaults (see `--help` of [`run_worker`]).
+    pub fn builder() -> WorkerBuilder {
+        WorkerBuilder::from_options(Options::default())
+    }
+
+    /// The routing table this worker runs.
+    pub fn registry(&self) -> &Registry {
+        &self.shared.registry
+    }
+
+    /// Asks the worker to stop as on SIGTERM: no more reservations, running slots finish.
+    pub fn stop(&self) {
+        self.stop.send_replace(true);
+    }
+
+    /// Runs until a signal, [`Worker::stop`] or a limit stops it.
+    ///
+    /// # Errors
+    ///
+    /// None today: transport errors while running are logged and retried, never fatal.
+    pub async fn run(&self) -> Result<Exit> {
+        let shared = &self.shared;
+        let options = &shared.options;
+        tracing::info!(
+            backend = %shared.transport.describe(),
+            queues = %options.queues.join(","),
+            slots = shared.registry.routes().map(|r| r.slots().count()).sum::<usize>(),
+            concurrency = options.concurrency,
+            "mq worker started"
+        );
+        if options.handle_signals {
+            spawn_signal_handler(self.stop.clone())?;
+        }
+        let mut stop = self.stop.subscribe();
+        let started_at = Instant::now();
+        let mut tasks: JoinSet<Outcome> = JoinSet::new();
+        let mut tally = Tally::default();
+        let mut transport_errors = 0u32;
+
+        let exit = loop {
+            while let Some(done) = tasks.try_join_next() {
+                tally.record(done.unwrap_or(Outcome::Retried));
+            }
+            if let Some(exit) = self.limit_reached(&tally, started_at) {
+                break exit;
+            }
+            if *stop.borrow() {
+                break Exit::Stopped;
+            }
+            let free = options.concurrency.saturating_sub(tasks.len());
+            let remaining = options.limit.map_or(u64::MAX, |limit| limit - tally.started);
+            if free == 0 || remaining == 0 {
+                tokio::select! {
+                    Some(done) = tasks.join_next() => tally.record(done.unwrap_or(Outcome::Retried)),
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
+            let want = free
+                .min(MAX_BATCH)
+                .min(usize::try_from(remaining).unwrap_or(usize::MAX));
+            let jobs = match shared.transport.reserve(&options.queues, want, options.poll).await {
+                Ok(jobs) => {
+                    transport_errors = 0;
+                    jobs
+                }
+                Err(error) => {
+                    transport_errors += 1;
+                    let wait = Backoff { base: Duration::from_millis(100), max: Duration::from_secs(5) }
+                        .delay(transport_errors);
+                    tracing::error!(%error, "reserve failed; trying again in {wait:?}");
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        _ = stop.changed() => {}
+                    }
+                    continue;
+                }
+            };
+            if *stop.borrow() {
+                release_all(shared, jobs).await;
+                break Exit::Stopped;
+            }
+            for job in jobs {
+                tally.started += 1;
+                shared.in_flight().insert(job.id, job.clone());
+                let shared = shared.clone();
+                tasks.spawn(async move {
+                    let id = job.id;
+                    let outcome = emit::handle(shared.clone(), job).await;
+                    shared.in_flight().remove(&id);
+                    outcome
+                });
+            }
+        };
+
+        tracing::info!(
+            reason = ?exit,
+            running = tasks.len(),
+            "stopping: no more reservations; waiting up to {:?} for running slots",
+            options.grace
+        );
+        let drained = tokio::time::timeout(options.grace, async {
+            while let Some(done) = tasks.join_next().await {
+                tally.record(done.unwrap_or(Outcome::Retried));
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tasks.abort_all();
+            let left: Vec<Job> = shared.in_flight().drain().map(|(_, job)| job).collect();
+            tracing::warn!(
+                count = left.len(),
+                "grace period over: cancelled running slots, their messages go back to the queue"
+            );
+            release_all(shared, left).await;
+        }
+        tracing::info!(
+            finished = tally.finished,
+            retried = tally.retried,
+            failed = tally.failed,
+            code = exit.code(),
+            "mq worker stopped"
+        );
+        Ok(exit)
+    }
+
+    fn limit_reached(&self, tally: &Tally, started_at: Instant) -> Option<Exit> {
+        let options = &self.shared.options;
+        if options.limit.is_some_and(|limit| tally.finished + tally.retried + tally.failed >= limit) {
+            return Some(Exit::Limit);
+        }
+        if options.time_limit.is_some_and(|limit| started_at.elapsed() >= limit) {
+            return Some(Exit::TimeLimit);
+        }
+        if options.failure_limit.is_some_and(|limit| tally.retried + tally.failed >= limit) {
+            return Some(Exit::FailureLimit);
+        }
+        if let Some(limit) = options.memory_limit {
+            if memory::resident_bytes().is_some_and(|rss| rss > limit) {
+                return Some(Exit::MemoryLimit);
+            }
+        }
+        None
+    }
+}
+
+async fn release_all(shared: &Shared, jobs: Vec<Job>) {
+    for job in jobs {
+        if let Err(error) = shared.transport.release(&job).await {
+            tracing::warn!(item = job.id, %error, "could not hand back; it returns after its TTR");
+        }
+    }
+}
+
+/// First SIGINT/SIGTERM: graceful stop. Second: exit at once with 130.
+fn spawn_signal_handler(stop: Arc<watch::Sender<bool>>) -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    tokio::spawn(async move {
+        let mut seen = 0;
+        loop {
+            let name = tokio::select! {
+                _ = interrupt.recv() => "SIGINT",
+                _ = terminate.recv() => "SIGTERM",
+            };
+            seen += 1;
+            if seen == 1 {
+                tracing::info!("{name}: stopping gracefully (send it again to exit at once)");
+                stop.send_replace(true);
+            } else {
+                tracing::warn!(
+                    "{name} again: exiting now; running messages come back to their queue \
+                     when their reservation ends"
+                );
+                std::process::exit(130);
+            }
+        }
+    });
+    Ok(())
+}

@@ -1,0 +1,30 @@
+//! The macros of mq: `#[derive(Message)]` and `#[slot]`.
+//!
+//! Each goes parse → check → expand, a module per stage. No macro panics: every failure is
+//! a `syn::Error` spanned at the user's token, and the item is still emitted, so one mistake
+//! gives one error. Generated code names only `::mq::__private`.
+
+mod duration;
+mod message;
+mod slot;
+mod symbol;
+
+use proc_macro::TokenStream;
+use syn::{parse_macro_input, DeriveInput};
+
+/// Implements `mq::Message` and registers the type with the worker's registry.
+///
+/// Options, all optional: `#[message(name = "Wire", queue = "emails", priority = 100,
+/// delay = "30s", ttr = "2m", timeout = "90s", retries = 5, backoff = "2s",
+/// backoff_max = "10m")]`.
+#[proc_macro_derive(Message, attributes(message))]
+pub fn derive_message(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    message::derive(&input).into()
+}
+
+/// Registers a function as a slot of the message type of its first argument.
+#[proc_macro_attribute]
+pub fn slot(args: TokenStream, input: TokenStream) -> TokenStream {
+    slot::expand(args.into(), input.into()).into()
+}

@@ -1,0 +1,17 @@
+//! The keys of `#[message(...)]`, in one place.
+
+pub(crate) const MESSAGE: &str = "message";
+pub(crate) const NAME: &str = "name";
+pub(crate) const QUEUE: &str = "queue";
+pub(crate) const PRIORITY: &str = "priority";
+pub(crate) const DELAY: &str = "delay";
+pub(crate) const TTR: &str = "ttr";
+pub(crate) const TIMEOUT: &str = "timeout";
+pub(crate) const RETRIES: &str = "retries";
+pub(crate) const BACKOFF: &str = "backoff";
+pub(crate) const BACKOFF_MAX: &str = "backoff_max";
+
+/// Every key, in the order the error message lists them.
+pub(crate) const ALL: [&str; 9] = [
+    NAME, QUEUE, PRIORITY, DELAY, TTR, TIMEOUT, RETRIES, BACKOFF, BACKOFF_MAX,
+];
