@@ -102,8 +102,12 @@ impl Bus {
     }
 
     /// Encodes `message` and puts it on its queue.
-    async fn put<M: Message>(&self, message: M, delay: Option<Duration>, priority: Option<u32>)
-        -> Result<MessageId> {
+    async fn put<M: Message>(
+        &self,
+        message: M,
+        delay: Option<Duration>,
+        priority: Option<u32>,
+    ) -> Result<MessageId> {
         let body = serde_json::value::to_raw_value(&message).map_err(|source| Error::Encode {
             name: M::NAME.to_owned(),
             source,
@@ -127,7 +131,13 @@ impl Bus {
         self.transport.put(M::OPTIONS.queue, bytes, options).await?;
         tracing::debug!(name = M::NAME, id = %envelope.id, queue = M::OPTIONS.queue, "submitted");
         Hook::emit(&self.hook, || {
-            Event::new(EventKind::Submitted, M::NAME, &envelope.id, M::OPTIONS.queue, 1)
+            Event::new(
+                EventKind::Submitted,
+                M::NAME,
+                &envelope.id,
+                M::OPTIONS.queue,
+                1,
+            )
         });
         Ok(MessageId(envelope.id))
     }

@@ -52,8 +52,8 @@ impl Envelope {
     ///
     /// A text for the failure store: not JSON, not an envelope, or a newer version.
     pub fn decode(bytes: &[u8]) -> Result<Envelope, String> {
-        let envelope: Envelope = serde_json::from_slice(bytes)
-            .map_err(|e| format!("not an mq envelope: {e}"))?;
+        let envelope: Envelope =
+            serde_json::from_slice(bytes).map_err(|e| format!("not an mq envelope: {e}"))?;
         if envelope.v != VERSION {
             return Err(format!(
                 "envelope version {} is not supported by this worker (it reads version {VERSION})",
@@ -118,7 +118,11 @@ mod tests {
         assert_eq!(back.attempt, 1);
         assert_eq!(back.slots, None);
         assert_eq!(back.body.get(), r#"{"order_id":7,"to":"a@b.c"}"#);
-        let millis = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis();
+        let millis = |t: SystemTime| {
+            t.duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_millis()
+        };
         assert_eq!(millis(back.dispatched_at), millis(envelope.dispatched_at));
     }
 
@@ -127,12 +131,17 @@ mod tests {
         let text = br#"{"v":1,"name":"SendOrderConfirmation","id":"0193a8f2-7c4e-7d1a-9b1e-2f4c6a8e0b12","attempt":2,"slots":["shop::mail::send_confirmation"],"dispatched_at":"2026-11-28T09:30:00.000Z","body":{"order_id":7,"to":"ada@example.com"}}"#;
         let envelope = Envelope::decode(text).unwrap();
         assert_eq!(envelope.attempt, 2);
-        assert_eq!(envelope.slots.as_deref(), Some(&["shop::mail::send_confirmation".to_owned()][..]));
+        assert_eq!(
+            envelope.slots.as_deref(),
+            Some(&["shop::mail::send_confirmation".to_owned()][..])
+        );
     }
 
     #[test]
     fn refuses_garbage_and_future_versions() {
-        assert!(Envelope::decode(b"hello").unwrap_err().starts_with("not an mq envelope"));
+        assert!(Envelope::decode(b"hello")
+            .unwrap_err()
+            .starts_with("not an mq envelope"));
         let future = br#"{"v":2,"name":"X","id":"1","attempt":1,"dispatched_at":"2026-11-28T09:30:00Z","body":null}"#;
         assert!(Envelope::decode(future).unwrap_err().contains("version 2"));
     }

@@ -61,7 +61,9 @@ pub mod __private {
     pub use crate::message::{Message, MessageOptions};
     pub use crate::registry::MessageDef;
     pub use crate::retry::Backoff;
-    pub use crate::slot::{IntoSlotResult, Requirement, Slot, SlotDef, SlotError, SlotFuture, SlotParam};
+    pub use crate::slot::{
+        IntoSlotResult, Requirement, Slot, SlotDef, SlotError, SlotFuture, SlotParam,
+    };
     pub use inventory;
     pub use serde;
     pub use std::boxed::Box;

@@ -64,7 +64,9 @@ impl Registry {
     ///
     /// [`Error::Registry`] when two message types share a wire name.
     pub fn linked() -> Result<Registry> {
-        let messages = inventory::iter::<MessageDef>.into_iter().map(|def| (def.info)());
+        let messages = inventory::iter::<MessageDef>
+            .into_iter()
+            .map(|def| (def.info)());
         Registry::build(messages, inventory::iter::<SlotDef>.into_iter().copied())
     }
 
@@ -147,7 +149,11 @@ impl Registry {
                     route.info.name.to_owned(),
                     route.info.rust_type.to_owned(),
                     route.info.options.queue.to_owned(),
-                    if slots.is_empty() { "(no slot)".to_owned() } else { slots.join(", ") },
+                    if slots.is_empty() {
+                        "(no slot)".to_owned()
+                    } else {
+                        slots.join(", ")
+                    },
                 ]
             })
             .collect();

@@ -60,7 +60,10 @@ mod tests {
             base: Duration::from_secs(1),
             max: Duration::from_secs(10),
         };
-        assert_eq!(backoff.delay_with(1, 0.999_999), Duration::from_micros(999_999) + Duration::from_nanos(500));
+        assert_eq!(
+            backoff.delay_with(1, 0.999_999),
+            Duration::from_micros(999_999) + Duration::from_nanos(500)
+        );
         assert_eq!(backoff.delay_with(1, 0.0), Duration::from_millis(500));
         assert_eq!(backoff.delay_with(3, 0.0), Duration::from_secs(2));
         assert_eq!(backoff.delay_with(5, 0.0), Duration::from_secs(5));

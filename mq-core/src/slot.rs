@@ -112,7 +112,9 @@ impl SlotDef {
 
 impl fmt::Debug for SlotDef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SlotDef").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("SlotDef")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -264,6 +266,8 @@ where
     match tokio::task::spawn_blocking(f).await {
         Ok(result) => result.into_slot_result(),
         Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
-        Err(error) => Err(SlotError::retry(format!("blocking slot was cancelled: {error}"))),
+        Err(error) => Err(SlotError::retry(format!(
+            "blocking slot was cancelled: {error}"
+        ))),
     }
 }

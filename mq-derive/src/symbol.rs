@@ -13,5 +13,13 @@ pub(crate) const BACKOFF_MAX: &str = "backoff_max";
 
 /// Every key, in the order the error message lists them.
 pub(crate) const ALL: [&str; 9] = [
-    NAME, QUEUE, PRIORITY, DELAY, TTR, TIMEOUT, RETRIES, BACKOFF, BACKOFF_MAX,
+    NAME,
+    QUEUE,
+    PRIORITY,
+    DELAY,
+    TTR,
+    TIMEOUT,
+    RETRIES,
+    BACKOFF,
+    BACKOFF_MAX,
 ];

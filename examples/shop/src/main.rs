@@ -1,1 +1,49 @@
-fn main() {}
+//! The shop: placing an order dispatches `SendOrderConfirmation`; a worker emits it to two
+//! slots, one that "sends" the mail and one that updates statistics.
+//!
+//! `cargo run -p shop` places three orders on the queue of `MQ_URL` (unset: the embedded
+//! default, an SQLite file `mq.db` in the working directory), then runs a worker until the
+//! three are handled.
+
+mod mail;
+mod stats;
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Sent when an order was placed: confirm it to the customer.
+#[derive(mq::Message, Serialize, Deserialize, Debug)]
+#[message(queue = "emails", priority = 100, ttr = "2m", retries = 5)]
+pub struct SendOrderConfirmation {
+    pub order_id: u64,
+    pub to: String,
+    pub total_cents: u64,
+}
+
+/// The web request: it records the order and dispatches the confirmation, nothing more.
+async fn place_order(order_id: u64, to: &str, total_cents: u64) -> mq::Result<()> {
+    let id = mq::dispatch(SendOrderConfirmation {
+        order_id,
+        to: to.to_owned(),
+        total_cents,
+    })
+    .await?;
+    println!("web: order {order_id} placed, confirmation queued as message {id}");
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> mq::Result<()> {
+    place_order(1001, "ada@example.com", 4_200).await?;
+    place_order(1002, "grace@example.com", 1_999).await?;
+    place_order(1003, "alan@example.com", 12_500).await?;
+    let exit = mq::Worker::builder()
+        .state(stats::Stats::default())
+        .time_limit(Duration::from_secs(30))
+        .limit(3)
+        .run()
+        .await?;
+    println!("worker: stopped ({exit:?})");
+    Ok(())
+}

@@ -80,7 +80,9 @@ impl MemoryTransport {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves the maps consistent: every mutation is
         // a single insert or remove.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -89,7 +91,10 @@ impl State {
         self.next_id += 1;
         let id = self.next_id;
         let place = if options.delay.is_zero() {
-            self.ready.entry(queue.to_owned()).or_default().insert((options.priority, id));
+            self.ready
+                .entry(queue.to_owned())
+                .or_default()
+                .insert((options.priority, id));
             Place::Ready
         } else {
             let at = Instant::now() + options.delay;
@@ -261,8 +266,13 @@ impl Transport for MemoryTransport {
         Ok(())
     }
 
-    async fn fail(&self, job: &Job, body: Bytes, options: PutOptions, failure: Failure)
-        -> Result<()> {
+    async fn fail(
+        &self,
+        job: &Job,
+        body: Bytes,
+        options: PutOptions,
+        failure: Failure,
+    ) -> Result<()> {
         let mut state = self.lock();
         state.take_reserved(job.id)?;
         state.next_id += 1;

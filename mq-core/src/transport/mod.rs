@@ -152,8 +152,13 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
 
     /// Moves a reserved item to the failure store. `body` and `options` are what
     /// [`failed_retry`](Transport::failed_retry) puts back on its queue.
-    async fn fail(&self, job: &Job, body: Bytes, options: PutOptions, failure: Failure)
-        -> Result<()>;
+    async fn fail(
+        &self,
+        job: &Job,
+        body: Bytes,
+        options: PutOptions,
+        failure: Failure,
+    ) -> Result<()>;
 
     /// Lists the failure store, oldest first, at most `max` entries.
     async fn failed_list(&self, queue: Option<&str>, max: usize) -> Result<Vec<FailedMessage>>;

@@ -45,7 +45,15 @@ pub(crate) async fn handle(shared: Arc<Shared>, job: Job) -> Outcome {
 }
 
 async fn emit(shared: Arc<Shared>, job: Job, envelope: Envelope) -> Outcome {
-    let event = |kind| Event::new(kind, &envelope.name, &envelope.id, &job.queue, envelope.attempt);
+    let event = |kind| {
+        Event::new(
+            kind,
+            &envelope.name,
+            &envelope.id,
+            &job.queue,
+            envelope.attempt,
+        )
+    };
     tracing::debug!("reserved");
     Hook::emit(&shared.hook, || event(EventKind::Reserved));
 
@@ -99,7 +107,13 @@ async fn emit(shared: Arc<Shared>, job: Job, envelope: Envelope) -> Outcome {
             attempts: envelope.attempt,
             failed_at: SystemTime::now(),
         };
-        log_transport(shared.transport.fail(&job, next.encode(), put, failure).await, "fail");
+        log_transport(
+            shared
+                .transport
+                .fail(&job, next.encode(), put, failure)
+                .await,
+            "fail",
+        );
         tracing::error!(%reason, "failed: moved to the failure store");
         Hook::emit(&shared.hook, || Event {
             error: Some(reason),
@@ -112,7 +126,10 @@ async fn emit(shared: Arc<Shared>, job: Job, envelope: Envelope) -> Outcome {
     let backoff = options.backoff.unwrap_or(shared.options.backoff);
     let delay = backoff.delay(envelope.attempt);
     let retry = PutOptions { delay, ..put };
-    log_transport(shared.transport.retry(&job, next.encode(), retry).await, "retry");
+    log_transport(
+        shared.transport.retry(&job, next.encode(), retry).await,
+        "retry",
+    );
     tracing::warn!(
         error = %summary,
         delay_ms = delay.as_millis() as u64,
@@ -264,7 +281,9 @@ impl std::fmt::Display for SlotFailed {
         match self {
             SlotFailed::Error(error) => write!(f, "{error}"),
             SlotFailed::Panic(text) => write!(f, "panicked: {text}"),
-            SlotFailed::Timeout(limit) => write!(f, "timed out after {}", humantime::format_duration(*limit)),
+            SlotFailed::Timeout(limit) => {
+                write!(f, "timed out after {}", humantime::format_duration(*limit))
+            }
         }
     }
 }
@@ -326,26 +345,53 @@ async fn unknown_name(shared: &Arc<Shared>, job: &Job, envelope: Envelope) -> Ou
             attempts: envelope.attempt,
             failed_at: SystemTime::now(),
         };
-        let next = Envelope { attempt: envelope.attempt + 1, ..envelope.clone() };
-        log_transport(shared.transport.fail(job, next.encode(), put, failure).await, "fail");
+        let next = Envelope {
+            attempt: envelope.attempt + 1,
+            ..envelope.clone()
+        };
+        log_transport(
+            shared
+                .transport
+                .fail(job, next.encode(), put, failure)
+                .await,
+            "fail",
+        );
         tracing::error!(%reason, "failed: moved to the failure store");
         Hook::emit(&shared.hook, || Event {
             error: Some(reason),
-            ..Event::new(EventKind::Failed, &envelope.name, &envelope.id, &job.queue, envelope.attempt)
+            ..Event::new(
+                EventKind::Failed,
+                &envelope.name,
+                &envelope.id,
+                &job.queue,
+                envelope.attempt,
+            )
         });
         return Outcome::Failed;
     }
     let delay = shared.options.unknown_backoff.delay(envelope.attempt);
-    let next = Envelope { attempt: envelope.attempt + 1, ..envelope.clone() };
+    let next = Envelope {
+        attempt: envelope.attempt + 1,
+        ..envelope.clone()
+    };
     log_transport(
-        shared.transport.retry(job, next.encode(), PutOptions { delay, ..put }).await,
+        shared
+            .transport
+            .retry(job, next.encode(), PutOptions { delay, ..put })
+            .await,
         "retry",
     );
     tracing::warn!(%reason, delay_ms = delay.as_millis() as u64, "retried: unknown message");
     Hook::emit(&shared.hook, || Event {
         error: Some(reason),
         delay: Some(delay),
-        ..Event::new(EventKind::Retried, &envelope.name, &envelope.id, &job.queue, envelope.attempt)
+        ..Event::new(
+            EventKind::Retried,
+            &envelope.name,
+            &envelope.id,
+            &job.queue,
+            envelope.attempt,
+        )
     });
     Outcome::Retried
 }
@@ -359,7 +405,10 @@ async fn fail_unreadable(shared: &Arc<Shared>, job: &Job, reason: String) -> Out
         failed_at: SystemTime::now(),
     };
     log_transport(
-        shared.transport.fail(job, job.body.clone(), PutOptions::default(), failure).await,
+        shared
+            .transport
+            .fail(job, job.body.clone(), PutOptions::default(), failure)
+            .await,
         "fail",
     );
     tracing::error!(queue = %job.queue, item = job.id, %reason, "unreadable item moved to the failure store");

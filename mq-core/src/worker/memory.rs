@@ -14,6 +14,9 @@ mod tests {
     #[test]
     fn reads_own_rss() {
         let rss = super::resident_bytes().expect("linux has /proc/self/status");
-        assert!(rss > 1024 * 1024, "a test binary uses more than 1 MiB: {rss}");
+        assert!(
+            rss > 1024 * 1024,
+            "a test binary uses more than 1 MiB: {rss}"
+        );
     }
 }

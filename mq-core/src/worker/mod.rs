@@ -335,7 +335,9 @@ impl Shared {
     }
 
     fn in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Job>> {
-        self.in_flight.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -416,7 +418,9 @@ impl Worker {
                 break Exit::Stopped;
             }
             let free = options.concurrency.saturating_sub(tasks.len());
-            let remaining = options.limit.map_or(u64::MAX, |limit| limit - tally.started);
+            let remaining = options
+                .limit
+                .map_or(u64::MAX, |limit| limit - tally.started);
             if free == 0 || remaining == 0 {
                 tokio::select! {
                     Some(done) = tasks.join_next() => tally.record(done.unwrap_or(Outcome::Retried)),
@@ -427,15 +431,22 @@ impl Worker {
             let want = free
                 .min(MAX_BATCH)
                 .min(usize::try_from(remaining).unwrap_or(usize::MAX));
-            let jobs = match shared.transport.reserve(&options.queues, want, options.poll).await {
+            let jobs = match shared
+                .transport
+                .reserve(&options.queues, want, options.poll)
+                .await
+            {
                 Ok(jobs) => {
                     transport_errors = 0;
                     jobs
                 }
                 Err(error) => {
                     transport_errors += 1;
-                    let wait = Backoff { base: Duration::from_millis(100), max: Duration::from_secs(5) }
-                        .delay(transport_errors);
+                    let wait = Backoff {
+                        base: Duration::from_millis(100),
+                        max: Duration::from_secs(5),
+                    }
+                    .delay(transport_errors);
                     tracing::error!(%error, "reserve failed; trying again in {wait:?}");
                     tokio::select! {
                         () = tokio::time::sleep(wait) => {}
@@ -494,13 +505,22 @@ impl Worker {
 
     fn limit_reached(&self, tally: &Tally, started_at: Instant) -> Option<Exit> {
         let options = &self.shared.options;
-        if options.limit.is_some_and(|limit| tally.finished + tally.retried + tally.failed >= limit) {
+        if options
+            .limit
+            .is_some_and(|limit| tally.finished + tally.retried + tally.failed >= limit)
+        {
             return Some(Exit::Limit);
         }
-        if options.time_limit.is_some_and(|limit| started_at.elapsed() >= limit) {
+        if options
+            .time_limit
+            .is_some_and(|limit| started_at.elapsed() >= limit)
+        {
             return Some(Exit::TimeLimit);
         }
-        if options.failure_limit.is_some_and(|limit| tally.retried + tally.failed >= limit) {
+        if options
+            .failure_limit
+            .is_some_and(|limit| tally.retried + tally.failed >= limit)
+        {
             return Some(Exit::FailureLimit);
         }
         if let Some(limit) = options.memory_limit {

@@ -154,7 +154,11 @@ pub(crate) fn parse_bytes(text: &str) -> Result<u64, String> {
         "K" | "KB" | "KIB" => 1 << 10,
         "M" | "MB" | "MIB" => 1 << 20,
         "G" | "GB" | "GIB" => 1 << 30,
-        other => return Err(format!("unknown size unit `{other}` in `{text}`; use K, M or G")),
+        other => {
+            return Err(format!(
+                "unknown size unit `{other}` in `{text}`; use K, M or G"
+            ))
+        }
     };
     number
         .checked_mul(factor)
@@ -177,16 +181,32 @@ mod tests {
         assert_eq!(parse_bytes("512M"), Ok(512 << 20));
         assert_eq!(parse_bytes("1GiB"), Ok(1 << 30));
         assert_eq!(parse_bytes("100"), Ok(100));
-        assert!(parse_bytes("12X").unwrap_err().contains("unknown size unit"));
+        assert!(parse_bytes("12X")
+            .unwrap_err()
+            .contains("unknown size unit"));
         assert!(parse_bytes("lots").is_err());
     }
 
     #[test]
     fn command_line_reads_every_flag() {
         let cli = Cli::try_parse_from([
-            "worker", "--queues", "a,b", "--concurrency", "8", "--limit", "10",
-            "--time-limit", "1m", "--memory-limit", "64M", "--failure-limit", "2",
-            "--grace", "5s", "--retries", "7",
+            "worker",
+            "--queues",
+            "a,b",
+            "--concurrency",
+            "8",
+            "--limit",
+            "10",
+            "--time-limit",
+            "1m",
+            "--memory-limit",
+            "64M",
+            "--failure-limit",
+            "2",
+            "--grace",
+            "5s",
+            "--retries",
+            "7",
         ])
         .unwrap();
         let options = cli.into_options();

@@ -62,7 +62,11 @@ impl<'a> Input<'a> {
             ));
         }
         let mut options = Options::default();
-        for attr in input.attrs.iter().filter(|a| a.path().is_ident(symbol::MESSAGE)) {
+        for attr in input
+            .attrs
+            .iter()
+            .filter(|a| a.path().is_ident(symbol::MESSAGE))
+        {
             let parsed = attr.parse_nested_meta(|meta| {
                 if let Err(error) = options.read(&meta) {
                     errors.push(error);
@@ -136,7 +140,10 @@ fn read_str(meta: &ParseNestedMeta<'_>, example: &str) -> syn::Result<LitStr> {
     let value = meta.value()?;
     let expr: syn::Expr = value.parse()?;
     match expr {
-        syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(lit), .. }) => Ok(lit),
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(lit),
+            ..
+        }) => Ok(lit),
         other => Err(syn::Error::new_spanned(
             other,
             format!("expected a string literal, e.g. `{example}`"),
@@ -161,7 +168,10 @@ fn read_queue(meta: &ParseNestedMeta<'_>) -> syn::Result<String> {
     let queue = lit.value();
     // beanstalkd's tube names are the strictest of the backends: hold every queue to them.
     let allowed = |c: char| c.is_ascii_alphanumeric() || "-+/;.$_()".contains(c);
-    if queue.is_empty() || queue.len() > 200 || queue.starts_with('-') || !queue.chars().all(allowed)
+    if queue.is_empty()
+        || queue.len() > 200
+        || queue.starts_with('-')
+        || !queue.chars().all(allowed)
     {
         return Err(syn::Error::new(
             lit.span(),
@@ -178,7 +188,10 @@ fn read_u32(meta: &ParseNestedMeta<'_>, example: &str) -> syn::Result<u32> {
     let value = meta.value()?;
     let expr: syn::Expr = value.parse()?;
     match expr {
-        syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(lit), .. }) => parse_u32(&lit),
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Int(lit),
+            ..
+        }) => parse_u32(&lit),
         other => Err(syn::Error::new_spanned(
             other,
             format!("expected a whole number from 0 to 4294967295, e.g. `{example}`"),
@@ -190,7 +203,10 @@ fn parse_u32(lit: &LitInt) -> syn::Result<u32> {
     lit.base10_parse::<u32>().map_err(|_| {
         syn::Error::new(
             lit.span(),
-            format!("`{}` is out of range: expected a whole number from 0 to 4294967295", lit),
+            format!(
+                "`{}` is out of range: expected a whole number from 0 to 4294967295",
+                lit
+            ),
         )
     })
 }

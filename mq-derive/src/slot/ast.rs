@@ -28,10 +28,16 @@ impl<'a> Slot<'a> {
             ));
         }
         if let Some(unsafety) = &sig.unsafety {
-            push(syn::Error::new_spanned(unsafety, "a slot cannot be `unsafe`"));
+            push(syn::Error::new_spanned(
+                unsafety,
+                "a slot cannot be `unsafe`",
+            ));
         }
         if let Some(variadic) = &sig.variadic {
-            push(syn::Error::new_spanned(variadic, "a slot cannot be variadic"));
+            push(syn::Error::new_spanned(
+                variadic,
+                "a slot cannot be variadic",
+            ));
         }
         let mut types = Vec::new();
         for input in &sig.inputs {

@@ -21,5 +21,7 @@ impl BeanstalkTransport {
 }
 
 pub(crate) async fn connect(url: &str) -> Result<std::sync::Arc<dyn super::Transport>> {
-    BeanstalkTransport::connect_url(url).await.map(|_| unreachable!())
+    BeanstalkTransport::connect_url(url)
+        .await
+        .map(|_| unreachable!())
 }
