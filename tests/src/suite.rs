@@ -1,0 +1,385 @@
+//! The transport conformance suite: one set of checks every backend must pass.
+//!
+//! A backend's test file calls [`transport_suite!`](crate::transport_suite) with an async
+//! expression that opens a fresh, empty transport; each check becomes a `#[tokio::test]`.
+//! Checks use whole seconds where time matters, since beanstalkd counts in seconds.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use mq::transport::{Failure, PutOptions, SlotFailure, Transport};
+
+type Dyn = Arc<dyn Transport>;
+
+const SHORT: Duration = Duration::from_millis(200);
+
+fn opts(priority: u32) -> PutOptions {
+    PutOptions {
+        priority,
+        delay: Duration::ZERO,
+        ttr: Duration::from_secs(30),
+    }
+}
+
+fn queues(names: &[&str]) -> Vec<String> {
+    names.iter().map(|q| (*q).to_owned()).collect()
+}
+
+async fn reserve_all(t: &Dyn, q: &[String], max: usize) -> Vec<mq::transport::Job> {
+    t.reserve(q, max, SHORT).await.expect("reserve")
+}
+
+/// Put three, reserve them, ack them: nothing is left.
+pub async fn put_reserve_ack(t: Dyn) {
+    let q = queues(&["suite-a"]);
+    for body in ["one", "two", "three"] {
+        t.put("suite-a", Bytes::from(body), opts(10)).await.unwrap();
+    }
+    let mut jobs = Vec::new();
+    while jobs.len() < 3 {
+        let batch = reserve_all(&t, &q, 10).await;
+        assert!(
+            !batch.is_empty(),
+            "three items were put, got {} back",
+            jobs.len()
+        );
+        jobs.extend(batch);
+    }
+    let bodies: Vec<&[u8]> = jobs.iter().map(|j| &j.body[..]).collect();
+    assert_eq!(
+        bodies,
+        [&b"one"[..], b"two", b"three"],
+        "same priority: oldest first"
+    );
+    assert!(jobs.iter().all(|j| j.queue == "suite-a"));
+    for job in &jobs {
+        t.ack(job).await.unwrap();
+    }
+    assert!(reserve_all(&t, &q, 10).await.is_empty());
+    let stats = t.stats().await.unwrap();
+    let a = stats.iter().find(|s| s.queue == "suite-a");
+    assert!(
+        a.is_none_or(|a| a.ready + a.reserved + a.delayed == 0),
+        "{stats:?}"
+    );
+}
+
+/// Lower priority first; within one priority, oldest first.
+pub async fn priority_then_age(t: Dyn) {
+    let q = queues(&["suite-p"]);
+    for (body, priority) in [
+        ("late-5", 5),
+        ("first-1", 1),
+        ("later-5", 5),
+        ("second-1", 1),
+    ] {
+        t.put("suite-p", Bytes::from(body), opts(priority))
+            .await
+            .unwrap();
+    }
+    let mut order = Vec::new();
+    for _ in 0..4 {
+        let job = reserve_all(&t, &q, 1).await.pop().expect("an item");
+        order.push(String::from_utf8(job.body.to_vec()).unwrap());
+        t.ack(&job).await.unwrap();
+    }
+    assert_eq!(order, ["first-1", "second-1", "late-5", "later-5"]);
+}
+
+/// Earlier queues of the list are served first.
+pub async fn queues_in_order(t: Dyn) {
+    t.put("suite-low", Bytes::from("low"), opts(1))
+        .await
+        .unwrap();
+    t.put("suite-high", Bytes::from("high"), opts(1000))
+        .await
+        .unwrap();
+    let q = queues(&["suite-high", "suite-low"]);
+    let job = reserve_all(&t, &q, 1).await.pop().expect("an item");
+    assert_eq!(&job.body[..], b"high");
+    assert_eq!(job.queue, "suite-high");
+    t.ack(&job).await.unwrap();
+    let job = reserve_all(&t, &q, 1).await.pop().expect("an item");
+    assert_eq!(job.queue, "suite-low");
+    t.ack(&job).await.unwrap();
+}
+
+/// A delayed item is invisible until its delay passed, and never earlier.
+pub async fn delay_is_never_shorter(t: Dyn) {
+    let q = queues(&["suite-d"]);
+    let put_at = Instant::now();
+    let options = PutOptions {
+        delay: Duration::from_secs(1),
+        ..opts(1)
+    };
+    t.put("suite-d", Bytes::from("later"), options)
+        .await
+        .unwrap();
+    assert!(
+        reserve_all(&t, &q, 1).await.is_empty(),
+        "delayed item came early"
+    );
+    let delayed: u64 = t.stats().await.unwrap().iter().map(|s| s.delayed).sum();
+    assert_eq!(delayed, 1);
+    let job = t
+        .reserve(&q, 1, Duration::from_secs(4))
+        .await
+        .unwrap()
+        .pop()
+        .expect("the delayed item after its delay");
+    assert!(
+        put_at.elapsed() >= Duration::from_secs(1),
+        "came after {:?}",
+        put_at.elapsed()
+    );
+    t.ack(&job).await.unwrap();
+}
+
+/// A released item is ready again at once.
+pub async fn release_hands_back(t: Dyn) {
+    let q = queues(&["suite-r"]);
+    t.put("suite-r", Bytes::from("again"), opts(1))
+        .await
+        .unwrap();
+    let job = reserve_all(&t, &q, 1).await.pop().unwrap();
+    t.release(&job).await.unwrap();
+    let again = reserve_all(&t, &q, 1)
+        .await
+        .pop()
+        .expect("released item is ready");
+    assert_eq!(&again.body[..], b"again");
+    if job.deliveries > 0 {
+        assert_eq!(again.deliveries, job.deliveries + 1);
+    }
+    t.ack(&again).await.unwrap();
+}
+
+/// Retry replaces the item by the new body; the old one is gone.
+pub async fn retry_replaces(t: Dyn) {
+    let q = queues(&["suite-t"]);
+    t.put("suite-t", Bytes::from("attempt-1"), opts(1))
+        .await
+        .unwrap();
+    let job = reserve_all(&t, &q, 1).await.pop().unwrap();
+    t.retry(&job, Bytes::from("attempt-2"), opts(1))
+        .await
+        .unwrap();
+    let next = reserve_all(&t, &q, 10).await;
+    assert_eq!(next.len(), 1, "exactly the new item");
+    assert_eq!(&next[0].body[..], b"attempt-2");
+    t.ack(&next[0]).await.unwrap();
+    assert!(reserve_all(&t, &q, 10).await.is_empty());
+}
+
+/// An item whose reservation ran out (a dead worker) is handed out again.
+pub async fn expired_reservation_comes_back(t: Dyn) {
+    let q = queues(&["suite-x"]);
+    let options = PutOptions {
+        ttr: Duration::from_secs(1),
+        ..opts(1)
+    };
+    t.put("suite-x", Bytes::from("orphan"), options)
+        .await
+        .unwrap();
+    let first = reserve_all(&t, &q, 1).await.pop().unwrap();
+    let again = t
+        .reserve(&q, 1, Duration::from_secs(5))
+        .await
+        .unwrap()
+        .pop()
+        .expect("the item after its TTR ran out");
+    assert_eq!(&again.body[..], b"orphan");
+    assert_eq!(again.id, first.id, "the same item, not a copy");
+    t.ack(&again).await.unwrap();
+}
+
+/// Keep-alive extends a reservation: the item is not handed out while it is renewed.
+pub async fn keep_alive_holds(t: Dyn) {
+    let q = queues(&["suite-k"]);
+    let options = PutOptions {
+        ttr: Duration::from_secs(1),
+        ..opts(1)
+    };
+    t.put("suite-k", Bytes::from("slow"), options)
+        .await
+        .unwrap();
+    let job = reserve_all(&t, &q, 1).await.pop().unwrap();
+    let until = Instant::now() + Duration::from_millis(2500);
+    while Instant::now() < until {
+        t.keep_alive(&job).await.unwrap();
+        let stolen = t.reserve(&q, 1, Duration::from_millis(300)).await.unwrap();
+        assert!(stolen.is_empty(), "a kept-alive item was handed out again");
+    }
+    t.ack(&job).await.unwrap();
+}
+
+fn failure(slot: &str) -> Failure {
+    Failure {
+        slots: vec![SlotFailure {
+            slot: slot.to_owned(),
+            error: "smtp said no".to_owned(),
+        }],
+        reason: "failed 4 times".to_owned(),
+        attempts: 4,
+        failed_at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_000_000),
+    }
+}
+
+/// fail → list, show, retry, remove.
+pub async fn failure_store(t: Dyn) {
+    let q = queues(&["suite-f"]);
+    for body in ["f1", "f2"] {
+        t.put("suite-f", Bytes::from(body), opts(7)).await.unwrap();
+    }
+    for (n, job) in reserve_all(&t, &q, 2).await.into_iter().enumerate() {
+        let stored = Bytes::from(format!("stored-{}", n + 1));
+        t.fail(&job, stored, opts(7), failure("shop::mail::send"))
+            .await
+            .unwrap();
+    }
+    assert!(
+        reserve_all(&t, &q, 10).await.is_empty(),
+        "failed items are not ready"
+    );
+    let listed = t.failed_list(None, 100).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0].queue, "suite-f");
+    assert_eq!(listed[0].failure, failure("shop::mail::send"));
+    assert_eq!(listed[0].options.priority, 7);
+    assert_eq!(t.failed_list(Some("suite-f"), 1).await.unwrap().len(), 1);
+    assert!(t
+        .failed_list(Some("elsewhere"), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let failed: u64 = t.stats().await.unwrap().iter().map(|s| s.failed).sum();
+    assert_eq!(failed, 2);
+
+    let first = t.failed_show(listed[0].id).await.unwrap().expect("shown");
+    assert_eq!(first.body, listed[0].body);
+    t.failed_retry(first.id).await.unwrap();
+    let back = reserve_all(&t, &q, 10).await;
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0].body, first.body);
+    t.ack(&back[0]).await.unwrap();
+
+    assert!(t.failed_remove(listed[1].id).await.unwrap());
+    assert!(!t.failed_remove(listed[1].id).await.unwrap());
+    assert!(t.failed_list(None, 100).await.unwrap().is_empty());
+    assert!(t.failed_show(listed[1].id).await.unwrap().is_none());
+    assert!(matches!(
+        t.failed_retry(listed[1].id).await,
+        Err(mq::Error::NotFound(_))
+    ));
+}
+
+/// Peek shows without reserving; flush empties ready and delayed items.
+pub async fn peek_and_flush(t: Dyn) {
+    t.put("suite-pf", Bytes::from("a"), opts(2)).await.unwrap();
+    t.put("suite-pf", Bytes::from("b"), opts(1)).await.unwrap();
+    let delayed = PutOptions {
+        delay: Duration::from_secs(60),
+        ..opts(1)
+    };
+    t.put("suite-pf", Bytes::from("c"), delayed).await.unwrap();
+    let peeked = t.peek("suite-pf").await.unwrap().expect("a ready item");
+    assert_eq!(&peeked.body[..], b"b");
+    assert!(t.peek("suite-empty").await.unwrap().is_none());
+    assert_eq!(t.flush("suite-pf").await.unwrap(), 3);
+    assert!(reserve_all(&t, &queues(&["suite-pf"]), 10).await.is_empty());
+}
+
+/// Counts per queue.
+pub async fn stats_count(t: Dyn) {
+    t.put("suite-s", Bytes::from("r1"), opts(1)).await.unwrap();
+    t.put("suite-s", Bytes::from("r2"), opts(1)).await.unwrap();
+    let delayed = PutOptions {
+        delay: Duration::from_secs(60),
+        ..opts(1)
+    };
+    t.put("suite-s", Bytes::from("d"), delayed).await.unwrap();
+    let job = reserve_all(&t, &queues(&["suite-s"]), 1)
+        .await
+        .pop()
+        .unwrap();
+    let stats = t.stats().await.unwrap();
+    let s = stats
+        .iter()
+        .find(|s| s.queue == "suite-s")
+        .expect("queue listed");
+    assert_eq!(
+        (s.ready, s.reserved, s.delayed, s.failed),
+        (1, 1, 1, 0),
+        "{s:?}"
+    );
+    t.ack(&job).await.unwrap();
+}
+
+/// Many producers and consumers at once: every item is handed out exactly once.
+pub async fn concurrent_exactly_once(t: Dyn) {
+    const PRODUCERS: usize = 8;
+    const EACH: usize = 250;
+    let mut producers = tokio::task::JoinSet::new();
+    for p in 0..PRODUCERS {
+        let t = t.clone();
+        producers.spawn(async move {
+            for n in 0..EACH {
+                let body = Bytes::from(format!("{p}-{n}"));
+                t.put("suite-c", body, opts(1)).await.unwrap();
+            }
+        });
+    }
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut consumers = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let t = t.clone();
+        let seen = seen.clone();
+        consumers.spawn(async move {
+            let q = queues(&["suite-c"]);
+            let mut idle = 0;
+            while idle < 5 {
+                let jobs = t.reserve(&q, 64, SHORT).await.unwrap();
+                if jobs.is_empty() {
+                    idle += 1;
+                    continue;
+                }
+                idle = 0;
+                for job in jobs {
+                    seen.lock()
+                        .unwrap()
+                        .push(String::from_utf8(job.body.to_vec()).unwrap());
+                    t.ack(&job).await.unwrap();
+                }
+            }
+        });
+    }
+    while producers.join_next().await.transpose().unwrap().is_some() {}
+    while consumers.join_next().await.transpose().unwrap().is_some() {}
+    let seen = seen.lock().unwrap();
+    let unique: HashSet<&String> = seen.iter().collect();
+    assert_eq!(unique.len(), PRODUCERS * EACH, "every item seen");
+    assert_eq!(seen.len(), PRODUCERS * EACH, "no item seen twice");
+}
+
+/// Expands to one `#[tokio::test]` per check of the suite; `$open` is an async expression
+/// giving a fresh, empty `Arc<dyn Transport>` (it may use `?`-free setup only).
+#[macro_export]
+macro_rules! transport_suite {
+    ($open:expr) => {
+        $crate::transport_suite!(@cases $open;
+            put_reserve_ack priority_then_age queues_in_order delay_is_never_shorter
+            release_hands_back retry_replaces expired_reservation_comes_back keep_alive_holds
+            failure_store peek_and_flush stats_count concurrent_exactly_once);
+    };
+    (@cases $open:expr; $($case:ident)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let transport = $open.await;
+                $crate::suite::$case(transport).await;
+            }
+        )*
+    };
+}

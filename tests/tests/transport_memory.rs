@@ -1,0 +1,12 @@
+//! The transport conformance suite on `memory://`.
+
+use std::sync::Arc;
+
+use mq::transport::memory::MemoryTransport;
+use mq::transport::Transport;
+
+async fn fresh() -> Arc<dyn Transport> {
+    MemoryTransport::new()
+}
+
+mq_tests::transport_suite!(fresh());
