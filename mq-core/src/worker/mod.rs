@@ -235,6 +235,12 @@ impl WorkerBuilder {
         self
     }
 
+    /// State already in an `Arc`, shared with the caller (e.g. a test that reads it).
+    pub fn state_arc<T: Send + Sync + 'static>(mut self, state: Arc<T>) -> Self {
+        self.states.insert_arc(state);
+        self
+    }
+
     /// A hook called with every lifecycle [`Event`], e.g. for metrics. Keep it quick: it
     /// runs on the worker's tasks.
     pub fn on_event(mut self, hook: impl Fn(&Event) + Send + Sync + 'static) -> Self {
