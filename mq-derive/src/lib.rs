@@ -5,6 +5,7 @@
 //! gives one error. Generated code names only `::mq::__private`.
 
 mod duration;
+mod errors;
 mod message;
 mod slot;
 mod symbol;

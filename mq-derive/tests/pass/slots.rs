@@ -7,7 +7,7 @@ struct Order {
 }
 
 #[derive(mq::Message, Serialize, Deserialize)]
-enum Event {
+pub enum Event {
     Started,
     Stopped { at: u64 },
 }

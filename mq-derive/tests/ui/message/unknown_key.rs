@@ -4,4 +4,10 @@ use serde::{Deserialize, Serialize};
 #[message(queu = "emails")]
 struct Ping;
 
-fn main() {}
+// The type is still a message: its slots add no errors of their own.
+#[mq::slot]
+fn pong(_msg: Ping) {}
+
+fn main() {
+    let _ = mq::SlotDef::of::<pong>();
+}

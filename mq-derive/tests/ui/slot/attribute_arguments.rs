@@ -6,4 +6,7 @@ struct Ping;
 #[mq::slot(queue = "x")]
 fn handle(_msg: Ping) {}
 
-fn main() {}
+// The slot is still registered as a type: naming it adds no error of its own.
+fn main() {
+    let _ = mq::SlotDef::of::<handle>();
+}

@@ -10,4 +10,6 @@ fn handle(msg: &mut Ping) {
     msg.seen = true;
 }
 
-fn main() {}
+fn main() {
+    let _ = mq::SlotDef::of::<handle>();
+}
