@@ -51,6 +51,14 @@ pub(crate) fn slot(item: &ItemFn, slot: &Slot<'_>) -> TokenStream {
         quote_spanned! {return_span=> ::mq::__private::run_blocking(move || #call).await }
     };
     let message_type = quote_spanned! {message.span()=> type Message = #message; };
+    // Spanned at `async`, so that a slot whose future is not `Send` is reported there.
+    let future_span = item.sig.asyncness.map_or(ident.span(), |a| a.span);
+    let future = quote_spanned! {future_span=>
+        ::mq::__private::Box::pin(async move {
+            #(#take_params)*
+            #run
+        })
+    };
     let hidden_type = hidden_type(item);
     quote! {
         #item
@@ -76,10 +84,7 @@ pub(crate) fn slot(item: &ItemFn, slot: &Slot<'_>) -> TokenStream {
                     __mq_message: Self::Message,
                     __mq_context: ::mq::__private::Context,
                 ) -> ::mq::__private::SlotFuture {
-                    ::mq::__private::Box::pin(async move {
-                        #(#take_params)*
-                        #run
-                    })
+                    #future
                 }
             }
 
