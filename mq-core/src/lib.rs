@@ -123,6 +123,12 @@ pub mod __private {
         }
     }
 
+    impl<T> Default for Probe<T> {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
     /// Method-resolution probe: `(&&Probe::<T>::new()).requirement()` picks the first impl
     /// when `T: SlotParam`, the second otherwise.
     pub trait ProbeRequirement {

@@ -5,6 +5,7 @@
 //! gives one error. Generated code names only `::mq::__private`.
 
 mod duration;
+mod errors;
 mod message;
 mod slot;
 mod symbol;
@@ -16,7 +17,8 @@ use syn::{parse_macro_input, DeriveInput};
 ///
 /// Options, all optional: `#[message(name = "Wire", queue = "emails", priority = 100,
 /// delay = "30s", ttr = "2m", timeout = "90s", retries = 5, backoff = "2s",
-/// backoff_max = "10m")]`.
+/// backoff_max = "10m")]`. An unknown key, a repeated key or a bad value is a compile error
+/// at that key or value (all of them at once); `mq-derive/tests/ui/message/` pins each one.
 #[proc_macro_derive(Message, attributes(message))]
 pub fn derive_message(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
@@ -24,6 +26,11 @@ pub fn derive_message(input: TokenStream) -> TokenStream {
 }
 
 /// Registers a function as a slot of the message type of its first argument.
+///
+/// The function is free (no `self`), not generic, `async` or not; it takes the message by
+/// value or as `&Message`, then any of `mq::Context` and `mq::State<T>`, and returns `()` or
+/// `Result<(), E>` with `E: Display`. Anything else is a compile error at the offending
+/// token; `mq-derive/tests/ui/slot/` pins each one.
 #[proc_macro_attribute]
 pub fn slot(args: TokenStream, input: TokenStream) -> TokenStream {
     slot::expand(args.into(), input.into()).into()

@@ -6,6 +6,7 @@ use std::time::Duration;
 use syn::meta::ParseNestedMeta;
 use syn::{Data, DeriveInput, Ident, LitInt, LitStr};
 
+use crate::errors::Errors;
 use crate::{duration, symbol};
 
 /// A message type whose options are all valid.
@@ -28,30 +29,13 @@ pub(crate) struct Options {
     pub(crate) backoff_max: Option<Duration>,
 }
 
-/// Collects errors so that all are reported, then combines them.
-#[derive(Default)]
-struct Errors(Option<syn::Error>);
-
-impl Errors {
-    fn push(&mut self, error: syn::Error) {
-        match &mut self.0 {
-            Some(first) => first.combine(error),
-            None => self.0 = Some(error),
-        }
-    }
-
-    fn finish(self) -> syn::Result<()> {
-        self.0.map_or(Ok(()), Err)
-    }
-}
-
 impl<'a> Input<'a> {
     pub(crate) fn from_syn(input: &'a DeriveInput) -> syn::Result<Input<'a>> {
         let mut errors = Errors::default();
         if let Data::Union(data) = &input.data {
             errors.push(syn::Error::new(
                 data.union_token.span,
-                "#[derive(mq::Message)] supports structs and enums, not unions",
+                "#[derive(mq::Message)] does not support unions: make it a struct or an enum",
             ));
         }
         if !input.generics.params.is_empty() {
@@ -67,6 +51,13 @@ impl<'a> Input<'a> {
             .iter()
             .filter(|a| a.path().is_ident(symbol::MESSAGE))
         {
+            if !matches!(attr.meta, syn::Meta::List(_)) {
+                errors.push(syn::Error::new_spanned(
+                    &attr.meta,
+                    "`#[message]` takes a list of options, e.g. `#[message(queue = \"emails\")]`",
+                ));
+                continue;
+            }
             let parsed = attr.parse_nested_meta(|meta| {
                 if let Err(error) = options.read(&meta) {
                     errors.push(error);
@@ -78,18 +69,22 @@ impl<'a> Input<'a> {
                 errors.push(error);
             }
         }
-        errors.finish()?;
-        Ok(Input {
+        errors.finish(Input {
             ident: &input.ident,
             options,
         })
     }
 }
 
-/// Consumes `= value` after a key that was refused, so that the next key is still read.
+/// Consumes the value after a key that was refused (`= value` or `(...)`), so that the next
+/// key is still read.
 fn skip_value(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
     if meta.input.peek(syn::Token![=]) {
         meta.value()?.parse::<syn::Expr>()?;
+    } else if meta.input.peek(syn::token::Paren) {
+        let content;
+        syn::parenthesized!(content in meta.input);
+        content.parse::<proc_macro2::TokenStream>()?;
     }
     Ok(())
 }
@@ -104,18 +99,25 @@ impl Options {
         match key.as_str() {
             symbol::NAME => set(meta, &mut self.name, read_name(meta)?),
             symbol::QUEUE => set(meta, &mut self.queue, read_queue(meta)?),
-            symbol::PRIORITY => set(meta, &mut self.priority, read_u32(meta, "priority = 100")?),
-            symbol::DELAY => set(meta, &mut self.delay, read_duration(meta, false)?),
+            symbol::PRIORITY => set(meta, &mut self.priority, read_u32(meta, "100")?),
+            symbol::DELAY => set(meta, &mut self.delay, read_duration(meta, "30s", false)?),
             symbol::TTR => set(meta, &mut self.ttr, read_ttr(meta)?),
-            symbol::TIMEOUT => set(meta, &mut self.timeout, read_duration(meta, true)?),
-            symbol::RETRIES => set(meta, &mut self.retries, read_u32(meta, "retries = 5")?),
-            symbol::BACKOFF => set(meta, &mut self.backoff, read_duration(meta, true)?),
-            symbol::BACKOFF_MAX => set(meta, &mut self.backoff_max, read_duration(meta, true)?),
-            _ => Err(meta.error(format!(
-                "unknown `#[message]` key `{}`; valid keys are {}",
-                path_text(&meta.path),
-                symbol::ALL.map(|k| format!("`{k}`")).join(", ")
-            ))),
+            symbol::TIMEOUT => set(meta, &mut self.timeout, read_duration(meta, "90s", true)?),
+            symbol::RETRIES => set(meta, &mut self.retries, read_u32(meta, "5")?),
+            symbol::BACKOFF => set(meta, &mut self.backoff, read_duration(meta, "2s", true)?),
+            symbol::BACKOFF_MAX => set(
+                meta,
+                &mut self.backoff_max,
+                read_duration(meta, "10m", true)?,
+            ),
+            _ => Err(syn::Error::new_spanned(
+                &meta.path,
+                format!(
+                    "unknown `#[message]` key `{}`; valid keys are {}",
+                    path_text(&meta.path),
+                    symbol::ALL.map(|k| format!("`{k}`")).join(", ")
+                ),
+            )),
         }
     }
 }
@@ -127,26 +129,44 @@ fn path_text(path: &syn::Path) -> String {
 
 fn set<T>(meta: &ParseNestedMeta<'_>, slot: &mut Option<T>, value: T) -> syn::Result<()> {
     if slot.is_some() {
-        return Err(meta.error(format!(
-            "duplicate `#[message]` key `{}`; give it once",
-            path_text(&meta.path)
-        )));
+        return Err(syn::Error::new_spanned(
+            &meta.path,
+            format!(
+                "duplicate `#[message]` key `{}`: give it once",
+                path_text(&meta.path)
+            ),
+        ));
     }
     *slot = Some(value);
     Ok(())
 }
 
+/// The value after `key =`, or an error at the key that shows how to write one.
+fn value(meta: &ParseNestedMeta<'_>, example: &str) -> syn::Result<syn::Expr> {
+    if !meta.input.peek(syn::Token![=]) {
+        return Err(syn::Error::new_spanned(
+            &meta.path,
+            format!(
+                "`#[message]` key `{}` needs a value, e.g. `{example}`",
+                path_text(&meta.path)
+            ),
+        ));
+    }
+    meta.value()?.parse()
+}
+
 fn read_str(meta: &ParseNestedMeta<'_>, example: &str) -> syn::Result<LitStr> {
-    let value = meta.value()?;
-    let expr: syn::Expr = value.parse()?;
-    match expr {
+    match value(meta, example)? {
         syn::Expr::Lit(syn::ExprLit {
             lit: syn::Lit::Str(lit),
             ..
         }) => Ok(lit),
         other => Err(syn::Error::new_spanned(
             other,
-            format!("expected a string literal, e.g. `{example}`"),
+            format!(
+                "`{}` takes a string literal, e.g. `{example}`",
+                path_text(&meta.path)
+            ),
         )),
     }
 }
@@ -157,7 +177,8 @@ fn read_name(meta: &ParseNestedMeta<'_>) -> syn::Result<String> {
     if name.is_empty() || name.chars().any(char::is_control) {
         return Err(syn::Error::new(
             lit.span(),
-            "a wire name must be non-empty text without control characters",
+            "a wire name must be non-empty text without control characters, \
+             e.g. `name = \"OrderPlaced\"`",
         ));
     }
     Ok(name)
@@ -166,13 +187,7 @@ fn read_name(meta: &ParseNestedMeta<'_>) -> syn::Result<String> {
 fn read_queue(meta: &ParseNestedMeta<'_>) -> syn::Result<String> {
     let lit = read_str(meta, "queue = \"emails\"")?;
     let queue = lit.value();
-    // beanstalkd's tube names are the strictest of the backends: hold every queue to them.
-    let allowed = |c: char| c.is_ascii_alphanumeric() || "-+/;.$_()".contains(c);
-    if queue.is_empty()
-        || queue.len() > 200
-        || queue.starts_with('-')
-        || !queue.chars().all(allowed)
-    {
+    if !is_valid_queue(&queue) {
         return Err(syn::Error::new(
             lit.span(),
             format!(
@@ -184,40 +199,51 @@ fn read_queue(meta: &ParseNestedMeta<'_>) -> syn::Result<String> {
     Ok(queue)
 }
 
+/// beanstalkd's tube names are the strictest of the backends: every queue is held to them.
+fn is_valid_queue(queue: &str) -> bool {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "-+/;.$_()".contains(c);
+    !queue.is_empty() && queue.len() <= 200 && !queue.starts_with('-') && queue.chars().all(allowed)
+}
+
 fn read_u32(meta: &ParseNestedMeta<'_>, example: &str) -> syn::Result<u32> {
-    let value = meta.value()?;
-    let expr: syn::Expr = value.parse()?;
-    match expr {
+    let key = path_text(&meta.path);
+    let example = format!("{key} = {example}");
+    match value(meta, &example)? {
         syn::Expr::Lit(syn::ExprLit {
             lit: syn::Lit::Int(lit),
             ..
-        }) => parse_u32(&lit),
+        }) => parse_u32(&key, &lit),
         other => Err(syn::Error::new_spanned(
             other,
-            format!("expected a whole number from 0 to 4294967295, e.g. `{example}`"),
+            format!("`{key}` takes a whole number from 0 to 4294967295, e.g. `{example}`"),
         )),
     }
 }
 
-fn parse_u32(lit: &LitInt) -> syn::Result<u32> {
+fn parse_u32(key: &str, lit: &LitInt) -> syn::Result<u32> {
     lit.base10_parse::<u32>().map_err(|_| {
         syn::Error::new(
             lit.span(),
-            format!(
-                "`{}` is out of range: expected a whole number from 0 to 4294967295",
-                lit
-            ),
+            format!("`{key} = {lit}` is out of range: write a whole number from 0 to 4294967295"),
         )
     })
 }
 
-fn read_duration(meta: &ParseNestedMeta<'_>, nonzero: bool) -> syn::Result<Duration> {
-    let lit = read_str(meta, "ttr = \"2m\"")?;
+fn read_duration(
+    meta: &ParseNestedMeta<'_>,
+    example: &str,
+    nonzero: bool,
+) -> syn::Result<Duration> {
+    let key = path_text(&meta.path);
+    let lit = read_str(meta, &format!("{key} = \"{example}\""))?;
     let duration = duration::parse(&lit)?;
     if nonzero && duration.is_zero() {
         return Err(syn::Error::new(
             lit.span(),
-            format!("`{}` must be longer than zero", path_text(&meta.path)),
+            format!(
+                "`{key}` must be longer than zero: write e.g. `{key} = \"{example}\"`, \
+                 or leave it out for the default"
+            ),
         ));
     }
     Ok(duration)
@@ -233,4 +259,100 @@ fn read_ttr(meta: &ParseNestedMeta<'_>) -> syn::Result<Duration> {
         ));
     }
     Ok(ttr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(input: &DeriveInput) -> Vec<String> {
+        match Input::from_syn(input) {
+            Ok(_) => Vec::new(),
+            Err(error) => error.into_iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn reads_every_option() {
+        let input: DeriveInput = syn::parse_quote! {
+            #[message(name = "Wire", queue = "emails", priority = 100, delay = "30s")]
+            #[message(ttr = "2m", timeout = "90s", retries = 5, backoff = "2s", backoff_max = "10m")]
+            struct Ping;
+        };
+        let parsed = Input::from_syn(&input).unwrap();
+        let options = parsed.options;
+        assert_eq!(options.name.as_deref(), Some("Wire"));
+        assert_eq!(options.queue.as_deref(), Some("emails"));
+        assert_eq!(options.priority, Some(100));
+        assert_eq!(options.delay, Some(Duration::from_secs(30)));
+        assert_eq!(options.ttr, Some(Duration::from_secs(120)));
+        assert_eq!(options.timeout, Some(Duration::from_secs(90)));
+        assert_eq!(options.retries, Some(5));
+        assert_eq!(options.backoff, Some(Duration::from_secs(2)));
+        assert_eq!(options.backoff_max, Some(Duration::from_secs(600)));
+    }
+
+    #[test]
+    fn reports_every_bad_key_at_once() {
+        let input: DeriveInput = syn::parse_quote! {
+            #[message(queu = "x", priority = "high", ttr = "soon", retries = 5, retries = 6)]
+            #[message(tr(1), timeout = "0s")]
+            struct Ping<T>(T);
+        };
+        let errors = errors(&input);
+        assert_eq!(errors.len(), 7, "{errors:#?}");
+        assert!(errors[0].contains("does not support generic types"));
+        assert!(errors[1].starts_with("unknown `#[message]` key `queu`; valid keys are `name`"));
+        assert!(errors[2].starts_with("`priority` takes a whole number"));
+        assert!(errors[3].starts_with("`soon` is not a duration"));
+        assert!(errors[4].starts_with("duplicate `#[message]` key `retries`"));
+        assert!(errors[5].starts_with("unknown `#[message]` key `tr`"));
+        assert!(errors[6].starts_with("`timeout` must be longer than zero"));
+    }
+
+    #[test]
+    fn refuses_a_union() {
+        let input: DeriveInput = syn::parse_quote!(
+            union Number {
+                int: u32,
+            }
+        );
+        assert_eq!(
+            errors(&input),
+            ["#[derive(mq::Message)] does not support unions: make it a struct or an enum"]
+        );
+    }
+
+    #[test]
+    fn refuses_a_key_without_value() {
+        let input: DeriveInput = syn::parse_quote!(
+            #[message(queue)]
+            struct Ping;
+        );
+        assert_eq!(
+            errors(&input),
+            ["`#[message]` key `queue` needs a value, e.g. `queue = \"emails\"`"]
+        );
+    }
+
+    #[test]
+    fn checks_numbers_and_durations() {
+        let input: DeriveInput = syn::parse_quote!(
+            #[message(priority = 5000000000, ttr = "500ms")]
+            struct Ping;
+        );
+        let errors = errors(&input);
+        assert!(errors[0].contains("`priority = 5000000000` is out of range"));
+        assert!(errors[1].contains("`ttr` must be at least 1s"));
+    }
+
+    #[test]
+    fn queue_names_follow_beanstalkd() {
+        assert!(is_valid_queue("emails"));
+        assert!(is_valid_queue("a-b_c.d$(e)+f/g;h"));
+        assert!(!is_valid_queue(""));
+        assert!(!is_valid_queue("-emails"));
+        assert!(!is_valid_queue("order emails"));
+        assert!(!is_valid_queue(&"q".repeat(201)));
+    }
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
-use syn::DeriveInput;
+use syn::{Data, DeriveInput};
 
 use super::ast::Input;
 
@@ -45,10 +45,11 @@ pub(crate) fn derive(input: &Input<'_>) -> TokenStream {
 }
 
 /// The error, and a stub impl with default options so that uses of the type do not add
-/// errors of their own.
+/// errors of their own. A generic type or a union gets no stub: it could not be a message
+/// whatever its options, and the stub would only add errors.
 pub(crate) fn fallback(input: &DeriveInput, error: syn::Error) -> TokenStream {
     let error = error.to_compile_error();
-    if !input.generics.params.is_empty() {
+    if !input.generics.params.is_empty() || matches!(input.data, Data::Union(_)) {
         return error;
     }
     let ident = &input.ident;

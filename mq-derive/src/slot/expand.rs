@@ -4,12 +4,11 @@
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{ItemFn, ReturnType};
+use syn::{FnArg, ItemFn, ReturnType, Type};
 
 use super::ast::Slot;
 
 pub(crate) fn slot(item: &ItemFn, slot: &Slot<'_>) -> TokenStream {
-    let vis = &item.vis;
     let ident = &item.sig.ident;
     let path = ident.to_string();
     let message = slot.message;
@@ -40,18 +39,31 @@ pub(crate) fn slot(item: &ItemFn, slot: &Slot<'_>) -> TokenStream {
         ReturnType::Type(_, ty) => ty.span(),
         ReturnType::Default => ident.span(),
     };
+    // The conversion is spanned at the return type, so an unsupported one is reported there.
     let run = if item.sig.asyncness.is_some() {
-        quote_spanned! {return_span=> ::mq::__private::into_slot_result(#call.await) }
+        let convert =
+            quote_spanned! {return_span=> ::mq::__private::into_slot_result(__mq_result) };
+        quote! {
+            let __mq_result = #call.await;
+            #convert
+        }
     } else {
         quote_spanned! {return_span=> ::mq::__private::run_blocking(move || #call).await }
     };
     let message_type = quote_spanned! {message.span()=> type Message = #message; };
+    // Spanned at `async`, so that a slot whose future is not `Send` is reported there.
+    let future_span = item.sig.asyncness.map_or(ident.span(), |a| a.span);
+    let future = quote_spanned! {future_span=>
+        ::mq::__private::Box::pin(async move {
+            #(#take_params)*
+            #run
+        })
+    };
+    let hidden_type = hidden_type(item);
     quote! {
         #item
 
-        #[allow(non_camel_case_types, dead_code)]
-        #[doc(hidden)]
-        #vis struct #ident {}
+        #hidden_type
 
         const _: () = {
             #[allow(unused_imports)]
@@ -72,10 +84,7 @@ pub(crate) fn slot(item: &ItemFn, slot: &Slot<'_>) -> TokenStream {
                     __mq_message: Self::Message,
                     __mq_context: ::mq::__private::Context,
                 ) -> ::mq::__private::SlotFuture {
-                    ::mq::__private::Box::pin(async move {
-                        #(#take_params)*
-                        #run
-                    })
+                    #future
                 }
             }
 
@@ -84,4 +93,70 @@ pub(crate) fn slot(item: &ItemFn, slot: &Slot<'_>) -> TokenStream {
             }
         };
     }
+}
+
+/// The hidden type named like the function, which `SlotDef::of::<f>()` names.
+fn hidden_type(item: &ItemFn) -> TokenStream {
+    let vis = &item.vis;
+    let ident = &item.sig.ident;
+    quote! {
+        #[allow(non_camel_case_types, dead_code)]
+        #[doc(hidden)]
+        #vis struct #ident {}
+    }
+}
+
+/// The error, the function unchanged and, when its message type is plain to see, a stub
+/// registration that never runs, so that code naming the slot (`SlotDef::of::<f>()`) adds
+/// no errors of its own.
+pub(crate) fn fallback(item: &ItemFn, error: syn::Error) -> TokenStream {
+    let error = error.into_compile_error();
+    let Some(message) = stub_message(item) else {
+        return quote! { #error #item };
+    };
+    let ident = &item.sig.ident;
+    let path = ident.to_string();
+    let hidden_type = hidden_type(item);
+    quote! {
+        #error
+        #item
+
+        #hidden_type
+
+        const _: () = {
+            impl ::mq::__private::Slot for #ident {
+                type Message = #message;
+                const PATH: &'static str = ::core::concat!(::core::module_path!(), "::", #path);
+
+                fn requirements() -> ::mq::__private::Vec<::mq::__private::Requirement> {
+                    ::mq::__private::Vec::new()
+                }
+
+                fn call(
+                    _: Self::Message,
+                    _: ::mq::__private::Context,
+                ) -> ::mq::__private::SlotFuture {
+                    ::mq::__private::Box::pin(async { ::core::result::Result::Ok(()) })
+                }
+            }
+        };
+    }
+}
+
+/// The message type of a slot whose signature was refused, if a stub can name it: a free,
+/// non-generic function whose first argument is a named type.
+fn stub_message(item: &ItemFn) -> Option<&Type> {
+    let sig = &item.sig;
+    if !sig.generics.params.is_empty() {
+        return None;
+    }
+    let first = match sig.inputs.first()? {
+        FnArg::Receiver(_) => return None,
+        FnArg::Typed(typed) => &*typed.ty,
+    };
+    let message = match first {
+        Type::Reference(reference) => &*reference.elem,
+        other => other,
+    };
+    matches!(message, Type::Path(_)).then_some(message)
 }

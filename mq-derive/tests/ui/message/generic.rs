@@ -1,0 +1,8 @@
+use serde::{Deserialize, Serialize};
+
+#[derive(mq::Message, Serialize, Deserialize)]
+struct Envelope<T> {
+    body: T,
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use serde::Serialize;
+
+#[derive(mq::Message, Serialize)]
+struct Ping {
+    id: u64,
+}
+
+fn main() {}

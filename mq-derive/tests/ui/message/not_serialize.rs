@@ -1,0 +1,8 @@
+use serde::Deserialize;
+
+#[derive(mq::Message, Deserialize)]
+struct Ping {
+    id: u64,
+}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[mq::slot]
+fn tick() {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[mq::slot]
+struct Handler {
+    count: u64,
+}
+
+fn main() {}
