@@ -1,5 +1,7 @@
 //! beanstalkd transport (being written; see issue 4).
 
+pub mod proto;
+
 use crate::{Error, Result};
 
 /// A beanstalkd server used as a queue.
@@ -21,5 +23,7 @@ impl BeanstalkTransport {
 }
 
 pub(crate) async fn connect(url: &str) -> Result<std::sync::Arc<dyn super::Transport>> {
-    BeanstalkTransport::connect_url(url).await.map(|_| unreachable!())
+    BeanstalkTransport::connect_url(url)
+        .await
+        .map(|_| unreachable!())
 }
