@@ -11,7 +11,11 @@ use mq_tests::beanstalkd::Beanstalkd;
 use serde::{Deserialize, Serialize};
 
 fn beanstalkc(server: &Beanstalkd) -> Beanstalkc {
-    Beanstalkc::new().host("127.0.0.1").port(server.port()).connect().unwrap()
+    Beanstalkc::new()
+        .host("127.0.0.1")
+        .port(server.port())
+        .connect()
+        .unwrap()
 }
 
 #[derive(Message, Serialize, Deserialize, Debug, PartialEq)]
@@ -25,7 +29,13 @@ struct OrderPlaced {
 async fn a_message_dispatched_by_mq_is_read_by_beanstalkc() {
     let server = Beanstalkd::start();
     let bus = mq::Bus::connect(&server.url()).await.unwrap();
-    let id = bus.dispatch(OrderPlaced { order_id: 7, to: "ada@example.com".into() }).await.unwrap();
+    let id = bus
+        .dispatch(OrderPlaced {
+            order_id: 7,
+            to: "ada@example.com".into(),
+        })
+        .await
+        .unwrap();
 
     let mut client = beanstalkc(&server);
     client.watch("interop-out").unwrap();
@@ -36,7 +46,10 @@ async fn a_message_dispatched_by_mq_is_read_by_beanstalkc() {
     assert_eq!(envelope["id"], id.as_str());
     assert_eq!(envelope["attempt"], 1);
     assert!(envelope["dispatched_at"].as_str().unwrap().ends_with('Z'));
-    assert_eq!(envelope["body"], serde_json::json!({"order_id": 7, "to": "ada@example.com"}));
+    assert_eq!(
+        envelope["body"],
+        serde_json::json!({"order_id": 7, "to": "ada@example.com"})
+    );
     let stats = job.stats().unwrap();
     assert_eq!(stats["pri"], "42");
     assert_eq!(stats["tube"], "interop-out");
@@ -64,7 +77,9 @@ async fn an_envelope_written_by_hand_and_put_by_beanstalkc_is_handled_by_an_mq_w
     let envelope = br#"{"v":1,"name":"Greeting","id":"0193a8f2-7c4e-7d1a-9b1e-2f4c6a8e0b12","attempt":1,"dispatched_at":"2026-11-28T09:30:00.000Z","body":{"who":"beanstalkc"}}"#;
     let mut client = beanstalkc(&server);
     client.use_tube("interop-in").unwrap();
-    client.put(envelope, 100, Duration::ZERO, Duration::from_secs(60)).unwrap();
+    client
+        .put(envelope, 100, Duration::ZERO, Duration::from_secs(60))
+        .unwrap();
 
     let transport: Arc<dyn Transport> = mq::transport::connect(&server.url()).await.unwrap();
     let exit = Worker::builder()
@@ -126,6 +141,9 @@ async fn a_slot_slower_than_its_ttr_is_kept_alive_and_runs_once() {
     assert_eq!(second.await.unwrap(), Exit::TimeLimit);
     assert_eq!(SLOW_RUNS.load(Ordering::SeqCst), 1);
     let mut client = beanstalkc(&server);
-    assert_eq!(client.stats_tube("slow").unwrap()["current-jobs-ready"], "0");
+    assert_eq!(
+        client.stats_tube("slow").unwrap()["current-jobs-ready"],
+        "0"
+    );
     assert_eq!(client.stats_tube("slow").unwrap()["total-jobs"], "1");
 }
