@@ -1,4 +1,5 @@
-//! Shared pieces of mq's end-to-end tests: the transport conformance suite, and the
-//! messages and slots the test worker binary runs.
+//! Shared pieces of mq's end-to-end tests: the transport conformance suite, the beanstalkd
+//! server harness, and the messages and slots the test worker binary runs.
 
+pub mod beanstalkd;
 pub mod suite;

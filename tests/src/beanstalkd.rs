@@ -1,0 +1,142 @@
+//! A beanstalkd server for one test: started on a free loopback port, killed on drop.
+//!
+//! The binary is `beanstalkd` from `PATH` (or `$BEANSTALKD`). When it is missing, starting
+//! a server panics with how to install it: a test never skips silently.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running beanstalkd.
+#[derive(Debug)]
+pub struct Beanstalkd {
+    child: Option<Child>,
+    port: u16,
+    args: Vec<String>,
+}
+
+fn binary() -> PathBuf {
+    std::env::var_os("BEANSTALKD").map_or_else(|| PathBuf::from("beanstalkd"), PathBuf::from)
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    listener.local_addr().expect("local address").port()
+}
+
+impl Beanstalkd {
+    /// A server with default options.
+    pub fn start() -> Beanstalkd {
+        Beanstalkd::start_with(&[])
+    }
+
+    /// A server with extra options, e.g. `["-z", "1000"]`.
+    pub fn start_with(args: &[&str]) -> Beanstalkd {
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        // Another test may take the port between our probe and the server's bind: retry.
+        let mut last = String::new();
+        for _ in 0..10 {
+            let mut server = Beanstalkd {
+                child: None,
+                port: free_port(),
+                args: args.clone(),
+            };
+            match server.spawn() {
+                Ok(()) => return server,
+                Err(error) => last = error,
+            }
+        }
+        panic!("beanstalkd did not start: {last}");
+    }
+
+    /// A server keeping a binlog in `dir` (`-b DIR`), so that it can be killed and
+    /// restarted without losing jobs.
+    pub fn with_binlog(dir: &Path) -> Beanstalkd {
+        Beanstalkd::start_with(&["-b", dir.to_str().expect("UTF-8 temp dir")])
+    }
+
+    fn spawn(&mut self) -> Result<(), String> {
+        let port = self.port.to_string();
+        let mut command = Command::new(binary());
+        command
+            .args(["-l", "127.0.0.1", "-p", &port])
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = match command.spawn() {
+            Ok(child) => child,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => panic!(
+                "beanstalkd is not installed ({error}); install it with \
+                 `apt-get install beanstalkd` (Debian/Ubuntu), `brew install beanstalkd` \
+                 (macOS), or set BEANSTALKD to the binary"
+            ),
+            Err(error) => panic!("cannot run {}: {error}", binary().display()),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                let mut stderr = String::new();
+                if let Some(mut pipe) = child.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+                }
+                return Err(format!("exited with {status}: {stderr}"));
+            }
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                self.child = Some(child);
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err("not accepting connections after 10 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The server's port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// `beanstalk://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("beanstalk://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server with SIGKILL (no chance to flush anything) and waits for it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port with the same options (after
+    /// [`kill`](Beanstalkd::kill)).
+    pub fn restart(&mut self) {
+        self.kill();
+        let mut last = String::new();
+        for _ in 0..50 {
+            match self.spawn() {
+                Ok(()) => return,
+                Err(error) => last = error,
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("beanstalkd did not restart on port {}: {last}", self.port);
+    }
+}
+
+impl Drop for Beanstalkd {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
