@@ -364,7 +364,8 @@ pub async fn concurrent_exactly_once(t: Dyn) {
 }
 
 /// Expands to one `#[tokio::test]` per check of the suite; `$open` is an async expression
-/// giving a fresh, empty `Arc<dyn Transport>` (it may use `?`-free setup only).
+/// giving `(guard, transport)`: a fresh, empty `Arc<dyn Transport>` and whatever must live
+/// as long as it (a server process, a temporary folder).
 #[macro_export]
 macro_rules! transport_suite {
     ($open:expr) => {
@@ -377,7 +378,7 @@ macro_rules! transport_suite {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
-                let transport = $open.await;
+                let (_guard, transport) = $open.await;
                 $crate::suite::$case(transport).await;
             }
         )*

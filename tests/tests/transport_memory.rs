@@ -5,8 +5,8 @@ use std::sync::Arc;
 use mq::transport::memory::MemoryTransport;
 use mq::transport::Transport;
 
-async fn fresh() -> Arc<dyn Transport> {
-    MemoryTransport::new()
+async fn fresh() -> ((), Arc<dyn Transport>) {
+    ((), MemoryTransport::new())
 }
 
 mq_tests::transport_suite!(fresh());

@@ -596,14 +596,16 @@ impl Inner {
                 break;
             }
             let left = deadline - now;
-            if !self.consumer().held.is_empty() {
-                // A blocking reserve would hold back the acks and touches of held jobs.
+            // A blocking reserve would hold back the acks and touches of held jobs, and
+            // beanstalkd's timeout is whole seconds: under one second left, poll instead, so
+            // that a reserve never waits longer than asked.
+            if !self.consumer().held.is_empty() || left < Duration::from_secs(1) {
                 tokio::time::sleep(left.min(POLL)).await;
                 self.take_ready(&connection, queues, max, &mut jobs).await?;
                 continue;
             }
             let tubes: Vec<&str> = queues.iter().map(String::as_str).collect();
-            let seconds = whole_seconds("timeout", left).unwrap_or(u32::MAX);
+            let seconds = u32::try_from(left.as_secs()).unwrap_or(u32::MAX);
             let mut replies = self
                 .watching_then(&connection, &tubes, &[Command::ReserveWithTimeout(seconds)])
                 .await?;
