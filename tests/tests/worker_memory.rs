@@ -209,7 +209,7 @@ async fn exhausted_retries_go_to_the_failure_store() {
     );
     assert_eq!(entry.failure.slots[0].error, "smtp server said 550");
     assert!(
-        entry.failure.reason.contains("failed 3 times"),
+        entry.failure.reason.contains("failed after 3 attempts"),
         "{}",
         entry.failure.reason
     );

@@ -93,7 +93,9 @@ async fn emit(shared: Arc<Shared>, job: Job, envelope: Envelope) -> Outcome {
         let reason = if permanent {
             format!("permanent failure: {summary}")
         } else {
-            format!("failed {} times: {summary}", envelope.attempt)
+            let attempts = envelope.attempt;
+            let plural = if attempts == 1 { "" } else { "s" };
+            format!("failed after {attempts} attempt{plural}: {summary}")
         };
         let failure = Failure {
             slots: failures

@@ -1,0 +1,50 @@
+//! The worker binary of the process tests: `mq::run_worker()` over the slots below and the
+//! `extra-slots` crate. Each handled message appends `n` to the file `$MQ_TEST_RECORD`.
+
+use std::io::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use extra_slots as _;
+
+/// A unit of work for the process tests.
+#[derive(mq::Message, Serialize, Deserialize)]
+#[message(queue = "work", retries = 0, ttr = "5s")]
+struct Work {
+    n: u64,
+    sleep_ms: u64,
+    panic: bool,
+}
+
+mod nested {
+    mod deeper {
+        use crate::Work;
+
+        /// Runs in a private module two levels down: the registry must still find it.
+        #[mq::slot]
+        async fn do_work(msg: Work) {
+            if msg.panic {
+                panic!("work item {} exploded", msg.n);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(msg.sleep_ms)).await;
+            crate::record(msg.n);
+        }
+    }
+}
+
+fn record(n: u64) {
+    let Some(path) = std::env::var_os("MQ_TEST_RECORD") else {
+        return;
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("open the record file");
+    writeln!(file, "{n}").expect("append to the record file");
+}
+
+#[tokio::main]
+async fn main() -> mq::Result<()> {
+    mq::run_worker().await
+}

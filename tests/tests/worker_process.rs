@@ -1,0 +1,281 @@
+//! A real worker process (`test-worker`) against a real beanstalkd: signals, panics, SIGKILL,
+//! `--list` and `--help`.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use mq::transport::Transport;
+use mq::Bus;
+use mq_tests::beanstalkd::Beanstalkd;
+use serde::{Deserialize, Serialize};
+
+/// The same wire format as the worker binary's `Work`.
+#[derive(mq::Message, Serialize, Deserialize)]
+#[message(queue = "work", ttr = "5s")]
+struct Work {
+    n: u64,
+    sleep_ms: u64,
+    panic: bool,
+}
+
+const WORKER: &str = env!("CARGO_BIN_EXE_test-worker");
+
+fn start_worker(url: &str, record: &Path, args: &[&str]) -> Child {
+    Command::new(WORKER)
+        .args(args)
+        .env("MQ_URL", url)
+        .env("MQ_TEST_RECORD", record)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the test worker")
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args([format!("-{name}"), child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{name} failed");
+}
+
+fn wait_for(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let until = Instant::now() + limit;
+    while Instant::now() < until {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+fn recorded(record: &Path) -> Vec<u64> {
+    std::fs::read_to_string(record)
+        .unwrap_or_default()
+        .lines()
+        .map(|line| line.parse().expect("a number per line"))
+        .collect()
+}
+
+fn wait_until_recorded(record: &Path, count: usize) {
+    let until = Instant::now() + Duration::from_secs(30);
+    while recorded(record).len() < count {
+        assert!(
+            Instant::now() < until,
+            "the worker handled only {}",
+            recorded(record).len()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+async fn dispatch(bus: &Bus, range: std::ops::Range<u64>, sleep_ms: u64, panic_on: Option<u64>) {
+    for n in range {
+        bus.dispatch(Work {
+            n,
+            sleep_ms,
+            panic: Some(n) == panic_on,
+        })
+        .await
+        .unwrap();
+    }
+}
+
+async fn counts(transport: &dyn Transport) -> (u64, u64, u64) {
+    let stats = transport.stats().await.unwrap();
+    let work = stats
+        .iter()
+        .find(|s| s.queue == "work")
+        .cloned()
+        .unwrap_or_default();
+    (work.ready, work.reserved, work.failed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_exits_0_and_every_message_is_done_or_back() {
+    let server = Beanstalkd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("record");
+    let bus = Bus::connect(&server.url()).await.unwrap();
+    dispatch(&bus, 0..300, 40, None).await;
+
+    let mut worker = start_worker(
+        &server.url(),
+        &record,
+        &["--concurrency", "16", "--grace", "10s"],
+    );
+    wait_until_recorded(&record, 30);
+    signal(&worker, "TERM");
+    let status = wait_for(&mut worker, Duration::from_secs(10)).expect("exit within the grace");
+    assert_eq!(status.code(), Some(0), "graceful stop exits 0");
+
+    let done = recorded(&record);
+    let unique: BTreeSet<u64> = done.iter().copied().collect();
+    assert_eq!(unique.len(), done.len(), "no message ran twice");
+    let (ready, reserved, failed) = counts(bus.transport().as_ref()).await;
+    assert_eq!(reserved, 0, "nothing stays reserved");
+    assert_eq!(failed, 0);
+    assert_eq!(
+        done.len() as u64 + ready,
+        300,
+        "every message is done or back in the queue"
+    );
+    assert!(ready > 0, "the stop came before the queue was empty");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_sigterm_exits_at_once_and_the_message_comes_back() {
+    let server = Beanstalkd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("record");
+    let bus = Bus::connect(&server.url()).await.unwrap();
+    dispatch(&bus, 0..1, 60_000, None).await;
+
+    let mut worker = start_worker(&server.url(), &record, &["--grace", "120s"]);
+    let until = Instant::now() + Duration::from_secs(10);
+    while counts(bus.transport().as_ref()).await.1 == 0 {
+        assert!(
+            Instant::now() < until,
+            "the worker never reserved the message"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    signal(&worker, "TERM");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        worker.try_wait().unwrap().is_none(),
+        "the first signal waits for the slot"
+    );
+    let sent = Instant::now();
+    signal(&worker, "TERM");
+    let status = wait_for(&mut worker, Duration::from_secs(5)).expect("the second signal exits");
+    assert!(sent.elapsed() < Duration::from_secs(5));
+    assert_eq!(status.code(), Some(130));
+    assert!(recorded(&record).is_empty());
+    // The connection closed with the process, so beanstalkd put the job back at once.
+    let (ready, reserved, _) = counts(bus.transport().as_ref()).await;
+    assert_eq!((ready, reserved), (1, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_slot_leaves_the_other_messages_processed() {
+    let server = Beanstalkd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("record");
+    let bus = Bus::connect(&server.url()).await.unwrap();
+    dispatch(&bus, 0..20, 0, Some(7)).await;
+
+    let mut worker = start_worker(&server.url(), &record, &["--limit", "20"]);
+    let status = wait_for(&mut worker, Duration::from_secs(30)).expect("worker stops at --limit");
+    assert_eq!(status.code(), Some(0));
+    let done: BTreeSet<u64> = recorded(&record).into_iter().collect();
+    let expected: BTreeSet<u64> = (0..20).filter(|n| *n != 7).collect();
+    assert_eq!(done, expected);
+    let failed = bus.transport().failed_list(None, 10).await.unwrap();
+    assert_eq!(failed.len(), 1);
+    let error = &failed[0].failure.slots[0].error;
+    assert_eq!(error, "panicked: work item 7 exploded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_with_sigkill_loses_nothing() {
+    let server = Beanstalkd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("record");
+    let bus = Bus::connect(&server.url()).await.unwrap();
+    dispatch(&bus, 0..200, 20, None).await;
+
+    let mut first = start_worker(&server.url(), &record, &["--concurrency", "16"]);
+    wait_until_recorded(&record, 20);
+    first.kill().expect("SIGKILL");
+    first.wait().unwrap();
+
+    let mut second = start_worker(&server.url(), &record, &["--concurrency", "16"]);
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let done: BTreeSet<u64> = recorded(&record).into_iter().collect();
+        if done.len() == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "only {} of 200 handled after the kill",
+            done.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    signal(&second, "TERM");
+    assert_eq!(
+        wait_for(&mut second, Duration::from_secs(10)).and_then(|s| s.code()),
+        Some(0)
+    );
+    let (ready, reserved, failed) = counts(bus.transport().as_ref()).await;
+    assert_eq!((ready, reserved, failed), (0, 0, 0));
+}
+
+#[test]
+fn list_prints_the_routing_table_with_slots_of_every_linked_crate() {
+    let output = Command::new(WORKER)
+        .arg("--list")
+        .env("MQ_URL", "memory://")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let table = String::from_utf8(output.stdout).unwrap();
+    assert!(table.starts_with("MESSAGE"), "{table}");
+    assert!(
+        table.contains("test_worker::nested::deeper::do_work"),
+        "{table}"
+    );
+    assert!(
+        table.contains("extra_slots::private::greet_customer"),
+        "{table}"
+    );
+    assert!(table.contains("accounts"), "{table}");
+}
+
+#[test]
+fn help_documents_every_flag_and_variable() {
+    let output = Command::new(WORKER).arg("--help").output().unwrap();
+    assert!(output.status.success());
+    let help = String::from_utf8(output.stdout).unwrap();
+    for needle in [
+        "--url",
+        "--queues",
+        "--concurrency",
+        "--limit",
+        "--time-limit",
+        "--memory-limit",
+        "--failure-limit",
+        "--grace",
+        "--retries",
+        "--list",
+        "MQ_URL",
+        "MQ_QUEUES",
+        "MQ_CONCURRENCY",
+        "MQ_LIMIT",
+        "MQ_TIME_LIMIT",
+        "MQ_MEMORY_LIMIT",
+        "MQ_FAILURE_LIMIT",
+        "MQ_GRACE",
+        "MQ_RETRIES",
+        "Exit codes",
+    ] {
+        assert!(help.contains(needle), "--help does not mention {needle}");
+    }
+}
+
+#[test]
+fn a_bad_url_is_one_clear_error_and_exit_1() {
+    let output = Command::new(WORKER)
+        .env("MQ_URL", "beanstalk://no-such-host.invalid:99999")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("no-such-host.invalid"), "{stderr}");
+}
