@@ -521,3 +521,38 @@ async fn an_idle_reserve_sees_a_new_message_within_50_ms() {
     assert!(same < Duration::from_millis(50), "{same:?}");
     assert!(across < Duration::from_millis(50), "{across:?}");
 }
+
+#[tokio::test]
+async fn a_dropped_reserve_hands_its_messages_back_at_once() {
+    let (_dir, queue) = open().await;
+    let names = queues(&["q"]);
+    for round in 0..20 {
+        let id = queue
+            .put("q", format!("{round}").into(), PutOptions::default())
+            .await
+            .unwrap();
+        // Polled once (the request goes out), then dropped: before or after the answer.
+        let dropped = tokio::time::timeout(
+            Duration::ZERO,
+            queue.reserve(&names, 1, Duration::from_secs(5)),
+        )
+        .await;
+        if let Ok(jobs) = dropped {
+            // The answer was already there when polled: nothing was dropped.
+            queue.ack(&jobs.unwrap()[0]).await.unwrap();
+            continue;
+        }
+        let start = Instant::now();
+        let jobs = queue
+            .reserve(&names, 1, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(jobs[0].id, id);
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "came back only after {:?}",
+            start.elapsed()
+        );
+        queue.ack(&jobs[0]).await.unwrap();
+    }
+}

@@ -197,11 +197,26 @@ impl Writer {
 
     /// Like [`call`](Writer::call) for a reservation: if the caller stops waiting (its
     /// future is dropped), the reserved rows are handed back at once.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future never loses what was reserved: rows reserved after the drop are
+    /// handed back by the writer thread (the answer cannot be sent), rows whose answer
+    /// already arrived are handed back by the drop.
     pub(super) async fn reserve<F>(&self, run: F) -> Result<Reserved>
     where
         F: FnMut(&Db<'_>) -> Outcome<Reserved> + Send + 'static,
     {
-        self.send(Command::new(run, hand_back)).await
+        let (command, answer) = Command::new(run, hand_back);
+        self.commands.send(command).map_err(|_| Error::Closed)?;
+        let mut pending = HandBack {
+            answer: Some(answer),
+            commands: &self.commands,
+        };
+        let answer = pending.answer.as_mut().ok_or(Error::Closed)?;
+        let result = answer.await;
+        pending.answer = None;
+        result.map_err(|_| Error::Closed)?
     }
 
     async fn send<T>(
@@ -210,6 +225,31 @@ impl Writer {
     ) -> Result<T> {
         self.commands.send(command).map_err(|_| Error::Closed)?;
         answer.await.map_err(|_| Error::Closed)?
+    }
+}
+
+/// The answer of a reservation while it is awaited; hands its rows back if dropped early.
+struct HandBack<'a> {
+    answer: Option<oneshot::Receiver<Result<Reserved>>>,
+    commands: &'a Sender<Command>,
+}
+
+impl Drop for HandBack<'_> {
+    fn drop(&mut self) {
+        let Some(mut answer) = self.answer.take() else {
+            return;
+        };
+        // After `close`, either the writer cannot send (and hands back itself) or the answer
+        // is already here.
+        answer.close();
+        if let Ok(Ok(reserved)) = answer.try_recv() {
+            for job in reserved.jobs {
+                let (id, deliveries) = (job.id, job.deliveries);
+                let (command, _) = Command::new(move |db| ops::release(db, id, deliveries), ignore);
+                // If the writer is gone, the lease runs out instead.
+                let _ = self.commands.send(command);
+            }
+        }
     }
 }
 
