@@ -94,3 +94,56 @@ async fn throughput() {
         start.elapsed(),
     );
 }
+
+/// CPU time of this process so far (user + system), from `/proc/self/stat`.
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    Duration::from_millis(ticks * 10) // USER_HZ is 100 on Linux
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run with --ignored --nocapture"]
+async fn idle_cost_and_wake_up_from_another_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mq.db");
+    let consumer = SqliteTransport::open(&path).await.unwrap();
+    let producer = SqliteTransport::open(&path).await.unwrap();
+    let names = vec!["idle".to_string()];
+
+    let before = cpu_time();
+    let idle = Duration::from_secs(5);
+    assert!(consumer.reserve(&names, 1, idle).await.unwrap().is_empty());
+    let used = cpu_time() - before;
+    eprintln!(
+        "idle reserve for {idle:?}: {used:?} of CPU ({:.2} % of a core)",
+        used.as_secs_f64() / idle.as_secs_f64() * 100.0
+    );
+
+    let mut samples = Vec::new();
+    for n in 0..50u64 {
+        let reserve = consumer.reserve(&names, 1, Duration::from_secs(5));
+        let put = async {
+            tokio::time::sleep(Duration::from_millis(20 + n % 7)).await;
+            producer
+                .put("idle", "x".into(), PutOptions::default())
+                .await
+                .unwrap();
+            Instant::now()
+        };
+        let (jobs, put_at) = tokio::join!(reserve, put);
+        samples.push(put_at.elapsed());
+        consumer.ack(&jobs.unwrap()[0]).await.unwrap();
+    }
+    samples.sort();
+    eprintln!(
+        "wake-up from another connection, 50 samples: median {:?}, 90th {:?}, max {:?}",
+        samples[25], samples[45], samples[49]
+    );
+}
