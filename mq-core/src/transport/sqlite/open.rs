@@ -1,0 +1,172 @@
+//! Opening the queue file: the path checks, the pragmas, the schema; and turning SQLite's
+//! errors into errors that name the file and say what to do.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, DatabaseName, ErrorCode, OpenFlags};
+
+use super::schema::{self, SchemaError};
+use super::SqliteOptions;
+use crate::{Error, Result};
+
+fn fault(path: &Path, detail: impl Into<String>) -> Error {
+    Error::Sqlite {
+        path: path.to_owned(),
+        detail: detail.into(),
+    }
+}
+
+/// The absolute path of the queue file: relative paths are relative to the working
+/// directory; the folder must exist (its symbolic links are resolved, so one file has one
+/// name in this process).
+pub(super) fn resolve(path: &Path) -> Result<PathBuf> {
+    if path.as_os_str().is_empty() {
+        return Err(Error::InvalidUrl {
+            url: "sqlite://".into(),
+            reason: "missing file path: write sqlite://mq.db (relative to the working \
+                     directory) or sqlite:///srv/mq.db (absolute)"
+                .into(),
+        });
+    }
+    let absolute = std::path::absolute(path)
+        .map_err(|error| fault(path, format!("cannot make the path absolute: {error}")))?;
+    let (Some(folder), Some(name)) = (absolute.parent(), absolute.file_name()) else {
+        return Err(fault(
+            &absolute,
+            "this names a folder, not a file: add a file name, e.g. mq.db",
+        ));
+    };
+    if !folder.is_dir() {
+        let detail = if folder.exists() {
+            format!("{} is not a folder", folder.display())
+        } else {
+            format!(
+                "folder {} does not exist: create it or choose another path",
+                folder.display()
+            )
+        };
+        return Err(fault(&absolute, detail));
+    }
+    let folder = folder
+        .canonicalize()
+        .map_err(|error| fault(&absolute, format!("cannot resolve its folder: {error}")))?;
+    let resolved = folder.join(name);
+    if resolved.is_dir() {
+        return Err(fault(
+            &resolved,
+            format!(
+                "this is a folder: name a file in it, e.g. sqlite://{}/mq.db",
+                resolved.display()
+            ),
+        ));
+    }
+    Ok(resolved)
+}
+
+/// Opens (creating if needed) the queue file and brings its schema up to date.
+pub(super) fn connection(path: &Path, options: &SqliteOptions) -> Result<Connection> {
+    // Checked by hand because SQLite running as root writes to a read-only file anyway.
+    if std::fs::metadata(path).is_ok_and(|meta| meta.permissions().readonly()) {
+        return Err(fault(
+            path,
+            "the file is read-only, and the queue writes to it: make it writable or choose \
+             another path",
+        ));
+    }
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| error(path, e))?;
+    if conn
+        .is_readonly(DatabaseName::Main)
+        .map_err(|e| error(path, e))?
+    {
+        return Err(fault(
+            path,
+            "SQLite opened the file read-only (check the permissions of the file and its \
+             folder): the queue writes to it",
+        ));
+    }
+    configure(&conn, options).map_err(|e| error(path, e))?;
+    schema::migrate(&conn).map_err(|failure| match failure {
+        SchemaError::Sqlite(e) => error(path, e),
+        SchemaError::TooNew(version) => fault(
+            path,
+            format!(
+                "the file has schema version {version}, newer than this build of mq knows \
+                 ({}): upgrade mq",
+                schema::VERSION
+            ),
+        ),
+        SchemaError::Foreign(version) => fault(
+            path,
+            format!(
+                "this SQLite database is not an mq queue (its user_version is {version} but it \
+                 has no mq tables): choose another file"
+            ),
+        ),
+    })?;
+    Ok(conn)
+}
+
+fn configure(conn: &Connection, options: &SqliteOptions) -> rusqlite::Result<()> {
+    conn.busy_timeout(options.busy_timeout)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    // The first statement that reads the file: a file that is not a database fails here.
+    let mode: String =
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+            Some(format!(
+                "cannot switch to WAL mode (journal mode stays {mode}); WAL needs a local file \
+                 system with shared memory"
+            )),
+        ));
+    }
+    // In WAL mode, NORMAL syncs at checkpoints, not at every commit: a power cut may lose
+    // the last commits, a crash of the process loses nothing. See docs/sqlite.md.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    if let Some(bytes) = options.max_size {
+        let page: i64 = conn.pragma_query_value(None, "page_size", |row| row.get(0))?;
+        let pages = i64::try_from(bytes).unwrap_or(i64::MAX) / page.max(512);
+        conn.pragma_update(None, "max_page_count", pages.max(1))?;
+    }
+    Ok(())
+}
+
+/// An SQLite error as an [`Error::Sqlite`] naming the file, with a hint where one helps.
+pub(super) fn error(path: &Path, error: rusqlite::Error) -> Error {
+    let hint = match error.sqlite_error_code() {
+        Some(ErrorCode::DiskFull) => Some(
+            "disk full, or the file reached its size limit: free space (or raise the limit); \
+             reservations and acks go on, new messages are refused meanwhile",
+        ),
+        Some(ErrorCode::ReadOnly) => Some(
+            "the file or its folder is read-only: the queue writes the file and its -wal and \
+             -shm companions next to it",
+        ),
+        Some(ErrorCode::NotADatabase) => Some(
+            "this file is not an SQLite database: point MQ_URL at a new file or an mq queue file",
+        ),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+            Some("the file stayed locked by another connection longer than the busy timeout")
+        }
+        Some(ErrorCode::CannotOpen) => {
+            Some("cannot open the file: check that its folder exists and is writable")
+        }
+        Some(ErrorCode::PermissionDenied) => {
+            Some("permission denied: check the permissions of the file and its folder")
+        }
+        Some(ErrorCode::DatabaseCorrupt) => {
+            Some("the file is corrupt: move it aside and restore a backup")
+        }
+        Some(ErrorCode::SystemIoFailure) => Some("i/o error on the file or its -wal/-shm files"),
+        _ => None,
+    };
+    let detail = match hint {
+        Some(hint) => format!("{hint} ({error})"),
+        None => error.to_string(),
+    };
+    fault(path, detail)
+}
