@@ -1128,7 +1128,7 @@ impl Transport for BeanstalkTransport {
     }
 
     /// The figures of beanstalkd's `stats` that say how the server is doing, in
-    /// [`SERVER_FIGURES`] order; one round trip.
+    /// `SERVER_FIGURES` order; one round trip.
     async fn server_stats(&self) -> Result<Vec<(String, String)>> {
         let producer = self.inner.producer().await?;
         let mut stats = match producer.call(Command::Stats).await? {
