@@ -176,6 +176,13 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
     /// Counts per queue, for every queue the backend knows.
     async fn stats(&self) -> Result<Vec<QueueStats>>;
 
+    /// The backend server's own figures (version, uptime, connections, ...), named and
+    /// formatted as the server reports them, in a stable order; empty for a backend
+    /// without a server of its own. `mq stats` shows them below the queue counts.
+    async fn server_stats(&self) -> Result<Vec<(String, String)>> {
+        Ok(Vec::new())
+    }
+
     /// The next ready item of `queue`, without reserving it.
     async fn peek(&self, queue: &str) -> Result<Option<Job>>;
 

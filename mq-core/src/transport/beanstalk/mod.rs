@@ -56,6 +56,30 @@ use self::proto::{check_tube_name, parse_yaml_list, parse_yaml_map, Command, Dec
 use super::{FailedMessage, Failure, Job, PutOptions, QueueStats, Transport};
 use crate::{Error, Result};
 
+/// The keys of beanstalkd's `stats` reply that [`Transport::server_stats`] reports, in
+/// this order (see beanstalkd's `protocol.txt` for their meaning).
+const SERVER_FIGURES: &[&str] = &[
+    "version",
+    "hostname",
+    "pid",
+    "uptime",
+    "current-connections",
+    "current-producers",
+    "current-workers",
+    "current-waiting",
+    "current-tubes",
+    "current-jobs-ready",
+    "current-jobs-reserved",
+    "current-jobs-delayed",
+    "current-jobs-buried",
+    "total-jobs",
+    "job-timeouts",
+    "total-connections",
+    "max-job-size",
+    "binlog-current-index",
+    "binlog-max-size",
+];
+
 /// beanstalkd's port when the URL names none.
 pub const DEFAULT_PORT: u16 = 11300;
 
@@ -1101,6 +1125,23 @@ impl Transport for BeanstalkTransport {
             }
         }
         Ok(out.into_values().collect())
+    }
+
+    /// The figures of beanstalkd's `stats` that say how the server is doing, in
+    /// `SERVER_FIGURES` order; one round trip.
+    async fn server_stats(&self) -> Result<Vec<(String, String)>> {
+        let producer = self.inner.producer().await?;
+        let mut stats = match producer.call(Command::Stats).await? {
+            Response::Ok(body) => parse_yaml_map(&body).map_err(|e| Error::Protocol {
+                backend: "beanstalkd",
+                detail: format!("`stats`: {e}"),
+            })?,
+            other => return Err(unexpected("stats", &other)),
+        };
+        Ok(SERVER_FIGURES
+            .iter()
+            .filter_map(|key| Some(((*key).to_owned(), stats.remove(*key)?)))
+            .collect())
     }
 
     async fn peek(&self, queue: &str) -> Result<Option<Job>> {

@@ -1,0 +1,224 @@
+//! `mq`: the operator's command. Looks at queues and the failure store of any backend,
+//! publishes and peeks messages by hand. It works on the wire format and the `Transport`
+//! trait only, so it needs none of the application's message types.
+//!
+//! Exit codes: 0 success, 1 runtime error (unreachable server, unknown id, ...), 2 usage
+//! error (unknown command, bad argument, `flush` without `--force`). See `docs/cli.md`.
+
+mod failed;
+mod progress;
+mod queue;
+mod stats;
+mod table;
+mod view;
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use mq::transport::Transport;
+
+/// Look at and operate mq queues: counts, the failure store, publishing and peeking.
+#[derive(Debug, Parser)]
+#[command(name = "mq", version, propagate_version = true)]
+struct Cli {
+    /// The queue backend: sqlite://PATH, beanstalk://HOST[:PORT] or memory:// (default:
+    /// $MQ_URL, else sqlite://mq.db).
+    #[arg(long, global = true, env = "MQ_URL", value_name = "URL")]
+    url: Option<String>,
+
+    /// Print JSON for scripts instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Counts per queue (ready, reserved, delayed, failed) and the server's own figures.
+    Stats(stats::StatsArgs),
+    /// The failure store: list, show, retry, remove.
+    #[command(subcommand)]
+    Failed(failed::FailedCommand),
+    /// Put a message on a queue by hand; prints its message id.
+    Publish(queue::PublishArgs),
+    /// Show the next ready message of a queue without taking it.
+    Peek(QueueArg),
+    /// Delete every ready and delayed message of a queue (needs --force).
+    Flush(queue::FlushArgs),
+}
+
+#[derive(Debug, Args)]
+struct QueueArg {
+    /// The queue.
+    queue: String,
+}
+
+/// What the command prints and which exit code ends it.
+#[derive(Debug)]
+pub(crate) enum CliError {
+    /// The command line is wrong: exit 2.
+    Usage(String),
+    /// The operation failed: exit 1.
+    Runtime(String),
+    /// Stdout was closed by the reader (`mq failed list | head`): stop quietly.
+    BrokenPipe,
+}
+
+pub(crate) type CliResult<T = ()> = Result<T, CliError>;
+
+impl From<mq::Error> for CliError {
+    fn from(error: mq::Error) -> Self {
+        CliError::Runtime(error.to_string())
+    }
+}
+
+impl From<io::Error> for CliError {
+    fn from(error: io::Error) -> Self {
+        if error.kind() == io::ErrorKind::BrokenPipe {
+            CliError::BrokenPipe
+        } else {
+            CliError::Runtime(format!("cannot write output: {error}"))
+        }
+    }
+}
+
+impl From<serde_json::Error> for CliError {
+    fn from(error: serde_json::Error) -> Self {
+        if error.io_error_kind() == Some(io::ErrorKind::BrokenPipe) {
+            CliError::BrokenPipe
+        } else {
+            CliError::Runtime(format!("cannot write JSON: {error}"))
+        }
+    }
+}
+
+/// What every command gets: the transport, where it points, and the output mode.
+pub(crate) struct Ctx {
+    pub(crate) transport: Arc<dyn Transport>,
+    pub(crate) json: bool,
+}
+
+impl Ctx {
+    /// Prints `value` as one line of JSON.
+    pub(crate) fn print_json(&self, value: &impl serde::Serialize) -> CliResult {
+        let mut out = io::stdout().lock();
+        serde_json::to_writer(&mut out, value)?;
+        writeln!(out)?;
+        out.flush()?;
+        Ok(())
+    }
+}
+
+/// Parses a duration as `mq` takes it: `90s`, `2m`, `1h 30m`, `500ms`, or bare seconds.
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+    if let Ok(seconds) = text.trim().parse::<u64>() {
+        return Ok(Duration::from_secs(seconds));
+    }
+    humantime::parse_duration(text)
+        .map_err(|e| format!("{e} (expected e.g. 30s, 2m, 1h 30m, 500ms)"))
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(&error),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            return report(CliError::Runtime(format!(
+                "cannot start the async runtime: {error}"
+            )))
+        }
+    };
+    init_logging();
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => report(error),
+    }
+}
+
+async fn run(cli: Cli) -> CliResult {
+    // Refuse usage errors before connecting, so that they are usage errors whatever the URL.
+    match &cli.command {
+        Command::Flush(args) => queue::check_flush(args)?,
+        Command::Publish(args) => drop(queue::check_publish(args)?),
+        _ => {}
+    }
+    let url = cli
+        .url
+        .filter(|url| !url.is_empty())
+        .unwrap_or_else(mq::transport::url_from_env);
+    let transport = mq::transport::connect(&url).await?;
+    let ctx = Ctx {
+        transport,
+        json: cli.json,
+    };
+    match cli.command {
+        Command::Stats(args) => stats::run(&ctx, &args).await,
+        Command::Failed(command) => failed::run(&ctx, command).await,
+        Command::Publish(args) => queue::publish(&ctx, &args).await,
+        Command::Peek(args) => queue::peek(&ctx, &args.queue).await,
+        Command::Flush(args) => queue::flush(&ctx, &args).await,
+    }
+}
+
+/// Warnings of the transports (a reconnect, an entry left behind) go to stderr; `RUST_LOG`
+/// changes the level.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// clap's errors, as one line and exit 2; `--help` and `--version` print as usual.
+fn usage_error(error: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match error.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = error.print();
+            ExitCode::SUCCESS
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = error.print();
+            ExitCode::from(2)
+        }
+        _ => {
+            // clap writes the error, indented details, tips, then usage: keep all but the
+            // usage, on one line.
+            let text = error.render().to_string();
+            let parts: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .take_while(|line| !line.starts_with("Usage:"))
+                .filter(|line| !line.is_empty() && !line.starts_with("For more information"))
+                .collect();
+            let joined = parts.join(" ");
+            let first = joined.strip_prefix("error: ").unwrap_or(&joined);
+            report(CliError::Usage(format!("{first} (see `mq --help`)")))
+        }
+    }
+}
+
+fn report(error: CliError) -> ExitCode {
+    let (message, code) = match error {
+        CliError::Usage(message) => (message, 2),
+        CliError::Runtime(message) => (message, 1),
+        CliError::BrokenPipe => return ExitCode::SUCCESS,
+    };
+    let one_line = message.replace(['\r', '\n'], " ");
+    let _ = writeln!(io::stderr(), "mq: error: {one_line}");
+    ExitCode::from(code)
+}
