@@ -52,7 +52,7 @@ pub use registry::{MessageDef, Registry, Route};
 pub use retry::Backoff;
 pub use slot::{IntoSlotResult, Requirement, Slot, SlotDef, SlotError, SlotFuture, SlotParam};
 pub use transport::Transport;
-pub use worker::{run_worker, Event, Exit, Worker, WorkerBuilder};
+pub use worker::{init_logging, run_worker, Event, Exit, Worker, WorkerBuilder};
 
 /// The surface the macros expand to. Not public API: it changes without notice.
 #[doc(hidden)]

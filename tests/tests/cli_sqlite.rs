@@ -1,6 +1,4 @@
 //! The `mq` command on an SQLite file: the same scenarios as on beanstalkd.
-//!
-//! Ignored until the sqlite transport lands (issue 5); then remove the `ignore`s.
 
 mod cli_support;
 
@@ -9,42 +7,42 @@ fn url(dir: &tempfile::TempDir) -> String {
 }
 
 #[test]
-#[ignore = "needs the sqlite transport"]
+
 fn publish_stats_peek() {
     let dir = tempfile::tempdir().expect("temp dir");
     cli_support::publish_stats_peek(&url(&dir));
 }
 
 #[test]
-#[ignore = "needs the sqlite transport"]
+
 fn publish_options_and_bad_json() {
     let dir = tempfile::tempdir().expect("temp dir");
     cli_support::publish_options_and_bad_json(&url(&dir));
 }
 
 #[test]
-#[ignore = "needs the sqlite transport"]
+
 fn failed_list_show_retry_remove() {
     let dir = tempfile::tempdir().expect("temp dir");
     cli_support::failed_list_show_retry_remove(&url(&dir));
 }
 
 #[test]
-#[ignore = "needs the sqlite transport"]
+
 fn failed_retry_remove_all() {
     let dir = tempfile::tempdir().expect("temp dir");
     cli_support::failed_retry_remove_all(&url(&dir));
 }
 
 #[test]
-#[ignore = "needs the sqlite transport"]
+
 fn flush_needs_force() {
     let dir = tempfile::tempdir().expect("temp dir");
     cli_support::flush_needs_force(&url(&dir));
 }
 
 #[test]
-#[ignore = "needs the sqlite transport"]
+
 fn stats_watch() {
     let dir = tempfile::tempdir().expect("temp dir");
     cli_support::stats_watch(&url(&dir));
@@ -52,7 +50,7 @@ fn stats_watch() {
 
 /// `MQ_URL` picks the file when `--url` is not given.
 #[test]
-#[ignore = "needs the sqlite transport"]
+
 fn mq_url_from_the_environment() {
     let dir = tempfile::tempdir().expect("temp dir");
     let run = cli_support::command(&["publish", "Ping", "{}", "--queue", "env"])

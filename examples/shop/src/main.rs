@@ -35,6 +35,7 @@ async fn place_order(order_id: u64, to: &str, total_cents: u64) -> mq::Result<()
 
 #[tokio::main]
 async fn main() -> mq::Result<()> {
+    mq::init_logging();
     place_order(1001, "ada@example.com", 4_200).await?;
     place_order(1002, "grace@example.com", 1_999).await?;
     place_order(1003, "alan@example.com", 12_500).await?;

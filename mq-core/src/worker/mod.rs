@@ -86,7 +86,10 @@ pub async fn run_worker() -> Result<()> {
     Ok(())
 }
 
-fn init_logging() {
+/// Sends `tracing` output to stderr, filtered by `RUST_LOG` (default `info`), unless the
+/// application installed its own subscriber. `run_worker` calls it; call it before
+/// `Worker::builder()...run()` to see the worker's log.
+pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // An application that set its own subscriber keeps it.
@@ -413,11 +416,13 @@ impl Worker {
         let mut tasks: JoinSet<Outcome> = JoinSet::new();
         let mut tally = Tally::default();
         let mut transport_errors = 0u32;
+        let mut summary = Summary::new(started_at);
 
         let exit = loop {
             while let Some(done) = tasks.try_join_next() {
                 tally.record(done.unwrap_or(Outcome::Retried));
             }
+            summary.maybe_log(&tally);
             if let Some(exit) = self.limit_reached(&tally, started_at) {
                 break exit;
             }
@@ -536,6 +541,43 @@ impl Worker {
             }
         }
         None
+    }
+}
+
+/// The periodic one-line summary at info level.
+struct Summary {
+    every: Duration,
+    last_at: Instant,
+    last_handled: u64,
+}
+
+impl Summary {
+    const EVERY: Duration = Duration::from_secs(10);
+
+    fn new(now: Instant) -> Summary {
+        Summary {
+            every: Summary::EVERY,
+            last_at: now,
+            last_handled: 0,
+        }
+    }
+
+    fn maybe_log(&mut self, tally: &Tally) {
+        let elapsed = self.last_at.elapsed();
+        if elapsed < self.every {
+            return;
+        }
+        let handled = tally.finished + tally.retried + tally.failed;
+        let rate = (handled - self.last_handled) as f64 / elapsed.as_secs_f64();
+        tracing::info!(
+            finished = tally.finished,
+            retried = tally.retried,
+            failed = tally.failed,
+            rate_per_s = format_args!("{rate:.1}"),
+            "summary"
+        );
+        self.last_at = Instant::now();
+        self.last_handled = handled;
     }
 }
 
