@@ -125,4 +125,3 @@ pub(super) async fn remove(shared: &Shared, id: u64) -> Result<bool> {
         },
     }
 }
-

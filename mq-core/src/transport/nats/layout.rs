@@ -162,10 +162,18 @@ pub(super) async fn ensure_stream(
             Ok(stream) => return Ok(stream),
             // Another process created it between our look-up and our create: look again.
             Err(error) if error.to_string().contains("already in use") => continue,
-            Err(error) => return Err(nats(format!("cannot create stream `{}`: {error}", want.name))),
+            Err(error) => {
+                return Err(nats(format!(
+                    "cannot create stream `{}`: {error}",
+                    want.name
+                )))
+            }
         }
     }
-    Err(nats(format!("stream `{}` keeps changing while mq creates it", want.name)))
+    Err(nats(format!(
+        "stream `{}` keeps changing while mq creates it",
+        want.name
+    )))
 }
 
 fn stream_missing(error: &jetstream::context::GetStreamError) -> bool {
@@ -179,13 +187,22 @@ fn stream_missing(error: &jetstream::context::GetStreamError) -> bool {
 fn check_stream(have: &stream::Config, want: &stream::Config, replicas_given: bool) -> Result<()> {
     let mut problems = Vec::new();
     if have.retention != want.retention {
-        problems.push(format!("retention {:?} (mq needs {:?})", have.retention, want.retention));
+        problems.push(format!(
+            "retention {:?} (mq needs {:?})",
+            have.retention, want.retention
+        ));
     }
     if have.storage != want.storage {
-        problems.push(format!("storage {:?} (mq needs {:?})", have.storage, want.storage));
+        problems.push(format!(
+            "storage {:?} (mq needs {:?})",
+            have.storage, want.storage
+        ));
     }
     if have.subjects != want.subjects {
-        problems.push(format!("subjects {:?} (mq needs {:?})", have.subjects, want.subjects));
+        problems.push(format!(
+            "subjects {:?} (mq needs {:?})",
+            have.subjects, want.subjects
+        ));
     }
     if replicas_given && have.num_replicas != want.num_replicas {
         problems.push(format!(

@@ -204,10 +204,16 @@ async fn reap(shared: Weak<Shared>) {
             });
         }
         for reply in expired {
-            let _ = shared.client.publish(reply, Bytes::from_static(b"-NAK")).await;
+            let _ = shared
+                .client
+                .publish(reply, Bytes::from_static(b"-NAK"))
+                .await;
         }
         for reply in progress {
-            let _ = shared.client.publish(reply, Bytes::from_static(b"+WPI")).await;
+            let _ = shared
+                .client
+                .publish(reply, Bytes::from_static(b"+WPI"))
+                .await;
         }
     }
 }
@@ -511,7 +517,9 @@ impl Transport for NatsTransport {
     async fn keep_alive(&self, job: &Job) -> Result<()> {
         let reply = {
             let mut held = self.shared.lock_held();
-            let item = held.get_mut(&job.id).ok_or(Error::ReservationLost(job.id))?;
+            let item = held
+                .get_mut(&job.id)
+                .ok_or(Error::ReservationLost(job.id))?;
             let now = Instant::now();
             item.until = now + item.ttr;
             item.progressed = now;
@@ -528,8 +536,7 @@ impl Transport for NatsTransport {
         failure: Failure,
     ) -> Result<()> {
         let held = self.shared.take(job)?;
-        if let Err(error) = failed::store(&self.shared, &job.queue, body, options, &failure).await
-        {
+        if let Err(error) = failed::store(&self.shared, &job.queue, body, options, &failure).await {
             self.shared.lock_held().insert(job.id, held);
             return Err(error);
         }
@@ -629,7 +636,10 @@ impl Transport for NatsTransport {
             ("cluster".into(), info.cluster.unwrap_or_default()),
             ("jetstream_streams".into(), account.streams.to_string()),
             ("jetstream_consumers".into(), account.consumers.to_string()),
-            ("jetstream_storage_bytes".into(), account.storage.to_string()),
+            (
+                "jetstream_storage_bytes".into(),
+                account.storage.to_string(),
+            ),
         ])
     }
 
