@@ -32,18 +32,19 @@ pub(super) const OPTIONS: &str = "Mq-Options";
 /// Header (failure store): the `Failure` as JSON.
 pub(super) const FAILURE: &str = "Mq-Failure";
 
-/// A queue name as a subject token and consumer-name part: `[A-Za-z0-9_-]` as is, every
-/// other byte as `%XX`, so that any queue name maps to a distinct valid token.
+/// A queue name as a subject token and consumer-name part: `[A-Za-z0-9_]` as is, every
+/// other byte as `-XX` (hex), so that any queue name maps to a distinct valid token made of
+/// the characters every NATS tool accepts in names (`order-mails` is `order-2Dmails`).
 pub(super) fn encode(queue: &str) -> Result<String> {
     if queue.is_empty() {
         return Err(Error::Config("a queue name must not be empty".into()));
     }
     let mut out = String::with_capacity(queue.len());
     for byte in queue.bytes() {
-        if byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-' {
+        if byte.is_ascii_alphanumeric() || byte == b'_' {
             out.push(char::from(byte));
         } else {
-            out.push_str(&format!("%{byte:02X}"));
+            out.push_str(&format!("-{byte:02X}"));
         }
     }
     Ok(out)
@@ -55,7 +56,7 @@ pub(super) fn decode(token: &str) -> Option<String> {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' {
+        if bytes[i] == b'-' {
             let hex = token.get(i + 1..i + 3)?;
             out.push(u8::from_str_radix(hex, 16).ok()?);
             i += 3;
@@ -289,7 +290,7 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for queue in ["emails", "a.b c", "ü>*", "x_p0000000001", "%"] {
+        for queue in ["emails", "a.b c", "ü>*", "x_p0000000001", "%", "a-b", "-2D"] {
             let token = encode(queue).unwrap();
             assert!(!token.contains(['.', '*', '>', ' ']));
             assert_eq!(decode(&token).as_deref(), Some(queue));
