@@ -80,6 +80,11 @@ pub enum Error {
         detail: String,
     },
 
+    /// NATS JetStream refused or failed an operation, or a stream or consumer exists with
+    /// settings mq cannot use (mq never changes them).
+    #[error("nats jetstream: {0}")]
+    Nats(String),
+
     /// The registry is inconsistent: caught at worker start-up.
     #[error("{0}")]
     Registry(String),

@@ -2,4 +2,5 @@
 //! server harness, and the messages and slots the test worker binary runs.
 
 pub mod beanstalkd;
+pub mod nats;
 pub mod suite;

@@ -18,6 +18,7 @@ use crate::{Error, Result};
 
 pub mod beanstalk;
 pub mod memory;
+pub mod nats;
 pub mod sqlite;
 
 /// How a message is put on its queue.
@@ -196,7 +197,8 @@ pub const DEFAULT_URL: &str = "sqlite://mq.db";
 /// Opens the transport a URL names.
 ///
 /// `memory://[NAME]` (an in-process queue shared by every user of the same name in this
-/// process), `sqlite://PATH`, `beanstalk://HOST[:PORT]`.
+/// process), `sqlite://PATH`, `beanstalk://HOST[:PORT]`,
+/// `nats://HOST:PORT[,HOST:PORT...][?replicas=N&ack_wait=DURATION]` (NATS JetStream).
 ///
 /// # Errors
 ///
@@ -206,8 +208,8 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Transport>> {
     let Some((scheme, rest)) = url.split_once("://") else {
         return Err(Error::InvalidUrl {
             url: url.to_owned(),
-            reason: "expected SCHEME://..., e.g. sqlite://mq.db, beanstalk://127.0.0.1:11300 \
-                     or memory://"
+            reason: "expected SCHEME://..., e.g. sqlite://mq.db, beanstalk://127.0.0.1:11300, \
+                     nats://127.0.0.1:4222 or memory://"
                 .into(),
         });
     };
@@ -215,11 +217,12 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Transport>> {
         "memory" => Ok(memory::MemoryTransport::named(rest)),
         "sqlite" => sqlite::connect(rest).await,
         "beanstalk" => beanstalk::connect(url).await,
+        "nats" => nats::connect(url).await,
         other => Err(Error::InvalidUrl {
             url: url.to_owned(),
             reason: format!(
                 "unknown scheme `{other}`; supported: memory://, sqlite://PATH, \
-                 beanstalk://HOST[:PORT]"
+                 beanstalk://HOST[:PORT], nats://HOST:PORT[,HOST:PORT...]"
             ),
         }),
     }

@@ -1,0 +1,701 @@
+//! `nats://HOST:PORT[,HOST:PORT...][?replicas=N&ack_wait=30s]`: NATS JetStream.
+//!
+//! One work-queue stream holds every queue, a subject per priority band; a durable pull
+//! consumer per band is shared by every worker of the queue; delayed items wait on a
+//! subject of their own and are held back with `nak` and a delay until they are due;
+//! failed items go to a second stream. `docs/nats.md` gives the layout and its reasons.
+//!
+//! The TTR of an item is kept by this transport: it sends `in_progress` while the item is
+//! reserved and hands the item back (`nak`) when its TTR runs out, so a TTR may be shorter
+//! or longer than the consumers' AckWait. AckWait (`ack_wait=`, 30 s by default) is how
+//! soon the server hands out again what a dead process held.
+
+mod failed;
+mod layout;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_nats::jetstream::{self, consumer::PullConsumer, stream::Stream};
+use async_nats::{HeaderMap, Subject};
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::{StreamExt, TryStreamExt};
+use tokio::sync::OnceCell;
+use tokio::time::Instant;
+
+use super::{FailedMessage, Failure, Job, PutOptions, QueueStats, Transport};
+use crate::{Error, Result};
+use layout::{Settings, Slot};
+
+/// How often a waiting `reserve` looks again, and how often held items are checked.
+const POLL: Duration = Duration::from_millis(50);
+/// The longest a single JetStream request may take before it counts as failed.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Most delayed items looked at in one go.
+const DELAYED_BATCH: usize = 256;
+
+/// A NATS JetStream transport.
+#[derive(Debug)]
+pub struct NatsTransport {
+    shared: Arc<Shared>,
+    reaper: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    url: String,
+    client: async_nats::Client,
+    js: jetstream::Context,
+    settings: Settings,
+    max_payload: usize,
+    stream: OnceCell<Stream>,
+    failed: OnceCell<Stream>,
+    consumers: tokio::sync::Mutex<HashMap<String, PullConsumer>>,
+    /// Items this process holds, by stream sequence.
+    held: Mutex<HashMap<u64, Held>>,
+}
+
+#[derive(Debug)]
+struct Held {
+    reply: Subject,
+    ttr: Duration,
+    /// When the reservation runs out unless kept alive.
+    until: Instant,
+    /// When `in_progress` was last sent.
+    progressed: Instant,
+}
+
+fn nats(error: impl std::fmt::Display) -> Error {
+    Error::Nats(error.to_string())
+}
+
+/// Opens `nats://...`.
+///
+/// # Errors
+///
+/// [`Error::InvalidUrl`] for a malformed URL, [`Error::Unreachable`] when no server answers.
+pub async fn connect(url: &str) -> Result<Arc<dyn Transport>> {
+    Ok(Arc::new(NatsTransport::connect(url).await?))
+}
+
+fn invalid(url: &str, reason: impl Into<String>) -> Error {
+    Error::InvalidUrl {
+        url: url.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+impl NatsTransport {
+    /// Connects to the servers of `url`; streams and consumers are made on first use.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidUrl`] for a malformed URL, [`Error::Unreachable`] when no server
+    /// answers.
+    pub async fn connect(url: &str) -> Result<NatsTransport> {
+        let rest = url
+            .strip_prefix("nats://")
+            .ok_or_else(|| invalid(url, "expected nats://HOST:PORT[,HOST:PORT...]"))?;
+        let (hosts, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let mut settings = Settings {
+            replicas: None,
+            ack_wait: Duration::from_secs(30),
+        };
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("replicas", n)) => match n.parse::<usize>() {
+                    Ok(n @ 1..=5) => settings.replicas = Some(n),
+                    _ => return Err(invalid(url, format!("replicas={n}: expected 1 to 5"))),
+                },
+                Some(("ack_wait", d)) => match humantime::parse_duration(d) {
+                    Ok(d) if d >= Duration::from_secs(1) => settings.ack_wait = d,
+                    _ => {
+                        return Err(invalid(
+                            url,
+                            format!("ack_wait={d}: expected a duration of 1s or more, e.g. 30s"),
+                        ))
+                    }
+                },
+                _ => {
+                    return Err(invalid(
+                        url,
+                        format!("unknown option `{pair}`; known: replicas=N, ack_wait=DURATION"),
+                    ))
+                }
+            }
+        }
+        let mut addrs = Vec::new();
+        for host in hosts.split(',') {
+            if host.is_empty() || host.contains('/') {
+                return Err(invalid(url, format!("`{host}` is not HOST:PORT")));
+            }
+            let host = if host.contains(':') {
+                host.to_owned()
+            } else {
+                format!("{host}:4222")
+            };
+            let addr: async_nats::ServerAddr = format!("nats://{host}")
+                .parse()
+                .map_err(|error| invalid(url, format!("`{host}`: {error}")))?;
+            addrs.push(addr);
+        }
+        let options = async_nats::ConnectOptions::new()
+            .name("mq")
+            .connection_timeout(REQUEST_TIMEOUT)
+            .request_timeout(Some(REQUEST_TIMEOUT));
+        let client = async_nats::connect_with_options(addrs, options)
+            .await
+            .map_err(|error| Error::Unreachable {
+                address: hosts.to_owned(),
+                cause: error.to_string(),
+            })?;
+        let max_payload = client.server_info().max_payload;
+        let js = jetstream::new(client.clone());
+        let shared = Arc::new(Shared {
+            url: url.to_owned(),
+            client,
+            js,
+            settings,
+            max_payload,
+            stream: OnceCell::new(),
+            failed: OnceCell::new(),
+            consumers: tokio::sync::Mutex::new(HashMap::new()),
+            held: Mutex::new(HashMap::new()),
+        });
+        let reaper = tokio::spawn(reap(Arc::downgrade(&shared)));
+        Ok(NatsTransport { shared, reaper })
+    }
+}
+
+impl Drop for NatsTransport {
+    fn drop(&mut self) {
+        self.reaper.abort();
+    }
+}
+
+/// Keeps held items alive on the server (`in_progress`) and hands back those whose TTR ran
+/// out (`nak`), until the transport is dropped.
+async fn reap(shared: Weak<Shared>) {
+    let mut tick = tokio::time::interval(POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let now = Instant::now();
+        let every = shared.settings.ack_wait / 3;
+        let mut expired = Vec::new();
+        let mut progress = Vec::new();
+        {
+            let mut held = shared.lock_held();
+            held.retain(|_, item| {
+                if item.until <= now {
+                    expired.push(item.reply.clone());
+                    return false;
+                }
+                if now.duration_since(item.progressed) >= every {
+                    item.progressed = now;
+                    progress.push(item.reply.clone());
+                }
+                true
+            });
+        }
+        for reply in expired {
+            let _ = shared
+                .client
+                .publish(reply, Bytes::from_static(b"-NAK"))
+                .await;
+        }
+        for reply in progress {
+            let _ = shared
+                .client
+                .publish(reply, Bytes::from_static(b"+WPI"))
+                .await;
+        }
+    }
+}
+
+fn header_u64(headers: Option<&HeaderMap>, name: &str) -> Option<u64> {
+    headers?.get(name)?.as_str().parse().ok()
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Shared {
+    fn lock_held(&self) -> MutexGuard<'_, HashMap<u64, Held>> {
+        // Every mutation is a single insert or remove: a panic leaves the map consistent.
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn stream(&self) -> Result<&Stream> {
+        self.stream
+            .get_or_try_init(|| {
+                layout::ensure_stream(
+                    &self.js,
+                    layout::work_stream(&self.settings),
+                    self.settings.replicas.is_some(),
+                )
+            })
+            .await
+    }
+
+    async fn failed_stream(&self) -> Result<&Stream> {
+        self.failed
+            .get_or_try_init(|| {
+                layout::ensure_stream(
+                    &self.js,
+                    layout::failed_stream(&self.settings),
+                    self.settings.replicas.is_some(),
+                )
+            })
+            .await
+    }
+
+    async fn consumer(&self, name: &str, subject: &str) -> Result<PullConsumer> {
+        let mut consumers = self.consumers.lock().await;
+        if let Some(consumer) = consumers.get(name) {
+            return Ok(consumer.clone());
+        }
+        let stream = self.stream().await?;
+        let consumer = layout::ensure_consumer(stream, name, subject, &self.settings).await?;
+        consumers.insert(name.to_owned(), consumer.clone());
+        Ok(consumer)
+    }
+
+    /// Message counts per subject of `stream` matching `filter`.
+    async fn subject_counts(&self, stream: &Stream, filter: &str) -> Result<Vec<(String, u64)>> {
+        let info = stream
+            .info_with_subjects(filter)
+            .await
+            .map_err(|error| nats(format!("stream info: {error}")))?;
+        info.map_ok(|(subject, count)| (subject, count as u64))
+            .try_collect()
+            .await
+            .map_err(|error| nats(format!("stream info: {error}")))
+    }
+
+    /// Publishes and waits for the stream's acknowledgement; returns the sequence.
+    async fn publish(&self, subject: String, headers: HeaderMap, body: Bytes) -> Result<u64> {
+        let ack = self
+            .js
+            .publish_with_headers(subject, headers, body)
+            .await
+            .map_err(|error| nats(format!("publish: {error}")))?;
+        let ack = ack
+            .await
+            .map_err(|error| nats(format!("publish: {error}")))?;
+        Ok(ack.sequence)
+    }
+
+    async fn put(&self, queue: &str, body: Bytes, options: PutOptions) -> Result<u64> {
+        let token = layout::encode(queue)?;
+        self.stream().await?;
+        let mut headers = HeaderMap::new();
+        headers.insert(layout::TTR, millis(options.ttr).to_string().as_str());
+        headers.insert(layout::PRIORITY, options.priority.to_string().as_str());
+        let subject = if options.delay.is_zero() {
+            layout::band_subject(&token, layout::band(options.priority))
+        } else {
+            // Round up: never shorter than asked.
+            let ms = options.delay.as_nanos().div_ceil(1_000_000);
+            headers.insert(layout::DELAY, ms.to_string().as_str());
+            layout::delayed_subject(&token)
+        };
+        self.publish(subject, headers, body).await
+    }
+
+    /// Moves the due delayed items of a queue to their band, and holds the others back
+    /// with `nak` until they are due. Returns the bands that received items.
+    async fn move_due(&self, token: &str) -> Result<Vec<u32>> {
+        let consumer = self
+            .consumer(
+                &layout::delayed_consumer(token),
+                &layout::delayed_subject(token),
+            )
+            .await?;
+        let messages = fetch(&consumer, DELAYED_BATCH).await?;
+        let mut bands = Vec::new();
+        for message in messages {
+            let headers = message.headers.as_ref();
+            let delay = header_u64(headers, layout::DELAY).unwrap_or(0);
+            let priority = header_u64(headers, layout::PRIORITY)
+                .and_then(|p| u32::try_from(p).ok())
+                .unwrap_or(crate::message::DEFAULT_PRIORITY);
+            let info = message.info().map_err(nats)?;
+            let published =
+                u128::try_from(info.published.unix_timestamp_nanos()).unwrap_or_default();
+            let due = published + u128::from(delay) * 1_000_000;
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            if now < due {
+                let wait = Duration::from_nanos(u64::try_from(due - now).unwrap_or(u64::MAX));
+                message
+                    .ack_with(jetstream::AckKind::Nak(Some(wait)))
+                    .await
+                    .map_err(nats)?;
+                continue;
+            }
+            let band = layout::band(priority);
+            let mut moved = HeaderMap::new();
+            if let Some(ttr) = header_u64(headers, layout::TTR) {
+                moved.insert(layout::TTR, ttr.to_string().as_str());
+            }
+            moved.insert(layout::PRIORITY, priority.to_string().as_str());
+            // Publish first, then ack: a crash between leaves a duplicate, never a loss.
+            self.publish(
+                layout::band_subject(token, band),
+                moved,
+                message.payload.clone(),
+            )
+            .await?;
+            message.ack().await.map_err(nats)?;
+            bands.push(band);
+        }
+        Ok(bands)
+    }
+
+    /// One look at every queue: what is ready now, up to `max`.
+    async fn poll(&self, queues: &[String], max: usize) -> Result<Vec<Job>> {
+        let stream = self.stream().await?;
+        let mut jobs = Vec::new();
+        for queue in queues {
+            if jobs.len() >= max {
+                break;
+            }
+            let token = layout::encode(queue)?;
+            let counts = self
+                .subject_counts(stream, &format!("mq.{token}.>"))
+                .await?;
+            let mut bands = BTreeSet::new();
+            let mut delayed = false;
+            for (subject, count) in counts {
+                match layout::parse_subject(&subject) {
+                    Some(Slot::Band(_, band)) if count > 0 => {
+                        bands.insert(band);
+                    }
+                    Some(Slot::Delayed(_)) if count > 0 => delayed = true,
+                    _ => {}
+                }
+            }
+            if delayed {
+                bands.extend(self.move_due(&token).await?);
+            }
+            for band in bands {
+                let want = max - jobs.len();
+                if want == 0 {
+                    break;
+                }
+                let consumer = self
+                    .consumer(
+                        &layout::band_consumer(&token, band),
+                        &layout::band_subject(&token, band),
+                    )
+                    .await?;
+                for message in fetch(&consumer, want).await? {
+                    jobs.push(self.hold(queue, message)?);
+                }
+            }
+        }
+        Ok(jobs)
+    }
+
+    /// Records a reserved message and turns it into a job.
+    fn hold(&self, queue: &str, message: jetstream::Message) -> Result<Job> {
+        let info = message.info().map_err(nats)?;
+        let id = info.stream_sequence;
+        let deliveries = u32::try_from(info.delivered).unwrap_or(u32::MAX);
+        let ttr = header_u64(message.headers.as_ref(), layout::TTR)
+            .map_or(crate::message::DEFAULT_TTR, Duration::from_millis);
+        let reply = message
+            .reply
+            .clone()
+            .ok_or_else(|| nats("a JetStream message came without a reply subject"))?;
+        let now = Instant::now();
+        self.lock_held().insert(
+            id,
+            Held {
+                reply,
+                ttr,
+                until: now + ttr,
+                progressed: now,
+            },
+        );
+        Ok(Job {
+            id,
+            queue: queue.to_owned(),
+            body: message.payload.clone(),
+            deliveries,
+        })
+    }
+
+    fn take(&self, job: &Job) -> Result<Held> {
+        self.lock_held()
+            .remove(&job.id)
+            .ok_or(Error::ReservationLost(job.id))
+    }
+
+    async fn send(&self, reply: Subject, what: &'static [u8]) -> Result<()> {
+        self.client
+            .publish(reply, Bytes::from_static(what))
+            .await
+            .map_err(|error| nats(format!("acknowledge: {error}")))
+    }
+}
+
+/// Fetches up to `max` messages without waiting for more than there are.
+async fn fetch(consumer: &PullConsumer, max: usize) -> Result<Vec<jetstream::Message>> {
+    let work = async {
+        let mut batch = consumer
+            .fetch()
+            .max_messages(max)
+            .messages()
+            .await
+            .map_err(|error| nats(format!("fetch: {error}")))?;
+        let mut out = Vec::new();
+        while let Some(message) = batch.next().await {
+            out.push(message.map_err(|error| nats(format!("fetch: {error}")))?);
+        }
+        Ok(out)
+    };
+    tokio::time::timeout(REQUEST_TIMEOUT, work)
+        .await
+        .map_err(|_| nats("fetch: no answer from the server within 5 s"))?
+}
+
+#[async_trait]
+impl Transport for NatsTransport {
+    fn describe(&self) -> String {
+        self.shared.url.clone()
+    }
+
+    fn max_message_size(&self) -> Option<usize> {
+        // Headers take a few hundred bytes of the server's payload limit.
+        Some(self.shared.max_payload.saturating_sub(1024))
+    }
+
+    async fn put(&self, queue: &str, body: Bytes, options: PutOptions) -> Result<u64> {
+        self.shared.put(queue, body, options).await
+    }
+
+    async fn reserve(&self, queues: &[String], max: usize, timeout: Duration) -> Result<Vec<Job>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let jobs = self.shared.poll(queues, max.max(1)).await?;
+            let now = Instant::now();
+            if !jobs.is_empty() || now >= deadline {
+                return Ok(jobs);
+            }
+            tokio::time::sleep_until(deadline.min(now + POLL)).await;
+        }
+    }
+
+    async fn ack(&self, job: &Job) -> Result<()> {
+        let held = self.shared.take(job)?;
+        self.shared.send(held.reply, b"+ACK").await
+    }
+
+    async fn retry(&self, job: &Job, body: Bytes, options: PutOptions) -> Result<()> {
+        let held = self.shared.take(job)?;
+        if let Err(error) = self.shared.put(&job.queue, body, options).await {
+            self.shared.lock_held().insert(job.id, held);
+            return Err(error);
+        }
+        self.shared.send(held.reply, b"+ACK").await
+    }
+
+    async fn release(&self, job: &Job) -> Result<()> {
+        let held = self.shared.take(job)?;
+        self.shared.send(held.reply, b"-NAK").await
+    }
+
+    async fn keep_alive(&self, job: &Job) -> Result<()> {
+        let reply = {
+            let mut held = self.shared.lock_held();
+            let item = held
+                .get_mut(&job.id)
+                .ok_or(Error::ReservationLost(job.id))?;
+            let now = Instant::now();
+            item.until = now + item.ttr;
+            item.progressed = now;
+            item.reply.clone()
+        };
+        self.shared.send(reply, b"+WPI").await
+    }
+
+    async fn fail(
+        &self,
+        job: &Job,
+        body: Bytes,
+        options: PutOptions,
+        failure: Failure,
+    ) -> Result<()> {
+        let held = self.shared.take(job)?;
+        if let Err(error) = failed::store(&self.shared, &job.queue, body, options, &failure).await {
+            self.shared.lock_held().insert(job.id, held);
+            return Err(error);
+        }
+        self.shared.send(held.reply, b"+TERM").await
+    }
+
+    async fn failed_list(&self, queue: Option<&str>, max: usize) -> Result<Vec<FailedMessage>> {
+        failed::list(&self.shared, queue, max).await
+    }
+
+    async fn failed_show(&self, id: u64) -> Result<Option<FailedMessage>> {
+        failed::show(&self.shared, id).await
+    }
+
+    async fn failed_retry(&self, id: u64) -> Result<u64> {
+        let entry = failed::show(&self.shared, id)
+            .await?
+            .ok_or(Error::NotFound(id))?;
+        let options = PutOptions {
+            delay: Duration::ZERO,
+            ..entry.options
+        };
+        let new_id = self.shared.put(&entry.queue, entry.body, options).await?;
+        failed::remove(&self.shared, id).await?;
+        Ok(new_id)
+    }
+
+    async fn failed_remove(&self, id: u64) -> Result<bool> {
+        failed::remove(&self.shared, id).await
+    }
+
+    async fn stats(&self) -> Result<Vec<QueueStats>> {
+        let shared = &self.shared;
+        let stream = shared.stream().await?;
+        let mut out: std::collections::BTreeMap<String, QueueStats> = Default::default();
+        fn entry<'a>(
+            out: &'a mut std::collections::BTreeMap<String, QueueStats>,
+            token: &str,
+        ) -> Option<&'a mut QueueStats> {
+            let queue = layout::decode(token)?;
+            Some(out.entry(queue.clone()).or_insert_with(|| QueueStats {
+                queue,
+                ..QueueStats::default()
+            }))
+        }
+        for (subject, count) in shared.subject_counts(stream, layout::SUBJECTS).await? {
+            match layout::parse_subject(&subject) {
+                Some(Slot::Band(token, _)) => {
+                    if let Some(s) = entry(&mut out, &token) {
+                        s.ready += count;
+                    }
+                }
+                Some(Slot::Delayed(token)) => {
+                    if let Some(s) = entry(&mut out, &token) {
+                        s.delayed += count;
+                    }
+                }
+                None => {}
+            }
+        }
+        let mut consumers = stream.consumers();
+        while let Some(info) = consumers.next().await {
+            let info = info.map_err(|error| nats(format!("consumer list: {error}")))?;
+            if let Some(token) = layout::band_consumer_queue(&info.name) {
+                if let Some(s) = entry(&mut out, token) {
+                    let pending = info.num_ack_pending as u64;
+                    s.reserved += pending;
+                    s.ready = s.ready.saturating_sub(pending);
+                }
+            }
+        }
+        let failed = shared.failed_stream().await?;
+        for (subject, count) in shared
+            .subject_counts(failed, layout::FAILED_SUBJECTS)
+            .await?
+        {
+            if let Some(token) = subject.strip_prefix("mq_failed.") {
+                if let Some(s) = entry(&mut out, token) {
+                    s.failed += count;
+                }
+            }
+        }
+        Ok(out.into_values().collect())
+    }
+
+    async fn server_stats(&self) -> Result<Vec<(String, String)>> {
+        let info = self.shared.client.server_info();
+        let account = self
+            .shared
+            .js
+            .query_account()
+            .await
+            .map_err(|error| nats(format!("account info: {error}")))?;
+        Ok(vec![
+            ("server_name".into(), info.server_name),
+            ("version".into(), info.version),
+            ("cluster".into(), info.cluster.unwrap_or_default()),
+            ("jetstream_streams".into(), account.streams.to_string()),
+            ("jetstream_consumers".into(), account.consumers.to_string()),
+            (
+                "jetstream_storage_bytes".into(),
+                account.storage.to_string(),
+            ),
+        ])
+    }
+
+    async fn peek(&self, queue: &str) -> Result<Option<Job>> {
+        let shared = &self.shared;
+        let token = layout::encode(queue)?;
+        let stream = shared.stream().await?;
+        let mut bands = BTreeSet::new();
+        for (subject, count) in shared
+            .subject_counts(stream, &format!("mq.{token}.p.*"))
+            .await?
+        {
+            if let Some(Slot::Band(_, band)) = layout::parse_subject(&subject) {
+                if count > 0 {
+                    bands.insert(band);
+                }
+            }
+        }
+        for band in bands {
+            let name = layout::band_consumer(&token, band);
+            let subject = layout::band_subject(&token, band);
+            // The next item this band's consumer has not handed out yet.
+            let from = match stream.consumer_info(&name).await {
+                Ok(info) => info.delivered.stream_sequence + 1,
+                Err(_) => 1,
+            };
+            let next = stream
+                .raw_message_builder()
+                .sequence(from)
+                .next_by_subject(subject)
+                .send()
+                .await;
+            match next {
+                Ok(message) => {
+                    return Ok(Some(Job {
+                        id: message.sequence,
+                        queue: queue.to_owned(),
+                        body: message.payload,
+                        deliveries: 0,
+                    }))
+                }
+                Err(error) if failed::no_message(&error) => {}
+                Err(error) => return Err(nats(format!("peek: {error}"))),
+            }
+        }
+        Ok(None)
+    }
+
+    async fn flush(&self, queue: &str) -> Result<u64> {
+        let token = layout::encode(queue)?;
+        let stream = self.shared.stream().await?;
+        let purged = stream
+            .purge()
+            .filter(format!("mq.{token}.>"))
+            .await
+            .map_err(|error| nats(format!("purge: {error}")))?;
+        Ok(purged.purged)
+    }
+}

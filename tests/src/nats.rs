@@ -1,0 +1,202 @@
+//! nats-server processes for tests: a single JetStream server, or a three-node cluster,
+//! on free loopback ports with their own storage folders, killed on drop.
+//!
+//! The binary is `nats-server` from `PATH` (or `$NATS_SERVER`). When it is missing,
+//! starting a server panics with how to install it: a test never skips silently.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn binary() -> PathBuf {
+    std::env::var_os("NATS_SERVER").map_or_else(|| PathBuf::from("nats-server"), PathBuf::from)
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    listener.local_addr().expect("local address").port()
+}
+
+/// One nats-server process with JetStream.
+#[derive(Debug)]
+pub struct NatsServer {
+    child: Option<Child>,
+    port: u16,
+    args: Vec<String>,
+    _store: tempfile::TempDir,
+}
+
+impl NatsServer {
+    /// A standalone server with JetStream (`-js`) and file storage in a fresh folder.
+    pub fn start() -> NatsServer {
+        let mut last = String::new();
+        for _ in 0..10 {
+            let store = tempfile::tempdir().expect("temporary folder");
+            let port = free_port();
+            let args = vec![
+                "-js".into(),
+                "-a".into(),
+                "127.0.0.1".into(),
+                "-p".into(),
+                port.to_string(),
+                "-sd".into(),
+                store.path().display().to_string(),
+            ];
+            let mut server = NatsServer {
+                child: None,
+                port,
+                args,
+                _store: store,
+            };
+            match server.spawn() {
+                Ok(()) => return server,
+                Err(error) => last = error,
+            }
+        }
+        panic!("nats-server did not start: {last}");
+    }
+
+    fn spawn(&mut self) -> Result<(), String> {
+        let mut command = Command::new(binary());
+        command
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut child = match command.spawn() {
+            Ok(child) => child,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => panic!(
+                "nats-server is not installed ({error}); install it with \
+                 `apt-get install nats-server` (Debian/Ubuntu; or run \
+                 scripts/ensure-nats-server.sh), or set NATS_SERVER to the binary"
+            ),
+            Err(error) => panic!("cannot run {}: {error}", binary().display()),
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!("exited with {status}"));
+            }
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                self.child = Some(child);
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err("not accepting connections after 15 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The client port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `nats://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Whether the process is running.
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Kills the server with SIGKILL (nothing flushed) and waits for it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port, options and storage (after
+    /// [`kill`](NatsServer::kill)).
+    pub fn restart(&mut self) {
+        self.kill();
+        let mut last = String::new();
+        for _ in 0..50 {
+            match self.spawn() {
+                Ok(()) => return,
+                Err(error) => last = error,
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("nats-server did not restart on port {}: {last}", self.port);
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Three JetStream servers routed into one cluster on loopback.
+#[derive(Debug)]
+pub struct NatsCluster {
+    /// The nodes; kill one with [`NatsServer::kill`].
+    pub nodes: Vec<NatsServer>,
+}
+
+impl NatsCluster {
+    /// Starts three nodes (`-cluster`, `-routes` to each other) and waits until JetStream
+    /// has elected a meta leader, so that replicated streams can be created.
+    pub fn start() -> NatsCluster {
+        let name = format!("mq-test-{}", free_port());
+        let clients: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let routes: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let route_urls: Vec<String> = routes
+            .iter()
+            .map(|port| format!("nats-route://127.0.0.1:{port}"))
+            .collect();
+        let nodes = (0..3)
+            .map(|n| {
+                let store = tempfile::tempdir().expect("temporary folder");
+                let args = vec![
+                    "-js".into(),
+                    "-a".into(),
+                    "127.0.0.1".into(),
+                    "-p".into(),
+                    clients[n].to_string(),
+                    "-sd".into(),
+                    store.path().display().to_string(),
+                    "-n".into(),
+                    format!("node-{n}"),
+                    "--cluster_name".into(),
+                    name.clone(),
+                    "-cluster".into(),
+                    format!("nats://127.0.0.1:{}", routes[n]),
+                    "-routes".into(),
+                    route_urls.join(","),
+                ];
+                let mut server = NatsServer {
+                    child: None,
+                    port: clients[n],
+                    args,
+                    _store: store,
+                };
+                if let Err(error) = server.spawn() {
+                    panic!("cluster node {n} did not start: {error}");
+                }
+                server
+            })
+            .collect();
+        NatsCluster { nodes }
+    }
+
+    /// `nats://a,b,c`: every node as a seed.
+    pub fn url(&self) -> String {
+        let hosts: Vec<String> = self.nodes.iter().map(NatsServer::address).collect();
+        format!("nats://{}", hosts.join(","))
+    }
+}
