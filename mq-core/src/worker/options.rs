@@ -57,7 +57,8 @@ impl Default for Options {
 
 const ENVIRONMENT: &str = "\
 Environment:
-  MQ_URL            queue URL (default sqlite://mq.db): sqlite://PATH, beanstalk://HOST[:PORT], memory://
+  MQ_URL            queue URL (default sqlite://mq.db): sqlite://PATH, beanstalk://HOST[:PORT],
+                    nats://HOST:PORT[,HOST:PORT...], memory://
   MQ_QUEUES, MQ_CONCURRENCY, MQ_LIMIT, MQ_TIME_LIMIT, MQ_MEMORY_LIMIT, MQ_FAILURE_LIMIT,
   MQ_GRACE, MQ_RETRIES   the same as the flags above
   RUST_LOG          log filter (default info), e.g. RUST_LOG=mq=debug
@@ -74,7 +75,7 @@ Exit codes:
 #[derive(Debug, Parser)]
 #[command(version, after_help = ENVIRONMENT)]
 pub(crate) struct Cli {
-    /// Queue URL: sqlite://PATH, beanstalk://HOST[:PORT] or memory://
+    /// Queue URL: sqlite://PATH, beanstalk://HOST[:PORT], nats://HOST:PORT[,...] or memory://
     #[arg(long, env = "MQ_URL", value_name = "URL")]
     url: Option<String>,
 
