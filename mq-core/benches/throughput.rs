@@ -361,6 +361,15 @@ fn process_child() -> R<()> {
     Ok(())
 }
 
+/// `mq_dispatch` alone, for profiling. Prints `MESSAGES_PER_SECOND`.
+fn dispatch_child() -> R<()> {
+    let url = std::env::var("MQ_BENCH_URL")?;
+    let n: usize = std::env::var("MQ_BENCH_N")?.parse()?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    println!("{}", runtime.block_on(mq_dispatch(&url, n))?);
+    Ok(())
+}
+
 /// VmHWM of this process: its peak resident set.
 fn peak_rss_mib() -> R<f64> {
     let status = std::fs::read_to_string("/proc/self/status")?;
@@ -446,9 +455,16 @@ fn ratio(name: &str, value: f64) {
 }
 
 fn main() {
-    if std::env::var("MQ_BENCH_CHILD").as_deref() == Ok("process") {
-        if let Err(error) = process_child() {
-            eprintln!("mq_process child: {error}");
+    // Child modes, also handy to profile one figure alone (see docs/performance.md):
+    // MQ_BENCH_CHILD=process|dispatch MQ_BENCH_URL=beanstalk://... MQ_BENCH_N=...
+    let child = match std::env::var("MQ_BENCH_CHILD").as_deref() {
+        Ok("process") => Some(process_child()),
+        Ok("dispatch") => Some(dispatch_child()),
+        _ => None,
+    };
+    if let Some(result) = child {
+        if let Err(error) = result {
+            eprintln!("throughput child: {error}");
             std::process::exit(1);
         }
         return;

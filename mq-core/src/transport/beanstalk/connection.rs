@@ -199,7 +199,14 @@ impl Connection {
         tube: Option<&str>,
         commands: &[Command<'_>],
     ) -> Result<Vec<Response>> {
-        let mut bytes = Vec::new();
+        let body: usize = commands
+            .iter()
+            .map(|command| match command {
+                Command::Put { body, .. } => body.len(),
+                _ => 0,
+            })
+            .sum();
+        let mut bytes = Vec::with_capacity(body + 48 * (commands.len() + 1));
         let (reply, replied) = oneshot::channel();
         let prepended;
         let expected;

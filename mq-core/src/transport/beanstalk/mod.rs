@@ -85,7 +85,10 @@ struct Inner {
     addresses: Vec<SocketAddr>,
     max_job_size: usize,
     decoder: Decoder,
-    producer: tokio::sync::Mutex<Arc<Connection>>,
+    /// Read on every put: a plain lock held for a clone, never across an `.await`.
+    producer: Mutex<Arc<Connection>>,
+    /// One reconnect of the producing connection at a time.
+    reconnecting: tokio::sync::Mutex<()>,
     consumer: Mutex<Consumer>,
     /// One `reserve` at a time: it owns the watch list of the consuming connection and
     /// the parked blocking reserve.
@@ -93,6 +96,8 @@ struct Inner {
     /// Notified when the consuming connection holds no reservation any more, so that a
     /// waiting `reserve` can switch from polling to a blocking reserve at once.
     idle: tokio::sync::Notify,
+    /// Acks waiting to go out together as one batch of `delete`s.
+    acks: Mutex<Vec<PendingAck>>,
     /// How many jobs the last `take_ready` got: the size of its next first chunk.
     ready_hint: std::sync::atomic::AtomicUsize,
 }
@@ -143,6 +148,12 @@ impl Parked {
         }
     }
 }
+
+/// An ack queued for the next batch: the job and where its reply goes.
+type PendingAck = (
+    u64,
+    tokio::sync::oneshot::Sender<std::result::Result<Response, String>>,
+);
 
 /// How long a job reserved by a parked reserve waits for a `reserve` call to claim it.
 const UNCLAIMED: Duration = Duration::from_millis(250);
@@ -421,10 +432,12 @@ impl BeanstalkTransport {
                 addresses,
                 max_job_size,
                 decoder,
-                producer: tokio::sync::Mutex::new(Arc::new(producer)),
+                producer: Mutex::new(Arc::new(producer)),
+                reconnecting: tokio::sync::Mutex::new(()),
                 consumer: Mutex::new(Consumer::default()),
                 reserving: tokio::sync::Mutex::new(None),
                 idle: tokio::sync::Notify::new(),
+                acks: Mutex::new(Vec::new()),
                 ready_hint: std::sync::atomic::AtomicUsize::new(0),
             }),
         })
@@ -458,12 +471,30 @@ impl Inner {
 
     /// The producing connection, reconnected if it was lost.
     async fn producer(&self) -> Result<Arc<Connection>> {
-        let mut producer = self.producer.lock().await;
-        if producer.is_closed() {
-            tracing::info!(server = %self.name, "reconnecting the producing connection to beanstalkd");
-            *producer = Arc::new(self.open().await?);
+        if let Some(open) = self.open_producer() {
+            return Ok(open);
         }
-        Ok(producer.clone())
+        let _one_at_a_time = self.reconnecting.lock().await;
+        if let Some(open) = self.open_producer() {
+            return Ok(open);
+        }
+        tracing::info!(server = %self.name, "reconnecting the producing connection to beanstalkd");
+        let fresh = Arc::new(self.open().await?);
+        *self
+            .producer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = fresh.clone();
+        Ok(fresh)
+    }
+
+    /// The producing connection, unless it was lost.
+    fn open_producer(&self) -> Option<Arc<Connection>> {
+        // The critical section is a clone or a swap.
+        let producer = self
+            .producer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        (!producer.is_closed()).then(|| producer.clone())
     }
 
     fn consumer(&self) -> MutexGuard<'_, Consumer> {
@@ -514,6 +545,47 @@ impl Inner {
                 Ok(connection.clone())
             }
             _ => Err(Error::ReservationLost(id)),
+        }
+    }
+
+    fn acks(&self) -> MutexGuard<'_, Vec<PendingAck>> {
+        // The critical sections are a push and a take.
+        self.acks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Sends every queued ack as one batch of `delete`s on the consuming connection.
+    async fn flush_acks(&self) {
+        // Let the tasks that are ready to run now queue their acks first.
+        tokio::task::yield_now().await;
+        let batch = std::mem::take(&mut *self.acks());
+        let connection = self.consumer().connection.clone();
+        let result = match connection {
+            Some(connection) => {
+                let deletes: Vec<Command<'_>> =
+                    batch.iter().map(|(id, _)| Command::Delete(*id)).collect();
+                connection.send(&deletes).await.map_err(|e| e.to_string())
+            }
+            None => Err("no consuming connection".into()),
+        };
+        match result {
+            Ok(replies) if replies.len() == batch.len() => {
+                for ((_, reply), response) in batch.into_iter().zip(replies) {
+                    let _ = reply.send(Ok(response));
+                }
+            }
+            Ok(replies) => {
+                let cause = format!("{} replies to {} deletes", replies.len(), batch.len());
+                for (_, reply) in batch {
+                    let _ = reply.send(Err(cause.clone()));
+                }
+            }
+            Err(cause) => {
+                for (_, reply) in batch {
+                    let _ = reply.send(Err(cause.clone()));
+                }
+            }
         }
     }
 
@@ -1109,14 +1181,36 @@ impl Transport for BeanstalkTransport {
         rx.await.unwrap_or(Err(Error::Closed))
     }
 
+    /// Acks of concurrent tasks go out together: the first to queue one spawns a flush
+    /// that sends every `delete` queued by the time it runs in one batch.
     async fn ack(&self, job: &Job) -> Result<()> {
-        match self
-            .inner
-            .on_reserved(job.id, Command::Delete(job.id), false)
-            .await?
-        {
-            Response::Deleted => Ok(()),
-            other => Err(unexpected("delete", &other)),
+        let inner = &self.inner;
+        inner.holder(job.id)?;
+        let (reply, replied) = tokio::sync::oneshot::channel();
+        let first = {
+            let mut acks = inner.acks();
+            acks.push((job.id, reply));
+            acks.len() == 1
+        };
+        if first {
+            let inner = inner.clone();
+            tokio::spawn(async move { inner.flush_acks().await });
+        }
+        let result = replied
+            .await
+            .unwrap_or_else(|_| Err("connection closed".into()));
+        let lost = matches!(result, Err(_) | Ok(Response::NotFound));
+        inner.unhold(job.id);
+        if lost {
+            return Err(Error::ReservationLost(job.id));
+        }
+        match result {
+            Ok(Response::Deleted) => Ok(()),
+            Ok(other) => Err(unexpected("delete", &other)),
+            Err(cause) => Err(Error::Unreachable {
+                address: inner.name.clone(),
+                cause,
+            }),
         }
     }
 
