@@ -290,6 +290,9 @@ async fn write_loop(
 ) {
     let mut out = Vec::new();
     while let Some(first) = queued.recv().await {
+        // Let the tasks that are ready to run now queue their commands too, so that one
+        // `write` carries many (a burst of replies wakes many senders at once).
+        tokio::task::yield_now().await;
         out.clear();
         out.extend_from_slice(&first);
         while out.len() < WRITE_CHUNK {
