@@ -437,6 +437,12 @@ async fn mq_latency(url: &str, seconds: u64) -> R<(f64, f64)> {
     if latencies.is_empty() {
         return Err("no latency recorded".into());
     }
+    eprintln!(
+        "throughput: latency p90 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+        at(0.90),
+        at(0.999),
+        at(1.0)
+    );
     Ok((at(0.50), at(0.99)))
 }
 

@@ -742,7 +742,9 @@ impl Inner {
             };
             *parked = None;
             match woken? {
-                Woken::Job(job) => jobs.push(job),
+                // Hand it over at once: a message that arrived while the worker was idle
+                // should not wait for another round trip.
+                Woken::Job(job) => return Ok(vec![job]),
                 Woken::TimedOut => {}
                 Woken::DeadlineSoon => {
                     tokio::time::sleep_until(deadline.min(Instant::now() + POLL)).await;
@@ -778,10 +780,8 @@ impl Inner {
                 break;
             };
             match woken? {
-                Woken::Job(job) => {
-                    jobs.push(job);
-                    self.take_ready(&connection, queues, max, &mut jobs).await?;
-                }
+                // As above: no extra round trip; the next call takes what else is ready.
+                Woken::Job(job) => jobs.push(job),
                 Woken::TimedOut => {}
                 // A reservation of this connection nobody tracks (a dropped reserve) is
                 // about to run out: wait a little rather than spin.
