@@ -154,8 +154,9 @@ struct SlotOutcome {
     permanent: bool,
 }
 
-/// Runs the slots the envelope asks for, each in its own task, all at once, and keeps the
-/// reservation alive while they run. Returns the failures.
+/// Runs the slots the envelope asks for, all at once: each is polled once here, and those
+/// that did not finish then run each in its own task while the reservation is kept alive.
+/// Returns the failures.
 async fn run_slots(
     shared: &Arc<Shared>,
     job: &Job,

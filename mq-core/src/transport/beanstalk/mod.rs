@@ -30,7 +30,10 @@
 //! connection. Because beanstalkd answers the commands of a connection in order, a
 //! blocking `reserve-with-timeout` would hold those back; so the transport blocks in the
 //! server only while it holds no reservation, and otherwise polls with
-//! `reserve-with-timeout 0` every 50 ms until the caller's timeout.
+//! `reserve-with-timeout 0` every 50 ms (and at once when the last held job is acked)
+//! until the caller's timeout. beanstalkd's timeout is whole seconds: a blocking reserve
+//! that outlives a shorter call stays *parked* for the next call, and a job it gets that
+//! no call claims is handed back. Concurrent acks go out as one batch of `delete`s.
 //!
 //! When the consuming connection drops, the jobs it had reserved go back to ready in the
 //! server: the next `reserve` logs how many, reconnects (the worker retries a failed
