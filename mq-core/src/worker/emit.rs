@@ -156,8 +156,9 @@ struct SlotOutcome {
     permanent: bool,
 }
 
-/// Runs the slots the envelope asks for, each in its own task, all at once, and keeps the
-/// reservation alive while they run. Returns the failures.
+/// Runs the slots the envelope asks for, all at once: each is polled once here, and those
+/// that did not finish then run each in its own task while the reservation is kept alive.
+/// Returns the failures.
 async fn run_slots(
     shared: &Arc<Shared>,
     job: &Job,
@@ -192,12 +193,12 @@ async fn run_slots(
         shared.states.clone(),
     );
     let timeout = route.info().options.timeout;
-    let mut running = tokio::task::JoinSet::new();
+    let mut pending = Vec::new();
     for slot in selected {
         let future = slot.start(&envelope.body, context.clone());
         let path = slot.path();
         let span = tracing::info_span!("slot", slot = path);
-        running.spawn(
+        let mut running: SlotRun = Box::pin(
             async move {
                 let result = match timeout {
                     Some(limit) => tokio::time::timeout(limit, catch_panic(future))
@@ -209,6 +210,19 @@ async fn run_slots(
             }
             .instrument(span),
         );
+        // Poll each slot once here: one that finishes at once (the common case of a quick
+        // slot) costs no task and no keep-alive timer.
+        match futures_poll_once(&mut running).await {
+            Some(done) => record(shared, job, envelope, done, &mut failures),
+            None => pending.push(running),
+        }
+    }
+    if pending.is_empty() {
+        return failures;
+    }
+    let mut running = tokio::task::JoinSet::new();
+    for slot in pending {
+        running.spawn(slot);
     }
 
     let ttr = route.info().options.ttr;
@@ -217,35 +231,15 @@ async fn run_slots(
         tokio::select! {
             joined = running.join_next() => {
                 let Some(joined) = joined else { break };
-                let (path, result) = match joined {
-                    Ok(done) => done,
+                match joined {
+                    Ok(done) => record(shared, job, envelope, done, &mut failures),
                     // Slot tasks catch their own panics; only a runtime shutting down
                     // cancels one, and then this message is not acked.
-                    Err(error) => {
-                        failures.push(SlotOutcome {
-                            slot: "(cancelled)".to_owned(),
-                            error: error.to_string(),
-                            permanent: false,
-                        });
-                        continue;
-                    }
-                };
-                if let Err(failure) = result {
-                    if let SlotFailed::Timeout(limit) = &failure {
-                        tracing::warn!(slot = path, "timed out after {limit:?}: cancelled");
-                        Hook::emit(&shared.hook, || Event {
-                            slot: Some(path.to_owned()),
-                            error: Some(failure.to_string()),
-                            ..Event::new(EventKind::Timeout, &envelope.name, &envelope.id, &job.queue, envelope.attempt)
-                        });
-                    } else {
-                        tracing::warn!(slot = path, error = %failure, "slot failed");
-                    }
-                    failures.push(SlotOutcome {
-                        slot: path.to_owned(),
-                        permanent: failure.is_permanent(),
-                        error: failure.to_string(),
-                    });
+                    Err(error) => failures.push(SlotOutcome {
+                        slot: "(cancelled)".to_owned(),
+                        error: error.to_string(),
+                        permanent: false,
+                    }),
                 }
             }
             _ = keep_alive.tick() => {
@@ -255,6 +249,54 @@ async fn run_slots(
         }
     }
     failures
+}
+
+/// One slot running, with its timeout and panic guard.
+type SlotRun = std::pin::Pin<
+    Box<dyn std::future::Future<Output = (&'static str, Result<(), SlotFailed>)> + Send>,
+>;
+
+/// Polls `future` once; its output if it finished.
+async fn futures_poll_once<T>(
+    future: &mut std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>,
+) -> Option<T> {
+    std::future::poll_fn(|cx| match future.as_mut().poll(cx) {
+        std::task::Poll::Ready(done) => std::task::Poll::Ready(Some(done)),
+        std::task::Poll::Pending => std::task::Poll::Ready(None),
+    })
+    .await
+}
+
+/// Notes how one slot ended.
+fn record(
+    shared: &Shared,
+    job: &Job,
+    envelope: &Envelope,
+    (path, result): (&'static str, Result<(), SlotFailed>),
+    failures: &mut Vec<SlotOutcome>,
+) {
+    let Err(failure) = result else { return };
+    if let SlotFailed::Timeout(limit) = &failure {
+        tracing::warn!(slot = path, "timed out after {limit:?}: cancelled");
+        Hook::emit(&shared.hook, || Event {
+            slot: Some(path.to_owned()),
+            error: Some(failure.to_string()),
+            ..Event::new(
+                EventKind::Timeout,
+                &envelope.name,
+                &envelope.id,
+                &job.queue,
+                envelope.attempt,
+            )
+        });
+    } else {
+        tracing::warn!(slot = path, error = %failure, "slot failed");
+    }
+    failures.push(SlotOutcome {
+        slot: path.to_owned(),
+        permanent: failure.is_permanent(),
+        error: failure.to_string(),
+    });
 }
 
 struct Timeout(Duration);

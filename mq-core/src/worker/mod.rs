@@ -30,6 +30,10 @@ use options::{Cli, Options};
 /// The most items asked for in one reservation.
 const MAX_BATCH: usize = 256;
 
+/// How long the loop waits for running messages to finish before it reserves fewer than
+/// half the concurrency.
+const GATHER: Duration = Duration::from_millis(1);
+
 /// Why a worker stopped; [`Exit::code`] is the process exit code `run_worker` uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -417,6 +421,7 @@ impl Worker {
         let mut tally = Tally::default();
         let mut transport_errors = 0u32;
         let mut summary = Summary::new(started_at);
+        let mut gathering = None;
 
         let exit = loop {
             while let Some(done) = tasks.try_join_next() {
@@ -440,6 +445,25 @@ impl Worker {
                 }
                 continue;
             }
+            // Reserve in batches: while over half the capacity is busy, wait a moment for
+            // more messages to finish, so that one round trip reserves many. Never longer
+            // than GATHER, so a slow slot does not hold the worker back.
+            let low_water =
+                (options.concurrency / 2).min(usize::try_from(remaining).unwrap_or(usize::MAX));
+            if free < low_water && !tasks.is_empty() {
+                let until = *gathering.get_or_insert_with(|| tokio::time::Instant::now() + GATHER);
+                if tokio::time::Instant::now() < until {
+                    tokio::select! {
+                        Some(done) = tasks.join_next() => {
+                            tally.record(done.unwrap_or(Outcome::Retried));
+                            continue;
+                        }
+                        () = tokio::time::sleep_until(until) => {}
+                        _ = stop.changed() => continue,
+                    }
+                }
+            }
+            gathering = None;
             let want = free
                 .min(MAX_BATCH)
                 .min(usize::try_from(remaining).unwrap_or(usize::MAX));

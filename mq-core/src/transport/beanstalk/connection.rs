@@ -199,7 +199,14 @@ impl Connection {
         tube: Option<&str>,
         commands: &[Command<'_>],
     ) -> Result<Vec<Response>> {
-        let mut bytes = Vec::new();
+        let body: usize = commands
+            .iter()
+            .map(|command| match command {
+                Command::Put { body, .. } => body.len(),
+                _ => 0,
+            })
+            .sum();
+        let mut bytes = Vec::with_capacity(body + 48 * (commands.len() + 1));
         let (reply, replied) = oneshot::channel();
         let prepended;
         let expected;
@@ -283,6 +290,9 @@ async fn write_loop(
 ) {
     let mut out = Vec::new();
     while let Some(first) = queued.recv().await {
+        // Let the tasks that are ready to run now queue their commands too, so that one
+        // `write` carries many (a burst of replies wakes many senders at once).
+        tokio::task::yield_now().await;
         out.clear();
         out.extend_from_slice(&first);
         while out.len() < WRITE_CHUNK {

@@ -30,7 +30,10 @@
 //! connection. Because beanstalkd answers the commands of a connection in order, a
 //! blocking `reserve-with-timeout` would hold those back; so the transport blocks in the
 //! server only while it holds no reservation, and otherwise polls with
-//! `reserve-with-timeout 0` every 50 ms until the caller's timeout.
+//! `reserve-with-timeout 0` every 50 ms (and at once when the last held job is acked)
+//! until the caller's timeout. beanstalkd's timeout is whole seconds: a blocking reserve
+//! that outlives a shorter call stays *parked* for the next call, and a job it gets that
+//! no call claims is handed back. Concurrent acks go out as one batch of `delete`s.
 //!
 //! When the consuming connection drops, the jobs it had reserved go back to ready in the
 //! server: the next `reserve` logs how many, reconnects (the worker retries a failed
@@ -109,11 +112,78 @@ struct Inner {
     addresses: Vec<SocketAddr>,
     max_job_size: usize,
     decoder: Decoder,
-    producer: tokio::sync::Mutex<Arc<Connection>>,
+    /// Read on every put: a plain lock held for a clone, never across an `.await`.
+    producer: Mutex<Arc<Connection>>,
+    /// One reconnect of the producing connection at a time.
+    reconnecting: tokio::sync::Mutex<()>,
     consumer: Mutex<Consumer>,
-    /// One `reserve` at a time: it owns the watch list of the consuming connection.
-    reserving: tokio::sync::Mutex<()>,
+    /// One `reserve` at a time: it owns the watch list of the consuming connection and
+    /// the parked blocking reserve.
+    reserving: tokio::sync::Mutex<Option<Arc<Parked>>>,
+    /// Notified when the consuming connection holds no reservation any more, so that a
+    /// waiting `reserve` can switch from polling to a blocking reserve at once.
+    idle: tokio::sync::Notify,
+    /// Acks waiting to go out together as one batch of `delete`s.
+    acks: Mutex<Vec<PendingAck>>,
+    /// How many jobs the last `take_ready` got: the size of its next first chunk.
+    ready_hint: std::sync::atomic::AtomicUsize,
 }
+
+/// A blocking `reserve-with-timeout` that may outlive the `reserve` call that sent it
+/// (beanstalkd counts its timeout in whole seconds; the caller may have asked for less).
+/// The next `reserve` claims its result; one nobody claims within [`UNCLAIMED`] is
+/// handed back, so that a worker that stopped reserving holds nothing.
+#[derive(Debug, Default)]
+struct Parked {
+    result: Mutex<Option<Result<Woken>>>,
+    done: tokio::sync::Notify,
+}
+
+#[derive(Debug)]
+enum Woken {
+    Job(Job),
+    TimedOut,
+    DeadlineSoon,
+}
+
+impl Parked {
+    fn lock(&self) -> MutexGuard<'_, Option<Result<Woken>>> {
+        self.result
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn finish(&self, woken: Result<Woken>) {
+        *self.lock() = Some(woken);
+        self.done.notify_one();
+    }
+
+    fn take(&self) -> Option<Result<Woken>> {
+        self.lock().take()
+    }
+
+    /// The result, once the server answered and by `deadline`; `None` while it is still
+    /// out. A result handed back already reads as a timeout.
+    async fn claim(&self, deadline: Instant) -> Option<Result<Woken>> {
+        let finished = tokio::time::timeout_at(deadline, self.done.notified())
+            .await
+            .is_ok();
+        match self.take() {
+            Some(woken) => Some(woken),
+            None if finished => Some(Ok(Woken::TimedOut)),
+            None => None,
+        }
+    }
+}
+
+/// An ack queued for the next batch: the job and where its reply goes.
+type PendingAck = (
+    u64,
+    tokio::sync::oneshot::Sender<std::result::Result<Response, String>>,
+);
+
+/// How long a job reserved by a parked reserve waits for a `reserve` call to claim it.
+const UNCLAIMED: Duration = Duration::from_millis(250);
 
 #[derive(Debug, Default)]
 struct Consumer {
@@ -389,9 +459,13 @@ impl BeanstalkTransport {
                 addresses,
                 max_job_size,
                 decoder,
-                producer: tokio::sync::Mutex::new(Arc::new(producer)),
+                producer: Mutex::new(Arc::new(producer)),
+                reconnecting: tokio::sync::Mutex::new(()),
                 consumer: Mutex::new(Consumer::default()),
-                reserving: tokio::sync::Mutex::new(()),
+                reserving: tokio::sync::Mutex::new(None),
+                idle: tokio::sync::Notify::new(),
+                acks: Mutex::new(Vec::new()),
+                ready_hint: std::sync::atomic::AtomicUsize::new(0),
             }),
         })
     }
@@ -424,12 +498,30 @@ impl Inner {
 
     /// The producing connection, reconnected if it was lost.
     async fn producer(&self) -> Result<Arc<Connection>> {
-        let mut producer = self.producer.lock().await;
-        if producer.is_closed() {
-            tracing::info!(server = %self.name, "reconnecting the producing connection to beanstalkd");
-            *producer = Arc::new(self.open().await?);
+        if let Some(open) = self.open_producer() {
+            return Ok(open);
         }
-        Ok(producer.clone())
+        let _one_at_a_time = self.reconnecting.lock().await;
+        if let Some(open) = self.open_producer() {
+            return Ok(open);
+        }
+        tracing::info!(server = %self.name, "reconnecting the producing connection to beanstalkd");
+        let fresh = Arc::new(self.open().await?);
+        *self
+            .producer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = fresh.clone();
+        Ok(fresh)
+    }
+
+    /// The producing connection, unless it was lost.
+    fn open_producer(&self) -> Option<Arc<Connection>> {
+        // The critical section is a clone or a swap.
+        let producer = self
+            .producer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        (!producer.is_closed()).then(|| producer.clone())
     }
 
     fn consumer(&self) -> MutexGuard<'_, Consumer> {
@@ -483,8 +575,52 @@ impl Inner {
         }
     }
 
+    fn acks(&self) -> MutexGuard<'_, Vec<PendingAck>> {
+        // The critical sections are a push and a take.
+        self.acks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Sends every queued ack as one batch of `delete`s on the consuming connection.
+    async fn flush_acks(&self) {
+        // Let the tasks that are ready to run now queue their acks first.
+        tokio::task::yield_now().await;
+        let batch = std::mem::take(&mut *self.acks());
+        let connection = self.consumer().connection.clone();
+        let result = match connection {
+            Some(connection) => {
+                let deletes: Vec<Command<'_>> =
+                    batch.iter().map(|(id, _)| Command::Delete(*id)).collect();
+                connection.send(&deletes).await.map_err(|e| e.to_string())
+            }
+            None => Err("no consuming connection".into()),
+        };
+        match result {
+            Ok(replies) if replies.len() == batch.len() => {
+                for ((_, reply), response) in batch.into_iter().zip(replies) {
+                    let _ = reply.send(Ok(response));
+                }
+            }
+            Ok(replies) => {
+                let cause = format!("{} replies to {} deletes", replies.len(), batch.len());
+                for (_, reply) in batch {
+                    let _ = reply.send(Err(cause.clone()));
+                }
+            }
+            Err(cause) => {
+                for (_, reply) in batch {
+                    let _ = reply.send(Err(cause.clone()));
+                }
+            }
+        }
+    }
+
     fn unhold(&self, id: u64) {
-        self.consumer().held.remove(&id);
+        let mut consumer = self.consumer();
+        if consumer.held.remove(&id) && consumer.held.is_empty() {
+            self.idle.notify_waiters();
+        }
     }
 
     /// A command on the reservation of `id`; `Unreachable` and `NOT_FOUND` mean the
@@ -556,8 +692,13 @@ impl Inner {
         max: usize,
         jobs: &mut Vec<Job>,
     ) -> Result<()> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let before = jobs.len();
+        // Start where the last call ended: a busy queue is read in one round trip, an
+        // empty one costs a few `TIMED_OUT`.
+        let first = self.ready_hint.load(Relaxed).max(4);
         for queue in queues {
-            let mut chunk = 4;
+            let mut chunk = first;
             while jobs.len() < max {
                 chunk = chunk.min(max - jobs.len()).min(MAX_CHUNK);
                 let reserves = vec![Command::ReserveWithTimeout(0); chunk];
@@ -574,6 +715,7 @@ impl Inner {
                 break;
             }
         }
+        self.ready_hint.store(jobs.len() - before, Relaxed);
         Ok(())
     }
 
@@ -609,10 +751,34 @@ impl Inner {
         error.map_or(Ok(got), Err)
     }
 
-    async fn reserve(&self, queues: &[String], max: usize, timeout: Duration) -> Result<Vec<Job>> {
+    /// Reserves up to `max` jobs, waiting up to `timeout` for the first. `parked` is the
+    /// blocking reserve an earlier call left on the connection, if any.
+    async fn reserve(
+        self: &Arc<Self>,
+        parked: &mut Option<Arc<Parked>>,
+        queues: &[String],
+        max: usize,
+        timeout: Duration,
+    ) -> Result<Vec<Job>> {
         let deadline = Instant::now() + timeout;
-        let connection = self.consuming().await?;
         let mut jobs = Vec::new();
+        if let Some(waiting) = parked.clone() {
+            // Nothing sent now would be answered before it: wait for it first.
+            let Some(woken) = waiting.claim(deadline).await else {
+                return Ok(jobs);
+            };
+            *parked = None;
+            match woken? {
+                // Hand it over at once: a message that arrived while the worker was idle
+                // should not wait for another round trip.
+                Woken::Job(job) => return Ok(vec![job]),
+                Woken::TimedOut => {}
+                Woken::DeadlineSoon => {
+                    tokio::time::sleep_until(deadline.min(Instant::now() + POLL)).await;
+                }
+            }
+        }
+        let connection = self.consuming().await?;
         self.take_ready(&connection, queues, max, &mut jobs).await?;
         while jobs.is_empty() {
             let now = Instant::now();
@@ -620,42 +786,97 @@ impl Inner {
                 break;
             }
             let left = deadline - now;
-            // A blocking reserve would hold back the acks and touches of held jobs, and
-            // beanstalkd's timeout is whole seconds: under one second left, poll instead, so
-            // that a reserve never waits longer than asked.
-            if !self.consumer().held.is_empty() || left < Duration::from_secs(1) {
-                tokio::time::sleep(left.min(POLL)).await;
+            let idle = self.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if !self.consumer().held.is_empty() {
+                // A blocking reserve would hold back the acks and touches of held jobs:
+                // poll, and look again as soon as the last of them is gone.
+                tokio::select! {
+                    () = &mut idle => {}
+                    () = tokio::time::sleep(left.min(POLL)) => {}
+                }
                 self.take_ready(&connection, queues, max, &mut jobs).await?;
                 continue;
             }
-            let tubes: Vec<&str> = queues.iter().map(String::as_str).collect();
-            let seconds = u32::try_from(left.as_secs()).unwrap_or(u32::MAX);
-            let mut replies = self
-                .watching_then(&connection, &tubes, &[Command::ReserveWithTimeout(seconds)])
-                .await?;
-            match replies.pop() {
-                Some(Response::Reserved { id, body }) => {
-                    let queue = if let [queue] = queues {
-                        queue.clone()
-                    } else {
-                        self.tube_of(&connection, id).await?
-                    };
-                    self.collect_reserved(
-                        vec![Response::Reserved { id, body }],
-                        &queue,
-                        &mut jobs,
-                    )?;
-                    self.take_ready(&connection, queues, max, &mut jobs).await?;
-                }
-                Some(Response::TimedOut) => break,
+            // Block in the server. Its timeout is whole seconds, at least one: when the
+            // caller asked for less, the reserve stays parked for the next call.
+            let waiting = self.park(&connection, queues, left);
+            let Some(woken) = waiting.claim(deadline).await else {
+                *parked = Some(waiting);
+                break;
+            };
+            match woken? {
+                // As above: no extra round trip; the next call takes what else is ready.
+                Woken::Job(job) => jobs.push(job),
+                Woken::TimedOut => {}
                 // A reservation of this connection nobody tracks (a dropped reserve) is
                 // about to run out: wait a little rather than spin.
-                Some(Response::DeadlineSoon) => tokio::time::sleep(left.min(POLL * 4)).await,
-                Some(other) => return Err(unexpected("reserve-with-timeout", &other)),
-                None => return Err(unexpected("reserve-with-timeout", &Response::NotFound)),
+                Woken::DeadlineSoon => tokio::time::sleep(left.min(POLL * 4)).await,
             }
         }
         Ok(jobs)
+    }
+
+    /// Sends a blocking `reserve-with-timeout` in a task of its own.
+    fn park(
+        self: &Arc<Self>,
+        connection: &Arc<Connection>,
+        queues: &[String],
+        left: Duration,
+    ) -> Arc<Parked> {
+        let parked = Arc::new(Parked::default());
+        let seconds = u32::try_from(left.as_secs()).unwrap_or(u32::MAX).max(1);
+        let inner = self.clone();
+        let connection = connection.clone();
+        let queues = queues.to_vec();
+        let result = parked.clone();
+        tokio::spawn(async move {
+            let woken = inner.blocking_reserve(&connection, &queues, seconds).await;
+            let reserved = matches!(woken, Ok(Woken::Job(_)));
+            result.finish(woken);
+            if reserved {
+                tokio::time::sleep(UNCLAIMED).await;
+                if let Some(Ok(Woken::Job(job))) = result.take() {
+                    tracing::debug!(
+                        item = job.id,
+                        "no reserve claimed this item; handing it back"
+                    );
+                    inner.hand_back(vec![job]).await;
+                }
+            }
+        });
+        parked
+    }
+
+    async fn blocking_reserve(
+        &self,
+        connection: &Connection,
+        queues: &[String],
+        seconds: u32,
+    ) -> Result<Woken> {
+        let tubes: Vec<&str> = queues.iter().map(String::as_str).collect();
+        let mut replies = self
+            .watching_then(connection, &tubes, &[Command::ReserveWithTimeout(seconds)])
+            .await?;
+        match replies.pop() {
+            Some(Response::Reserved { id, body }) => {
+                let queue = if let [queue] = queues {
+                    queue.clone()
+                } else {
+                    self.tube_of(connection, id).await?
+                };
+                let mut jobs = Vec::with_capacity(1);
+                self.collect_reserved(vec![Response::Reserved { id, body }], &queue, &mut jobs)?;
+                jobs.pop()
+                    .map(Woken::Job)
+                    .ok_or_else(|| unexpected("reserve-with-timeout", &Response::NotFound))
+            }
+            Some(Response::TimedOut) => Ok(Woken::TimedOut),
+            Some(Response::DeadlineSoon) => Ok(Woken::DeadlineSoon),
+            Some(other) => Err(unexpected("reserve-with-timeout", &other)),
+            None => Err(unexpected("reserve-with-timeout", &Response::NotFound)),
+        }
     }
 
     async fn tube_of(&self, connection: &Connection, id: u64) -> Result<String> {
@@ -976,8 +1197,10 @@ impl Transport for BeanstalkTransport {
         let queues = queues.to_vec();
         let (tx, rx) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
-            let _one_at_a_time = inner.reserving.lock().await;
-            let result = inner.reserve(&queues, max.max(1), timeout).await;
+            let mut parked = inner.reserving.lock().await;
+            let result = inner
+                .reserve(&mut parked, &queues, max.max(1), timeout)
+                .await;
             if let Err(Ok(jobs)) = tx.send(result) {
                 inner.hand_back(jobs).await;
             }
@@ -985,14 +1208,36 @@ impl Transport for BeanstalkTransport {
         rx.await.unwrap_or(Err(Error::Closed))
     }
 
+    /// Acks of concurrent tasks go out together: the first to queue one spawns a flush
+    /// that sends every `delete` queued by the time it runs in one batch.
     async fn ack(&self, job: &Job) -> Result<()> {
-        match self
-            .inner
-            .on_reserved(job.id, Command::Delete(job.id), false)
-            .await?
-        {
-            Response::Deleted => Ok(()),
-            other => Err(unexpected("delete", &other)),
+        let inner = &self.inner;
+        inner.holder(job.id)?;
+        let (reply, replied) = tokio::sync::oneshot::channel();
+        let first = {
+            let mut acks = inner.acks();
+            acks.push((job.id, reply));
+            acks.len() == 1
+        };
+        if first {
+            let inner = inner.clone();
+            tokio::spawn(async move { inner.flush_acks().await });
+        }
+        let result = replied
+            .await
+            .unwrap_or_else(|_| Err("connection closed".into()));
+        let lost = matches!(result, Err(_) | Ok(Response::NotFound));
+        inner.unhold(job.id);
+        if lost {
+            return Err(Error::ReservationLost(job.id));
+        }
+        match result {
+            Ok(Response::Deleted) => Ok(()),
+            Ok(other) => Err(unexpected("delete", &other)),
+            Err(cause) => Err(Error::Unreachable {
+                address: inner.name.clone(),
+                cause,
+            }),
         }
     }
 

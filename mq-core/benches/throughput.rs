@@ -1,0 +1,548 @@
+//! Throughput of mq on beanstalkd, side by side with the server's own ceiling and with the
+//! blocking `beanstalkc` crate. Run by hand, not in CI:
+//!
+//! ```text
+//! cargo bench -p mq-core --bench throughput            # the full run (N = 100,000)
+//! cargo bench -p mq-core --bench throughput -- --quick # N = 20,000, 2 s of latency
+//! MQ_BENCH_N=50000 cargo bench -p mq-core --bench throughput
+//! ```
+//!
+//! Starts its own beanstalkd (`$BEANSTALKD`, else `/usr/bin/beanstalkd`) on a free loopback
+//! port and kills it at the end. Prints one line per figure, `NAME VALUE UNIT`, then three
+//! `ratio` lines. See `docs/performance.md` for what each figure measures.
+
+use std::error::Error;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command as Process, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::BytesMut;
+use mq::transport::beanstalk::proto::{Command, Decoder, Response};
+use mq::{Bus, Exit, Registry, SlotDef, Worker};
+use serde::{Deserialize, Serialize};
+
+type R<T> = Result<T, Box<dyn Error + Send + Sync>>;
+
+/// Raw loops send this many commands per write.
+const BATCH: usize = 512;
+/// Body size of the raw and beanstalkc loops; the JSON body of an mq message is as long.
+const BODY: usize = 200;
+/// Tasks dispatching at once in `mq_dispatch`.
+const DISPATCHERS: usize = 64;
+/// Messages per second in the latency run.
+const RATE: u64 = 1_000;
+
+/// The message of `mq_dispatch` and `mq_process`.
+#[derive(mq::Message, Serialize, Deserialize)]
+#[message(queue = "bench")]
+struct Bench {
+    seq: u64,
+    pad: String,
+}
+
+impl Bench {
+    fn new(seq: u64) -> Bench {
+        // {"seq":N,"pad":"..."}: about BODY bytes of JSON.
+        Bench {
+            seq,
+            pad: "x".repeat(BODY - 30),
+        }
+    }
+}
+
+/// The message of the latency run: carries its dispatch time.
+#[derive(mq::Message, Serialize, Deserialize)]
+#[message(queue = "bench-latency")]
+struct Tick {
+    sent_us: u64,
+    pad: String,
+}
+
+static HANDLED: AtomicU64 = AtomicU64::new(0);
+static LATENCIES_US: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+
+#[mq::slot]
+async fn noop(_message: Bench) {
+    HANDLED.fetch_add(1, Ordering::Relaxed);
+}
+
+#[mq::slot]
+async fn record_latency(message: Tick) {
+    let latency = now_us().saturating_sub(message.sent_us);
+    if let Ok(mut latencies) = LATENCIES_US.lock() {
+        latencies.push(latency);
+    }
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+// ---------------------------------------------------------------------------------------
+// A beanstalkd for this run.
+
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start() -> R<Server> {
+        let binary = std::env::var("BEANSTALKD").unwrap_or_else(|_| "/usr/bin/beanstalkd".into());
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let child = Process::new(&binary)
+            .args(["-l", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot run {binary} (apt-get install beanstalkd): {e}"))?;
+        let server = Server { child, port };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                return Err(format!("beanstalkd did not listen on port {port} within 5 s").into());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(server)
+    }
+
+    fn url(&self) -> String {
+        format!("beanstalk://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// raw_*: a minimal pipelined client on mq's own codec, blocking I/O, one connection.
+
+struct Raw {
+    stream: TcpStream,
+    buffer: BytesMut,
+    decoder: Decoder,
+    out: Vec<u8>,
+}
+
+impl Raw {
+    fn connect(port: u16) -> R<Raw> {
+        let stream = TcpStream::connect(("127.0.0.1", port))?;
+        stream.set_nodelay(true)?;
+        Ok(Raw {
+            stream,
+            buffer: BytesMut::with_capacity(1 << 20),
+            decoder: Decoder::default(),
+            out: Vec::with_capacity(1 << 20),
+        })
+    }
+
+    fn queue(&mut self, command: Command<'_>) {
+        command.encode(&mut self.out);
+    }
+
+    fn flush(&mut self) -> R<()> {
+        self.stream.write_all(&self.out)?;
+        self.out.clear();
+        Ok(())
+    }
+
+    fn reply(&mut self) -> R<Response> {
+        let mut chunk = [0u8; 64 << 10];
+        loop {
+            if let Some(response) = self.decoder.decode(&mut self.buffer)? {
+                return Ok(response);
+            }
+            let read = self.stream.read(&mut chunk)?;
+            if read == 0 {
+                return Err("beanstalkd closed the connection".into());
+            }
+            self.buffer.extend_from_slice(&chunk[..read]);
+        }
+    }
+}
+
+fn raw_put(port: u16, tube: &str, n: usize) -> R<f64> {
+    let mut raw = Raw::connect(port)?;
+    raw.queue(Command::Use(tube));
+    raw.flush()?;
+    raw.reply()?;
+    let body = vec![b'x'; BODY];
+    let started = Instant::now();
+    let mut sent = 0;
+    while sent < n {
+        let batch = BATCH.min(n - sent);
+        for _ in 0..batch {
+            raw.queue(Command::Put {
+                priority: 100,
+                delay: 0,
+                ttr: 60,
+                body: &body,
+            });
+        }
+        raw.flush()?;
+        for _ in 0..batch {
+            match raw.reply()? {
+                Response::Inserted(_) => {}
+                other => return Err(format!("put: {other}").into()),
+            }
+        }
+        sent += batch;
+    }
+    Ok(n as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Reserves in batches of `BATCH` (`reserve-with-timeout 0`); the deletes of one batch go out
+/// in the same write as the reserves of the next.
+fn raw_consume(port: u16, tube: &str, n: usize) -> R<f64> {
+    let mut raw = Raw::connect(port)?;
+    raw.queue(Command::Watch(tube));
+    raw.queue(Command::Ignore("default"));
+    raw.flush()?;
+    raw.reply()?;
+    raw.reply()?;
+    let started = Instant::now();
+    let mut done = 0;
+    let mut to_delete: Vec<u64> = Vec::with_capacity(BATCH);
+    loop {
+        let deletes = to_delete.len();
+        for id in to_delete.drain(..) {
+            raw.queue(Command::Delete(id));
+        }
+        let reserves = if done < n { BATCH } else { 0 };
+        for _ in 0..reserves {
+            raw.queue(Command::ReserveWithTimeout(0));
+        }
+        if deletes + reserves == 0 {
+            break;
+        }
+        raw.flush()?;
+        for _ in 0..deletes {
+            match raw.reply()? {
+                Response::Deleted => {}
+                other => return Err(format!("delete: {other}").into()),
+            }
+        }
+        for _ in 0..reserves {
+            match raw.reply()? {
+                Response::Reserved { id, .. } => {
+                    to_delete.push(id);
+                    done += 1;
+                }
+                Response::TimedOut => {}
+                other => return Err(format!("reserve: {other}").into()),
+            }
+        }
+        if done < n && to_delete.is_empty() {
+            return Err(format!("raw_consume: only {done} of {n} jobs were ready").into());
+        }
+    }
+    Ok(n as f64 / started.elapsed().as_secs_f64())
+}
+
+// ---------------------------------------------------------------------------------------
+// beanstalkc_*: the blocking crate, one round trip per command.
+
+fn beanstalkc(port: u16) -> R<beanstalkc::Beanstalkc> {
+    Ok(beanstalkc::Beanstalkc::new()
+        .host("127.0.0.1")
+        .port(port)
+        .connect()?)
+}
+
+fn beanstalkc_put(port: u16, tube: &str, n: usize) -> R<f64> {
+    let mut client = beanstalkc(port)?;
+    client.use_tube(tube)?;
+    let body = vec![b'x'; BODY];
+    let started = Instant::now();
+    for _ in 0..n {
+        client.put(&body, 100, Duration::ZERO, Duration::from_secs(60))?;
+    }
+    Ok(n as f64 / started.elapsed().as_secs_f64())
+}
+
+fn beanstalkc_consume(port: u16, tube: &str, n: usize) -> R<f64> {
+    let mut client = beanstalkc(port)?;
+    client.watch(tube)?;
+    client.ignore("default")?;
+    let started = Instant::now();
+    for _ in 0..n {
+        let mut job = client.reserve_with_timeout(Duration::ZERO)?;
+        job.delete()?;
+    }
+    Ok(n as f64 / started.elapsed().as_secs_f64())
+}
+
+// ---------------------------------------------------------------------------------------
+// mq.
+
+/// `n` messages dispatched by `DISPATCHERS` tasks sharing one bus.
+async fn mq_dispatch(url: &str, n: usize) -> R<f64> {
+    let bus = Bus::connect(url).await?;
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for task in 0..DISPATCHERS {
+        let bus = bus.clone();
+        let count = n / DISPATCHERS + usize::from(task < n % DISPATCHERS);
+        tasks.spawn(async move {
+            for seq in 0..count {
+                bus.dispatch(Bench::new(seq as u64)).await?;
+            }
+            Ok::<(), mq::Error>(())
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done??;
+    }
+    Ok(n as f64 / started.elapsed().as_secs_f64())
+}
+
+/// What the child process of `mq_process` reports.
+struct Processed {
+    per_second: f64,
+    peak_rss_mib: f64,
+}
+
+/// Runs `mq_process` in a fresh child process (this binary again), so that its peak RSS is
+/// the worker's alone.
+fn mq_process(url: &str, n: usize) -> R<Processed> {
+    let output = Process::new(std::env::current_exe()?)
+        .env("MQ_BENCH_CHILD", "process")
+        .env("MQ_BENCH_URL", url)
+        .env("MQ_BENCH_N", n.to_string())
+        .stderr(Stdio::inherit())
+        .output()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        return Err(format!("mq_process child failed ({}): {text}", output.status).into());
+    }
+    let mut fields = text.split_whitespace();
+    let mut next = || -> R<f64> {
+        Ok(fields
+            .next()
+            .ok_or_else(|| format!("mq_process child said {text:?}"))?
+            .parse()?)
+    };
+    Ok(Processed {
+        per_second: next()?,
+        peak_rss_mib: next()?,
+    })
+}
+
+/// The child of [`mq_process`]: a worker with its defaults and one no-op async slot, until
+/// `n` messages are acked. Prints `MESSAGES_PER_SECOND PEAK_RSS_MIB`.
+fn process_child() -> R<()> {
+    let url = std::env::var("MQ_BENCH_URL")?;
+    let n: u64 = std::env::var("MQ_BENCH_N")?.parse()?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let started = Instant::now();
+    let exit = runtime.block_on(
+        Worker::builder()
+            .url(url)
+            .registry(Registry::from_slots([SlotDef::of::<noop>()])?)
+            .limit(n)
+            .run(),
+    )?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let handled = HANDLED.load(Ordering::Relaxed);
+    if exit != Exit::Limit || handled != n {
+        return Err(format!("worker stopped with {exit:?} after {handled} of {n}").into());
+    }
+    println!("{} {}", n as f64 / elapsed, peak_rss_mib()?);
+    Ok(())
+}
+
+/// `mq_dispatch` alone, for profiling. Prints `MESSAGES_PER_SECOND`.
+fn dispatch_child() -> R<()> {
+    let url = std::env::var("MQ_BENCH_URL")?;
+    let n: usize = std::env::var("MQ_BENCH_N")?.parse()?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    println!("{}", runtime.block_on(mq_dispatch(&url, n))?);
+    Ok(())
+}
+
+/// VmHWM of this process: its peak resident set.
+fn peak_rss_mib() -> R<f64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or("no VmHWM in /proc/self/status")?;
+    Ok(kib / 1024.0)
+}
+
+/// The queue is empty and nothing is reserved: every message was acked.
+async fn check_drained(url: &str, queue: &str) -> R<()> {
+    let transport = mq::transport::connect(url).await?;
+    for stats in transport.stats().await? {
+        if stats.queue == queue && (stats.ready + stats.reserved + stats.delayed) > 0 {
+            return Err(format!("queue {queue} is not drained: {stats:?}").into());
+        }
+    }
+    Ok(())
+}
+
+/// Dispatch → slot start, at a steady `RATE` per second for `seconds`; returns p50 and p99
+/// in milliseconds. The worker runs in this process, with its defaults.
+async fn mq_latency(url: &str, seconds: u64) -> R<(f64, f64)> {
+    let count = RATE * seconds;
+    let worker = Worker::builder()
+        .url(url)
+        .registry(Registry::from_slots([SlotDef::of::<record_latency>()])?)
+        .limit(count)
+        .handle_signals(false)
+        .build()
+        .await?;
+    let running = tokio::spawn({
+        let worker = worker.clone();
+        async move { worker.run().await }
+    });
+    // Let the worker reach its first reserve.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let bus = Bus::connect(url).await?;
+    let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / RATE));
+    let pad = "x".repeat(BODY - 40);
+    for _ in 0..count {
+        ticker.tick().await;
+        let bus = bus.clone();
+        let message = Tick {
+            sent_us: now_us(),
+            pad: pad.clone(),
+        };
+        tokio::spawn(async move { bus.dispatch(message).await });
+    }
+    let exit = tokio::time::timeout(Duration::from_secs(30), running).await???;
+    if exit != Exit::Limit {
+        return Err(format!("latency worker stopped with {exit:?}").into());
+    }
+    let mut latencies = LATENCIES_US
+        .lock()
+        .map_err(|_| "latency list poisoned")?
+        .clone();
+    latencies.sort_unstable();
+    let at = |q: f64| {
+        let index = ((latencies.len() as f64 * q).ceil() as usize).clamp(1, latencies.len()) - 1;
+        latencies[index] as f64 / 1000.0
+    };
+    if latencies.is_empty() {
+        return Err("no latency recorded".into());
+    }
+    eprintln!(
+        "throughput: latency p90 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+        at(0.90),
+        at(0.999),
+        at(1.0)
+    );
+    Ok((at(0.50), at(0.99)))
+}
+
+// ---------------------------------------------------------------------------------------
+
+fn line(name: &str, value: f64, unit: &str) {
+    if value >= 100.0 {
+        println!("{name} {value:.0} {unit}");
+    } else {
+        println!("{name} {value:.2} {unit}");
+    }
+}
+
+fn ratio(name: &str, value: f64) {
+    println!("ratio {name} {value:.2}");
+}
+
+fn main() {
+    // Child modes, also handy to profile one figure alone (see docs/performance.md):
+    // MQ_BENCH_CHILD=process|dispatch MQ_BENCH_URL=beanstalk://... MQ_BENCH_N=...
+    let child = match std::env::var("MQ_BENCH_CHILD").as_deref() {
+        Ok("process") => Some(process_child()),
+        Ok("dispatch") => Some(dispatch_child()),
+        _ => None,
+    };
+    if let Some(result) = child {
+        if let Err(error) = result {
+            eprintln!("throughput child: {error}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // `cargo test --benches` runs this binary without `--bench`: do nothing then.
+    if !args.iter().any(|a| a == "--bench" || a == "--quick") {
+        println!("throughput: run with `cargo bench -p mq-core --bench throughput`");
+        return;
+    }
+    if let Err(error) = run(&args) {
+        eprintln!("throughput: {error}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: &[String]) -> R<()> {
+    let quick = args.iter().any(|a| a == "--quick");
+    let n: usize = match std::env::var("MQ_BENCH_N") {
+        Ok(n) => n.parse()?,
+        Err(_) if quick => 20_000,
+        Err(_) => 100_000,
+    };
+    let latency_seconds = if quick { 2 } else { 5 };
+    let server = Server::start()?;
+    let port = server.port;
+    let url = server.url();
+    eprintln!("throughput: beanstalkd on port {port}, N = {n}");
+
+    let raw_put = raw_put(port, "raw", n)?;
+    line("raw_put", raw_put, "msg/s");
+    let raw_consume = raw_consume(port, "raw", n)?;
+    line("raw_consume", raw_consume, "msg/s");
+
+    let bc_put = beanstalkc_put(port, "bc", n)?;
+    line("beanstalkc_put", bc_put, "msg/s");
+    let bc_consume = beanstalkc_consume(port, "bc", n)?;
+    line("beanstalkc_consume", bc_consume, "msg/s");
+
+    let runtime = tokio::runtime::Runtime::new()?;
+    let dispatch = runtime.block_on(mq_dispatch(&url, n))?;
+    line("mq_dispatch", dispatch, "msg/s");
+    let processed = mq_process(&url, n)?;
+    runtime.block_on(check_drained(&url, "bench"))?;
+    line("mq_process", processed.per_second, "msg/s");
+    let (p50, p99) = runtime.block_on(mq_latency(&url, latency_seconds))?;
+    line("mq_latency_p50_ms", p50, "ms");
+    line("mq_latency_p99_ms", p99, "ms");
+    line("mq_worker_rss_mib", processed.peak_rss_mib, "MiB");
+
+    // The SQLite default: measured once `sqlite://` opens; until then, its error says why.
+    let dir = tempfile::tempdir()?;
+    let sqlite = format!("sqlite://{}", dir.path().join("bench.db").display());
+    match runtime.block_on(mq::transport::connect(&sqlite)) {
+        Ok(_) => {
+            let dispatch = runtime.block_on(mq_dispatch(&sqlite, n))?;
+            line("sqlite_dispatch", dispatch, "msg/s");
+            let processed = mq_process(&sqlite, n)?;
+            line("sqlite_process", processed.per_second, "msg/s");
+        }
+        Err(error) => {
+            println!("sqlite_dispatch n/a ({error})");
+            println!("sqlite_process n/a ({error})");
+        }
+    }
+
+    ratio("mq_dispatch/raw_put", dispatch / raw_put);
+    ratio("mq_process/raw_consume", processed.per_second / raw_consume);
+    ratio(
+        "mq_process/beanstalkc_consume",
+        processed.per_second / bc_consume,
+    );
+    drop(server);
+    Ok(())
+}
