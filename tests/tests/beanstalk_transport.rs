@@ -430,12 +430,11 @@ async fn bad_urls_and_unreachable_servers_are_clear_errors() {
         let error = mq::transport::connect(url).await.unwrap_err();
         assert!(matches!(error, Error::InvalidUrl { .. }), "{url}: {error}");
     }
-    // A port nobody listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // A port bound but not listening: it refuses connections, and no other test can take
+    // it while this socket holds it.
+    let closed = tokio::net::TcpSocket::new_v4().unwrap();
+    closed.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = closed.local_addr().unwrap().port();
     let started = Instant::now();
     let error = mq::transport::connect(&format!("beanstalk://127.0.0.1:{port}"))
         .await

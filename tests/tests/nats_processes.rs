@@ -82,7 +82,10 @@ async fn a_worker_killed_with_sigkill_loses_nothing_its_items_come_back_after_ac
     first.0.wait().unwrap();
     let killed_at = Instant::now();
     let done_by_first = recorded(&record).len();
-    assert!(done_by_first < 200, "the first worker must die holding messages");
+    assert!(
+        done_by_first < 200,
+        "the first worker must die holding messages"
+    );
 
     let _second = start_worker(&url, &record);
     let until = Instant::now() + Duration::from_secs(40);

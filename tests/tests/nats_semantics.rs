@@ -159,9 +159,10 @@ async fn bad_urls_are_clear_errors() {
         );
         assert!(error.to_string().contains(part), "{url}: {error}");
     }
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    // Bound but not listening: refuses, and no other test can take the port meanwhile.
+    let closed = tokio::net::TcpSocket::new_v4().unwrap();
+    closed.bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let port = closed.local_addr().unwrap().port();
-    drop(closed);
     let error = mq::transport::connect(&format!("nats://127.0.0.1:{port}"))
         .await
         .unwrap_err();

@@ -452,9 +452,10 @@ mod tests {
 
     #[tokio::test]
     async fn refused_is_unreachable() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let address = listener.local_addr().unwrap();
-        drop(listener);
+        // Bound but not listening: refuses, and no other test can take the port meanwhile.
+        let closed = tokio::net::TcpSocket::new_v4().unwrap();
+        closed.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let address = closed.local_addr().unwrap();
         let error = Connection::connect("127.0.0.1:x", &[address], Decoder::default())
             .await
             .unwrap_err();
