@@ -97,55 +97,36 @@ async fn emit(shared: Arc<Shared>, job: Job, envelope: Envelope) -> Outcome {
             let plural = if attempts == 1 { "" } else { "s" };
             format!("failed after {attempts} attempt{plural}: {summary}")
         };
-        let failure = Failure {
-            slots: failures
-                .into_iter()
-                .map(|f| SlotFailure {
-                    slot: f.slot,
-                    error: f.error,
-                })
-                .collect(),
-            reason: reason.clone(),
-            attempts: envelope.attempt,
-            failed_at: SystemTime::now(),
-        };
-        log_transport(
-            shared
-                .transport
-                .fail(&job, next.encode(), put, failure)
-                .await,
-            "fail",
-        );
-        tracing::error!(%reason, "failed: moved to the failure store");
-        Hook::emit(&shared.hook, || Event {
-            error: Some(reason),
+        let slots = failures
+            .into_iter()
+            .map(|f| SlotFailure {
+                slot: f.slot,
+                error: f.error,
+            })
+            .collect();
+        let failure = failure(slots, reason, envelope.attempt);
+        let failed = Event {
             elapsed: Some(elapsed),
             ..event(EventKind::Failed)
-        });
-        return Outcome::Failed;
+        };
+        return move_to_failure_store(&shared, &job, next.encode(), put, failure, failed).await;
     }
 
     let backoff = options.backoff.unwrap_or(shared.options.backoff);
-    let delay = backoff.delay(envelope.attempt);
-    let retry = PutOptions { delay, ..put };
-    log_transport(
-        shared.transport.retry(&job, next.encode(), retry).await,
-        "retry",
-    );
-    tracing::warn!(
-        error = %summary,
-        delay_ms = delay.as_millis() as u64,
+    let retry = PutOptions {
+        delay: backoff.delay(envelope.attempt),
+        ..put
+    };
+    let note = format!(
         "retried: {} of {} slots failed",
         next.slots.as_ref().map_or(0, Vec::len),
         route.slots().count()
     );
-    Hook::emit(&shared.hook, || Event {
-        error: Some(summary),
-        delay: Some(delay),
+    let retried = Event {
         elapsed: Some(elapsed),
         ..event(EventKind::Retried)
-    });
-    Outcome::Retried
+    };
+    put_back(&shared, &job, &next, retry, summary, &note, retried).await
 }
 
 /// A failed slot of this attempt.
@@ -381,86 +362,94 @@ async fn unknown_name(shared: &Arc<Shared>, job: &Job, envelope: Envelope) -> Ou
         envelope.name,
         shared.known_names()
     );
-    let put = PutOptions::default();
-    if envelope.attempt > shared.options.unknown_retries {
-        let failure = Failure {
-            slots: Vec::new(),
-            reason: reason.clone(),
-            attempts: envelope.attempt,
-            failed_at: SystemTime::now(),
-        };
-        let next = Envelope {
-            attempt: envelope.attempt + 1,
-            ..envelope.clone()
-        };
-        log_transport(
-            shared
-                .transport
-                .fail(job, next.encode(), put, failure)
-                .await,
-            "fail",
-        );
-        tracing::error!(%reason, "failed: moved to the failure store");
-        Hook::emit(&shared.hook, || Event {
-            error: Some(reason),
-            ..Event::new(
-                EventKind::Failed,
-                &envelope.name,
-                &envelope.id,
-                &job.queue,
-                envelope.attempt,
-            )
-        });
-        return Outcome::Failed;
-    }
-    let delay = shared.options.unknown_backoff.delay(envelope.attempt);
-    let next = Envelope {
-        attempt: envelope.attempt + 1,
-        ..envelope.clone()
-    };
-    log_transport(
-        shared
-            .transport
-            .retry(job, next.encode(), PutOptions { delay, ..put })
-            .await,
-        "retry",
-    );
-    tracing::warn!(%reason, delay_ms = delay.as_millis() as u64, "retried: unknown message");
-    Hook::emit(&shared.hook, || Event {
-        error: Some(reason),
-        delay: Some(delay),
-        ..Event::new(
-            EventKind::Retried,
+    let event = |kind| {
+        Event::new(
+            kind,
             &envelope.name,
             &envelope.id,
             &job.queue,
             envelope.attempt,
         )
-    });
-    Outcome::Retried
+    };
+    let next = Envelope {
+        attempt: envelope.attempt + 1,
+        ..envelope.clone()
+    };
+    let put = PutOptions::default();
+    if envelope.attempt > shared.options.unknown_retries {
+        let failure = failure(Vec::new(), reason, envelope.attempt);
+        let failed = event(EventKind::Failed);
+        return move_to_failure_store(shared, job, next.encode(), put, failure, failed).await;
+    }
+    let retry = PutOptions {
+        delay: shared.options.unknown_backoff.delay(envelope.attempt),
+        ..put
+    };
+    let retried = event(EventKind::Retried);
+    let note = "retried: unknown message";
+    put_back(shared, job, &next, retry, reason, note, retried).await
 }
 
 /// An item that is not an envelope: straight to the failure store, unchanged.
 async fn fail_unreadable(shared: &Arc<Shared>, job: &Job, reason: String) -> Outcome {
-    let failure = Failure {
-        slots: Vec::new(),
-        reason: reason.clone(),
-        attempts: 1,
+    tracing::error!(queue = %job.queue, item = job.id, "unreadable item");
+    let failure = failure(Vec::new(), reason, 1);
+    let failed = Event::new(EventKind::Failed, "", "", &job.queue, 1);
+    let body = job.body.clone();
+    move_to_failure_store(shared, job, body, PutOptions::default(), failure, failed).await
+}
+
+/// A failure record of now.
+fn failure(slots: Vec<SlotFailure>, reason: String, attempts: u32) -> Failure {
+    Failure {
+        slots,
+        reason,
+        attempts,
         failed_at: SystemTime::now(),
-    };
-    log_transport(
-        shared
-            .transport
-            .fail(job, job.body.clone(), PutOptions::default(), failure)
-            .await,
-        "fail",
-    );
-    tracing::error!(queue = %job.queue, item = job.id, %reason, "unreadable item moved to the failure store");
+    }
+}
+
+/// Moves the item to the failure store, logs it and reports `event` with the reason.
+async fn move_to_failure_store(
+    shared: &Shared,
+    job: &Job,
+    body: bytes::Bytes,
+    put: PutOptions,
+    failure: Failure,
+    event: Event,
+) -> Outcome {
+    let reason = failure.reason.clone();
+    log_transport(shared.transport.fail(job, body, put, failure).await, "fail");
+    tracing::error!(%reason, "failed: moved to the failure store");
     Hook::emit(&shared.hook, || Event {
         error: Some(reason),
-        ..Event::new(EventKind::Failed, "", "", &job.queue, 1)
+        ..event
     });
     Outcome::Failed
+}
+
+/// Replaces the item by the next attempt `next`, ready after `put.delay`; logs `note` and
+/// reports `event` with the error and the delay.
+async fn put_back(
+    shared: &Shared,
+    job: &Job,
+    next: &Envelope,
+    put: PutOptions,
+    error: String,
+    note: &str,
+    event: Event,
+) -> Outcome {
+    log_transport(
+        shared.transport.retry(job, next.encode(), put).await,
+        "retry",
+    );
+    tracing::warn!(%error, delay_ms = put.delay.as_millis() as u64, "{note}");
+    Hook::emit(&shared.hook, || Event {
+        error: Some(error),
+        delay: Some(put.delay),
+        ..event
+    });
+    Outcome::Retried
 }
 
 fn log_transport(result: Result<()>, operation: &str) {
