@@ -667,3 +667,86 @@ async fn stop_lets_running_slots_finish() {
         "finished and acked: {stats:?}"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// User code that panics while the body decodes is a failure of the slot, not of the worker.
+
+fn panicky<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let n = u64::deserialize(d)?;
+    assert!(n != 13, "unlucky number {n}");
+    Ok(n)
+}
+
+#[derive(mq::Message, Serialize, Deserialize)]
+#[message(queue = "fragile", retries = 0)]
+struct Fragile {
+    #[serde(deserialize_with = "panicky")]
+    n: u64,
+}
+
+#[mq::slot]
+fn fragile_slot(msg: Fragile, runs: State<Runs>) {
+    runs.record("fragile", msg.n);
+}
+
+#[tokio::test]
+async fn a_panic_while_decoding_goes_to_the_failure_store() {
+    let transport = MemoryTransport::new();
+    let bus = Bus::new(transport.clone());
+    bus.dispatch(Fragile { n: 12 }).await.unwrap();
+    bus.dispatch(Fragile { n: 13 }).await.unwrap();
+    let runs = Arc::new(Runs::default());
+    worker(&transport, [SlotDef::of::<fragile_slot>()])
+        .state_arc(runs.clone())
+        .limit(2)
+        .time_limit(Duration::from_secs(30))
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(runs.count("fragile", 12), 1);
+    let failed = transport.failed_list(None, 10).await.unwrap();
+    assert_eq!(failed.len(), 1);
+    let error = &failed[0].failure.slots[0].error;
+    assert!(
+        error.contains("decoding panicked: unlucky number 13"),
+        "{error}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// A stale reservation cannot ack what another reservation now holds.
+
+#[tokio::test]
+async fn a_stale_reservation_cannot_ack_the_new_one() {
+    let transport = MemoryTransport::new();
+    let options = PutOptions {
+        ttr: Duration::from_millis(200),
+        ..PutOptions::default()
+    };
+    transport.put("q", Bytes::from("x"), options).await.unwrap();
+    let queues = ["q".to_owned()];
+    let first = transport
+        .reserve(&queues, 1, Duration::ZERO)
+        .await
+        .unwrap()
+        .remove(0);
+    let second = transport
+        .reserve(&queues, 1, Duration::from_secs(2))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(first.id, second.id);
+    assert!(matches!(
+        transport.ack(&first).await,
+        Err(mq::Error::ReservationLost(_))
+    ));
+    assert!(matches!(
+        transport.keep_alive(&first).await,
+        Err(mq::Error::ReservationLost(_))
+    ));
+    assert!(matches!(
+        transport.release(&first).await,
+        Err(mq::Error::ReservationLost(_))
+    ));
+    transport.ack(&second).await.unwrap();
+}

@@ -347,3 +347,29 @@ fn a_bad_url_is_one_clear_error_and_exit_1() {
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(stderr.contains("no-such-host.invalid"), "{stderr}");
 }
+
+/// The same wire format as the worker binary's slot-less `HandledElsewhere`.
+#[derive(mq::Message, Serialize, Deserialize)]
+#[message(queue = "work")]
+struct HandledElsewhere {
+    n: u64,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_whose_slot_is_in_another_worker_is_not_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("record");
+    let url = format!("sqlite://{}", dir.path().join("queue.db").display());
+    let bus = Bus::connect(&url).await.unwrap();
+    bus.dispatch(HandledElsewhere { n: 1 }).await.unwrap();
+    let mut worker = start_worker(&url, &record, &["--limit", "1"]);
+    let status = wait_for(&mut worker, Duration::from_secs(30)).expect("stops at --limit");
+    assert_eq!(status.code(), Some(0));
+    // Put back with a delay for a worker that has the slot, not acked.
+    let stats = bus.transport().stats().await.unwrap();
+    let work = stats
+        .iter()
+        .find(|s| s.queue == "work")
+        .expect("the queue is listed");
+    assert_eq!((work.ready + work.delayed, work.failed), (1, 0), "{work:?}");
+}

@@ -139,15 +139,26 @@ impl State {
         }
     }
 
-    /// Removes a reserved item, or says its reservation is gone.
-    fn take_reserved(&mut self, id: u64) -> Result<Item> {
-        match self.items.get(&id).map(|item| item.place) {
-            Some(Place::Reserved(until)) => {
-                self.leases.remove(&(until, id));
-                Ok(self.items.remove(&id).expect("item checked above"))
-            }
-            _ => Err(Error::ReservationLost(id)),
+    /// The lease end of `job`'s reservation, if it is still the current one: the item is
+    /// reserved, and not reserved again since (its delivery count is the job's).
+    fn lease_of(&self, job: &Job) -> Result<Instant> {
+        match self.items.get(&job.id) {
+            Some(Item {
+                place: Place::Reserved(until),
+                deliveries,
+                ..
+            }) if *deliveries == job.deliveries => Ok(*until),
+            _ => Err(Error::ReservationLost(job.id)),
         }
+    }
+
+    /// Removes a reserved item, or says its reservation is gone.
+    fn take_reserved(&mut self, job: &Job) -> Result<Item> {
+        let until = self.lease_of(job)?;
+        self.leases.remove(&(until, job.id));
+        self.items
+            .remove(&job.id)
+            .ok_or(Error::ReservationLost(job.id))
     }
 
     fn next_wake(&self) -> Option<Instant> {
@@ -224,13 +235,13 @@ impl Transport for MemoryTransport {
     }
 
     async fn ack(&self, job: &Job) -> Result<()> {
-        self.lock().take_reserved(job.id).map(drop)
+        self.lock().take_reserved(job).map(drop)
     }
 
     async fn retry(&self, job: &Job, body: Bytes, options: PutOptions) -> Result<()> {
         {
             let mut state = self.lock();
-            let old = state.take_reserved(job.id)?;
+            let old = state.take_reserved(job)?;
             state.insert(&job.queue, body, options, old.deliveries);
         }
         self.changed.notify_waiters();
@@ -240,9 +251,7 @@ impl Transport for MemoryTransport {
     async fn release(&self, job: &Job) -> Result<()> {
         {
             let mut state = self.lock();
-            let Some(Place::Reserved(until)) = state.items.get(&job.id).map(|i| i.place) else {
-                return Err(Error::ReservationLost(job.id));
-            };
+            let until = state.lease_of(job)?;
             state.leases.remove(&(until, job.id));
             state.make_ready(job.id);
         }
@@ -253,10 +262,8 @@ impl Transport for MemoryTransport {
     async fn keep_alive(&self, job: &Job) -> Result<()> {
         let mut state = self.lock();
         let state = &mut *state;
+        let until = state.lease_of(job)?;
         let Some(item) = state.items.get_mut(&job.id) else {
-            return Err(Error::ReservationLost(job.id));
-        };
-        let Place::Reserved(until) = item.place else {
             return Err(Error::ReservationLost(job.id));
         };
         let renewed = Instant::now() + item.options.ttr;
@@ -274,7 +281,7 @@ impl Transport for MemoryTransport {
         failure: Failure,
     ) -> Result<()> {
         let mut state = self.lock();
-        state.take_reserved(job.id)?;
+        state.take_reserved(job)?;
         state.next_id += 1;
         let id = state.next_id;
         state.failed.insert(

@@ -57,7 +57,9 @@ async fn emit(shared: Arc<Shared>, job: Job, envelope: Envelope) -> Outcome {
     tracing::debug!("reserved");
     Hook::emit(&shared.hook, || event(EventKind::Reserved));
 
-    let Some(route) = shared.registry.route(&envelope.name) else {
+    // A type linked here without a slot here is someone else's: as good as unknown.
+    let route = shared.registry.route(&envelope.name);
+    let Some(route) = route.filter(|route| route.slots().next().is_some()) else {
         return unknown_name(&shared, &job, envelope).await;
     };
     let started = Instant::now();
@@ -84,7 +86,7 @@ async fn emit(shared: Arc<Shared>, job: Job, envelope: Envelope) -> Outcome {
     let permanent = failures.iter().any(|failure| failure.permanent);
     let summary = summarize(&failures);
     let next = Envelope {
-        attempt: envelope.attempt + 1,
+        attempt: envelope.attempt.saturating_add(1),
         slots: Some(failures.iter().map(|f| f.slot.clone()).collect()),
         ..envelope.clone()
     };
@@ -176,7 +178,17 @@ async fn run_slots(
     let timeout = route.info().options.timeout;
     let mut pending = Vec::new();
     for slot in selected {
-        let future = slot.start(&envelope.body, context.clone());
+        // Decoding runs the message type's Deserialize, user code that may panic too.
+        let started = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            slot.start(&envelope.body, context.clone())
+        }));
+        let future: crate::SlotFuture = match started {
+            Ok(future) => future,
+            Err(payload) => {
+                let text = format!("decoding panicked: {}", panic_text(payload.as_ref()));
+                Box::pin(std::future::ready(Err(crate::SlotError::retry(text))))
+            }
+        };
         let path = slot.path();
         let span = tracing::info_span!("slot", slot = path);
         let mut running: SlotRun = Box::pin(
@@ -206,8 +218,9 @@ async fn run_slots(
         running.spawn(slot);
     }
 
-    let ttr = route.info().options.ttr;
-    let mut keep_alive = tokio::time::interval_at(tokio::time::Instant::now() + ttr / 2, ttr / 2);
+    // A hand-written `impl Message` may set a zero TTR; an interval must not be zero.
+    let half_ttr = (route.info().options.ttr / 2).max(Duration::from_millis(1));
+    let mut keep_alive = tokio::time::interval_at(tokio::time::Instant::now() + half_ttr, half_ttr);
     loop {
         tokio::select! {
             joined = running.join_next() => {
@@ -323,9 +336,10 @@ async fn catch_panic(future: crate::SlotFuture) -> Result<(), SlotFailed> {
 }
 
 /// `catch_unwind` for a future, polled in place (no extra task).
-async fn futures_catch_unwind(
-    mut future: crate::SlotFuture,
-) -> std::thread::Result<Result<(), crate::SlotError>> {
+pub(crate) async fn futures_catch_unwind<F: std::future::Future>(
+    future: F,
+) -> std::thread::Result<F::Output> {
+    let mut future = std::pin::pin!(future);
     std::future::poll_fn(move |cx| {
         match std::panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
             Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
@@ -357,11 +371,15 @@ fn summarize(failures: &[SlotOutcome]) -> String {
 /// A name this binary has no route for: retried with a long backoff (a newer worker of a
 /// rolling deploy may know it), then moved to the failure store.
 async fn unknown_name(shared: &Arc<Shared>, job: &Job, envelope: Envelope) -> Outcome {
-    let reason = format!(
-        "no message type named `{}` in this worker (it knows: {})",
-        envelope.name,
-        shared.known_names()
-    );
+    let reason = if shared.registry.route(&envelope.name).is_some() {
+        format!("no slot for `{}` in this worker", envelope.name)
+    } else {
+        format!(
+            "no message type named `{}` in this worker (it knows: {})",
+            envelope.name,
+            shared.known_names()
+        )
+    };
     let event = |kind| {
         Event::new(
             kind,
@@ -372,7 +390,7 @@ async fn unknown_name(shared: &Arc<Shared>, job: &Job, envelope: Envelope) -> Ou
         )
     };
     let next = Envelope {
-        attempt: envelope.attempt + 1,
+        attempt: envelope.attempt.saturating_add(1),
         ..envelope.clone()
     };
     let put = PutOptions::default();
@@ -439,10 +457,22 @@ async fn put_back(
     note: &str,
     event: Event,
 ) -> Outcome {
-    log_transport(
-        shared.transport.retry(job, next.encode(), put).await,
-        "retry",
-    );
+    let body = next.encode();
+    match shared.transport.retry(job, body.clone(), put).await {
+        // The next attempt cannot be queued (it grew past the backend's size limit): retrying
+        // would run every slot again each TTR, forever. The failure store keeps it.
+        Err(refused @ Error::TooLarge { .. }) => {
+            let reason = format!("cannot queue the next attempt ({refused}); last error: {error}");
+            let attempts = next.attempt.saturating_sub(1);
+            let failure = failure(Vec::new(), reason, attempts);
+            let failed = Event {
+                kind: EventKind::Failed,
+                ..event
+            };
+            return move_to_failure_store(shared, job, body, put, failure, failed).await;
+        }
+        result => log_transport(result, "retry"),
+    }
     tracing::warn!(%error, delay_ms = put.delay.as_millis() as u64, "{note}");
     Hook::emit(&shared.hook, || Event {
         error: Some(error),

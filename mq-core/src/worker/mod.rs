@@ -437,7 +437,7 @@ impl Worker {
             let free = options.concurrency.saturating_sub(tasks.len());
             let remaining = options
                 .limit
-                .map_or(u64::MAX, |limit| limit - tally.started);
+                .map_or(u64::MAX, |limit| limit.saturating_sub(tally.started));
             if free == 0 || remaining == 0 {
                 tokio::select! {
                     Some(done) = tasks.join_next() => tally.record(done.unwrap_or(Outcome::Retried)),
@@ -501,9 +501,19 @@ impl Worker {
                 let shared = shared.clone();
                 tasks.spawn(async move {
                     let id = job.id;
-                    let outcome = emit::handle(shared.clone(), job).await;
-                    shared.in_flight().remove(&id);
-                    outcome
+                    let handled =
+                        emit::futures_catch_unwind(emit::handle(shared.clone(), job)).await;
+                    let job = shared.in_flight().remove(&id);
+                    match handled {
+                        Ok(outcome) => outcome,
+                        // A panic outside the slots (an event hook): hand the message back.
+                        Err(_) => {
+                            if let Some(job) = job {
+                                release_all(&shared, vec![job]).await;
+                            }
+                            Outcome::Retried
+                        }
+                    }
                 });
             }
         };

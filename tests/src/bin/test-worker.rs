@@ -16,6 +16,13 @@ struct Work {
     panic: bool,
 }
 
+/// Linked into this worker, but its slot lives in another worker: never acked here.
+#[derive(mq::Message, Serialize, Deserialize)]
+#[message(queue = "work")]
+struct HandledElsewhere {
+    n: u64,
+}
+
 mod nested {
     mod deeper {
         use crate::Work;
