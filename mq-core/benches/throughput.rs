@@ -89,23 +89,63 @@ fn now_us() -> u64 {
 struct Server {
     child: Child,
     port: u16,
+    scheme: &'static str,
+    _storage: Option<tempfile::TempDir>,
 }
 
 impl Server {
+    /// beanstalkd (`$BEANSTALKD` or /usr/bin/beanstalkd), no binlog.
     fn start() -> R<Server> {
         let binary = std::env::var("BEANSTALKD").unwrap_or_else(|_| "/usr/bin/beanstalkd".into());
+        Server::spawn(&binary, "beanstalk", None, |port| {
+            vec!["-l".into(), "127.0.0.1".into(), "-p".into(), port]
+        })
+    }
+
+    /// nats-server with JetStream (`$NATS_SERVER` or /usr/sbin/nats-server), file storage
+    /// in a temporary folder.
+    fn start_nats() -> R<Server> {
+        let binary =
+            std::env::var("NATS_SERVER").unwrap_or_else(|_| "/usr/sbin/nats-server".into());
+        let storage = tempfile::tempdir()?;
+        let dir = storage.path().display().to_string();
+        Server::spawn(&binary, "nats", Some(storage), move |port| {
+            vec![
+                "-js".into(),
+                "-a".into(),
+                "127.0.0.1".into(),
+                "-p".into(),
+                port,
+                "-sd".into(),
+                dir,
+            ]
+        })
+    }
+
+    fn spawn(
+        binary: &str,
+        scheme: &'static str,
+        storage: Option<tempfile::TempDir>,
+        args: impl FnOnce(String) -> Vec<String>,
+    ) -> R<Server> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let child = Process::new(&binary)
-            .args(["-l", "127.0.0.1", "-p", &port.to_string()])
+        let child = Process::new(binary)
+            .args(args(port.to_string()))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
+            .stderr(Stdio::null())
             .spawn()
-            .map_err(|e| format!("cannot run {binary} (apt-get install beanstalkd): {e}"))?;
-        let server = Server { child, port };
+            .map_err(|e| format!("cannot run {binary} (scripts/test installs it): {e}"))?;
+        let server = Server {
+            child,
+            port,
+            scheme,
+            _storage: storage,
+        };
         let deadline = Instant::now() + Duration::from_secs(5);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             if Instant::now() > deadline {
-                return Err(format!("beanstalkd did not listen on port {port} within 5 s").into());
+                return Err(format!("{binary} did not listen on port {port} within 5 s").into());
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -113,7 +153,7 @@ impl Server {
     }
 
     fn url(&self) -> String {
-        format!("beanstalk://127.0.0.1:{}", self.port)
+        format!("{}://127.0.0.1:{}", self.scheme, self.port)
     }
 }
 
@@ -560,6 +600,14 @@ fn run(args: &[String]) -> R<()> {
     let (wake_p50, wake_max) = runtime.block_on(sqlite_wake(&dir.path().join("wake.db")))?;
     line("sqlite_wake_p50_ms", wake_p50, "ms");
     line("sqlite_wake_max_ms", wake_max, "ms");
+
+    // NATS JetStream, one server with file storage.
+    let nats = Server::start_nats()?;
+    let nats_dispatch = runtime.block_on(mq_dispatch(&nats.url(), n))?;
+    line("nats_dispatch", nats_dispatch, "msg/s");
+    let nats_processed = mq_process(&nats.url(), n)?;
+    line("nats_process", nats_processed.per_second, "msg/s");
+    drop(nats);
 
     ratio("mq_dispatch/raw_put", dispatch / raw_put);
     ratio("mq_process/raw_consume", processed.per_second / raw_consume);
