@@ -4,3 +4,4 @@
 pub mod beanstalkd;
 pub mod nats;
 pub mod suite;
+pub mod worker_process;

@@ -3,54 +3,18 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mq::transport::PutOptions;
 use mq::Bus;
 use mq_tests::nats::{NatsCluster, NatsServer};
-use serde::{Deserialize, Serialize};
-
-/// The same wire format as the worker binary's `Work`.
-#[derive(mq::Message, Serialize, Deserialize)]
-#[message(queue = "work", ttr = "5s")]
-struct Work {
-    n: u64,
-    sleep_ms: u64,
-    panic: bool,
-}
+use mq_tests::worker_process::{recorded, Work, WorkerProcess};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_test-worker");
 
-/// A worker process, killed when the test ends, passed or failed.
-struct Worker(Child);
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_worker(url: &str, record: &Path) -> Worker {
-    let child = Command::new(WORKER)
-        .args(["--concurrency", "16"])
-        .env("MQ_URL", url)
-        .env("MQ_TEST_RECORD", record)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the test worker");
-    Worker(child)
-}
-
-fn recorded(record: &Path) -> Vec<u64> {
-    let text = std::fs::read_to_string(record).unwrap_or_default();
-    text.split_terminator('\n')
-        .map(|line| line.parse().expect("a number per line"))
-        .collect()
+fn start_worker(url: &str, record: &Path) -> WorkerProcess {
+    WorkerProcess::start(WORKER, url, record, &["--concurrency", "16"])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

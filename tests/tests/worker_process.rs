@@ -3,98 +3,19 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use mq::transport::Transport;
 use mq::Bus;
 use mq_tests::beanstalkd::Beanstalkd;
+use mq_tests::worker_process::{recorded, wait_until_recorded, Work, WorkerProcess};
 use serde::{Deserialize, Serialize};
-
-/// The same wire format as the worker binary's `Work`.
-#[derive(mq::Message, Serialize, Deserialize)]
-#[message(queue = "work", ttr = "5s")]
-struct Work {
-    n: u64,
-    sleep_ms: u64,
-    panic: bool,
-}
 
 const WORKER: &str = env!("CARGO_BIN_EXE_test-worker");
 
-/// A worker process, killed when the test ends, passed or failed.
-struct Worker(Child);
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl std::ops::Deref for Worker {
-    type Target = Child;
-    fn deref(&self) -> &Child {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Worker {
-    fn deref_mut(&mut self) -> &mut Child {
-        &mut self.0
-    }
-}
-
-fn start_worker(url: &str, record: &Path, args: &[&str]) -> Worker {
-    let child = Command::new(WORKER)
-        .args(args)
-        .env("MQ_URL", url)
-        .env("MQ_TEST_RECORD", record)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the test worker");
-    Worker(child)
-}
-
-fn signal(child: &Child, name: &str) {
-    let status = Command::new("kill")
-        .args([format!("-{name}"), child.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill -{name} failed");
-}
-
-fn wait_for(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
-    let until = Instant::now() + limit;
-    while Instant::now() < until {
-        if let Some(status) = child.try_wait().expect("wait") {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    None
-}
-
-/// The numbers the workers recorded, one complete line each.
-fn recorded(record: &Path) -> Vec<u64> {
-    let text = std::fs::read_to_string(record).unwrap_or_default();
-    text.split_terminator('\n')
-        .map(|line| line.parse().expect("a number per line"))
-        .collect()
-}
-
-fn wait_until_recorded(record: &Path, count: usize) {
-    let until = Instant::now() + Duration::from_secs(30);
-    while recorded(record).len() < count {
-        assert!(
-            Instant::now() < until,
-            "the worker handled only {}",
-            recorded(record).len()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+fn start_worker(url: &str, record: &Path, args: &[&str]) -> WorkerProcess {
+    WorkerProcess::start(WORKER, url, record, args)
 }
 
 async fn dispatch(bus: &Bus, range: std::ops::Range<u64>, sleep_ms: u64, panic_on: Option<u64>) {
@@ -133,8 +54,10 @@ async fn sigterm_under_load_exits_0_and_every_message_is_done_or_back() {
         &["--concurrency", "16", "--grace", "10s"],
     );
     wait_until_recorded(&record, 30);
-    signal(&worker, "TERM");
-    let status = wait_for(&mut worker, Duration::from_secs(10)).expect("exit within the grace");
+    worker.signal("TERM");
+    let status = worker
+        .wait_for(Duration::from_secs(10))
+        .expect("exit within the grace");
     assert_eq!(status.code(), Some(0), "graceful stop exits 0");
 
     let done = recorded(&record);
@@ -168,15 +91,17 @@ async fn a_second_sigterm_exits_at_once_and_the_message_comes_back() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    signal(&worker, "TERM");
+    worker.signal("TERM");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
-        worker.try_wait().unwrap().is_none(),
+        worker.0.try_wait().unwrap().is_none(),
         "the first signal waits for the slot"
     );
     let sent = Instant::now();
-    signal(&worker, "TERM");
-    let status = wait_for(&mut worker, Duration::from_secs(5)).expect("the second signal exits");
+    worker.signal("TERM");
+    let status = worker
+        .wait_for(Duration::from_secs(5))
+        .expect("the second signal exits");
     assert!(sent.elapsed() < Duration::from_secs(5));
     assert_eq!(status.code(), Some(130));
     assert!(recorded(&record).is_empty());
@@ -194,7 +119,9 @@ async fn a_panicking_slot_leaves_the_other_messages_processed() {
     dispatch(&bus, 0..20, 0, Some(7)).await;
 
     let mut worker = start_worker(&server.url(), &record, &["--limit", "20"]);
-    let status = wait_for(&mut worker, Duration::from_secs(30)).expect("worker stops at --limit");
+    let status = worker
+        .wait_for(Duration::from_secs(30))
+        .expect("worker stops at --limit");
     assert_eq!(status.code(), Some(0));
     let done: BTreeSet<u64> = recorded(&record).into_iter().collect();
     let expected: BTreeSet<u64> = (0..20).filter(|n| *n != 7).collect();
@@ -212,8 +139,8 @@ async fn sigkill_loses_nothing(url: &str, record: &Path) {
 
     let mut first = start_worker(url, record, &["--concurrency", "16"]);
     wait_until_recorded(record, 20);
-    first.kill().expect("SIGKILL");
-    first.wait().unwrap();
+    first.0.kill().expect("SIGKILL");
+    first.0.wait().unwrap();
 
     let mut second = start_worker(url, record, &["--concurrency", "16"]);
     // beanstalkd redelivers when the connection drops; SQLite when the 5 s lease runs out.
@@ -230,9 +157,11 @@ async fn sigkill_loses_nothing(url: &str, record: &Path) {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    signal(&second, "TERM");
+    second.signal("TERM");
     assert_eq!(
-        wait_for(&mut second, Duration::from_secs(10)).and_then(|s| s.code()),
+        second
+            .wait_for(Duration::from_secs(10))
+            .and_then(|s| s.code()),
         Some(0)
     );
     let (ready, reserved, failed) = counts(bus.transport().as_ref()).await;
@@ -265,14 +194,16 @@ async fn two_worker_processes_share_one_sqlite_file() {
     let url = format!("sqlite://{}", dir.path().join("queue.db").display());
     let bus = Bus::connect(&url).await.unwrap();
     dispatch(&bus, 0..400, 2, None).await;
-    let mut workers: Vec<Worker> = (0..2)
+    let mut workers: Vec<WorkerProcess> = (0..2)
         .map(|_| start_worker(&url, &record, &["--concurrency", "8"]))
         .collect();
     wait_until_recorded(&record, 400);
     for worker in &mut workers {
-        signal(worker, "TERM");
+        worker.signal("TERM");
         assert_eq!(
-            wait_for(worker, Duration::from_secs(10)).and_then(|s| s.code()),
+            worker
+                .wait_for(Duration::from_secs(10))
+                .and_then(|s| s.code()),
             Some(0)
         );
     }
@@ -363,7 +294,9 @@ async fn a_message_whose_slot_is_in_another_worker_is_not_deleted() {
     let bus = Bus::connect(&url).await.unwrap();
     bus.dispatch(HandledElsewhere { n: 1 }).await.unwrap();
     let mut worker = start_worker(&url, &record, &["--limit", "1"]);
-    let status = wait_for(&mut worker, Duration::from_secs(30)).expect("stops at --limit");
+    let status = worker
+        .wait_for(Duration::from_secs(30))
+        .expect("stops at --limit");
     assert_eq!(status.code(), Some(0));
     // Put back with a delay for a worker that has the slot, not acked.
     let stats = bus.transport().stats().await.unwrap();

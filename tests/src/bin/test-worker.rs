@@ -6,15 +6,7 @@ use std::io::Write as _;
 use serde::{Deserialize, Serialize};
 
 use extra_slots as _;
-
-/// A unit of work for the process tests.
-#[derive(mq::Message, Serialize, Deserialize)]
-#[message(queue = "work", retries = 0, ttr = "5s")]
-struct Work {
-    n: u64,
-    sleep_ms: u64,
-    panic: bool,
-}
+use mq_tests::worker_process::Work;
 
 /// Linked into this worker, but its slot lives in another worker: never acked here.
 #[derive(mq::Message, Serialize, Deserialize)]
@@ -25,7 +17,7 @@ struct HandledElsewhere {
 
 mod nested {
     mod deeper {
-        use crate::Work;
+        use super::super::Work;
 
         /// Runs in a private module two levels down: the registry must still find it.
         #[mq::slot]

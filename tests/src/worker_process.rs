@@ -1,0 +1,90 @@
+//! The `test-worker` binary as a process of a test: started on a queue URL with a record file
+//! (each handled `Work` appends its number), killed when the test ends, passed or failed.
+
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+/// The unit of work of the process tests; the worker binary's slot takes it.
+#[derive(mq::Message, Serialize, Deserialize)]
+#[message(queue = "work", retries = 0, ttr = "5s")]
+pub struct Work {
+    /// Recorded when handled.
+    pub n: u64,
+    /// How long the slot sleeps first.
+    pub sleep_ms: u64,
+    /// Whether the slot panics instead.
+    pub panic: bool,
+}
+
+/// A running `test-worker`.
+#[derive(Debug)]
+pub struct WorkerProcess(pub Child);
+
+impl WorkerProcess {
+    /// Starts `binary` (the test's `env!("CARGO_BIN_EXE_test-worker")`) on `url`.
+    pub fn start(binary: &str, url: &str, record: &Path, args: &[&str]) -> WorkerProcess {
+        let child = Command::new(binary)
+            .args(args)
+            .env("MQ_URL", url)
+            .env("MQ_TEST_RECORD", record)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the test worker");
+        WorkerProcess(child)
+    }
+
+    /// Sends a signal by name (`TERM`, `INT`) with `kill`.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{name}"), self.0.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits up to `limit` for the process to exit.
+    pub fn wait_for(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let until = Instant::now() + limit;
+        while Instant::now() < until {
+            if let Some(status) = self.0.try_wait().expect("wait") {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The numbers the workers recorded, one complete line each (one `write` per line, so a
+/// line is never seen half written).
+pub fn recorded(record: &Path) -> Vec<u64> {
+    let text = std::fs::read_to_string(record).unwrap_or_default();
+    text.split_terminator('\n')
+        .map(|line| line.parse().expect("a number per line"))
+        .collect()
+}
+
+/// Waits until at least `count` numbers are recorded (at most 30 s).
+pub fn wait_until_recorded(record: &Path, count: usize) {
+    let until = Instant::now() + Duration::from_secs(30);
+    while recorded(record).len() < count {
+        assert!(
+            Instant::now() < until,
+            "the worker handled only {}",
+            recorded(record).len()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
