@@ -3,10 +3,10 @@
 //! The binary is `beanstalkd` from `PATH` (or `$BEANSTALKD`). When it is missing, starting
 //! a server panics with how to install it: a test never skips silently.
 
-use std::net::{TcpListener, TcpStream};
+use crate::server::{free_port, spawn_listening};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
+use std::time::Duration;
 
 /// A running beanstalkd.
 #[derive(Debug)]
@@ -18,11 +18,6 @@ pub struct Beanstalkd {
 
 fn binary() -> PathBuf {
     std::env::var_os("BEANSTALKD").map_or_else(|| PathBuf::from("beanstalkd"), PathBuf::from)
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-    listener.local_addr().expect("local address").port()
 }
 
 impl Beanstalkd {
@@ -57,43 +52,15 @@ impl Beanstalkd {
     }
 
     fn spawn(&mut self) -> Result<(), String> {
-        let port = self.port.to_string();
         let mut command = Command::new(binary());
         command
-            .args(["-l", "127.0.0.1", "-p", &port])
-            .args(&self.args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = match command.spawn() {
-            Ok(child) => child,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => panic!(
-                "beanstalkd is not installed ({error}); install it with \
-                 `apt-get install beanstalkd` (Debian/Ubuntu), `brew install beanstalkd` \
-                 (macOS), or set BEANSTALKD to the binary"
-            ),
-            Err(error) => panic!("cannot run {}: {error}", binary().display()),
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                let mut stderr = String::new();
-                if let Some(mut pipe) = child.stderr.take() {
-                    let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
-                }
-                return Err(format!("exited with {status}: {stderr}"));
-            }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                self.child = Some(child);
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err("not accepting connections after 10 s".into());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+            .args(["-l", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(&self.args);
+        let install = "install it with `apt-get install beanstalkd` (Debian/Ubuntu), \
+                       `brew install beanstalkd` (macOS), or set BEANSTALKD to the binary";
+        let patience = Duration::from_secs(10);
+        self.child = Some(spawn_listening(command, self.port, patience, install)?);
+        Ok(())
     }
 
     /// The server's port.

@@ -3,5 +3,6 @@
 
 pub mod beanstalkd;
 pub mod nats;
+mod server;
 pub mod suite;
 pub mod worker_process;

@@ -4,18 +4,13 @@
 //! The binary is `nats-server` from `PATH` (or `$NATS_SERVER`). When it is missing,
 //! starting a server panics with how to install it: a test never skips silently.
 
-use std::net::{TcpListener, TcpStream};
+use crate::server::{free_port, spawn_listening};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
+use std::time::Duration;
 
 fn binary() -> PathBuf {
     std::env::var_os("NATS_SERVER").map_or_else(|| PathBuf::from("nats-server"), PathBuf::from)
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-    listener.local_addr().expect("local address").port()
 }
 
 /// One nats-server process with JetStream.
@@ -59,36 +54,12 @@ impl NatsServer {
 
     fn spawn(&mut self) -> Result<(), String> {
         let mut command = Command::new(binary());
-        command
-            .args(&self.args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let mut child = match command.spawn() {
-            Ok(child) => child,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => panic!(
-                "nats-server is not installed ({error}); install it with \
-                 `apt-get install nats-server` (Debian/Ubuntu; or run \
-                 scripts/ensure-nats-server.sh), or set NATS_SERVER to the binary"
-            ),
-            Err(error) => panic!("cannot run {}: {error}", binary().display()),
-        };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!("exited with {status}"));
-            }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                self.child = Some(child);
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err("not accepting connections after 15 s".into());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        command.args(&self.args);
+        let install = "install it with `apt-get install nats-server` (Debian/Ubuntu; or run \
+                       scripts/ensure-nats-server.sh), or set NATS_SERVER to the binary";
+        let patience = Duration::from_secs(15);
+        self.child = Some(spawn_listening(command, self.port, patience, install)?);
+        Ok(())
     }
 
     /// The client port.
