@@ -3,7 +3,7 @@
 //! The binary is `beanstalkd` from `PATH` (or `$BEANSTALKD`). When it is missing, starting
 //! a server panics with how to install it: a test never skips silently.
 
-use crate::server::{free_port, spawn_listening};
+use crate::server::{self, free_port, spawn_listening};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::Duration;
@@ -80,25 +80,15 @@ impl Beanstalkd {
 
     /// Kills the server with SIGKILL (no chance to flush anything) and waits for it.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        server::kill(&mut self.child);
     }
 
     /// Starts the server again on the same port with the same options (after
     /// [`kill`](Beanstalkd::kill)).
     pub fn restart(&mut self) {
         self.kill();
-        let mut last = String::new();
-        for _ in 0..50 {
-            match self.spawn() {
-                Ok(()) => return,
-                Err(error) => last = error,
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("beanstalkd did not restart on port {}: {last}", self.port);
+        let port = self.port;
+        server::restart("beanstalkd", port, || self.spawn());
     }
 }
 

@@ -4,7 +4,7 @@
 //! The binary is `nats-server` from `PATH` (or `$NATS_SERVER`). When it is missing,
 //! starting a server panics with how to install it: a test never skips silently.
 
-use crate::server::{free_port, spawn_listening};
+use crate::server::{self, free_port, spawn_listening};
 use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::Duration;
@@ -84,25 +84,15 @@ impl NatsServer {
 
     /// Kills the server with SIGKILL (nothing flushed) and waits for it.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        server::kill(&mut self.child);
     }
 
     /// Starts it again on the same port, options and storage (after
     /// [`kill`](NatsServer::kill)).
     pub fn restart(&mut self) {
         self.kill();
-        let mut last = String::new();
-        for _ in 0..50 {
-            match self.spawn() {
-                Ok(()) => return,
-                Err(error) => last = error,
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("nats-server did not restart on port {}: {last}", self.port);
+        let port = self.port;
+        server::restart("nats-server", port, || self.spawn());
     }
 }
 

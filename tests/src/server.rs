@@ -11,6 +11,28 @@ pub(crate) fn free_port() -> u16 {
     listener.local_addr().expect("local address").port()
 }
 
+/// Kills a server with SIGKILL (no chance to flush anything) and waits for it.
+pub(crate) fn kill(child: &mut Option<Child>) {
+    if let Some(mut child) = child.take() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// Calls `spawn` until it starts the server again on its old port (the port may linger for
+/// a moment after a kill): 50 tries, 100 ms apart, then a panic naming `what` and the port.
+pub(crate) fn restart(what: &str, port: u16, mut spawn: impl FnMut() -> Result<(), String>) {
+    let mut last = String::new();
+    for _ in 0..50 {
+        match spawn() {
+            Ok(()) => return,
+            Err(error) => last = error,
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{what} did not restart on port {port}: {last}");
+}
+
 /// Spawns `command` and waits up to `patience` until `127.0.0.1:port` accepts connections.
 /// A missing binary panics with `install` (a test never skips); a server that exits or
 /// never listens is an error with what it said, so that the caller can try another port.
