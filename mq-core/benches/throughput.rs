@@ -433,20 +433,27 @@ async fn check_drained(url: &str, queue: &str) -> R<()> {
 }
 
 /// Dispatch → slot start, at a steady `RATE` per second for `seconds`; returns p50 and p99
-/// in milliseconds. The worker runs in this process, with its defaults.
+/// in milliseconds. The worker runs as deployed: its own process ([`latency_child`]) with
+/// its defaults, started and waiting before the first dispatch.
 async fn mq_latency(url: &str, seconds: u64) -> R<(f64, f64)> {
+    use tokio::io::AsyncBufReadExt;
     let count = RATE * seconds;
-    let worker = Worker::builder()
-        .url(url)
-        .registry(Registry::from_slots([SlotDef::of::<record_latency>()])?)
-        .limit(count)
-        .handle_signals(false)
-        .build()
-        .await?;
-    let running = tokio::spawn({
-        let worker = worker.clone();
-        async move { worker.run().await }
-    });
+    let mut child = tokio::process::Command::new(std::env::current_exe()?)
+        .env("MQ_BENCH_CHILD", "latency")
+        .env("MQ_BENCH_URL", url)
+        .env("MQ_BENCH_N", count.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or("no stdout of the latency child")?;
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    if lines.next_line().await?.as_deref() != Some("ready") {
+        return Err("the latency child did not start".into());
+    }
     // Let the worker reach its first reserve.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let bus = Bus::connect(url).await?;
@@ -461,7 +468,41 @@ async fn mq_latency(url: &str, seconds: u64) -> R<(f64, f64)> {
         };
         tokio::spawn(async move { bus.dispatch(message).await });
     }
-    let exit = tokio::time::timeout(Duration::from_secs(30), running).await???;
+    let report = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .map_err(|_| "the latency worker did not finish within 30 s")??
+        .ok_or("the latency child said nothing")?;
+    let status = child.wait().await?;
+    if !status.success() {
+        return Err(format!("latency child failed ({status})").into());
+    }
+    let figures: Vec<f64> = report
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
+    let [p50, p90, p99, p999, max] = figures[..] else {
+        return Err(format!("the latency child said {report:?}").into());
+    };
+    eprintln!("throughput: latency p90 {p90:.2} ms, p99.9 {p999:.2} ms, max {max:.2} ms");
+    Ok((p50, p99))
+}
+
+/// The worker of [`mq_latency`]: prints `ready` once built, then, after `n` messages,
+/// `P50 P90 P99 P99.9 MAX` in milliseconds.
+fn latency_child() -> R<()> {
+    let url = std::env::var("MQ_BENCH_URL")?;
+    let n: u64 = std::env::var("MQ_BENCH_N")?.parse()?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let exit = runtime.block_on(async {
+        let worker = Worker::builder()
+            .url(url)
+            .registry(Registry::from_slots([SlotDef::of::<record_latency>()])?)
+            .limit(n)
+            .build()
+            .await?;
+        println!("ready");
+        worker.run().await
+    })?;
     if exit != Exit::Limit {
         return Err(format!("latency worker stopped with {exit:?}").into());
     }
@@ -469,21 +510,23 @@ async fn mq_latency(url: &str, seconds: u64) -> R<(f64, f64)> {
         .lock()
         .map_err(|_| "latency list poisoned")?
         .clone();
+    if latencies.is_empty() {
+        return Err("no latency recorded".into());
+    }
     latencies.sort_unstable();
     let at = |q: f64| {
         let index = ((latencies.len() as f64 * q).ceil() as usize).clamp(1, latencies.len()) - 1;
         latencies[index] as f64 / 1000.0
     };
-    if latencies.is_empty() {
-        return Err("no latency recorded".into());
-    }
-    eprintln!(
-        "throughput: latency p90 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+    println!(
+        "{} {} {} {} {}",
+        at(0.50),
         at(0.90),
+        at(0.99),
         at(0.999),
         at(1.0)
     );
-    Ok((at(0.50), at(0.99)))
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -502,10 +545,11 @@ fn ratio(name: &str, value: f64) {
 
 fn main() {
     // Child modes, also handy to profile one figure alone (see docs/performance.md):
-    // MQ_BENCH_CHILD=process|dispatch MQ_BENCH_URL=beanstalk://... MQ_BENCH_N=...
+    // MQ_BENCH_CHILD=process|dispatch|latency MQ_BENCH_URL=beanstalk://... MQ_BENCH_N=...
     let child = match std::env::var("MQ_BENCH_CHILD").as_deref() {
         Ok("process") => Some(process_child()),
         Ok("dispatch") => Some(dispatch_child()),
+        Ok("latency") => Some(latency_child()),
         _ => None,
     };
     if let Some(result) = child {
