@@ -102,6 +102,18 @@ pub enum Error {
     #[error("reservation of item {0} was lost (its TTR ran out or the connection dropped)")]
     ReservationLost(u64),
 
+    /// A batch dispatch ([`Bus::dispatch_all`](crate::Bus::dispatch_all)) queued some of
+    /// its messages and not the others: dispatch again those not listed in `queued`.
+    #[error("{} of {total} messages were queued, the others were not: {source}", queued.len())]
+    PartlyQueued {
+        /// The messages that were queued: their index in the batch and their id.
+        queued: Vec<(usize, crate::MessageId)>,
+        /// How many messages the batch had.
+        total: usize,
+        /// Why the others were not queued (the first error).
+        source: Box<Error>,
+    },
+
     /// The transport was closed.
     #[error("transport closed")]
     Closed,

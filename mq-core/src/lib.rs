@@ -42,7 +42,7 @@ mod slot;
 pub mod transport;
 pub mod worker;
 
-pub use bus::{dispatch, global, Bus, Dispatch, MessageId};
+pub use bus::{dispatch, dispatch_all, global, Bus, Dispatch, DispatchAll, MessageId};
 pub use context::{Context, State};
 pub use envelope::Envelope;
 pub use error::{Error, Result};

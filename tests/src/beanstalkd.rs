@@ -78,6 +78,17 @@ impl Beanstalkd {
         format!("beanstalk://127.0.0.1:{}", self.port)
     }
 
+    /// Puts the server in drain mode (SIGUSR1): from then on it refuses every `put` with
+    /// `DRAINING`.
+    pub fn drain(&self) {
+        let pid = self.child.as_ref().expect("a running server").id();
+        let status = Command::new("kill")
+            .args(["-USR1", &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -USR1 {pid} failed");
+    }
+
     /// Kills the server with SIGKILL (no chance to flush anything) and waits for it.
     pub fn kill(&mut self) {
         server::kill(&mut self.child);

@@ -66,6 +66,11 @@ pub(crate) fn spawn_listening(
             return Err(format!("exited with {status}: {stderr}"));
         }
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            // Keep reading what it says, or a server that logs much (beanstalkd warns on
+            // every refused put) blocks on a full pipe.
+            if let Some(mut pipe) = child.stderr.take() {
+                std::thread::spawn(move || std::io::copy(&mut pipe, &mut std::io::sink()));
+            }
             return Ok(child);
         }
         if Instant::now() > deadline {

@@ -66,6 +66,48 @@ pub async fn put_reserve_ack(t: Dyn) {
     );
 }
 
+/// A batch put answers one id per item, in order, and the items come out in that order.
+pub async fn put_many_in_order(t: Dyn) {
+    let q = queues(&["suite-batch"]);
+    let bodies: Vec<Bytes> = (0..600).map(|n| Bytes::from(n.to_string())).collect();
+    let answers = t
+        .put_many("suite-batch", bodies, opts(10))
+        .await
+        .expect("a batch put");
+    let ids: Vec<u64> = answers.into_iter().map(|a| a.expect("each put")).collect();
+    assert_eq!(ids.len(), 600);
+    assert_eq!(
+        ids.iter().collect::<HashSet<_>>().len(),
+        600,
+        "one id per item"
+    );
+    let mut jobs = Vec::new();
+    while jobs.len() < 600 {
+        let batch = reserve_all(&t, &q, 600 - jobs.len()).await;
+        assert!(!batch.is_empty(), "600 were put, got {} back", jobs.len());
+        jobs.extend(batch);
+    }
+    let numbers: Vec<usize> = jobs
+        .iter()
+        .map(|j| std::str::from_utf8(&j.body).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(
+        numbers,
+        (0..600).collect::<Vec<_>>(),
+        "same priority: in order"
+    );
+    assert_eq!(
+        jobs.iter().map(|j| j.id).collect::<Vec<_>>(),
+        ids,
+        "the ids the put answered"
+    );
+    for job in &jobs {
+        t.ack(job).await.unwrap();
+    }
+    let empty = t.put_many("suite-batch", Vec::new(), opts(10)).await;
+    assert!(empty.expect("an empty batch").is_empty());
+}
+
 /// Lower priority first; within one priority, oldest first.
 pub async fn priority_then_age(t: Dyn) {
     let q = queues(&["suite-p"]);
@@ -370,7 +412,7 @@ pub async fn concurrent_exactly_once(t: Dyn) {
 macro_rules! transport_suite {
     ($open:expr) => {
         $crate::transport_suite!(@cases $open;
-            put_reserve_ack priority_then_age queues_in_order delay_is_never_shorter
+            put_reserve_ack put_many_in_order priority_then_age queues_in_order delay_is_never_shorter
             release_hands_back retry_replaces expired_reservation_comes_back keep_alive_holds
             failure_store peek_and_flush stats_count concurrent_exactly_once);
     };

@@ -133,6 +133,23 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
     /// Puts one item on `queue` and returns its id.
     async fn put(&self, queue: &str, body: Bytes, options: PutOptions) -> Result<u64>;
 
+    /// Puts several items on `queue` with the same options; one answer per item, in
+    /// order. `Err` means none was put, or, as for a failed [`put`](Transport::put), that
+    /// the backend went away and what it kept is unknown. The default puts them one by one;
+    /// backends override it to send the batch at once.
+    async fn put_many(
+        &self,
+        queue: &str,
+        bodies: Vec<Bytes>,
+        options: PutOptions,
+    ) -> Result<Vec<Result<u64>>> {
+        let mut answers = Vec::with_capacity(bodies.len());
+        for body in bodies {
+            answers.push(self.put(queue, body, options).await);
+        }
+        Ok(answers)
+    }
+
     /// Reserves up to `max` ready items of `queues`, earlier queues first, then by priority,
     /// then by age. Waits up to `timeout` for the first one; returns an empty list if none
     /// came.

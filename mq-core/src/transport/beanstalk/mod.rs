@@ -95,6 +95,9 @@ const FAILED_PRIORITY: u32 = 0;
 /// How long a poll waits between two `reserve-with-timeout 0` while jobs are held.
 const POLL: Duration = Duration::from_millis(50);
 
+/// The most `put`s of a batch dispatch sent in one write.
+const PUT_CHUNK: usize = 1024;
+
 /// The most `reserve-with-timeout 0` pipelined at once when filling a batch.
 const MAX_CHUNK: usize = 64;
 
@@ -919,20 +922,76 @@ impl Inner {
     }
 
     async fn put(&self, queue: &str, body: &[u8], options: PutOptions) -> Result<u64> {
+        let put = self.put_command(queue, body, options)?;
+        let producer = self.producer().await?;
+        let reply = producer.send_using(queue, &[put]).await?.pop();
+        self.inserted(queue, body, reply)
+    }
+
+    /// Pipelines the puts, [`PUT_CHUNK`] per write and round trip.
+    async fn put_many(
+        &self,
+        queue: &str,
+        bodies: &[Bytes],
+        options: PutOptions,
+    ) -> Result<Vec<Result<u64>>> {
+        let puts = bodies
+            .iter()
+            .map(|body| self.put_command(queue, body, options))
+            .collect::<Result<Vec<_>>>()?;
+        let producer = self.producer().await?;
+        let total = bodies.len();
+        let mut answers = Vec::with_capacity(total);
+        for (puts, bodies) in puts.chunks(PUT_CHUNK).zip(bodies.chunks(PUT_CHUNK)) {
+            match producer.send_using(queue, puts).await {
+                Ok(replies) => {
+                    let mut replies = replies.into_iter();
+                    for body in bodies {
+                        answers.push(self.inserted(queue, body, replies.next()));
+                    }
+                }
+                Err(error) if answers.is_empty() => return Err(error),
+                // Earlier chunks went in: keep their answers; this one and the rest failed.
+                Err(error) => {
+                    let cause = error.to_string();
+                    answers.push(Err(error));
+                    answers.resize_with(total, || {
+                        Err(Error::Unreachable {
+                            address: self.name.clone(),
+                            cause: cause.clone(),
+                        })
+                    });
+                    break;
+                }
+            }
+        }
+        Ok(answers)
+    }
+
+    /// The `put` of `body`, checked against the server's limits.
+    fn put_command<'a>(
+        &self,
+        queue: &str,
+        body: &'a [u8],
+        options: PutOptions,
+    ) -> Result<Command<'a>> {
         check_queue(queue)?;
         let delay = whole_seconds("delay", options.delay)?;
         let ttr = whole_seconds("ttr", options.ttr)?.max(1);
         if body.len() > self.max_job_size {
             return Err(self.too_large(queue, body));
         }
-        let put = Command::Put {
+        Ok(Command::Put {
             priority: options.priority,
             delay,
             ttr,
             body,
-        };
-        let producer = self.producer().await?;
-        match producer.send_using(queue, &[put]).await?.pop() {
+        })
+    }
+
+    /// The id in the reply to the `put` of `body`, or why it was not stored.
+    fn inserted(&self, queue: &str, body: &[u8], reply: Option<Response>) -> Result<u64> {
+        match reply {
             Some(Response::Inserted(id)) => Ok(id),
             Some(Response::BuriedId(id)) => Err(Error::Protocol {
                 backend: "beanstalkd",
@@ -1177,6 +1236,15 @@ impl Transport for BeanstalkTransport {
 
     async fn put(&self, queue: &str, body: Bytes, options: PutOptions) -> Result<u64> {
         self.inner.put(queue, &body, options).await
+    }
+
+    async fn put_many(
+        &self,
+        queue: &str,
+        bodies: Vec<Bytes>,
+        options: PutOptions,
+    ) -> Result<Vec<Result<u64>>> {
+        self.inner.put_many(queue, &bodies, options).await
     }
 
     /// Ready jobs are taken queue by queue in the order given (each queue by priority, then

@@ -35,6 +35,9 @@ const POLL: Duration = Duration::from_millis(50);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most delayed items looked at in one go.
 const DELAYED_BATCH: usize = 256;
+/// The most publishes of a batch dispatch awaiting their acks at once (the client refuses
+/// more than 5,000 pending, over all tasks).
+const PUBLISH_CHUNK: usize = 256;
 
 /// A NATS JetStream transport.
 #[derive(Debug)]
@@ -293,6 +296,47 @@ impl Shared {
     }
 
     async fn put(&self, queue: &str, body: Bytes, options: PutOptions) -> Result<u64> {
+        let (subject, headers) = self.addressed(queue, options).await?;
+        self.publish(subject, headers, body).await
+    }
+
+    /// Publishes the bodies [`PUBLISH_CHUNK`] at a time, each chunk before waiting for the
+    /// stream's acknowledgements of it: a round trip per chunk rather than per item, and
+    /// never more acks pending than the client allows.
+    async fn put_many(
+        &self,
+        queue: &str,
+        bodies: Vec<Bytes>,
+        options: PutOptions,
+    ) -> Result<Vec<Result<u64>>> {
+        let (subject, headers) = self.addressed(queue, options).await?;
+        let mut answers = Vec::with_capacity(bodies.len());
+        for chunk in bodies.chunks(PUBLISH_CHUNK) {
+            let mut pending = Vec::with_capacity(chunk.len());
+            for body in chunk {
+                let published = self
+                    .js
+                    .publish_with_headers(subject.clone(), headers.clone(), body.clone())
+                    .await
+                    .map_err(|error| nats(format!("publish: {error}")));
+                pending.push(published);
+            }
+            for published in pending {
+                answers.push(match published {
+                    Ok(ack) => ack
+                        .await
+                        .map(|ack| ack.sequence)
+                        .map_err(|error| nats(format!("publish: {error}"))),
+                    Err(error) => Err(error),
+                });
+            }
+        }
+        Ok(answers)
+    }
+
+    /// The subject and headers of an item put on `queue` with `options`; makes sure the
+    /// stream exists.
+    async fn addressed(&self, queue: &str, options: PutOptions) -> Result<(String, HeaderMap)> {
         let token = layout::encode(queue)?;
         self.stream().await?;
         let mut headers = HeaderMap::new();
@@ -306,7 +350,7 @@ impl Shared {
             headers.insert(layout::DELAY, ms.to_string().as_str());
             layout::delayed_subject(&token)
         };
-        self.publish(subject, headers, body).await
+        Ok((subject, headers))
     }
 
     /// Moves the due delayed items of a queue to their band, and holds the others back
@@ -481,6 +525,15 @@ impl Transport for NatsTransport {
 
     async fn put(&self, queue: &str, body: Bytes, options: PutOptions) -> Result<u64> {
         self.shared.put(queue, body, options).await
+    }
+
+    async fn put_many(
+        &self,
+        queue: &str,
+        bodies: Vec<Bytes>,
+        options: PutOptions,
+    ) -> Result<Vec<Result<u64>>> {
+        self.shared.put_many(queue, bodies, options).await
     }
 
     async fn reserve(&self, queues: &[String], max: usize, timeout: Duration) -> Result<Vec<Job>> {

@@ -156,6 +156,25 @@ impl Transport for SqliteTransport {
             .await
     }
 
+    /// All or none: the rows go in with one transaction.
+    async fn put_many(
+        &self,
+        queue: &str,
+        bodies: Vec<Bytes>,
+        options: PutOptions,
+    ) -> Result<Vec<Result<u64>>> {
+        let queue = queue.to_owned();
+        self.writer
+            .call(move |db| {
+                let ids = bodies
+                    .iter()
+                    .map(|body| ops::put(db, &queue, body, &options, 0).map(Ok))
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(Ok(ids))
+            })
+            .await
+    }
+
     async fn reserve(&self, queues: &[String], max: usize, timeout: Duration) -> Result<Vec<Job>> {
         let start = Instant::now();
         // A timeout too large for the clock waits "forever": a year.
