@@ -1,8 +1,10 @@
-//! The worker on a real beanstalkd, where the server's limits shape what a retry can do.
+//! The worker on a real beanstalkd, where the server's limits shape what a retry can do and
+//! acks take a round trip.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use mq::{Bus, Registry, SlotDef, Worker};
+use mq::{Bus, Exit, Registry, SlotDef, Worker};
 use mq_tests::beanstalkd::Beanstalkd;
 use serde::{Deserialize, Serialize};
 
@@ -93,4 +95,56 @@ async fn a_retry_grown_past_max_job_size_is_kept_not_retried_forever() {
         .find(|(k, _)| k == "current-jobs-buried")
         .unwrap();
     assert_eq!(buried.1, "1", "kept, buried: {server_stats:?}");
+}
+
+#[derive(mq::Message, Serialize, Deserialize)]
+#[message(queue = "bounded")]
+struct Bounded {
+    n: u32,
+}
+
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+static MOST_RUNNING: AtomicUsize = AtomicUsize::new(0);
+
+#[mq::slot]
+async fn occupy(_: Bounded) {
+    let now = RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
+    MOST_RUNNING.fetch_max(now, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    RUNNING.fetch_sub(1, Ordering::SeqCst);
+}
+
+/// A message's place is given back when its slots are done, before its ack is answered;
+/// the slots running at once still never exceed the concurrency, and all are acked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slots_running_at_once_never_exceed_the_concurrency() {
+    let server = Beanstalkd::start();
+    let bus = Bus::connect(&server.url()).await.unwrap();
+    bus.dispatch_all((0..400).map(|n| Bounded { n }))
+        .await
+        .unwrap();
+    let exit = Worker::builder()
+        .url(server.url())
+        .registry(Registry::from_slots([SlotDef::of::<occupy>()]).unwrap())
+        .handle_signals(false)
+        .concurrency(8)
+        .limit(400)
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(exit, Exit::Limit);
+    let most = MOST_RUNNING.load(Ordering::SeqCst);
+    assert!(
+        most <= 8,
+        "{most} slots ran at once with a concurrency of 8"
+    );
+    assert!(most >= 2, "the slots never ran side by side");
+    let stats = bus.transport().stats().await.unwrap();
+    let bounded = stats.iter().find(|s| s.queue == "bounded").cloned();
+    let bounded = bounded.unwrap_or_default();
+    assert_eq!(
+        (bounded.ready, bounded.reserved),
+        (0, 0),
+        "every message acked"
+    );
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tracing::Instrument;
 
+use super::capacity::Busy;
 use super::event::{Event, EventKind, Hook};
 use super::Shared;
 use crate::context::Context;
@@ -29,10 +30,13 @@ pub(crate) enum Outcome {
 
 /// Handles one reserved item. Errors of the transport are logged here: the item comes back
 /// by itself when its reservation runs out, so nothing is lost.
-pub(crate) async fn handle(shared: Arc<Shared>, job: Job) -> Outcome {
+pub(crate) async fn handle(shared: Arc<Shared>, job: Job, busy: Busy) -> Outcome {
     let envelope = match Envelope::decode(&job.body) {
         Ok(envelope) => envelope,
-        Err(reason) => return fail_unreadable(&shared, &job, reason).await,
+        Err(reason) => {
+            drop(busy);
+            return fail_unreadable(&shared, &job, reason).await;
+        }
     };
     let span = tracing::info_span!(
         "message",
@@ -41,10 +45,12 @@ pub(crate) async fn handle(shared: Arc<Shared>, job: Job) -> Outcome {
         queue = %job.queue,
         attempt = envelope.attempt,
     );
-    emit(shared, job, envelope).instrument(span).await
+    emit(shared, job, envelope, busy).instrument(span).await
 }
 
-async fn emit(shared: Arc<Shared>, job: Job, envelope: Envelope) -> Outcome {
+/// Runs the slots of `job`; gives `busy` back once they are done, before the ack, retry
+/// or failure goes to the transport.
+async fn emit(shared: Arc<Shared>, job: Job, envelope: Envelope, busy: Busy) -> Outcome {
     let event = |kind| {
         Event::new(
             kind,
@@ -60,11 +66,13 @@ async fn emit(shared: Arc<Shared>, job: Job, envelope: Envelope) -> Outcome {
     // A type linked here without a slot here is someone else's: as good as unknown.
     let route = shared.registry.route(&envelope.name);
     let Some(route) = route.filter(|route| route.slots().next().is_some()) else {
+        drop(busy);
         return unknown_name(&shared, &job, envelope).await;
     };
     let started = Instant::now();
     let failures = run_slots(&shared, &job, &envelope, route).await;
     let elapsed = started.elapsed();
+    drop(busy);
 
     if failures.is_empty() {
         log_transport(shared.transport.ack(&job).await, "ack");

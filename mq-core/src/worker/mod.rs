@@ -1,5 +1,6 @@
 //! The worker: reserve → decode → emit to slots → ack, retry or fail; limits; shutdown.
 
+mod capacity;
 mod emit;
 pub(crate) mod event;
 mod memory;
@@ -23,6 +24,7 @@ use crate::registry::Registry;
 use crate::retry::Backoff;
 use crate::transport::{self, Job, Transport};
 use crate::{Error, Result};
+use capacity::Capacity;
 use emit::Outcome;
 use event::Hook;
 use options::{Cli, Options};
@@ -422,6 +424,10 @@ impl Worker {
         let mut transport_errors = 0u32;
         let mut summary = Summary::new(started_at);
         let mut gathering = None;
+        let capacity = Capacity::new(options.concurrency);
+        // Messages whose slots are done but whose ack is still on the way do not count
+        // against the concurrency; this bounds how many of them there may be.
+        let max_tasks = options.concurrency.saturating_mul(2);
 
         let exit = loop {
             while let Some(done) = tasks.try_join_next() {
@@ -434,13 +440,15 @@ impl Worker {
             if *stop.borrow() {
                 break Exit::Stopped;
             }
-            let free = options.concurrency.saturating_sub(tasks.len());
+            let free = capacity.free().min(max_tasks.saturating_sub(tasks.len()));
             let remaining = options
                 .limit
                 .map_or(u64::MAX, |limit| limit.saturating_sub(tally.started));
             if free == 0 || remaining == 0 {
+                let slots_busy = capacity.free() == 0 && remaining > 0;
                 tokio::select! {
                     Some(done) = tasks.join_next() => tally.record(done.unwrap_or(Outcome::Retried)),
+                    () = capacity.freed(), if slots_busy => {}
                     _ = stop.changed() => {}
                 }
                 continue;
@@ -458,6 +466,7 @@ impl Worker {
                             tally.record(done.unwrap_or(Outcome::Retried));
                             continue;
                         }
+                        () = capacity.freed() => continue,
                         () = tokio::time::sleep_until(until) => {}
                         _ = stop.changed() => continue,
                     }
@@ -499,10 +508,11 @@ impl Worker {
                 tally.started += 1;
                 shared.in_flight().insert(job.id, job.clone());
                 let shared = shared.clone();
+                let busy = capacity.take();
                 tasks.spawn(async move {
                     let id = job.id;
                     let handled =
-                        emit::futures_catch_unwind(emit::handle(shared.clone(), job)).await;
+                        emit::futures_catch_unwind(emit::handle(shared.clone(), job, busy)).await;
                     let job = shared.in_flight().remove(&id);
                     match handled {
                         Ok(outcome) => outcome,
