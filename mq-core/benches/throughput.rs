@@ -8,8 +8,9 @@
 //! ```
 //!
 //! Starts its own beanstalkd (`$BEANSTALKD`, else `/usr/bin/beanstalkd`) on a free loopback
-//! port and kills it at the end. Prints one line per figure, `NAME VALUE UNIT`, then three
-//! `ratio` lines. See `docs/performance.md` for what each figure measures.
+//! port and kills it at the end. Prints one line per figure, `NAME VALUE UNIT`, then the
+//! `ratio` lines, ending with `mq_dispatch/raw_put`, `mq_process/raw_consume` and
+//! `mq_process/beanstalkc_consume`. See `docs/performance.md` for what each figure measures.
 
 use std::error::Error;
 use std::io::{Read, Write};
