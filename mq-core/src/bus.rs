@@ -102,8 +102,9 @@ impl Bus {
     }
 
     /// Starts dispatching every message of `messages` together; await the result to put
-    /// them on their queue. One pipelined write on beanstalkd and NATS, one transaction on
-    /// SQLite: many times the throughput of awaiting each [`dispatch`](Bus::dispatch).
+    /// them on their queue and get their ids, in order. Pipelined writes of 1,024 `put`s
+    /// on beanstalkd, one transaction on SQLite, publishes awaited 256 at a time on NATS:
+    /// many times the throughput of awaiting one [`dispatch`](Bus::dispatch) after another.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -122,20 +123,21 @@ impl Bus {
     ///
     /// As [`dispatch`](Bus::dispatch). Every message is encoded and checked against the
     /// backend's size limit before any is sent, so these errors queue nothing. When the
-    /// backend refuses some messages of the batch and takes the others (beanstalkd and
+    /// backend confirms some messages of the batch and not the others (beanstalkd and
     /// NATS; SQLite takes all or none), the error is [`Error::PartlyQueued`], which lists
-    /// the messages that were queued.
+    /// the confirmed ones by index; dispatch the others again from the data you built the
+    /// batch from (an unconfirmed message may have been queued all the same: at least once).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future while it runs leaves unknown how much of the batch was queued
+    /// (on SQLite: all of it or none).
     pub fn dispatch_all<M, I>(&self, messages: I) -> DispatchAll<'_, M>
     where
         M: Message,
         I: IntoIterator<Item = M>,
     {
-        DispatchAll {
-            bus: Some(self),
-            messages: messages.into_iter().collect(),
-            delay: None,
-            priority: None,
-        }
+        DispatchAll::new(Some(self), messages)
     }
 
     /// Encodes `message` and puts it on its queue.
@@ -174,23 +176,27 @@ impl Bus {
         let total = envelopes.len();
         let mut queued = Vec::with_capacity(total);
         let mut first_error = None;
-        for (index, (envelope, result)) in envelopes.into_iter().zip(results).enumerate() {
-            match result {
-                Ok(_) => {
+        // A transport that answers fewer than it was given leaves the rest unconfirmed.
+        let mut results = results.into_iter();
+        for (index, envelope) in envelopes.into_iter().enumerate() {
+            match results.next() {
+                Some(Ok(_)) => {
                     self.submitted::<M>(&envelope);
                     queued.push((index, MessageId(envelope.id)));
                 }
-                Err(error) => {
+                Some(Err(error)) => {
                     first_error.get_or_insert(error);
+                }
+                None => {
+                    first_error.get_or_insert_with(|| Error::Protocol {
+                        backend: "transport",
+                        detail: format!("{index} answers to a batch of {total}"),
+                    });
                 }
             }
         }
         match first_error {
-            None if queued.len() == total => Ok(queued.into_iter().map(|(_, id)| id).collect()),
-            None => Err(Error::Protocol {
-                backend: "transport",
-                detail: format!("{} answers to a batch of {total}", queued.len()),
-            }),
+            None => Ok(queued.into_iter().map(|(_, id)| id).collect()),
             Some(error) if queued.is_empty() => Err(error),
             Some(error) => Err(Error::PartlyQueued {
                 queued,
@@ -288,18 +294,30 @@ pub fn dispatch<M: Message>(message: M) -> Dispatch<'static, M> {
 }
 
 /// Dispatches every message of `messages` together on the process-wide bus (see
-/// [`global`] and [`Bus::dispatch_all`]).
+/// [`global`]); as [`Bus::dispatch_all`].
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> mq::Result<()> {
+/// # use serde::{Deserialize, Serialize};
+/// #[derive(mq::Message, Serialize, Deserialize)]
+/// #[message(queue = "search")]
+/// struct Reindex { shard: u32 }
+///
+/// let ids = mq::dispatch_all((0..64).map(|shard| Reindex { shard })).await?;
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+///
+/// As [`Bus::dispatch_all`], and as [`global`] when `MQ_URL` cannot be opened (even for an
+/// empty batch).
 pub fn dispatch_all<M, I>(messages: I) -> DispatchAll<'static, M>
 where
     M: Message,
     I: IntoIterator<Item = M>,
 {
-    DispatchAll {
-        bus: None,
-        messages: messages.into_iter().collect(),
-        delay: None,
-        priority: None,
-    }
+    DispatchAll::new(None, messages)
 }
 
 /// A message about to be dispatched; `.await` it to put it on its queue and get its id.
@@ -360,7 +378,16 @@ pub struct DispatchAll<'a, M> {
     priority: Option<u32>,
 }
 
-impl<M> DispatchAll<'_, M> {
+impl<'a, M> DispatchAll<'a, M> {
+    fn new(bus: Option<&'a Bus>, messages: impl IntoIterator<Item = M>) -> Self {
+        DispatchAll {
+            bus,
+            messages: messages.into_iter().collect(),
+            delay: None,
+            priority: None,
+        }
+    }
+
     /// Keeps every message invisible for `delay` (beanstalkd rounds up to whole seconds).
     pub fn delay(mut self, delay: Duration) -> Self {
         self.delay = Some(delay);
@@ -391,13 +418,13 @@ impl<'a, M: Message> IntoFuture for DispatchAll<'a, M> {
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
-            if self.messages.is_empty() {
-                return Ok(Vec::new());
-            }
             let bus = match self.bus {
                 Some(bus) => bus,
                 None => global().await?,
             };
+            if self.messages.is_empty() {
+                return Ok(Vec::new());
+            }
             bus.put_all(self.messages, self.delay, self.priority).await
         })
     }

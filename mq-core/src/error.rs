@@ -102,15 +102,18 @@ pub enum Error {
     #[error("reservation of item {0} was lost (its TTR ran out or the connection dropped)")]
     ReservationLost(u64),
 
-    /// A batch dispatch ([`Bus::dispatch_all`](crate::Bus::dispatch_all)) queued some of
-    /// its messages and not the others: dispatch again those not listed in `queued`.
-    #[error("{} of {total} messages were queued, the others were not: {source}", queued.len())]
+    /// The backend confirmed some messages of a batch dispatch
+    /// ([`Bus::dispatch_all`](crate::Bus::dispatch_all)) and not the others: dispatch again
+    /// those not listed in `queued`. An unconfirmed message may have been queued all the
+    /// same (a connection lost mid-batch, a job beanstalkd stored buried when out of
+    /// memory), so dispatching it again may duplicate it: at least once.
+    #[error("{} of {total} messages were queued, the others were not confirmed: {source}", queued.len())]
     PartlyQueued {
         /// The messages that were queued: their index in the batch and their id.
         queued: Vec<(usize, crate::MessageId)>,
         /// How many messages the batch had.
         total: usize,
-        /// Why the others were not queued (the first error).
+        /// Why the others were not confirmed (the first error).
         source: Box<Error>,
     },
 

@@ -63,13 +63,23 @@ async fn a_batch_is_handled_once_each_with_ids_in_order() {
     let ids = bus.dispatch_all(items(0..1_000)).await.unwrap();
     assert_eq!(ids.len(), 1_000);
     assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 1_000);
-    let first = transport.peek("batch").await.unwrap().expect("queued");
-    let envelope = mq::Envelope::decode(&first.body).unwrap();
+    let queues = vec!["batch".to_owned()];
+    let jobs = transport
+        .reserve(&queues, 1_000, Duration::from_secs(1))
+        .await
+        .unwrap();
+    let queued: Vec<String> = jobs
+        .iter()
+        .map(|job| mq::Envelope::decode(&job.body).unwrap().id)
+        .collect();
+    let answered: Vec<&str> = ids.iter().map(|id| id.as_str()).collect();
     assert_eq!(
-        envelope.id,
-        ids[0].as_str(),
-        "the first id is the first message's"
+        queued, answered,
+        "the ids of the messages, in the batch's order"
     );
+    for job in &jobs {
+        transport.release(job).await.unwrap();
+    }
 
     let seen = Arc::new(Seen::default());
     let exit = Worker::builder()
@@ -96,6 +106,27 @@ async fn delay_and_priority_apply_to_every_message_of_the_batch() {
         .unwrap();
     assert_eq!(counts(transport.as_ref()).await, (0, 5));
     assert!(bus.dispatch_all(items(0..0)).await.unwrap().is_empty());
+
+    bus.dispatch_all(items(10..13)).await.unwrap();
+    bus.dispatch_all(items(20..23)).priority(1).await.unwrap();
+    let queues = vec!["batch".to_owned()];
+    let jobs = transport
+        .reserve(&queues, 6, Duration::from_secs(1))
+        .await
+        .unwrap();
+    let numbers: Vec<u64> = jobs
+        .iter()
+        .map(|job| {
+            let envelope = mq::Envelope::decode(&job.body).unwrap();
+            let body: serde_json::Value = serde_json::from_str(envelope.body.get()).unwrap();
+            body["n"].as_u64().unwrap()
+        })
+        .collect();
+    assert_eq!(
+        numbers,
+        [20, 21, 22, 10, 11, 12],
+        "priority 1 before the default 1024"
+    );
 }
 
 #[tokio::test]
@@ -183,4 +214,31 @@ async fn a_batch_cut_short_by_the_server_lists_what_was_queued() {
         }
     }
     panic!("every batch went in whole before drain mode began");
+}
+
+/// Many batches at once on NATS (64 of 1,000: more acks pending together than the 5,000 the
+/// client allows) must wait their turn, not wait for each other for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_batches_on_nats_all_go_in() {
+    let server = mq_tests::nats::NatsServer::start();
+    let bus = Bus::connect(&server.url()).await.unwrap();
+    let mut batches = tokio::task::JoinSet::new();
+    for batch in 0..64 {
+        let bus = bus.clone();
+        batches.spawn(async move {
+            let start = batch * 1_000;
+            bus.dispatch_all(items(start..start + 1_000)).await
+        });
+    }
+    let all = tokio::time::timeout(Duration::from_secs(60), async {
+        let mut ids = 0;
+        while let Some(done) = batches.join_next().await {
+            ids += done.unwrap().unwrap().len();
+        }
+        ids
+    })
+    .await
+    .expect("every batch finishes");
+    assert_eq!(all, 64_000);
+    assert_eq!(counts(bus.transport().as_ref()).await, (64_000, 0));
 }

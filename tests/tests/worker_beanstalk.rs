@@ -114,8 +114,9 @@ async fn occupy(_: Bounded) {
     RUNNING.fetch_sub(1, Ordering::SeqCst);
 }
 
-/// A message's place is given back when its slots are done, before its ack is answered;
-/// the slots running at once still never exceed the concurrency, and all are acked.
+/// On a real server, with acks a round trip away, the slots running at once never exceed
+/// the concurrency, and every message is acked. (`worker_memory` pins that a place comes
+/// back before the ack is answered.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slots_running_at_once_never_exceed_the_concurrency() {
     let server = Beanstalkd::start();

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use mq::transport::memory::MemoryTransport;
-use mq::transport::{PutOptions, Transport};
+use mq::transport::{FailedMessage, Failure, Job, PutOptions, QueueStats, Transport};
 use mq::worker::EventKind;
 use mq::{Bus, Context, Exit, Registry, SlotDef, SlotError, State, Worker};
 use serde::{Deserialize, Serialize};
@@ -749,4 +749,139 @@ async fn a_stale_reservation_cannot_ack_the_new_one() {
         Err(mq::Error::ReservationLost(_))
     ));
     transport.ack(&second).await.unwrap();
+}
+
+// ---------------------------------------------------------------------------------------
+// Concurrency: a message gives its place back when its slots are done, before its ack is
+// answered; at most twice the concurrency are held.
+
+/// `memory://` whose acks wait at a gate the test opens.
+#[derive(Debug)]
+struct GatedAcks {
+    inner: Arc<MemoryTransport>,
+    gate: tokio::sync::Semaphore,
+}
+
+#[async_trait::async_trait]
+impl Transport for GatedAcks {
+    fn describe(&self) -> String {
+        "memory:// with gated acks".into()
+    }
+    async fn put(&self, queue: &str, body: Bytes, options: PutOptions) -> mq::Result<u64> {
+        self.inner.put(queue, body, options).await
+    }
+    async fn reserve(
+        &self,
+        queues: &[String],
+        max: usize,
+        timeout: Duration,
+    ) -> mq::Result<Vec<Job>> {
+        self.inner.reserve(queues, max, timeout).await
+    }
+    async fn ack(&self, job: &Job) -> mq::Result<()> {
+        self.gate.acquire().await.expect("gate open").forget();
+        self.inner.ack(job).await
+    }
+    async fn retry(&self, job: &Job, body: Bytes, options: PutOptions) -> mq::Result<()> {
+        self.inner.retry(job, body, options).await
+    }
+    async fn release(&self, job: &Job) -> mq::Result<()> {
+        self.inner.release(job).await
+    }
+    async fn keep_alive(&self, job: &Job) -> mq::Result<()> {
+        self.inner.keep_alive(job).await
+    }
+    async fn fail(
+        &self,
+        job: &Job,
+        body: Bytes,
+        options: PutOptions,
+        failure: Failure,
+    ) -> mq::Result<()> {
+        self.inner.fail(job, body, options, failure).await
+    }
+    async fn failed_list(&self, queue: Option<&str>, max: usize) -> mq::Result<Vec<FailedMessage>> {
+        self.inner.failed_list(queue, max).await
+    }
+    async fn failed_show(&self, id: u64) -> mq::Result<Option<FailedMessage>> {
+        self.inner.failed_show(id).await
+    }
+    async fn failed_retry(&self, id: u64) -> mq::Result<u64> {
+        self.inner.failed_retry(id).await
+    }
+    async fn failed_remove(&self, id: u64) -> mq::Result<bool> {
+        self.inner.failed_remove(id).await
+    }
+    async fn stats(&self) -> mq::Result<Vec<QueueStats>> {
+        self.inner.stats().await
+    }
+    async fn peek(&self, queue: &str) -> mq::Result<Option<Job>> {
+        self.inner.peek(queue).await
+    }
+    async fn flush(&self, queue: &str) -> mq::Result<u64> {
+        self.inner.flush(queue).await
+    }
+}
+
+#[derive(mq::Message, Serialize, Deserialize)]
+#[message(queue = "gated")]
+struct Gated {
+    n: u64,
+}
+
+#[mq::slot]
+async fn gated_slot(msg: Gated, runs: State<Runs>) {
+    runs.record("gated", msg.n);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn places_come_back_before_the_ack_and_twice_the_concurrency_are_held_at_most() {
+    let inner = MemoryTransport::new();
+    let transport = Arc::new(GatedAcks {
+        inner: inner.clone(),
+        gate: tokio::sync::Semaphore::new(0),
+    });
+    let bus = Bus::new(inner.clone());
+    bus.dispatch_all((0..20).map(|n| Gated { n }))
+        .await
+        .unwrap();
+    let runs = Arc::new(Runs::default());
+    let worker = Worker::builder()
+        .transport(transport.clone())
+        .registry(Registry::from_slots([SlotDef::of::<gated_slot>()]).unwrap())
+        .state_arc(runs.clone())
+        .handle_signals(false)
+        .poll_interval(Duration::from_millis(50))
+        .concurrency(3)
+        .limit(20)
+        .build()
+        .await
+        .unwrap();
+    let running = tokio::spawn({
+        let worker = worker.clone();
+        async move { worker.run().await }
+    });
+    let ran = || (0..20).filter(|n| runs.count("gated", *n) > 0).count();
+    // No ack is answered: the slots of 3 messages run, give their places back, and 3 more
+    // run; then the 6 held messages stop the worker from reserving.
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while ran() < 6 {
+        assert!(std::time::Instant::now() < until, "only {} ran", ran());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(ran(), 6, "twice the concurrency held, no more");
+    transport.gate.add_permits(20);
+    let exit = tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .expect("the worker finishes once acks are answered")
+        .unwrap()
+        .unwrap();
+    assert_eq!(exit, Exit::Limit);
+    assert_eq!(ran(), 20);
+    let left = inner.stats().await.unwrap();
+    assert!(
+        left.iter().all(|s| s.ready + s.reserved == 0),
+        "every message acked: {left:?}"
+    );
 }

@@ -171,7 +171,9 @@ impl WorkerBuilder {
         self
     }
 
-    /// Messages handled at once (default [`DEFAULT_CONCURRENCY`]); at least 1.
+    /// Messages whose slots run at once (default [`DEFAULT_CONCURRENCY`]); at least 1.
+    /// A message whose slots are done gives its place back while its ack is on the way;
+    /// at most twice this many are held.
     pub fn concurrency(mut self, concurrency: usize) -> Self {
         self.options.concurrency = concurrency.max(1);
         self

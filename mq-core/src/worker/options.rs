@@ -25,7 +25,7 @@ pub(crate) struct Options {
     pub(crate) handle_signals: bool,
 }
 
-/// Default for `--concurrency`: messages handled at once.
+/// Default for `--concurrency`: messages whose slots run at once.
 pub const DEFAULT_CONCURRENCY: usize = 64;
 /// Default for `--grace`.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
@@ -83,7 +83,7 @@ pub(crate) struct Cli {
     #[arg(long, env = "MQ_QUEUES", value_delimiter = ',', value_name = "A,B")]
     queues: Vec<String>,
 
-    /// Messages handled at once
+    /// Messages whose slots run at once
     #[arg(long, env = "MQ_CONCURRENCY", default_value_t = DEFAULT_CONCURRENCY as u64, value_parser = clap::value_parser!(u64).range(1..=65536))]
     concurrency: u64,
 

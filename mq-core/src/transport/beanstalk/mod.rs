@@ -197,6 +197,20 @@ struct Consumer {
     held: HashSet<u64>,
 }
 
+/// `error` again, for each item of a chunk that failed as a whole.
+fn same_error(error: &Error) -> Error {
+    match error {
+        Error::Unreachable { address, cause } => Error::Unreachable {
+            address: address.clone(),
+            cause: cause.clone(),
+        },
+        other => Error::Protocol {
+            backend: "beanstalkd",
+            detail: other.to_string(),
+        },
+    }
+}
+
 /// A parsed `beanstalk://HOST[:PORT]`.
 fn parse_url(url: &str) -> Result<(String, u16)> {
     let invalid = |reason: String| Error::InvalidUrl {
@@ -951,16 +965,14 @@ impl Inner {
                     }
                 }
                 Err(error) if answers.is_empty() => return Err(error),
-                // Earlier chunks went in: keep their answers; this one and the rest failed.
+                // Earlier chunks went in: keep their answers; this one and the rest are
+                // unconfirmed, for the same reason.
                 Err(error) => {
-                    let cause = error.to_string();
+                    let again = same_error(&error);
                     answers.push(Err(error));
-                    answers.resize_with(total, || {
-                        Err(Error::Unreachable {
-                            address: self.name.clone(),
-                            cause: cause.clone(),
-                        })
-                    });
+                    while answers.len() < total {
+                        answers.push(Err(same_error(&again)));
+                    }
                     break;
                 }
             }

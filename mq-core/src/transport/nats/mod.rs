@@ -35,8 +35,8 @@ const POLL: Duration = Duration::from_millis(50);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most delayed items looked at in one go.
 const DELAYED_BATCH: usize = 256;
-/// The most publishes of a batch dispatch awaiting their acks at once (the client refuses
-/// more than 5,000 pending, over all tasks).
+/// The most publishes of a batch dispatch awaiting their acks at once (the client allows
+/// 5,000 pending, over all tasks, and makes a publish past them wait).
 const PUBLISH_CHUNK: usize = 256;
 
 /// A NATS JetStream transport.
@@ -58,6 +58,10 @@ struct Shared {
     consumers: tokio::sync::Mutex<HashMap<String, PullConsumer>>,
     /// Items this process holds, by stream sequence.
     held: Mutex<HashMap<u64, Held>>,
+    /// One batch chunk publishes at a time: a chunk holds a permit of the client's
+    /// pending-ack limit per item until it awaits them, so two chunks filling the limit
+    /// together would wait for each other for ever.
+    publishing: tokio::sync::Mutex<()>,
 }
 
 #[derive(Debug)]
@@ -166,6 +170,7 @@ impl NatsTransport {
             failed: OnceCell::new(),
             consumers: tokio::sync::Mutex::new(HashMap::new()),
             held: Mutex::new(HashMap::new()),
+            publishing: tokio::sync::Mutex::new(()),
         });
         let reaper = tokio::spawn(reap(Arc::downgrade(&shared)));
         Ok(NatsTransport { shared, reaper })
@@ -301,8 +306,7 @@ impl Shared {
     }
 
     /// Publishes the bodies [`PUBLISH_CHUNK`] at a time, each chunk before waiting for the
-    /// stream's acknowledgements of it: a round trip per chunk rather than per item, and
-    /// never more acks pending than the client allows.
+    /// stream's acknowledgements of it: a round trip per chunk rather than per item.
     async fn put_many(
         &self,
         queue: &str,
@@ -312,23 +316,23 @@ impl Shared {
         let (subject, headers) = self.addressed(queue, options).await?;
         let mut answers = Vec::with_capacity(bodies.len());
         for chunk in bodies.chunks(PUBLISH_CHUNK) {
+            let _turn = self.publishing.lock().await;
             let mut pending = Vec::with_capacity(chunk.len());
             for body in chunk {
-                let published = self
-                    .js
-                    .publish_with_headers(subject.clone(), headers.clone(), body.clone())
-                    .await
-                    .map_err(|error| nats(format!("publish: {error}")));
-                pending.push(published);
+                pending.push(
+                    self.js
+                        .publish_with_headers(subject.clone(), headers.clone(), body.clone())
+                        .await,
+                );
             }
             for published in pending {
-                answers.push(match published {
-                    Ok(ack) => ack
-                        .await
-                        .map(|ack| ack.sequence)
-                        .map_err(|error| nats(format!("publish: {error}"))),
-                    Err(error) => Err(error),
-                });
+                answers.push(
+                    match published {
+                        Ok(ack) => ack.await.map(|ack| ack.sequence),
+                        Err(error) => Err(error),
+                    }
+                    .map_err(|error| nats(format!("publish: {error}"))),
+                );
             }
         }
         Ok(answers)
