@@ -47,12 +47,7 @@ async fn count(_item: Item, seen: State<Seen>) {
 }
 
 async fn counts(transport: &dyn Transport) -> (u64, u64) {
-    let stats = transport.stats().await.unwrap();
-    let batch = stats
-        .iter()
-        .find(|s| s.queue == "batch")
-        .cloned()
-        .unwrap_or_default();
+    let batch = mq_tests::queue_stats(transport, "batch").await;
     (batch.ready, batch.delayed)
 }
 

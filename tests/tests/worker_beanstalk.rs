@@ -82,12 +82,7 @@ async fn a_retry_grown_past_max_job_size_is_kept_not_retried_forever() {
         1,
         "handled once, not again"
     );
-    let stats = bus.transport().stats().await.unwrap();
-    let big = stats
-        .iter()
-        .find(|s| s.queue == "big")
-        .cloned()
-        .unwrap_or_default();
+    let big = mq_tests::queue_stats(bus.transport().as_ref(), "big").await;
     assert_eq!((big.ready, big.reserved, big.delayed), (0, 0, 0), "{big:?}");
     let server_stats = bus.transport().server_stats().await.unwrap();
     let buried = server_stats
@@ -140,9 +135,7 @@ async fn slots_running_at_once_never_exceed_the_concurrency() {
         "{most} slots ran at once with a concurrency of 8"
     );
     assert!(most >= 2, "the slots never ran side by side");
-    let stats = bus.transport().stats().await.unwrap();
-    let bounded = stats.iter().find(|s| s.queue == "bounded").cloned();
-    let bounded = bounded.unwrap_or_default();
+    let bounded = mq_tests::queue_stats(bus.transport().as_ref(), "bounded").await;
     assert_eq!(
         (bounded.ready, bounded.reserved),
         (0, 0),

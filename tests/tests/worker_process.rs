@@ -31,12 +31,7 @@ async fn dispatch(bus: &Bus, range: std::ops::Range<u64>, sleep_ms: u64, panic_o
 }
 
 async fn counts(transport: &dyn Transport) -> (u64, u64, u64) {
-    let stats = transport.stats().await.unwrap();
-    let work = stats
-        .iter()
-        .find(|s| s.queue == "work")
-        .cloned()
-        .unwrap_or_default();
+    let work = mq_tests::queue_stats(transport, "work").await;
     (work.ready, work.reserved, work.failed)
 }
 
