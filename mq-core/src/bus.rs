@@ -269,6 +269,14 @@ pub async fn global() -> Result<&'static Bus> {
     GLOBAL.get_or_try_init(Bus::from_env).await
 }
 
+/// The bus a dispatch names, else the process-wide one.
+async fn bus_or_global(bus: Option<&Bus>) -> Result<&Bus> {
+    match bus {
+        Some(bus) => Ok(bus),
+        None => global().await,
+    }
+}
+
 /// Dispatches `message` on the process-wide bus (see [`global`]).
 ///
 /// ```no_run
@@ -359,10 +367,7 @@ impl<'a, M: Message> IntoFuture for Dispatch<'a, M> {
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
-            let bus = match self.bus {
-                Some(bus) => bus,
-                None => global().await?,
-            };
+            let bus = bus_or_global(self.bus).await?;
             bus.put(self.message, self.delay, self.priority).await
         })
     }
@@ -418,10 +423,7 @@ impl<'a, M: Message> IntoFuture for DispatchAll<'a, M> {
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
-            let bus = match self.bus {
-                Some(bus) => bus,
-                None => global().await?,
-            };
+            let bus = bus_or_global(self.bus).await?;
             if self.messages.is_empty() {
                 return Ok(Vec::new());
             }

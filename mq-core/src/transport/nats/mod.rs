@@ -241,27 +241,27 @@ impl Shared {
     }
 
     async fn stream(&self) -> Result<&Stream> {
-        self.stream
-            .get_or_try_init(|| {
-                layout::ensure_stream(
-                    &self.js,
-                    layout::work_stream(&self.settings),
-                    self.settings.replicas.is_some(),
-                )
-            })
-            .await
+        self.ensured(&self.stream, layout::work_stream).await
     }
 
     async fn failed_stream(&self) -> Result<&Stream> {
-        self.failed
-            .get_or_try_init(|| {
-                layout::ensure_stream(
-                    &self.js,
-                    layout::failed_stream(&self.settings),
-                    self.settings.replicas.is_some(),
-                )
-            })
-            .await
+        self.ensured(&self.failed, layout::failed_stream).await
+    }
+
+    /// The stream in `cell`, created or checked against `config` on first use.
+    async fn ensured<'a>(
+        &'a self,
+        cell: &'a OnceCell<Stream>,
+        config: fn(&Settings) -> jetstream::stream::Config,
+    ) -> Result<&'a Stream> {
+        cell.get_or_try_init(|| {
+            layout::ensure_stream(
+                &self.js,
+                config(&self.settings),
+                self.settings.replicas.is_some(),
+            )
+        })
+        .await
     }
 
     async fn consumer(&self, name: &str, subject: &str) -> Result<PullConsumer> {
