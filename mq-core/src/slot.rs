@@ -8,6 +8,7 @@ use std::any::{Any, TypeId};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::value::RawValue;
 
@@ -256,6 +257,32 @@ impl<E: fmt::Display + 'static> IntoSlotResult for Result<(), E> {
     }
 }
 
+/// Synchronous slots running now, on tokio's blocking pool.
+static BLOCKING_RUNNING: AtomicUsize = AtomicUsize::new(0);
+
+/// How many synchronous slots are running now. A thread cannot be killed: one whose slot
+/// was abandoned (its timeout, or the grace of a stop, ran out) counts until it returns, and
+/// keeps a tokio runtime from shutting down (`run_worker` exits the process instead).
+pub(crate) fn blocking_slots_running() -> usize {
+    BLOCKING_RUNNING.load(Ordering::Acquire)
+}
+
+/// Counts one synchronous slot running, until dropped (also by a panic).
+struct BlockingRunning;
+
+impl BlockingRunning {
+    fn enter() -> BlockingRunning {
+        BLOCKING_RUNNING.fetch_add(1, Ordering::AcqRel);
+        BlockingRunning
+    }
+}
+
+impl Drop for BlockingRunning {
+    fn drop(&mut self) {
+        BLOCKING_RUNNING.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Runs a synchronous slot on tokio's blocking pool, so it never stalls the runtime; a panic
 /// in it resumes in the calling task, where the worker reports it as the slot's failure.
 pub(crate) async fn run_blocking<R, F>(f: F) -> Result<(), SlotError>
@@ -263,7 +290,11 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: IntoSlotResult + Send + 'static,
 {
-    match tokio::task::spawn_blocking(f).await {
+    let counted = move || {
+        let _running = BlockingRunning::enter();
+        f()
+    };
+    match tokio::task::spawn_blocking(counted).await {
         Ok(result) => result.into_slot_result(),
         Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
         Err(error) => Err(SlotError::retry(format!(

@@ -19,6 +19,39 @@ pub struct Work {
     pub panic: bool,
 }
 
+/// A slot that blocks its thread for an hour: synchronous, cancelled by its timeout.
+#[derive(mq::Message, Serialize, Deserialize)]
+#[message(queue = "stuck", retries = 0, ttr = "2s", timeout = "1s")]
+pub struct Blocks {
+    /// Recorded when the slot starts.
+    pub n: u64,
+}
+
+/// A synchronous slot that blocks for an hour, without a timeout.
+#[derive(mq::Message, Serialize, Deserialize)]
+#[message(queue = "stuck", retries = 0, ttr = "2s")]
+pub struct BlocksWithoutTimeout {
+    /// Recorded when the slot starts.
+    pub n: u64,
+}
+
+/// An async slot that never yields (it blocks its runtime thread for an hour), with a
+/// timeout.
+#[derive(mq::Message, Serialize, Deserialize)]
+#[message(queue = "stuck", retries = 0, ttr = "2s", timeout = "1s")]
+pub struct NeverYields {
+    /// Recorded when the slot starts.
+    pub n: u64,
+}
+
+/// An async slot that never yields, without a timeout.
+#[derive(mq::Message, Serialize, Deserialize)]
+#[message(queue = "stuck", retries = 0, ttr = "2s")]
+pub struct NeverYieldsWithoutTimeout {
+    /// Recorded when the slot starts.
+    pub n: u64,
+}
+
 /// A running `test-worker`.
 #[derive(Debug)]
 pub struct WorkerProcess(pub Child);
@@ -33,6 +66,27 @@ impl WorkerProcess {
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the test worker");
+        WorkerProcess(child)
+    }
+
+    /// Like [`start`](WorkerProcess::start), its log (`RUST_LOG=warn`) written to `log`.
+    pub fn start_logged(
+        binary: &str,
+        url: &str,
+        record: &Path,
+        args: &[&str],
+        log: &Path,
+    ) -> WorkerProcess {
+        let file = std::fs::File::create(log).expect("create the log file");
+        let child = Command::new(binary)
+            .args(args)
+            .env("MQ_URL", url)
+            .env("MQ_TEST_RECORD", record)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(file)
             .spawn()
             .expect("start the test worker");
         WorkerProcess(child)
@@ -86,5 +140,22 @@ pub fn wait_until_recorded(record: &Path, count: usize) {
             recorded(record).len()
         );
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits up to `limit` until the file `log` contains `text`; its contents then, or a panic
+/// with what it held.
+pub fn wait_for_log(log: &Path, text: &str, limit: Duration) -> String {
+    let until = Instant::now() + limit;
+    loop {
+        let seen = std::fs::read_to_string(log).unwrap_or_default();
+        if seen.contains(text) {
+            return seen;
+        }
+        assert!(
+            Instant::now() < until,
+            "no `{text}` in the log within {limit:?}; it says:\n{seen}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }

@@ -2,6 +2,7 @@
 //! the slots that failed, or move it to the failure store.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -147,9 +148,13 @@ struct SlotOutcome {
     permanent: bool,
 }
 
-/// Runs the slots the envelope asks for, all at once: each is polled once here, and those
-/// that did not finish then run each in its own task while the reservation is kept alive.
-/// Returns the failures.
+/// Runs the slots the envelope asks for, all at once, and returns the failures.
+///
+/// A slot without a timeout is polled once here: one that finishes at once (the common case
+/// of a quick slot) costs no task; the others then run each in its own task. A slot with a
+/// timeout runs in its own task from the start, and this task counts its timeout: a slot
+/// that never yields (busy code in an async fn) cannot keep its own timer from firing. The
+/// reservation is renewed meanwhile by the worker's keep-alive task ([`super::held`]).
 async fn run_slots(
     shared: &Arc<Shared>,
     job: &Job,
@@ -184,7 +189,8 @@ async fn run_slots(
         shared.states.clone(),
     );
     let timeout = route.info().options.timeout;
-    let mut pending = Vec::new();
+    shared.held.slots_started(job.id, route.info().options.ttr);
+    let mut running = futures_util::stream::FuturesUnordered::new();
     for slot in selected {
         // Decoding runs the message type's Deserialize, user code that may panic too.
         let started = std::panic::catch_unwind(AssertUnwindSafe(|| {
@@ -199,64 +205,74 @@ async fn run_slots(
         };
         let path = slot.path();
         let span = tracing::info_span!("slot", slot = path);
-        let mut running: SlotRun = Box::pin(
+        let alive = SlotAlive::enter(&shared.slots_alive);
+        let mut slot_run: SlotRun = Box::pin(
             async move {
-                let result = match timeout {
-                    Some(limit) => tokio::time::timeout(limit, catch_panic(future))
-                        .await
-                        .unwrap_or_else(|_| Err(Timeout(limit).into())),
-                    None => catch_panic(future).await,
-                };
-                (path, result)
+                let _alive = alive;
+                catch_panic(future).await
             }
             .instrument(span),
         );
-        // Poll each slot once here: one that finishes at once (the common case of a quick
-        // slot) costs no task and no keep-alive timer.
-        match futures_poll_once(&mut running).await {
-            Some(done) => record(shared, job, envelope, done, &mut failures),
-            None => pending.push(running),
-        }
-    }
-    if pending.is_empty() {
-        return failures;
-    }
-    let mut running = tokio::task::JoinSet::new();
-    for slot in pending {
-        running.spawn(slot);
-    }
-
-    // A hand-written `impl Message` may set a zero TTR; an interval must not be zero.
-    let half_ttr = (route.info().options.ttr / 2).max(Duration::from_millis(1));
-    let mut keep_alive = tokio::time::interval_at(tokio::time::Instant::now() + half_ttr, half_ttr);
-    loop {
-        tokio::select! {
-            joined = running.join_next() => {
-                let Some(joined) = joined else { break };
-                match joined {
-                    Ok(done) => record(shared, job, envelope, done, &mut failures),
-                    // Slot tasks catch their own panics; only a runtime shutting down
-                    // cancels one, and then this message is not acked.
-                    Err(error) => failures.push(SlotOutcome {
-                        slot: "(cancelled)".to_owned(),
-                        error: error.to_string(),
-                        permanent: false,
-                    }),
-                }
-            }
-            _ = keep_alive.tick() => {
-                tracing::debug!("keep-alive: slots still running at half the TTR");
-                log_transport(shared.transport.keep_alive(job).await, "keep-alive");
+        if timeout.is_none() {
+            if let Some(done) = futures_poll_once(&mut slot_run).await {
+                record(shared, job, envelope, (path, done), &mut failures);
+                continue;
             }
         }
+        running.push(watch_slot(path, tokio::spawn(slot_run), timeout));
     }
+    while let Some(done) = futures_util::StreamExt::next(&mut running).await {
+        record(shared, job, envelope, done, &mut failures);
+    }
+    shared.held.slots_done(job.id);
     failures
 }
 
-/// One slot running, with its timeout and panic guard.
-type SlotRun = std::pin::Pin<
-    Box<dyn std::future::Future<Output = (&'static str, Result<(), SlotFailed>)> + Send>,
->;
+/// Awaits a slot's task, within `timeout`; a slot past it is aborted and counts as failed.
+/// The abort takes effect at the slot's next `.await`: one that never yields keeps its
+/// thread busy, but its message goes on.
+async fn watch_slot(
+    path: &'static str,
+    mut task: tokio::task::JoinHandle<Result<(), SlotFailed>>,
+    timeout: Option<Duration>,
+) -> (&'static str, Result<(), SlotFailed>) {
+    let joined = match timeout {
+        Some(limit) => match tokio::time::timeout(limit, &mut task).await {
+            Ok(joined) => joined,
+            Err(_) => {
+                task.abort();
+                return (path, Err(SlotFailed::Timeout(limit)));
+            }
+        },
+        None => task.await,
+    };
+    let result = joined.unwrap_or_else(|error| {
+        // Slot tasks catch their own panics; only a runtime shutting down cancels one, and
+        // then this message is not acked.
+        Err(SlotFailed::Panic(format!("slot task ended: {error}")))
+    });
+    (path, result)
+}
+
+/// Counts one slot run of the worker until dropped: when its future ends, or is dropped
+/// after a cancel (at its next `.await`).
+struct SlotAlive(Arc<AtomicUsize>);
+
+impl SlotAlive {
+    fn enter(count: &Arc<AtomicUsize>) -> SlotAlive {
+        count.fetch_add(1, Ordering::AcqRel);
+        SlotAlive(count.clone())
+    }
+}
+
+impl Drop for SlotAlive {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// One slot running, with its panic guard.
+type SlotRun = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), SlotFailed>> + Send>>;
 
 /// Polls `future` once; its output if it finished.
 async fn futures_poll_once<T>(
@@ -301,19 +317,11 @@ fn record(
     });
 }
 
-struct Timeout(Duration);
-
 /// Why one slot failed.
 enum SlotFailed {
     Error(crate::SlotError),
     Panic(String),
     Timeout(Duration),
-}
-
-impl From<Timeout> for SlotFailed {
-    fn from(timeout: Timeout) -> Self {
-        SlotFailed::Timeout(timeout.0)
-    }
 }
 
 impl SlotFailed {

@@ -3,12 +3,12 @@
 mod capacity;
 mod emit;
 pub(crate) mod event;
+mod held;
 mod memory;
 mod options;
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser as _;
@@ -27,10 +27,14 @@ use crate::{Error, Result};
 use capacity::Capacity;
 use emit::Outcome;
 use event::Hook;
+use held::Held;
 use options::{Cli, Options};
 
 /// The most items asked for in one reservation.
 const MAX_BATCH: usize = 256;
+
+/// How long cancelled slots get to end after the grace of a stop ran out.
+const CANCELLED_END: Duration = Duration::from_millis(200);
 
 /// How long the loop waits for running messages to finish before it reserves fewer than
 /// half the concurrency.
@@ -82,11 +86,14 @@ pub async fn run_worker() -> Result<()> {
         print!("{}", registry.table());
         return Ok(());
     }
-    let exit = WorkerBuilder::from_options(cli.into_options())
+    let worker = WorkerBuilder::from_options(cli.into_options())
         .registry(registry)
-        .run()
+        .build()
         .await?;
-    if exit.code() != 0 {
+    let exit = worker.run().await?;
+    // tokio's runtime waits for its threads when it shuts down, and a slot abandoned by its
+    // timeout or the grace may never return: exit without waiting for it.
+    if exit.code() != 0 || worker.slots_left_running() > 0 {
         std::process::exit(exit.code());
     }
     Ok(())
@@ -299,7 +306,8 @@ impl WorkerBuilder {
                 states: self.states,
                 hook: self.hook,
                 options,
-                in_flight: Mutex::new(HashMap::new()),
+                held: Arc::default(),
+                slots_alive: Arc::default(),
             }),
             stop: Arc::new(stop),
         })
@@ -342,20 +350,17 @@ pub(crate) struct Shared {
     states: States,
     hook: Option<Hook>,
     options: Options,
-    /// Reserved items whose handling has not ended, to hand back when the grace runs out.
-    in_flight: Mutex<HashMap<u64, Job>>,
+    /// Reserved items whose handling has not ended: kept alive while their slots run,
+    /// handed back when the grace runs out.
+    held: Arc<Held>,
+    /// Slot runs of this worker not yet ended (see [`Worker::slots_left_running`]).
+    slots_alive: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Shared {
     fn known_names(&self) -> String {
         let names: Vec<&str> = self.registry.routes().map(|r| r.info().name).collect();
         names.join(", ")
-    }
-
-    fn in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Job>> {
-        self.in_flight
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -401,6 +406,19 @@ impl Worker {
         self.stop.send_replace(true);
     }
 
+    /// Slots of this worker still running, and synchronous slots of the process still on
+    /// their threads: after [`run`](Worker::run) returned, those abandoned by their
+    /// `timeout` or the grace of a stop. Such code cannot be stopped, and a tokio runtime
+    /// waits for it when it shuts down (the end of `#[tokio::main]`): when this is not 0,
+    /// exit the process (`std::process::exit`) instead of returning from `main`, as
+    /// [`run_worker`] does.
+    pub fn slots_left_running(&self) -> usize {
+        self.shared
+            .slots_alive
+            .load(std::sync::atomic::Ordering::Acquire)
+            .saturating_add(crate::slot::blocking_slots_running())
+    }
+
     /// Runs until a signal, [`Worker::stop`] or a limit stops it.
     ///
     /// # Errors
@@ -421,6 +439,10 @@ impl Worker {
         }
         let mut stop = self.stop.subscribe();
         let started_at = Instant::now();
+        let _keeper = AbortOnDrop(tokio::spawn(held::keep_alive(
+            shared.held.clone(),
+            shared.transport.clone(),
+        )));
         let mut tasks: JoinSet<Outcome> = JoinSet::new();
         let mut tally = Tally::default();
         let mut transport_errors = 0u32;
@@ -478,11 +500,12 @@ impl Worker {
             let want = free
                 .min(MAX_BATCH)
                 .min(usize::try_from(remaining).unwrap_or(usize::MAX));
-            let jobs = match shared
-                .transport
-                .reserve(&options.queues, want, options.poll)
-                .await
-            {
+            // A stop must not wait on the network: `reserve` is cancel-safe (Transport).
+            let reserved = tokio::select! {
+                reserved = shared.transport.reserve(&options.queues, want, options.poll) => reserved,
+                _ = stop.changed() => break Exit::Stopped,
+            };
+            let jobs = match reserved {
                 Ok(jobs) => {
                     transport_errors = 0;
                     jobs
@@ -508,14 +531,14 @@ impl Worker {
             }
             for job in jobs {
                 tally.started += 1;
-                shared.in_flight().insert(job.id, job.clone());
+                shared.held.insert(job.clone());
                 let shared = shared.clone();
                 let busy = capacity.take();
                 tasks.spawn(async move {
                     let id = job.id;
                     let handled =
                         emit::futures_catch_unwind(emit::handle(shared.clone(), job, busy)).await;
-                    let job = shared.in_flight().remove(&id);
+                    let job = shared.held.remove(id);
                     match handled {
                         Ok(outcome) => outcome,
                         // A panic outside the slots (an event hook): hand the message back.
@@ -544,12 +567,14 @@ impl Worker {
         .await;
         if drained.is_err() {
             tasks.abort_all();
-            let left: Vec<Job> = shared.in_flight().drain().map(|(_, job)| job).collect();
+            let left = shared.held.drain();
             tracing::warn!(
                 count = left.len(),
                 "grace period over: cancelled running slots, their messages go back to the queue"
             );
             release_all(shared, left).await;
+            // A cancelled slot ends at its next `.await`; one that never yields does not.
+            let _ = tokio::time::timeout(CANCELLED_END, tasks.shutdown()).await;
         }
         tracing::info!(
             finished = tally.finished,
@@ -558,6 +583,16 @@ impl Worker {
             code = exit.code(),
             "mq worker stopped"
         );
+        let stuck = self.slots_left_running();
+        if stuck > 0 {
+            tracing::warn!(
+                count = stuck,
+                "slots still running that cannot be stopped (synchronous slots, or async ones \
+                 that never yield, abandoned by their timeout or the grace); a tokio runtime \
+                 waits for them when it shuts down, so run_worker exits the process without \
+                 waiting"
+            );
+        }
         Ok(exit)
     }
 
@@ -627,11 +662,23 @@ impl Summary {
     }
 }
 
+/// Hands `jobs` back to their queues, all at once: a stop waits for the network at most
+/// one request's deadline, not one per item.
 async fn release_all(shared: &Shared, jobs: Vec<Job>) {
-    for job in jobs {
-        if let Err(error) = shared.transport.release(&job).await {
+    let releases = jobs.iter().map(|job| async move {
+        if let Err(error) = shared.transport.release(job).await {
             tracing::warn!(item = job.id, %error, "could not hand back; it returns after its TTR");
         }
+    });
+    futures_util::future::join_all(releases).await;
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

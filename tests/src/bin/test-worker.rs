@@ -31,6 +31,40 @@ mod nested {
     }
 }
 
+/// Slots that never return (see `tests/tests/slot_faults.rs`): each records its number,
+/// then blocks its thread for an hour (sleeping, so that it costs no CPU).
+mod stuck {
+    use mq_tests::worker_process::{
+        Blocks, BlocksWithoutTimeout, NeverYields, NeverYieldsWithoutTimeout,
+    };
+
+    const AN_HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
+
+    #[mq::slot]
+    fn blocks(msg: &Blocks) {
+        crate::record(msg.n);
+        std::thread::sleep(AN_HOUR);
+    }
+
+    #[mq::slot]
+    fn blocks_without_timeout(msg: &BlocksWithoutTimeout) {
+        crate::record(msg.n);
+        std::thread::sleep(AN_HOUR);
+    }
+
+    #[mq::slot]
+    async fn never_yields(msg: NeverYields) {
+        crate::record(msg.n);
+        std::thread::sleep(AN_HOUR);
+    }
+
+    #[mq::slot]
+    async fn never_yields_without_timeout(msg: NeverYieldsWithoutTimeout) {
+        crate::record(msg.n);
+        std::thread::sleep(AN_HOUR);
+    }
+}
+
 fn record(n: u64) {
     let Some(path) = std::env::var_os("MQ_TEST_RECORD") else {
         return;
@@ -45,7 +79,8 @@ fn record(n: u64) {
         .expect("append to the record file");
 }
 
-#[tokio::main]
+// Four runtime threads whatever the machine: a slot that never yields holds one of them.
+#[tokio::main(worker_threads = 4)]
 async fn main() -> mq::Result<()> {
     mq::run_worker().await
 }

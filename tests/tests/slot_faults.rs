@@ -1,0 +1,158 @@
+//! Slots that never return, in a real worker process on a real beanstalkd: a synchronous
+//! slot that blocks its thread, an async slot that never yields. The worker keeps their
+//! messages reserved while they run (never handed to a second run), counts their timeout,
+//! and exits on SIGTERM although their threads cannot be stopped.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use mq::Bus;
+use mq_tests::beanstalkd::Beanstalkd;
+use mq_tests::queue_stats;
+use mq_tests::worker_process::{
+    recorded, wait_until_recorded, Blocks, BlocksWithoutTimeout, NeverYields,
+    NeverYieldsWithoutTimeout, WorkerProcess,
+};
+
+const WORKER: &str = env!("CARGO_BIN_EXE_test-worker");
+
+/// Longer than two TTRs (2 s) of the stuck messages: time enough to be handed out again if
+/// the reservation were not kept alive.
+const TWO_TTRS_AND_MORE: Duration = Duration::from_secs(5);
+
+/// How long a worker may take to exit after SIGTERM with `--grace 1s`: the grace, the
+/// hand-back, and a loaded machine.
+const EXIT_AFTER_TERM: Duration = Duration::from_secs(6);
+
+fn start(server: &Beanstalkd, record: &Path) -> WorkerProcess {
+    WorkerProcess::start(
+        WORKER,
+        &server.url(),
+        record,
+        &["--queues", "stuck", "--grace", "1s"],
+    )
+}
+
+/// Waits until the failure store of `stuck` holds `count` entries; their reasons.
+async fn wait_for_failed(bus: &Bus, count: usize, limit: Duration) -> Vec<String> {
+    let until = Instant::now() + limit;
+    loop {
+        let failed = bus
+            .transport()
+            .failed_list(Some("stuck"), 100)
+            .await
+            .expect("failed list");
+        if failed.len() >= count {
+            return failed.into_iter().map(|f| f.failure.reason).collect();
+        }
+        assert!(
+            Instant::now() < until,
+            "the failure store has {} entries after {limit:?}",
+            failed.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// SIGTERM; the worker must exit with 0 within [`EXIT_AFTER_TERM`].
+fn terminate(worker: &mut WorkerProcess) -> Duration {
+    let asked = Instant::now();
+    worker.signal("TERM");
+    let status = worker
+        .wait_for(EXIT_AFTER_TERM)
+        .unwrap_or_else(|| panic!("the worker did not exit within {EXIT_AFTER_TERM:?} of SIGTERM"));
+    assert_eq!(status.code(), Some(0), "{status}");
+    asked.elapsed()
+}
+
+async fn connect(server: &Beanstalkd) -> Bus {
+    Bus::new(
+        mq::transport::connect(&server.url())
+            .await
+            .expect("connect"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocking_slot_past_its_timeout_fails_once_and_the_worker_still_exits() {
+    let server = Beanstalkd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("record");
+    let mut worker = start(&server, &record);
+    let bus = connect(&server).await;
+    bus.dispatch(Blocks { n: 1 }).await.expect("dispatch");
+
+    let reasons = wait_for_failed(&bus, 1, Duration::from_secs(15)).await;
+    assert!(reasons[0].contains("timed out after 1s"), "{reasons:?}");
+    tokio::time::sleep(TWO_TTRS_AND_MORE).await;
+    assert_eq!(recorded(&record), vec![1], "the slot ran more than once");
+    let took = terminate(&mut worker);
+    eprintln!("exited {took:?} after SIGTERM");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocking_slot_without_timeout_keeps_its_message_and_goes_back_on_sigterm() {
+    let server = Beanstalkd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("record");
+    let mut worker = start(&server, &record);
+    let bus = connect(&server).await;
+    bus.dispatch(BlocksWithoutTimeout { n: 2 })
+        .await
+        .expect("dispatch");
+
+    wait_until_recorded(&record, 1);
+    tokio::time::sleep(TWO_TTRS_AND_MORE).await;
+    assert_eq!(recorded(&record), vec![2], "handed out again while it ran");
+    assert_eq!(
+        queue_stats(bus.transport().as_ref(), "stuck")
+            .await
+            .reserved,
+        1
+    );
+    terminate(&mut worker);
+    // Handed back when the grace ran out: ready again, nothing lost.
+    let stats = queue_stats(bus.transport().as_ref(), "stuck").await;
+    assert_eq!((stats.ready, stats.reserved), (1, 0), "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_async_slot_that_never_yields_times_out_once_and_the_worker_still_exits() {
+    let server = Beanstalkd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("record");
+    let mut worker = start(&server, &record);
+    let bus = connect(&server).await;
+    bus.dispatch(NeverYields { n: 3 }).await.expect("dispatch");
+
+    let reasons = wait_for_failed(&bus, 1, Duration::from_secs(15)).await;
+    assert!(reasons[0].contains("timed out after 1s"), "{reasons:?}");
+    tokio::time::sleep(TWO_TTRS_AND_MORE).await;
+    assert_eq!(recorded(&record), vec![3], "the slot ran more than once");
+    terminate(&mut worker);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_async_slot_that_never_yields_keeps_its_message_alive_and_goes_back_on_sigterm() {
+    let server = Beanstalkd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("record");
+    let mut worker = start(&server, &record);
+    let bus = connect(&server).await;
+    bus.dispatch(NeverYieldsWithoutTimeout { n: 4 })
+        .await
+        .expect("dispatch");
+
+    wait_until_recorded(&record, 1);
+    tokio::time::sleep(TWO_TTRS_AND_MORE).await;
+    assert_eq!(recorded(&record), vec![4], "handed out again while it ran");
+    assert_eq!(
+        queue_stats(bus.transport().as_ref(), "stuck")
+            .await
+            .reserved,
+        1
+    );
+    terminate(&mut worker);
+    let stats = queue_stats(bus.transport().as_ref(), "stuck").await;
+    assert_eq!((stats.ready, stats.reserved), (1, 0), "{stats:?}");
+}
