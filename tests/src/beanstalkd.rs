@@ -81,12 +81,27 @@ impl Beanstalkd {
     /// Puts the server in drain mode (SIGUSR1): from then on it refuses every `put` with
     /// `DRAINING`.
     pub fn drain(&self) {
+        self.signal("USR1");
+    }
+
+    /// Stops the server with SIGSTOP: it still accepts connections (the kernel does) but
+    /// answers nothing until [`resume`](Beanstalkd::resume).
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// Lets a paused server run again (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, name: &str) {
         let pid = self.child.as_ref().expect("a running server").id();
         let status = Command::new("kill")
-            .args(["-USR1", &pid.to_string()])
+            .args([format!("-{name}"), pid.to_string()])
             .status()
             .expect("run kill");
-        assert!(status.success(), "kill -USR1 {pid} failed");
+        assert!(status.success(), "kill -{name} {pid} failed");
     }
 
     /// Kills the server with SIGKILL (no chance to flush anything) and waits for it.

@@ -9,12 +9,24 @@
 //! the commands, so the stream never carries half a command.
 //!
 //! When the server closes the connection or a read or write fails, every waiting and
-//! later `send` fails with [`Error::Unreachable`]; [`Connection::is_closed`] tells.
+//! later `send` fails with [`Error::Unreachable`]; when the server's bytes are not
+//! beanstalkd replies, with [`Error::Protocol`]; [`Connection::is_closed`] tells.
+//!
+//! # Deadlines
+//!
+//! A server that accepts connections but never answers (a stopped process, a proxy whose
+//! backend hangs) must not hang its callers. A watchdog task checks every
+//! [`WATCHDOG_TICK`] that the oldest unanswered batch made progress (a reply arrived, or
+//! it became the oldest) within [`REPLY_TIMEOUT`], plus the time its own
+//! `reserve-with-timeout` may wait in the server. If not, the connection is abandoned: every
+//! waiting and later call fails with [`Error::Unreachable`] saying no reply came, and the
+//! socket is closed. A caller therefore hears within about `REPLY_TIMEOUT`; a plain
+//! `reserve` (no timeout) is the one command without a deadline.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -27,6 +39,13 @@ use crate::{Error, Result};
 
 /// How long [`Connection::connect`] waits for the TCP handshake.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long the server may take to answer the oldest command waiting on a connection
+/// (beyond what its `reserve-with-timeout` asks) before the connection is abandoned.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often the watchdog looks at the oldest command waiting.
+pub const WATCHDOG_TICK: Duration = Duration::from_millis(250);
 
 /// The most bytes the writer gathers into one `write` call.
 const WRITE_CHUNK: usize = 256 << 10;
@@ -42,23 +61,40 @@ pub struct Connection {
 #[derive(Debug)]
 struct Shared {
     state: Mutex<State>,
+    /// The reader and writer tasks, aborted when the connection is abandoned.
+    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
     /// Batches sent and not yet fully answered, in the order they were written.
     pending: VecDeque<Pending>,
     /// Why the connection is unusable, once it is.
-    closed: Option<String>,
+    closed: Option<Closed>,
     /// The tube the last `use` queued names (beanstalkd starts with `default`).
     using: String,
+    /// When the oldest batch of `pending` last made progress: became the oldest, or got a
+    /// reply.
+    progress_at: Instant,
+}
+
+/// Why a connection is unusable.
+#[derive(Debug, Clone)]
+enum Closed {
+    /// Closed, failed or silent: the server is not reachable through it.
+    Unreachable(String),
+    /// The server sent bytes that are not beanstalkd replies.
+    Protocol(String),
 }
 
 #[derive(Debug)]
 struct Pending {
     expected: usize,
+    /// How long this batch may wait in the server on top of [`REPLY_TIMEOUT`] (its
+    /// `reserve-with-timeout`); `None` for a `reserve` without timeout.
+    allowance: Option<Duration>,
     replies: Vec<Response>,
-    reply: oneshot::Sender<std::result::Result<Vec<Response>, String>>,
+    reply: oneshot::Sender<std::result::Result<Vec<Response>, Closed>>,
 }
 
 impl Shared {
@@ -70,16 +106,78 @@ impl Shared {
     }
 
     /// Marks the connection closed and fails every waiting batch.
-    fn close(&self, cause: String) {
-        let pending = {
+    fn close(&self, cause: Closed) {
+        let (pending, cause) = {
             let mut state = self.lock();
-            if state.closed.is_none() {
-                state.closed = Some(cause.clone());
-            }
-            std::mem::take(&mut state.pending)
+            let cause = state.closed.get_or_insert(cause).clone();
+            (std::mem::take(&mut state.pending), cause)
         };
         for batch in pending {
             let _ = batch.reply.send(Err(cause.clone()));
+        }
+    }
+
+    /// Closes the connection and stops its reader and writer, which closes the socket
+    /// (a silent server may never close it from its side).
+    fn abandon(&self, cause: Closed) {
+        self.close(cause);
+        let tasks = std::mem::take(
+            &mut *self
+                .tasks
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
+        for task in tasks {
+            task.abort();
+        }
+    }
+
+    /// How long the oldest waiting batch has gone without progress beyond what it is
+    /// allowed, if it has.
+    fn stalled(&self) -> Option<Duration> {
+        let state = self.lock();
+        let oldest = state.pending.front()?;
+        let allowed = REPLY_TIMEOUT.checked_add(oldest.allowance?)?;
+        let silent = state.progress_at.elapsed();
+        (silent > allowed).then_some(silent)
+    }
+}
+
+/// The time `commands` may wait in the server by design; `None` for no limit.
+fn allowance(commands: &[Command<'_>]) -> Option<Duration> {
+    commands
+        .iter()
+        .try_fold(Duration::ZERO, |sum, command| match command {
+            Command::Reserve => None,
+            Command::ReserveWithTimeout(seconds) => {
+                Some(sum + Duration::from_secs(u64::from(*seconds)))
+            }
+            _ => Some(sum),
+        })
+}
+
+/// Abandons the connection when its oldest batch gets no reply in time; ends when the
+/// connection closes.
+async fn watchdog(shared: std::sync::Weak<Shared>, address: String) {
+    let mut tick = tokio::time::interval(WATCHDOG_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        if shared.lock().closed.is_some() {
+            return;
+        }
+        if let Some(silent) = shared.stalled() {
+            let cause = format!(
+                "no reply within {}s (the server at {address} accepts connections but does \
+                 not answer: stopped, overloaded, or not beanstalkd)",
+                silent.as_secs()
+            );
+            tracing::warn!(server = %address, "{cause}; abandoning the connection");
+            shared.abandon(Closed::Unreachable(cause));
+            return;
         }
     }
 }
@@ -120,13 +218,16 @@ impl Connection {
         let (read, write) = stream.into_split();
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
+                pending: VecDeque::new(),
+                closed: None,
                 using: "default".into(),
-                ..State::default()
+                progress_at: Instant::now(),
             }),
+            tasks: Mutex::new(Vec::new()),
         });
         let (writes, queued) = mpsc::unbounded_channel();
-        tokio::spawn(write_loop(write, queued, shared.clone()));
-        tokio::spawn(
+        let writer = tokio::spawn(write_loop(write, queued, shared.clone()));
+        let reader = tokio::spawn(
             Reader {
                 read,
                 buffer: BytesMut::with_capacity(16 << 10),
@@ -135,6 +236,10 @@ impl Connection {
             }
             .run(),
         );
+        if let Ok(mut tasks) = shared.tasks.lock() {
+            tasks.extend([writer.abort_handle(), reader.abort_handle()]);
+        }
+        tokio::spawn(watchdog(Arc::downgrade(&shared), name.to_owned()));
         Connection {
             address: name.to_owned(),
             shared,
@@ -171,7 +276,8 @@ impl Connection {
     /// # Errors
     ///
     /// [`Error::Unreachable`] when the connection is closed or closes before the replies
-    /// came; [`Error::Protocol`] when the server's bytes were not beanstalkd replies.
+    /// came, or no reply came within [`REPLY_TIMEOUT`] (see the module doc);
+    /// [`Error::Protocol`] when the server's bytes were not beanstalkd replies.
     ///
     /// # Cancel safety
     ///
@@ -213,7 +319,7 @@ impl Connection {
         {
             let mut state = self.shared.lock();
             if let Some(cause) = &state.closed {
-                return Err(self.unreachable(cause.clone()));
+                return Err(self.error(cause.clone()));
             }
             prepended = tube.filter(|tube| state.using != *tube);
             if let Some(tube) = prepended {
@@ -229,8 +335,12 @@ impl Connection {
             expected = usize::from(prepended.is_some())
                 + commands.iter().filter(|c| c.expects_reply()).count();
             if expected > 0 {
+                if state.pending.is_empty() {
+                    state.progress_at = Instant::now();
+                }
                 state.pending.push_back(Pending {
                     expected,
+                    allowance: allowance(commands),
                     replies: Vec::with_capacity(expected),
                     reply,
                 });
@@ -240,7 +350,7 @@ impl Connection {
                 if expected > 0 {
                     state.pending.pop_back();
                 }
-                return Err(self.unreachable("connection closed".into()));
+                return Err(self.unreachable("connection closed"));
             }
         }
         if expected == 0 {
@@ -248,8 +358,8 @@ impl Connection {
         }
         let mut replies = match replied.await {
             Ok(Ok(replies)) => replies,
-            Ok(Err(cause)) => return Err(self.unreachable(cause)),
-            Err(_) => return Err(self.unreachable("connection closed".into())),
+            Ok(Err(cause)) => return Err(self.error(cause)),
+            Err(_) => return Err(self.unreachable("connection closed")),
         };
         if let Some(tube) = prepended {
             let used = replies.remove(0);
@@ -257,7 +367,7 @@ impl Connection {
                 // Later batches assumed this tube: nothing on this connection can be
                 // trusted any more.
                 let detail = format!("`use {tube}` answered {used}");
-                self.shared.close(detail.clone());
+                self.shared.close(Closed::Protocol(detail.clone()));
                 return Err(Error::Protocol {
                     backend: "beanstalkd",
                     detail,
@@ -267,10 +377,23 @@ impl Connection {
         Ok(replies)
     }
 
-    fn unreachable(&self, cause: String) -> Error {
-        Error::Unreachable {
-            address: self.address.clone(),
-            cause,
+    fn unreachable(&self, cause: &str) -> Error {
+        self.error(Closed::Unreachable(cause.to_owned()))
+    }
+
+    fn error(&self, closed: Closed) -> Error {
+        match closed {
+            Closed::Unreachable(cause) => Error::Unreachable {
+                address: self.address.clone(),
+                cause,
+            },
+            Closed::Protocol(detail) => Error::Protocol {
+                backend: "beanstalkd",
+                detail: format!(
+                    "{detail} (from {}: is this a beanstalkd server?)",
+                    self.address
+                ),
+            },
         }
     }
 }
@@ -279,7 +402,8 @@ impl Drop for Connection {
     fn drop(&mut self) {
         // The writer ends when its channel closes, and shuts the socket down; the reader
         // then sees end of file. Waiting callers hold no `Connection`, so none is left.
-        self.shared.close("connection dropped".into());
+        self.shared
+            .close(Closed::Unreachable("connection dropped".into()));
     }
 }
 
@@ -302,7 +426,7 @@ async fn write_loop(
             }
         }
         if let Err(error) = write.write_all(&out).await {
-            shared.close(format!("write failed: {error}"));
+            shared.close(Closed::Unreachable(format!("write failed: {error}")));
             return;
         }
     }
@@ -323,17 +447,17 @@ impl Reader {
     }
 
     /// Reads until the stream ends or fails; returns why.
-    async fn read_replies(&mut self) -> String {
+    async fn read_replies(&mut self) -> Closed {
         loop {
             loop {
                 match self.decoder.decode(&mut self.buffer) {
                     Ok(Some(response)) => {
                         if let Err(cause) = self.deliver(response) {
-                            return cause;
+                            return Closed::Protocol(cause);
                         }
                     }
                     Ok(None) => break,
-                    Err(error) => return format!("protocol error: {error}"),
+                    Err(error) => return Closed::Protocol(error.to_string()),
                 }
             }
             if self.buffer.capacity() - self.buffer.len() < 4096 {
@@ -341,24 +465,31 @@ impl Reader {
             }
             match self.read.read_buf(&mut self.buffer).await {
                 Ok(0) if self.buffer.is_empty() => {
-                    return "the server closed the connection".into()
+                    return Closed::Unreachable("the server closed the connection".into())
                 }
-                Ok(0) => return "connection reset by peer in the middle of a reply".into(),
+                Ok(0) => {
+                    return Closed::Unreachable(
+                        "connection reset by peer in the middle of a reply".into(),
+                    )
+                }
                 Ok(_) => {}
-                Err(error) => return format!("read failed: {error}"),
+                Err(error) => return Closed::Unreachable(format!("read failed: {error}")),
             }
         }
     }
 
     fn deliver(&self, response: Response) -> std::result::Result<(), String> {
-        let mut state = self.shared.lock();
+        let mut guard = self.shared.lock();
+        let state = &mut *guard;
         let Some(batch) = state.pending.front_mut() else {
             return Err(format!(
                 "unexpected reply {response} with no command waiting"
             ));
         };
         batch.replies.push(response);
-        if batch.replies.len() == batch.expected {
+        let answered = batch.replies.len() == batch.expected;
+        state.progress_at = Instant::now();
+        if answered {
             if let Some(batch) = state.pending.pop_front() {
                 // The sender may have gone away (a dropped future): fine.
                 let _ = batch.reply.send(Ok(batch.replies));

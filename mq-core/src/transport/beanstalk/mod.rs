@@ -55,7 +55,9 @@ use serde_json::value::RawValue;
 use tokio::time::Instant;
 
 use self::connection::{Connection, CONNECT_TIMEOUT};
-use self::proto::{check_tube_name, parse_yaml_list, parse_yaml_map, Command, Decoder, Response};
+use self::proto::{
+    check_tube_name, parse_yaml_list, parse_yaml_map, Command, Decoder, Response, MAX_TUBE_NAME,
+};
 use super::{FailedMessage, Failure, Job, PutOptions, QueueStats, Transport};
 use crate::{Error, Result};
 
@@ -286,12 +288,33 @@ fn whole_seconds(what: &'static str, value: Duration) -> Result<u32> {
     })
 }
 
+/// The longest queue name: its failure tube, `mq-failed.QUEUE`, must be a valid tube too.
+pub const MAX_QUEUE_NAME: usize = MAX_TUBE_NAME - FAILED_PREFIX.len();
+
+/// Refuses a queue name this backend cannot serve: not a valid tube, too long for its
+/// failure tube, or inside the failure store's namespace (`mq-failed.`).
 fn check_queue(queue: &str) -> Result<()> {
     check_tube_name(queue).map_err(|reason| {
         Error::Config(format!(
             "queue `{queue}` cannot be a beanstalkd tube: {reason}"
         ))
-    })
+    })?;
+    if queue.starts_with(FAILED_PREFIX) {
+        return Err(Error::Config(format!(
+            "queue `{queue}` starts with `{FAILED_PREFIX}`, which beanstalk:// keeps for the \
+             failure store (the failed messages of queue `{}`); choose another queue name",
+            &queue[FAILED_PREFIX.len()..]
+        )));
+    }
+    if queue.len() > MAX_QUEUE_NAME {
+        return Err(Error::Config(format!(
+            "queue `{queue}` is {} bytes; on beanstalk:// a queue name has at most \
+             {MAX_QUEUE_NAME} bytes, so that its failure tube `{FAILED_PREFIX}QUEUE` fits \
+             beanstalkd's limit of {MAX_TUBE_NAME}",
+            queue.len()
+        )));
+    }
+    Ok(())
 }
 
 fn failed_tube(queue: &str) -> Result<String> {
