@@ -65,8 +65,9 @@ struct FailedView {
     envelope: EnvelopeView,
 }
 
-impl From<FailedMessage> for FailedView {
-    fn from(failed: FailedMessage) -> Self {
+impl FailedView {
+    /// The view of an entry, with at most `max_body` bytes of its body.
+    fn new(failed: FailedMessage, max_body: Option<usize>) -> Self {
         FailedView {
             id: failed.id,
             queue: failed.queue,
@@ -75,7 +76,7 @@ impl From<FailedMessage> for FailedView {
             reason: failed.failure.reason,
             slots: failed.failure.slots,
             options: failed.options,
-            envelope: EnvelopeView::decode(&failed.body),
+            envelope: EnvelopeView::decode_bounded(&failed.body, max_body),
         }
     }
 }
@@ -95,7 +96,7 @@ async fn list(ctx: &Ctx, queue: Option<&str>, max: usize) -> CliResult {
         .failed_list(queue, max)
         .await?
         .into_iter()
-        .map(FailedView::from)
+        .map(|failed| FailedView::new(failed, Some(view::LISTED_BODY_BYTES)))
         .collect();
     if ctx.json {
         return ctx.print_json(&entries);
@@ -153,7 +154,7 @@ async fn show(ctx: &Ctx, id: u64) -> CliResult {
     let Some(failed) = ctx.transport.failed_show(id).await? else {
         return Err(mq::Error::NotFound(id).into());
     };
-    let entry = FailedView::from(failed);
+    let entry = FailedView::new(failed, None);
     if ctx.json {
         return ctx.print_json(&entry);
     }

@@ -101,7 +101,7 @@ pub(crate) async fn peek(ctx: &Ctx, queue: &str) -> CliResult {
     let peeked = job.map(|job| Peeked {
         item: job.id,
         queue: job.queue,
-        envelope: EnvelopeView::decode(&job.body),
+        envelope: EnvelopeView::decode_bounded(&job.body, None),
     });
     if ctx.json {
         return ctx.print_json(&peeked);

@@ -22,9 +22,21 @@ pub(crate) struct EnvelopeView {
     /// Why the bytes are not an envelope.
     pub(crate) decode_error: Option<String>,
     /// The message body as JSON, or the raw bytes as (lossy) text when they are not an
-    /// envelope.
+    /// envelope, or when it is shown cut or nested too deep for JSON readers (see
+    /// `body_note`).
     pub(crate) body: Body,
+    /// Why `body` is text, not the body as it was: cut, or nested too deep.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) body_note: Option<String>,
 }
+
+/// The deepest nesting of a body shown as JSON: deeper ones are shown as text, so that a
+/// script's JSON reader (serde_json stops at 128 levels, Python at about 1,000) reads the
+/// rest of the output.
+pub(crate) const MAX_JSON_DEPTH: usize = 64;
+
+/// How many bytes of each body a listing shows.
+pub(crate) const LISTED_BODY_BYTES: usize = 1024;
 
 /// A message body: JSON when it is, text otherwise.
 #[derive(Debug, Serialize)]
@@ -54,6 +66,7 @@ impl EnvelopeView {
                 dispatched_at: Some(time(envelope.dispatched_at)),
                 decode_error: None,
                 body: Body::Json(envelope.body),
+                body_note: None,
             },
             Err(error) => EnvelopeView {
                 name: None,
@@ -63,8 +76,37 @@ impl EnvelopeView {
                 dispatched_at: None,
                 decode_error: Some(error),
                 body: Body::Text(String::from_utf8_lossy(bytes).into_owned()),
+                body_note: None,
             },
         }
+    }
+
+    /// Like [`decode`](EnvelopeView::decode), with the body bounded: at most `max_bytes` of
+    /// it (a listing), and as text when it is nested deeper than [`MAX_JSON_DEPTH`]; either
+    /// is said in `body_note`.
+    pub(crate) fn decode_bounded(bytes: &[u8], max_bytes: Option<usize>) -> EnvelopeView {
+        let mut view = EnvelopeView::decode(bytes);
+        let text = view.body.text();
+        let size = text.len();
+        let mut notes = Vec::new();
+        if json_depth(text) > MAX_JSON_DEPTH {
+            notes.push(format!("nested deeper than {MAX_JSON_DEPTH} levels"));
+        }
+        let shown = match max_bytes {
+            Some(max) if size > max => {
+                notes.push(format!(
+                    "cut: the first {} of {size} bytes (`mq failed show ID` shows it all)",
+                    floor_char_boundary(text, max)
+                ));
+                &text[..floor_char_boundary(text, max)]
+            }
+            _ => text,
+        };
+        if !notes.is_empty() {
+            view.body_note = Some(format!("body shown as text: {}", notes.join("; ")));
+            view.body = Body::Text(shown.to_owned());
+        }
+        view
     }
 
     /// The wire name, or `(undecodable)`.
@@ -99,9 +141,47 @@ impl EnvelopeView {
                 fields.push(("decode error", error.clone()));
             }
         }
+        if let Some(note) = &self.body_note {
+            fields.push(("body note", note.clone()));
+        }
         fields.push(("body", self.body.text().to_owned()));
         fields
     }
+}
+
+/// How deep arrays and objects nest in `json`, outside strings.
+pub(crate) fn json_depth(json: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for byte in json.bytes() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// The largest index at most `max` that is a char boundary of `text`.
+fn floor_char_boundary(text: &str, max: usize) -> usize {
+    (0..=max.min(text.len()))
+        .rev()
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(0)
 }
 
 /// A time as RFC 3339 in UTC, to the second.
