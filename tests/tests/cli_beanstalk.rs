@@ -41,6 +41,13 @@ fn stats_watch() {
     cli_support::stats_watch(&server.url());
 }
 
+#[test]
+fn failed_list_bounds_bodies() {
+    // Envelopes of 200 kB: over beanstalkd's default job size.
+    let server = Beanstalkd::start_with(&["-z", "1048576"]);
+    cli_support::failed_list_bounds_bodies(&server.url());
+}
+
 /// beanstalkd's own figures are shown below the queues, and are JSON numbers where they
 /// are counts.
 #[test]

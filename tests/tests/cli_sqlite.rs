@@ -7,6 +7,12 @@ fn url(dir: &tempfile::TempDir) -> String {
 }
 
 #[test]
+fn failed_list_bounds_bodies() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    cli_support::failed_list_bounds_bodies(&url(&dir));
+}
+
+#[test]
 
 fn publish_stats_peek() {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -245,10 +245,42 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Transport>> {
     }
 }
 
+/// `url` with its user information (`user:password@`) replaced by `***@`, for logs.
+pub fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***{}", &rest[at..]),
+        None => url.to_owned(),
+    }
+}
+
 /// The URL from `MQ_URL`, or [`DEFAULT_URL`].
 pub fn url_from_env() -> String {
     std::env::var("MQ_URL")
         .ok()
         .filter(|url| !url.is_empty())
         .unwrap_or_else(|| DEFAULT_URL.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redacted_hides_user_information_only() {
+        assert_eq!(
+            super::redacted("nats://me:secret@10.0.0.1:4222,10.0.0.2:4222"),
+            "nats://***@10.0.0.1:4222,10.0.0.2:4222"
+        );
+        assert_eq!(
+            super::redacted("beanstalk://127.0.0.1:11300"),
+            "beanstalk://127.0.0.1:11300"
+        );
+        assert_eq!(
+            super::redacted("sqlite:///srv/a@b/mq.db"),
+            "sqlite:///srv/a@b/mq.db"
+        );
+        assert_eq!(super::redacted("memory://"), "memory://");
+    }
 }

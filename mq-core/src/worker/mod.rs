@@ -294,6 +294,7 @@ impl WorkerBuilder {
             Some(transport) => transport,
             None => {
                 let url = options.url.clone().unwrap_or_else(transport::url_from_env);
+                tracing::info!(url = %transport::redacted(&url), "mq worker connecting");
                 transport::connect(&url).await?
             }
         };

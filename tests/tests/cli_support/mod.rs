@@ -504,3 +504,74 @@ pub fn stats_watch(url: &str) {
     let _ = child.wait();
     assert_eq!(ats.len(), 2);
 }
+
+/// A failed message whose body nests 100,000 levels deep and one whose body is long:
+/// `failed list --json` stays readable by a JSON reader (serde_json stops at 128 levels),
+/// each body bounded and the cut said; `failed show --json` shows all of each, the deep one
+/// as text. The backend must take envelopes of about 200 kB.
+pub fn failed_list_bounds_bodies(url: &str) {
+    let api = connect(url);
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let (_, placeholder) = envelope("Deep", r#""__BODY__""#);
+    let deep_envelope = String::from_utf8(placeholder.to_vec())
+        .expect("UTF-8")
+        .replace(r#""__BODY__""#, &deep);
+    assert!(
+        deep_envelope.contains(&deep),
+        "the placeholder was replaced"
+    );
+    let deep_id = put_failed(
+        &api,
+        "bounds",
+        Bytes::from(deep_envelope),
+        failure(Some("slots::deep"), "deep"),
+    );
+    let long = format!(r#""{}""#, "x".repeat(5_000));
+    let (_, long_envelope) = envelope("Long", &long);
+    let long_id = put_failed(
+        &api,
+        "bounds",
+        long_envelope,
+        failure(Some("slots::long"), "long"),
+    );
+
+    let listing = mq(url, &["failed", "list", "--queue", "bounds", "--json"]).json();
+    let entries = listing.as_array().expect("a JSON array");
+    assert_eq!(entries.len(), 2, "{listing:#}");
+    let entry = |id: u64| {
+        entries
+            .iter()
+            .find(|e| e["id"] == id)
+            .unwrap_or_else(|| panic!("no entry {id}"))
+    };
+    let deep_listed = &entry(deep_id)["envelope"];
+    let body = deep_listed["body"].as_str().expect("the deep body as text");
+    assert!(body.len() <= 1024, "listed {} bytes", body.len());
+    let note = deep_listed["body_note"].as_str().expect("a body note");
+    assert!(note.contains("nested deeper than 64 levels"), "{note}");
+    assert!(
+        note.contains("cut: the first 1024 of 200000 bytes"),
+        "{note}"
+    );
+    let long_listed = &entry(long_id)["envelope"];
+    assert_eq!(long_listed["body"].as_str().map(str::len), Some(1024));
+    let note = long_listed["body_note"].as_str().expect("a body note");
+    assert!(note.contains("cut: the first 1024 of 5002 bytes"), "{note}");
+    assert!(!note.contains("nested"), "{note}");
+
+    let id = deep_id.to_string();
+    let shown = mq(url, &["failed", "show", &id, "--json"]).json();
+    assert_eq!(shown["envelope"]["body"].as_str(), Some(deep.as_str()));
+    assert!(shown["envelope"]["body_note"]
+        .as_str()
+        .is_some_and(|note| note.contains("nested deeper") && !note.contains("cut")));
+    let id = long_id.to_string();
+    let shown = mq(url, &["failed", "show", &id, "--json"]).json();
+    assert_eq!(
+        shown["envelope"]["body"].as_str().map(str::len),
+        Some(5_000)
+    );
+    assert!(shown["envelope"].get("body_note").is_none(), "{shown:#}");
+    let table = mq(url, &["failed", "show", &id]);
+    assert!(table.ok().contains(&"x".repeat(5_000)));
+}

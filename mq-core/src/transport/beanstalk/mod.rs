@@ -299,11 +299,10 @@ fn check_queue(queue: &str) -> Result<()> {
             "queue `{queue}` cannot be a beanstalkd tube: {reason}"
         ))
     })?;
-    if queue.starts_with(FAILED_PREFIX) {
+    if let Some(owner) = queue.strip_prefix(FAILED_PREFIX) {
         return Err(Error::Config(format!(
             "queue `{queue}` starts with `{FAILED_PREFIX}`, which beanstalk:// keeps for the \
-             failure store (the failed messages of queue `{}`); choose another queue name",
-            &queue[FAILED_PREFIX.len()..]
+             failure store (the failed messages of queue `{owner}`); choose another queue name"
         )));
     }
     if queue.len() > MAX_QUEUE_NAME {
