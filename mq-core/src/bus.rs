@@ -10,10 +10,10 @@ use std::time::Duration;
 use tokio::sync::OnceCell;
 
 use crate::envelope::Envelope;
+use crate::event::Hook;
+use crate::event::{Event, EventKind};
 use crate::message::Message;
 use crate::transport::{self, PutOptions, Transport};
-use crate::worker::event::Hook;
-use crate::worker::{Event, EventKind};
 use crate::{Error, Result};
 
 /// The id of a dispatched message: the envelope's `id`, kept across retries.

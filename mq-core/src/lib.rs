@@ -35,6 +35,8 @@ mod bus;
 mod context;
 mod envelope;
 mod error;
+pub mod event;
+mod logging;
 mod message;
 mod registry;
 pub mod retry;
@@ -46,13 +48,15 @@ pub use bus::{dispatch, dispatch_all, global, Bus, Dispatch, DispatchAll, Messag
 pub use context::{Context, State};
 pub use envelope::Envelope;
 pub use error::{Error, Result};
+pub use event::{Event, EventKind};
+pub use logging::{init_logging, init_logging_at};
 pub use message::{Message, MessageInfo, MessageOptions};
 pub use mq_derive::{slot, Message};
 pub use registry::{MessageDef, Registry, Route};
 pub use retry::Backoff;
 pub use slot::{IntoSlotResult, Requirement, Slot, SlotDef, SlotError, SlotFuture, SlotParam};
 pub use transport::Transport;
-pub use worker::{init_logging, run_worker, Event, Exit, Worker, WorkerBuilder};
+pub use worker::{run_worker, Exit, Worker, WorkerBuilder};
 
 /// The surface the macros expand to. Not public API: it changes without notice.
 #[doc(hidden)]

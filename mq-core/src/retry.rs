@@ -45,7 +45,7 @@ impl Default for Backoff {
 }
 
 /// A number in `[0, 1)` from the random bits of a fresh UUID (no extra dependency).
-fn random_unit() -> f64 {
+pub(crate) fn random_unit() -> f64 {
     let bits = uuid::Uuid::new_v4().as_u128() as u64 >> 11;
     bits as f64 / (1u64 << 53) as f64
 }

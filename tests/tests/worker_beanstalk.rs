@@ -68,7 +68,7 @@ async fn a_retry_grown_past_max_job_size_is_kept_not_retried_forever() {
         .on_event({
             let runs = runs.clone();
             move |event| {
-                if event.kind == mq::worker::EventKind::Reserved {
+                if event.kind == mq::EventKind::Reserved {
                     runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
             }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use mq::transport::memory::MemoryTransport;
 use mq::transport::{FailedMessage, Failure, Job, PutOptions, QueueStats, Transport};
-use mq::worker::EventKind;
+use mq::EventKind;
 use mq::{Bus, Context, Exit, Registry, SlotDef, SlotError, State, Worker};
 use serde::{Deserialize, Serialize};
 

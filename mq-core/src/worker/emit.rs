@@ -1,22 +1,25 @@
-//! One message, start to end: decode the envelope, emit it to its slots, then ack, retry
-//! the slots that failed, or move it to the failure store.
+//! One message, start to end: decode the envelope, emit it to its slots (each caught for
+//! panics and timed out on its own), then let `decide` say what follows and `settle` do it.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 
 use super::capacity::Busy;
-use super::event::{Event, EventKind, Hook};
-use super::Shared;
+use super::decide::{decide, decide_unknown, Policy, SlotOutcome};
+use super::run::Shared;
+use super::settle::{fail_unreadable, settle};
 use crate::context::Context;
 use crate::envelope::Envelope;
+use crate::event::{Event, EventKind, Hook};
 use crate::registry::Route;
+use crate::retry::random_unit;
 use crate::slot::SlotDef;
-use crate::transport::{Failure, Job, PutOptions, SlotFailure};
-use crate::{Error, Result};
+use crate::transport::Job;
+use crate::Result;
 
 /// How the handling of one message ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,77 +78,20 @@ async fn emit(shared: Arc<Shared>, job: Job, envelope: Envelope, busy: Busy) -> 
     let elapsed = started.elapsed();
     drop(busy);
 
-    if failures.is_empty() {
-        log_transport(shared.transport.ack(&job).await, "ack");
-        tracing::debug!(elapsed_ms = elapsed.as_millis() as u64, "finished");
-        Hook::emit(&shared.hook, || Event {
-            elapsed: Some(elapsed),
-            ..event(EventKind::Finished)
-        });
-        return Outcome::Finished;
-    }
-
-    let options = route.info().options;
-    let put = PutOptions {
-        priority: options.priority,
-        delay: Duration::ZERO,
-        ttr: options.ttr,
+    let info = route.info();
+    let policy = Policy {
+        priority: info.options.priority,
+        ttr: info.options.ttr,
+        retries: info.options.retries.unwrap_or(shared.options.retries),
+        backoff: info.options.backoff.unwrap_or(shared.options.backoff),
     };
-    let retries = options.retries.unwrap_or(shared.options.retries);
-    let permanent = failures.iter().any(|failure| failure.permanent);
-    let summary = summarize(&failures);
-    let next = Envelope {
-        attempt: envelope.attempt.saturating_add(1),
-        slots: Some(failures.iter().map(|f| f.slot.clone()).collect()),
-        ..envelope.clone()
-    };
-
-    if permanent || envelope.attempt > retries {
-        let reason = if permanent {
-            format!("permanent failure: {summary}")
-        } else {
-            let attempts = envelope.attempt;
-            let plural = if attempts == 1 { "" } else { "s" };
-            format!("failed after {attempts} attempt{plural}: {summary}")
-        };
-        let slots = failures
-            .into_iter()
-            .map(|f| SlotFailure {
-                slot: f.slot,
-                error: f.error,
-            })
-            .collect();
-        let failure = failure(slots, reason, envelope.attempt);
-        let failed = Event {
-            elapsed: Some(elapsed),
-            ..event(EventKind::Failed)
-        };
-        return move_to_failure_store(&shared, &job, next.encode(), put, failure, failed).await;
-    }
-
-    let backoff = options.backoff.unwrap_or(shared.options.backoff);
-    let retry = PutOptions {
-        delay: backoff.delay(envelope.attempt),
-        ..put
-    };
-    let note = format!(
-        "retried: {} of {} slots failed",
-        next.slots.as_ref().map_or(0, Vec::len),
-        route.slots().count()
-    );
-    let retried = Event {
+    let slot_count = route.slots().count();
+    let decision = decide(&envelope, failures, slot_count, &policy, random_unit());
+    let event = |kind| Event {
         elapsed: Some(elapsed),
-        ..event(EventKind::Retried)
+        ..event(kind)
     };
-    put_back(&shared, &job, &next, retry, summary, &note, retried).await
-}
-
-/// A failed slot of this attempt.
-#[derive(Debug)]
-struct SlotOutcome {
-    slot: String,
-    error: String,
-    permanent: bool,
+    settle(&shared, &job, decision, event).await
 }
 
 /// Runs the slots the envelope asks for, all at once, and returns the failures.
@@ -376,14 +322,6 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-fn summarize(failures: &[SlotOutcome]) -> String {
-    failures
-        .iter()
-        .map(|f| format!("{}: {}", f.slot, f.error))
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
 /// A name this binary has no route for: retried with a long backoff (a newer worker of a
 /// rolling deploy may know it), then moved to the failure store.
 async fn unknown_name(shared: &Arc<Shared>, job: &Job, envelope: Envelope) -> Outcome {
@@ -405,109 +343,12 @@ async fn unknown_name(shared: &Arc<Shared>, job: &Job, envelope: Envelope) -> Ou
             envelope.attempt,
         )
     };
-    let next = Envelope {
-        attempt: envelope.attempt.saturating_add(1),
-        ..envelope.clone()
-    };
-    let put = PutOptions::default();
-    if envelope.attempt > shared.options.unknown_retries {
-        let failure = failure(Vec::new(), reason, envelope.attempt);
-        let failed = event(EventKind::Failed);
-        return move_to_failure_store(shared, job, next.encode(), put, failure, failed).await;
-    }
-    let retry = PutOptions {
-        delay: shared.options.unknown_backoff.delay(envelope.attempt),
-        ..put
-    };
-    let retried = event(EventKind::Retried);
-    let note = "retried: unknown message";
-    put_back(shared, job, &next, retry, reason, note, retried).await
-}
-
-/// An item that is not an envelope: straight to the failure store, unchanged.
-async fn fail_unreadable(shared: &Arc<Shared>, job: &Job, reason: String) -> Outcome {
-    tracing::error!(queue = %job.queue, item = job.id, "unreadable item");
-    let failure = failure(Vec::new(), reason, 1);
-    let failed = Event::new(EventKind::Failed, "", "", &job.queue, 1);
-    let body = job.body.clone();
-    move_to_failure_store(shared, job, body, PutOptions::default(), failure, failed).await
-}
-
-/// A failure record of now.
-fn failure(slots: Vec<SlotFailure>, reason: String, attempts: u32) -> Failure {
-    Failure {
-        slots,
+    let decision = decide_unknown(
+        &envelope,
         reason,
-        attempts,
-        failed_at: SystemTime::now(),
-    }
-}
-
-/// Moves the item to the failure store, logs it and reports `event` with the reason.
-async fn move_to_failure_store(
-    shared: &Shared,
-    job: &Job,
-    body: bytes::Bytes,
-    put: PutOptions,
-    failure: Failure,
-    event: Event,
-) -> Outcome {
-    let reason = failure.reason.clone();
-    log_transport(shared.transport.fail(job, body, put, failure).await, "fail");
-    tracing::error!(%reason, "failed: moved to the failure store");
-    Hook::emit(&shared.hook, || Event {
-        error: Some(reason),
-        ..event
-    });
-    Outcome::Failed
-}
-
-/// Replaces the item by the next attempt `next`, ready after `put.delay`; logs `note` and
-/// reports `event` with the error and the delay.
-async fn put_back(
-    shared: &Shared,
-    job: &Job,
-    next: &Envelope,
-    put: PutOptions,
-    error: String,
-    note: &str,
-    event: Event,
-) -> Outcome {
-    let body = next.encode();
-    match shared.transport.retry(job, body.clone(), put).await {
-        // The next attempt cannot be queued (it grew past the backend's size limit): retrying
-        // would run every slot again each TTR, forever. The failure store keeps it.
-        Err(refused @ Error::TooLarge { .. }) => {
-            let reason = format!("cannot queue the next attempt ({refused}); last error: {error}");
-            let attempts = next.attempt.saturating_sub(1);
-            let failure = failure(Vec::new(), reason, attempts);
-            let failed = Event {
-                kind: EventKind::Failed,
-                ..event
-            };
-            return move_to_failure_store(shared, job, body, put, failure, failed).await;
-        }
-        result => log_transport(result, "retry"),
-    }
-    tracing::warn!(%error, delay_ms = put.delay.as_millis() as u64, "{note}");
-    Hook::emit(&shared.hook, || Event {
-        error: Some(error),
-        delay: Some(put.delay),
-        ..event
-    });
-    Outcome::Retried
-}
-
-fn log_transport(result: Result<()>, operation: &str) {
-    match result {
-        Ok(()) => {}
-        Err(Error::ReservationLost(item)) => tracing::warn!(
-            item,
-            "{operation}: the reservation was lost; the message may run again (at-least-once)"
-        ),
-        Err(error) => tracing::error!(
-            %error,
-            "{operation} failed; the message comes back when its reservation runs out"
-        ),
-    }
+        shared.options.unknown_retries,
+        shared.options.unknown_backoff,
+        random_unit(),
+    );
+    settle(shared, job, decision, event).await
 }

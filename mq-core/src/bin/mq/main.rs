@@ -139,7 +139,8 @@ fn main() -> ExitCode {
             )))
         }
     };
-    init_logging();
+    // Warnings of the transports (a reconnect, an entry left behind) go to stderr.
+    mq::init_logging_at("warn");
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => report(error),
@@ -169,18 +170,6 @@ async fn run(cli: Cli) -> CliResult {
         Command::Peek(args) => queue::peek(&ctx, &args.queue).await,
         Command::Flush(args) => queue::flush(&ctx, &args).await,
     }
-}
-
-/// Warnings of the transports (a reconnect, an entry left behind) go to stderr; `RUST_LOG`
-/// changes the level.
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(io::stderr)
-        .with_target(false)
-        .try_init();
 }
 
 /// clap's errors, as one line and exit 2; `--help` and `--version` print as usual.

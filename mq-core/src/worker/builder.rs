@@ -1,0 +1,247 @@
+//! `Worker::builder()`: a worker's options, state, slots and transport, given in code.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::exit::Exit;
+use super::options::Options;
+use super::run::{Shared, Worker};
+use crate::bus::Bus;
+use crate::context::States;
+use crate::event::{Event, Hook};
+use crate::registry::Registry;
+use crate::retry::Backoff;
+use crate::transport::{self, Transport};
+use crate::{Error, Result};
+
+/// Configures a [`Worker`] in code, for applications that own their command line.
+///
+/// ```no_run
+/// # struct Mailer;
+/// # impl Mailer { fn new() -> Mailer { Mailer } }
+/// # #[tokio::main] async fn main() -> mq::Result<()> {
+/// let exit = mq::Worker::builder()
+///     .url("sqlite://mq.db")
+///     .state(Mailer::new())
+///     .concurrency(64)
+///     .run()
+///     .await?;
+/// std::process::exit(exit.code());
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct WorkerBuilder {
+    options: Options,
+    transport: Option<Arc<dyn Transport>>,
+    registry: Option<Registry>,
+    states: States,
+    hook: Option<Hook>,
+}
+
+impl fmt::Debug for States {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("States")
+    }
+}
+
+impl WorkerBuilder {
+    pub(super) fn from_options(options: Options) -> WorkerBuilder {
+        WorkerBuilder {
+            options,
+            transport: None,
+            registry: None,
+            states: States::default(),
+            hook: None,
+        }
+    }
+
+    /// The queue URL; default `MQ_URL`, else `sqlite://mq.db`.
+    pub fn url(mut self, url: impl Into<String>) -> Self {
+        self.options.url = Some(url.into());
+        self
+    }
+
+    /// An open transport, instead of a URL.
+    pub fn transport(mut self, transport: Arc<dyn Transport>) -> Self {
+        self.transport = Some(transport);
+        self
+    }
+
+    /// The slots to run; default every linked slot ([`Registry::linked`]).
+    pub fn registry(mut self, registry: Registry) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// Queues to consume, earlier first; default every queue with a slot.
+    pub fn queues<I: IntoIterator<Item = S>, S: Into<String>>(mut self, queues: I) -> Self {
+        self.options.queues = queues.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Messages whose slots run at once (default [`DEFAULT_CONCURRENCY`]); at least 1.
+    /// A message whose slots are done gives its place back while its ack is on the way;
+    /// at most twice this many are held.
+    pub fn concurrency(mut self, concurrency: usize) -> Self {
+        self.options.concurrency = concurrency.max(1);
+        self
+    }
+
+    /// Stop after handling `n` messages.
+    pub fn limit(mut self, n: u64) -> Self {
+        self.options.limit = Some(n);
+        self
+    }
+
+    /// Stop after running this long.
+    pub fn time_limit(mut self, limit: Duration) -> Self {
+        self.options.time_limit = Some(limit);
+        self
+    }
+
+    /// Stop when resident memory exceeds this many bytes.
+    pub fn memory_limit(mut self, bytes: u64) -> Self {
+        self.options.memory_limit = Some(bytes);
+        self
+    }
+
+    /// Stop after `n` messages failed (retried or moved to the failure store).
+    pub fn failure_limit(mut self, n: u64) -> Self {
+        self.options.failure_limit = Some(n);
+        self
+    }
+
+    /// How long running slots may take to finish after a stop (default 30 s).
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.options.grace = grace;
+        self
+    }
+
+    /// Retries after the first attempt for messages without `#[message(retries = N)]`.
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.options.retries = retries;
+        self
+    }
+
+    /// Backoff for messages without `#[message(backoff = ...)]`.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.options.backoff = backoff;
+        self
+    }
+
+    /// How often, and how long apart, a message with an unknown wire name is retried before
+    /// it goes to the failure store (default 10 times, 5 s doubling to 5 min).
+    pub fn unknown_retries(mut self, retries: u32, backoff: Backoff) -> Self {
+        self.options.unknown_retries = retries;
+        self.options.unknown_backoff = backoff;
+        self
+    }
+
+    /// Longest wait of one reservation call; a stop is noticed within it (default 1 s).
+    pub fn poll_interval(mut self, poll: Duration) -> Self {
+        self.options.poll = poll;
+        self
+    }
+
+    /// Whether SIGINT and SIGTERM stop the worker (default true).
+    pub fn handle_signals(mut self, handle: bool) -> Self {
+        self.options.handle_signals = handle;
+        self
+    }
+
+    /// State for slots that take `mq::State<T>`.
+    pub fn state<T: Send + Sync + 'static>(mut self, state: T) -> Self {
+        self.states.insert(state);
+        self
+    }
+
+    /// State already in an `Arc`, shared with the caller (e.g. a test that reads it).
+    pub fn state_arc<T: Send + Sync + 'static>(mut self, state: Arc<T>) -> Self {
+        self.states.insert_arc(state);
+        self
+    }
+
+    /// A hook called with every lifecycle [`Event`], e.g. for metrics. Keep it quick: it
+    /// runs on the worker's tasks.
+    pub fn on_event(mut self, hook: impl Fn(&Event) + Send + Sync + 'static) -> Self {
+        self.hook = Some(Hook(Arc::new(hook)));
+        self
+    }
+
+    /// Opens the transport and checks the registry.
+    ///
+    /// # Errors
+    ///
+    /// A bad URL or unreachable server; two message types with one wire name; a slot whose
+    /// `State<T>` the worker was not given; no queue to consume.
+    pub async fn build(self) -> Result<Worker> {
+        let registry = match self.registry {
+            Some(registry) => registry,
+            None => Registry::linked()?,
+        };
+        check_states(&registry, &self.states)?;
+        let mut options = self.options;
+        if options.queues.is_empty() {
+            options.queues = registry.queues();
+        }
+        if options.queues.is_empty() {
+            return Err(Error::Registry(
+                "no slot is linked into this worker, so it has no queue to consume; \
+                 add #[mq::slot] functions, and name a slots-only crate with `use my_slots as _;`"
+                    .into(),
+            ));
+        }
+        let transport = match self.transport {
+            Some(transport) => transport,
+            None => {
+                let url = options.url.clone().unwrap_or_else(transport::url_from_env);
+                tracing::info!(url = %transport::redacted(&url), "mq worker connecting");
+                transport::connect(&url).await?
+            }
+        };
+        let (stop, _) = watch::channel(false);
+        Ok(Worker {
+            shared: Arc::new(Shared {
+                bus: Bus::with_hook(transport.clone(), self.hook.clone()),
+                transport,
+                registry,
+                states: self.states,
+                hook: self.hook,
+                options,
+                held: Arc::default(),
+                slots_alive: Arc::default(),
+            }),
+            stop: Arc::new(stop),
+        })
+    }
+
+    /// Builds the worker and runs it until it stops.
+    ///
+    /// # Errors
+    ///
+    /// As [`WorkerBuilder::build`].
+    pub async fn run(self) -> Result<Exit> {
+        self.build().await?.run().await
+    }
+}
+
+fn check_states(registry: &Registry, states: &States) -> Result<()> {
+    for route in registry.routes() {
+        for slot in route.slots() {
+            for requirement in slot.requirements() {
+                if !states.contains(requirement.type_id) {
+                    return Err(Error::Registry(format!(
+                        "slot `{}` takes `mq::State<{}>`, but the worker was given no such \
+                         state; add `.state(value)` of that type to `Worker::builder()`",
+                        slot.path(),
+                        requirement.type_name
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,307 @@
+//! The run loop: reserve in batches up to the free capacity, spawn a task per message,
+//! count what ended, stop for a signal or a limit, then drain within the grace.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::builder::WorkerBuilder;
+use super::capacity::Capacity;
+use super::emit::{self, Outcome};
+use super::exit::{self, Exit, Tally};
+use super::held::{self, Held};
+use super::options::Options;
+use super::shutdown::{release_all, spawn_signal_handler, AbortOnDrop};
+use crate::bus::Bus;
+use crate::context::States;
+use crate::event::Hook;
+use crate::registry::Registry;
+use crate::retry::Backoff;
+use crate::transport::Transport;
+use crate::Result;
+
+/// The most items asked for in one reservation.
+const MAX_BATCH: usize = 256;
+
+/// How long cancelled slots get to end after the grace of a stop ran out.
+const CANCELLED_END: Duration = Duration::from_millis(200);
+
+/// How long the loop waits for running messages to finish before it reserves fewer than
+/// half the concurrency.
+const GATHER: Duration = Duration::from_millis(1);
+
+/// What every message task of a worker shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(super) transport: Arc<dyn Transport>,
+    pub(super) registry: Registry,
+    pub(super) bus: Bus,
+    pub(super) states: States,
+    pub(super) hook: Option<Hook>,
+    pub(super) options: Options,
+    /// Reserved items whose handling has not ended: kept alive while their slots run,
+    /// handed back when the grace runs out.
+    pub(super) held: Arc<Held>,
+    /// Slot runs of this worker not yet ended (see [`Worker::slots_left_running`]).
+    pub(super) slots_alive: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Shared {
+    pub(super) fn known_names(&self) -> String {
+        let names: Vec<&str> = self.registry.routes().map(|r| r.info().name).collect();
+        names.join(", ")
+    }
+}
+
+/// A running consumer of queues; see [`Worker::builder`].
+#[derive(Debug, Clone)]
+pub struct Worker {
+    pub(super) shared: Arc<Shared>,
+    pub(super) stop: Arc<watch::Sender<bool>>,
+}
+
+impl Worker {
+    /// A builder with the defaults (see `--help` of [`run_worker`]).
+    pub fn builder() -> WorkerBuilder {
+        WorkerBuilder::from_options(Options::default())
+    }
+
+    /// The routing table this worker runs.
+    pub fn registry(&self) -> &Registry {
+        &self.shared.registry
+    }
+
+    /// Asks the worker to stop as on SIGTERM: no more reservations, running slots finish.
+    pub fn stop(&self) {
+        self.stop.send_replace(true);
+    }
+
+    /// Slots of this worker still running, and synchronous slots of the process still on
+    /// their threads: after [`run`](Worker::run) returned, those abandoned by their
+    /// `timeout` or the grace of a stop. Such code cannot be stopped, and a tokio runtime
+    /// waits for it when it shuts down (the end of `#[tokio::main]`): when this is not 0,
+    /// exit the process (`std::process::exit`) instead of returning from `main`, as
+    /// [`run_worker`] does.
+    pub fn slots_left_running(&self) -> usize {
+        self.shared
+            .slots_alive
+            .load(std::sync::atomic::Ordering::Acquire)
+            .saturating_add(crate::slot::blocking_slots_running())
+    }
+
+    /// Runs until a signal, [`Worker::stop`] or a limit stops it.
+    ///
+    /// # Errors
+    ///
+    /// None today: transport errors while running are logged and retried, never fatal.
+    pub async fn run(&self) -> Result<Exit> {
+        let shared = &self.shared;
+        let options = &shared.options;
+        tracing::info!(
+            backend = %shared.transport.describe(),
+            queues = %options.queues.join(","),
+            slots = shared.registry.routes().map(|r| r.slots().count()).sum::<usize>(),
+            concurrency = options.concurrency,
+            "mq worker started"
+        );
+        if options.handle_signals {
+            spawn_signal_handler(self.stop.clone())?;
+        }
+        let mut stop = self.stop.subscribe();
+        let started_at = Instant::now();
+        let _keeper = AbortOnDrop(tokio::spawn(held::keep_alive(
+            shared.held.clone(),
+            shared.transport.clone(),
+        )));
+        let mut tasks: JoinSet<Outcome> = JoinSet::new();
+        let mut tally = Tally::default();
+        let mut transport_errors = 0u32;
+        let mut summary = Summary::new(started_at);
+        let mut gathering = None;
+        let capacity = Capacity::new(options.concurrency);
+        // Messages whose slots are done but whose ack is still on the way do not count
+        // against the concurrency; this bounds how many of them there may be.
+        let max_tasks = options.concurrency.saturating_mul(2);
+
+        let exit = loop {
+            while let Some(done) = tasks.try_join_next() {
+                tally.record(done.unwrap_or(Outcome::Retried));
+            }
+            summary.maybe_log(&tally);
+            if let Some(exit) = exit::limit_reached(options, &tally, started_at) {
+                break exit;
+            }
+            if *stop.borrow() {
+                break Exit::Stopped;
+            }
+            let free = capacity.free().min(max_tasks.saturating_sub(tasks.len()));
+            let remaining = options
+                .limit
+                .map_or(u64::MAX, |limit| limit.saturating_sub(tally.started));
+            if free == 0 || remaining == 0 {
+                let slots_busy = capacity.free() == 0 && remaining > 0;
+                tokio::select! {
+                    Some(done) = tasks.join_next() => tally.record(done.unwrap_or(Outcome::Retried)),
+                    () = capacity.freed(), if slots_busy => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
+            // Reserve in batches: while over half the capacity is busy, wait a moment for
+            // more messages to finish, so that one round trip reserves many. Never longer
+            // than GATHER, so a slow slot does not hold the worker back.
+            let low_water =
+                (options.concurrency / 2).min(usize::try_from(remaining).unwrap_or(usize::MAX));
+            if free < low_water && !tasks.is_empty() {
+                let until = *gathering.get_or_insert_with(|| tokio::time::Instant::now() + GATHER);
+                if tokio::time::Instant::now() < until {
+                    tokio::select! {
+                        Some(done) = tasks.join_next() => {
+                            tally.record(done.unwrap_or(Outcome::Retried));
+                            continue;
+                        }
+                        () = capacity.freed() => continue,
+                        () = tokio::time::sleep_until(until) => {}
+                        _ = stop.changed() => continue,
+                    }
+                }
+            }
+            gathering = None;
+            let want = free
+                .min(MAX_BATCH)
+                .min(usize::try_from(remaining).unwrap_or(usize::MAX));
+            // A stop must not wait on the network: `reserve` is cancel-safe (Transport).
+            let reserved = tokio::select! {
+                reserved = shared.transport.reserve(&options.queues, want, options.poll) => reserved,
+                _ = stop.changed() => break Exit::Stopped,
+            };
+            let jobs = match reserved {
+                Ok(jobs) => {
+                    transport_errors = 0;
+                    jobs
+                }
+                Err(error) => {
+                    transport_errors += 1;
+                    let wait = Backoff {
+                        base: Duration::from_millis(100),
+                        max: Duration::from_secs(5),
+                    }
+                    .delay(transport_errors);
+                    tracing::error!(%error, "reserve failed; trying again in {wait:?}");
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        _ = stop.changed() => {}
+                    }
+                    continue;
+                }
+            };
+            if *stop.borrow() {
+                release_all(shared, jobs).await;
+                break Exit::Stopped;
+            }
+            for job in jobs {
+                tally.started += 1;
+                shared.held.insert(job.clone());
+                let shared = shared.clone();
+                let busy = capacity.take();
+                tasks.spawn(async move {
+                    let id = job.id;
+                    let handled =
+                        emit::futures_catch_unwind(emit::handle(shared.clone(), job, busy)).await;
+                    let job = shared.held.remove(id);
+                    match handled {
+                        Ok(outcome) => outcome,
+                        // A panic outside the slots (an event hook): hand the message back.
+                        Err(_) => {
+                            if let Some(job) = job {
+                                release_all(&shared, vec![job]).await;
+                            }
+                            Outcome::Retried
+                        }
+                    }
+                });
+            }
+        };
+
+        tracing::info!(
+            reason = ?exit,
+            running = tasks.len(),
+            "stopping: no more reservations; waiting up to {:?} for running slots",
+            options.grace
+        );
+        let drained = tokio::time::timeout(options.grace, async {
+            while let Some(done) = tasks.join_next().await {
+                tally.record(done.unwrap_or(Outcome::Retried));
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tasks.abort_all();
+            let left = shared.held.drain();
+            tracing::warn!(
+                count = left.len(),
+                "grace period over: cancelled running slots, their messages go back to the queue"
+            );
+            release_all(shared, left).await;
+            // A cancelled slot ends at its next `.await`; one that never yields does not.
+            let _ = tokio::time::timeout(CANCELLED_END, tasks.shutdown()).await;
+        }
+        tracing::info!(
+            finished = tally.finished,
+            retried = tally.retried,
+            failed = tally.failed,
+            code = exit.code(),
+            "mq worker stopped"
+        );
+        let stuck = self.slots_left_running();
+        if stuck > 0 {
+            tracing::warn!(
+                count = stuck,
+                "slots still running that cannot be stopped (synchronous slots, or async ones \
+                 that never yield, abandoned by their timeout or the grace); a tokio runtime \
+                 waits for them when it shuts down, so run_worker exits the process without \
+                 waiting"
+            );
+        }
+        Ok(exit)
+    }
+}
+
+/// The periodic one-line summary at info level.
+struct Summary {
+    every: Duration,
+    last_at: Instant,
+    last_handled: u64,
+}
+
+impl Summary {
+    const EVERY: Duration = Duration::from_secs(10);
+
+    fn new(now: Instant) -> Summary {
+        Summary {
+            every: Summary::EVERY,
+            last_at: now,
+            last_handled: 0,
+        }
+    }
+
+    fn maybe_log(&mut self, tally: &Tally) {
+        let elapsed = self.last_at.elapsed();
+        if elapsed < self.every {
+            return;
+        }
+        let handled = tally.finished + tally.retried + tally.failed;
+        let rate = (handled - self.last_handled) as f64 / elapsed.as_secs_f64();
+        tracing::info!(
+            finished = tally.finished,
+            retried = tally.retried,
+            failed = tally.failed,
+            rate_per_s = format_args!("{rate:.1}"),
+            "summary"
+        );
+        self.last_at = Instant::now();
+        self.last_handled = handled;
+    }
+}

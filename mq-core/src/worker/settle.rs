@@ -1,0 +1,148 @@
+//! Carrying out a [`Decision`]: ack, retry or fail through the transport, with the log line
+//! and the lifecycle event of each. A transport error is logged, never fatal: the item
+//! comes back by itself when its reservation runs out, so nothing is lost.
+
+use std::time::SystemTime;
+
+use super::decide::Decision;
+use super::emit::Outcome;
+use super::run::Shared;
+use crate::envelope::Envelope;
+use crate::event::{Event, EventKind, Hook};
+use crate::transport::{Failure, Job, PutOptions, SlotFailure};
+use crate::{Error, Result};
+
+/// Carries out `decision` for `job`; `event` makes the lifecycle event of what was done.
+pub(super) async fn settle(
+    shared: &Shared,
+    job: &Job,
+    decision: Decision,
+    event: impl Fn(EventKind) -> Event,
+) -> Outcome {
+    match decision {
+        Decision::Ack => {
+            log_transport(shared.transport.ack(job).await, "ack");
+            let finished = event(EventKind::Finished);
+            let elapsed_ms = finished.elapsed.map_or(0, |e| e.as_millis() as u64);
+            tracing::debug!(elapsed_ms, "finished");
+            Hook::emit(&shared.hook, || finished);
+            Outcome::Finished
+        }
+        Decision::Retry {
+            next,
+            options,
+            error,
+            note,
+        } => {
+            put_back(
+                shared,
+                job,
+                &next,
+                options,
+                error,
+                &note,
+                event(EventKind::Retried),
+            )
+            .await
+        }
+        Decision::Fail {
+            next,
+            options,
+            reason,
+            slots,
+        } => {
+            let attempts = next.attempt.saturating_sub(1);
+            let failure = failure(slots, reason, attempts);
+            let failed = event(EventKind::Failed);
+            move_to_failure_store(shared, job, next.encode(), options, failure, failed).await
+        }
+    }
+}
+
+/// An item that is not an envelope: straight to the failure store, unchanged.
+pub(super) async fn fail_unreadable(shared: &Shared, job: &Job, reason: String) -> Outcome {
+    tracing::error!(queue = %job.queue, item = job.id, "unreadable item");
+    let failure = failure(Vec::new(), reason, 1);
+    let failed = Event::new(EventKind::Failed, "", "", &job.queue, 1);
+    let body = job.body.clone();
+    move_to_failure_store(shared, job, body, PutOptions::default(), failure, failed).await
+}
+
+/// A failure record of now.
+fn failure(slots: Vec<SlotFailure>, reason: String, attempts: u32) -> Failure {
+    Failure {
+        slots,
+        reason,
+        attempts,
+        failed_at: SystemTime::now(),
+    }
+}
+
+/// Moves the item to the failure store, logs it and reports `event` with the reason.
+async fn move_to_failure_store(
+    shared: &Shared,
+    job: &Job,
+    body: bytes::Bytes,
+    put: PutOptions,
+    failure: Failure,
+    event: Event,
+) -> Outcome {
+    let reason = failure.reason.clone();
+    log_transport(shared.transport.fail(job, body, put, failure).await, "fail");
+    tracing::error!(%reason, "failed: moved to the failure store");
+    Hook::emit(&shared.hook, || Event {
+        error: Some(reason),
+        ..event
+    });
+    Outcome::Failed
+}
+
+/// Replaces the item by the next attempt `next`, ready after `put.delay`; logs `note` and
+/// reports `event` with the error and the delay.
+async fn put_back(
+    shared: &Shared,
+    job: &Job,
+    next: &Envelope,
+    put: PutOptions,
+    error: String,
+    note: &str,
+    event: Event,
+) -> Outcome {
+    let body = next.encode();
+    match shared.transport.retry(job, body.clone(), put).await {
+        // The next attempt cannot be queued (it grew past the backend's size limit): retrying
+        // would run every slot again each TTR, forever. The failure store keeps it.
+        Err(refused @ Error::TooLarge { .. }) => {
+            let reason = format!("cannot queue the next attempt ({refused}); last error: {error}");
+            let attempts = next.attempt.saturating_sub(1);
+            let failure = failure(Vec::new(), reason, attempts);
+            let failed = Event {
+                kind: EventKind::Failed,
+                ..event
+            };
+            return move_to_failure_store(shared, job, body, put, failure, failed).await;
+        }
+        result => log_transport(result, "retry"),
+    }
+    tracing::warn!(%error, delay_ms = put.delay.as_millis() as u64, "{note}");
+    Hook::emit(&shared.hook, || Event {
+        error: Some(error),
+        delay: Some(put.delay),
+        ..event
+    });
+    Outcome::Retried
+}
+
+fn log_transport(result: Result<()>, operation: &str) {
+    match result {
+        Ok(()) => {}
+        Err(Error::ReservationLost(item)) => tracing::warn!(
+            item,
+            "{operation}: the reservation was lost; the message may run again (at-least-once)"
+        ),
+        Err(error) => tracing::error!(
+            %error,
+            "{operation} failed; the message comes back when its reservation runs out"
+        ),
+    }
+}

@@ -1,0 +1,57 @@
+//! Stopping: SIGINT/SIGTERM, handing reserved items back, tasks that end with their owner.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use super::run::Shared;
+use crate::transport::Job;
+use crate::Result;
+
+/// Hands `jobs` back to their queues, all at once: a stop waits for the network at most
+/// one request's deadline, not one per item.
+pub(super) async fn release_all(shared: &Shared, jobs: Vec<Job>) {
+    let releases = jobs.iter().map(|job| async move {
+        if let Err(error) = shared.transport.release(job).await {
+            tracing::warn!(item = job.id, %error, "could not hand back; it returns after its TTR");
+        }
+    });
+    futures_util::future::join_all(releases).await;
+}
+
+/// Aborts a task when dropped.
+pub(super) struct AbortOnDrop(pub(super) tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// First SIGINT/SIGTERM: graceful stop. Second: exit at once with 130.
+pub(super) fn spawn_signal_handler(stop: Arc<watch::Sender<bool>>) -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    tokio::spawn(async move {
+        let mut seen = 0;
+        loop {
+            let name = tokio::select! {
+                _ = interrupt.recv() => "SIGINT",
+                _ = terminate.recv() => "SIGTERM",
+            };
+            seen += 1;
+            if seen == 1 {
+                tracing::info!("{name}: stopping gracefully (send it again to exit at once)");
+                stop.send_replace(true);
+            } else {
+                tracing::warn!(
+                    "{name} again: exiting now; running messages come back to their queue \
+                     when their reservation ends"
+                );
+                std::process::exit(130);
+            }
+        }
+    });
+    Ok(())
+}
