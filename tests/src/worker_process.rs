@@ -59,16 +59,7 @@ pub struct WorkerProcess(pub Child);
 impl WorkerProcess {
     /// Starts `binary` (the test's `env!("CARGO_BIN_EXE_test-worker")`) on `url`.
     pub fn start(binary: &str, url: &str, record: &Path, args: &[&str]) -> WorkerProcess {
-        let child = Command::new(binary)
-            .args(args)
-            .env("MQ_URL", url)
-            .env("MQ_TEST_RECORD", record)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the test worker");
-        WorkerProcess(child)
+        WorkerProcess::spawn(binary, url, record, args, Stdio::inherit())
     }
 
     /// Like [`start`](WorkerProcess::start), its log (`RUST_LOG=warn`) written to `log`.
@@ -80,13 +71,17 @@ impl WorkerProcess {
         log: &Path,
     ) -> WorkerProcess {
         let file = std::fs::File::create(log).expect("create the log file");
+        WorkerProcess::spawn(binary, url, record, args, file.into())
+    }
+
+    fn spawn(binary: &str, url: &str, record: &Path, args: &[&str], log: Stdio) -> WorkerProcess {
         let child = Command::new(binary)
             .args(args)
             .env("MQ_URL", url)
             .env("MQ_TEST_RECORD", record)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(file)
+            .stderr(log)
             .spawn()
             .expect("start the test worker");
         WorkerProcess(child)

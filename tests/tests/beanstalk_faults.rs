@@ -6,7 +6,7 @@
 mod cli_support;
 
 use std::io::{Read, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -22,43 +22,40 @@ const WORKER: &str = env!("CARGO_BIN_EXE_test-worker");
 /// The reply deadline (5 s), the watchdog's tick, and a loaded machine.
 const WITHIN_DEADLINE: Duration = Duration::from_secs(9);
 
-/// A server that accepts connections and never answers; it reads what it gets, so that
-/// nothing backs up. Dropped with the test.
-fn silent_server() -> (TcpListener, String) {
+/// A server on `127.0.0.1:0` that hands each connection to `serve` on a thread of its own;
+/// it stops accepting when the listener is dropped with the test.
+fn fake_server(serve: fn(TcpStream)) -> (TcpListener, String) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let address = listener.local_addr().expect("address");
     let accepting = listener.try_clone().expect("clone the listener");
     std::thread::spawn(move || {
         for stream in accepting.incoming() {
-            let Ok(mut stream) = stream else { return };
-            std::thread::spawn(move || {
-                let mut sink = [0u8; 4096];
-                while matches!(stream.read(&mut sink), Ok(n) if n > 0) {}
-            });
+            let Ok(stream) = stream else { return };
+            std::thread::spawn(move || serve(stream));
         }
     });
     (listener, format!("beanstalk://{address}"))
 }
 
+/// A server that accepts connections and never answers; it reads what it gets, so that
+/// nothing backs up.
+fn silent_server() -> (TcpListener, String) {
+    fake_server(|mut stream| {
+        let mut sink = [0u8; 4096];
+        while matches!(stream.read(&mut sink), Ok(n) if n > 0) {}
+    })
+}
+
 /// A server that answers every request as an HTTP server would.
 fn http_server() -> (TcpListener, String) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let address = listener.local_addr().expect("address");
-    let accepting = listener.try_clone().expect("clone the listener");
-    std::thread::spawn(move || {
-        for stream in accepting.incoming() {
-            let Ok(mut stream) = stream else { return };
-            std::thread::spawn(move || {
-                let mut request = [0u8; 4096];
-                if matches!(stream.read(&mut request), Ok(n) if n > 0) {
-                    let _ = stream.write_all(
-                        b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                    );
-                }
-            });
+    fake_server(|mut stream| {
+        let mut request = [0u8; 4096];
+        if matches!(stream.read(&mut request), Ok(n) if n > 0) {
+            let _ = stream.write_all(
+                b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
         }
-    });
-    (listener, format!("beanstalk://{address}"))
+    })
 }
 
 #[track_caller]

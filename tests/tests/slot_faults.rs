@@ -73,37 +73,37 @@ async fn connect(server: &Beanstalkd) -> Bus {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_blocking_slot_past_its_timeout_fails_once_and_the_worker_still_exits() {
+/// A stuck slot with a timeout: it times out once, its message fails (`retries = 0`) and
+/// never runs again, and SIGTERM still ends the worker.
+async fn times_out_once_and_the_worker_still_exits(message: impl mq::Message, n: u64) {
     let server = Beanstalkd::start();
     let dir = tempfile::tempdir().unwrap();
     let record = dir.path().join("record");
     let mut worker = start(&server, &record);
     let bus = connect(&server).await;
-    bus.dispatch(Blocks { n: 1 }).await.expect("dispatch");
+    bus.dispatch(message).await.expect("dispatch");
 
     let reasons = wait_for_failed(&bus, 1, Duration::from_secs(15)).await;
     assert!(reasons[0].contains("timed out after 1s"), "{reasons:?}");
     tokio::time::sleep(TWO_TTRS_AND_MORE).await;
-    assert_eq!(recorded(&record), vec![1], "the slot ran more than once");
+    assert_eq!(recorded(&record), vec![n], "the slot ran more than once");
     let took = terminate(&mut worker);
     eprintln!("exited {took:?} after SIGTERM");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_blocking_slot_without_timeout_keeps_its_message_and_goes_back_on_sigterm() {
+/// A stuck slot without a timeout: its message stays reserved (kept alive), is never handed
+/// out again, and goes back to ready when SIGTERM's grace runs out.
+async fn keeps_its_message_and_goes_back_on_sigterm(message: impl mq::Message, n: u64) {
     let server = Beanstalkd::start();
     let dir = tempfile::tempdir().unwrap();
     let record = dir.path().join("record");
     let mut worker = start(&server, &record);
     let bus = connect(&server).await;
-    bus.dispatch(BlocksWithoutTimeout { n: 2 })
-        .await
-        .expect("dispatch");
+    bus.dispatch(message).await.expect("dispatch");
 
     wait_until_recorded(&record, 1);
     tokio::time::sleep(TWO_TTRS_AND_MORE).await;
-    assert_eq!(recorded(&record), vec![2], "handed out again while it ran");
+    assert_eq!(recorded(&record), vec![n], "handed out again while it ran");
     assert_eq!(
         queue_stats(bus.transport().as_ref(), "stuck")
             .await
@@ -111,48 +111,26 @@ async fn a_blocking_slot_without_timeout_keeps_its_message_and_goes_back_on_sigt
         1
     );
     terminate(&mut worker);
-    // Handed back when the grace ran out: ready again, nothing lost.
     let stats = queue_stats(bus.transport().as_ref(), "stuck").await;
     assert_eq!((stats.ready, stats.reserved), (1, 0), "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocking_slot_past_its_timeout_fails_once_and_the_worker_still_exits() {
+    times_out_once_and_the_worker_still_exits(Blocks { n: 1 }, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocking_slot_without_timeout_keeps_its_message_and_goes_back_on_sigterm() {
+    keeps_its_message_and_goes_back_on_sigterm(BlocksWithoutTimeout { n: 2 }, 2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_async_slot_that_never_yields_times_out_once_and_the_worker_still_exits() {
-    let server = Beanstalkd::start();
-    let dir = tempfile::tempdir().unwrap();
-    let record = dir.path().join("record");
-    let mut worker = start(&server, &record);
-    let bus = connect(&server).await;
-    bus.dispatch(NeverYields { n: 3 }).await.expect("dispatch");
-
-    let reasons = wait_for_failed(&bus, 1, Duration::from_secs(15)).await;
-    assert!(reasons[0].contains("timed out after 1s"), "{reasons:?}");
-    tokio::time::sleep(TWO_TTRS_AND_MORE).await;
-    assert_eq!(recorded(&record), vec![3], "the slot ran more than once");
-    terminate(&mut worker);
+    times_out_once_and_the_worker_still_exits(NeverYields { n: 3 }, 3).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_async_slot_that_never_yields_keeps_its_message_alive_and_goes_back_on_sigterm() {
-    let server = Beanstalkd::start();
-    let dir = tempfile::tempdir().unwrap();
-    let record = dir.path().join("record");
-    let mut worker = start(&server, &record);
-    let bus = connect(&server).await;
-    bus.dispatch(NeverYieldsWithoutTimeout { n: 4 })
-        .await
-        .expect("dispatch");
-
-    wait_until_recorded(&record, 1);
-    tokio::time::sleep(TWO_TTRS_AND_MORE).await;
-    assert_eq!(recorded(&record), vec![4], "handed out again while it ran");
-    assert_eq!(
-        queue_stats(bus.transport().as_ref(), "stuck")
-            .await
-            .reserved,
-        1
-    );
-    terminate(&mut worker);
-    let stats = queue_stats(bus.transport().as_ref(), "stuck").await;
-    assert_eq!((stats.ready, stats.reserved), (1, 0), "{stats:?}");
+    keeps_its_message_and_goes_back_on_sigterm(NeverYieldsWithoutTimeout { n: 4 }, 4).await;
 }
