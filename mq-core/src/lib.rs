@@ -33,9 +33,11 @@
 
 mod bus;
 mod context;
+mod duration;
 mod envelope;
 mod error;
 pub mod event;
+#[cfg(feature = "logging")]
 mod logging;
 mod message;
 mod registry;
@@ -46,9 +48,11 @@ pub mod worker;
 
 pub use bus::{dispatch, dispatch_all, global, Bus, Dispatch, DispatchAll, MessageId};
 pub use context::{Context, State};
+pub use duration::parse_duration;
 pub use envelope::Envelope;
 pub use error::{Error, Result};
 pub use event::{Event, EventKind};
+#[cfg(feature = "logging")]
 pub use logging::{init_logging, init_logging_at};
 pub use message::{Message, MessageInfo, MessageOptions};
 pub use mq_derive::{slot, Message};
@@ -56,7 +60,9 @@ pub use registry::{MessageDef, Registry, Route};
 pub use retry::Backoff;
 pub use slot::{IntoSlotResult, Requirement, Slot, SlotDef, SlotError, SlotFuture, SlotParam};
 pub use transport::Transport;
-pub use worker::{run_worker, Exit, Worker, WorkerBuilder};
+#[cfg(feature = "cli")]
+pub use worker::run_worker;
+pub use worker::{Exit, Worker, WorkerBuilder};
 
 /// The surface the macros expand to. Not public API: it changes without notice.
 #[doc(hidden)]

@@ -14,11 +14,15 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Result};
+use crate::Result;
 
+#[cfg(feature = "beanstalk")]
 pub mod beanstalk;
 pub mod memory;
+#[cfg(feature = "nats")]
 pub mod nats;
+pub mod scheme;
+#[cfg(feature = "sqlite")]
 pub mod sqlite;
 
 /// How a message is put on its queue.
@@ -185,7 +189,7 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
     async fn failed_show(&self, id: u64) -> Result<Option<FailedMessage>>;
 
     /// Puts a failed message back on its queue and removes it from the store; returns the
-    /// new item's id, or [`Error::NotFound`].
+    /// new item's id, or [`Error::NotFound`](crate::Error::NotFound).
     async fn failed_retry(&self, id: u64) -> Result<u64>;
 
     /// Removes an entry of the failure store; false if there was none.
@@ -211,38 +215,19 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
 /// The URL used when `MQ_URL` is not set: an SQLite file in the working directory.
 pub const DEFAULT_URL: &str = "sqlite://mq.db";
 
-/// Opens the transport a URL names.
-///
+/// Opens the transport a URL names: one of the [`scheme::compiled`] schemes, e.g.
 /// `memory://[NAME]` (an in-process queue shared by every user of the same name in this
 /// process), `sqlite://PATH`, `beanstalk://HOST[:PORT]`,
-/// `nats://HOST:PORT[,HOST:PORT...][?replicas=N&ack_wait=DURATION]` (NATS JetStream).
+/// `nats://HOST:PORT[,HOST:PORT...][?replicas=N&ack_wait=DURATION]` (NATS JetStream, with
+/// the `nats` feature).
 ///
 /// # Errors
 ///
-/// [`Error::InvalidUrl`] for a URL that names no backend or is malformed; the backend's own
-/// errors when it cannot be opened or reached.
+/// [`Error::InvalidUrl`](crate::Error::InvalidUrl) for a URL that names no backend of this build (saying which cargo
+/// feature compiles it in, for one of mq's own) or is malformed; the backend's own errors
+/// when it cannot be opened or reached.
 pub async fn connect(url: &str) -> Result<Arc<dyn Transport>> {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return Err(Error::InvalidUrl {
-            url: url.to_owned(),
-            reason: "expected SCHEME://..., e.g. sqlite://mq.db, beanstalk://127.0.0.1:11300, \
-                     nats://127.0.0.1:4222 or memory://"
-                .into(),
-        });
-    };
-    match scheme {
-        "memory" => Ok(memory::MemoryTransport::named(rest)),
-        "sqlite" => sqlite::connect(rest).await,
-        "beanstalk" => beanstalk::connect(url).await,
-        "nats" => nats::connect(url).await,
-        other => Err(Error::InvalidUrl {
-            url: url.to_owned(),
-            reason: format!(
-                "unknown scheme `{other}`; supported: memory://, sqlite://PATH, \
-                 beanstalk://HOST[:PORT], nats://HOST:PORT[,HOST:PORT...]"
-            ),
-        }),
-    }
+    scheme::lookup(url)?(url).await
 }
 
 /// `url` with its user information (`user:password@`) replaced by `***@`, for logs.

@@ -7,6 +7,8 @@
 
 mod builder;
 mod capacity;
+#[cfg(feature = "cli")]
+mod cli;
 mod decide;
 mod emit;
 mod exit;
@@ -17,16 +19,10 @@ mod run;
 mod settle;
 mod shutdown;
 
-use clap::Parser as _;
-
 pub use builder::WorkerBuilder;
 pub use exit::Exit;
 pub use options::{DEFAULT_CONCURRENCY, DEFAULT_GRACE};
 pub use run::Worker;
-
-use crate::registry::Registry;
-use crate::Result;
-use options::Cli;
 
 /// Parses the command line and `MQ_*` variables, runs a worker over every linked slot, and
 /// exits the process with the code of [`Exit`] when it stops for a limit that is not 0.
@@ -39,10 +35,13 @@ use options::Cli;
 ///
 /// A bad URL, an unreachable server, or a registry problem (duplicate wire name, missing
 /// state): the worker does not start.
-pub async fn run_worker() -> Result<()> {
-    let cli = Cli::parse();
+#[cfg(feature = "cli")]
+pub async fn run_worker() -> crate::Result<()> {
+    use clap::Parser as _;
+    let cli = cli::Cli::parse();
+    #[cfg(feature = "logging")]
     crate::init_logging();
-    let registry = Registry::linked()?;
+    let registry = crate::Registry::linked()?;
     if cli.list {
         print!("{}", registry.table());
         return Ok(());

@@ -20,7 +20,7 @@ impl<'a> Slot<'a> {
         let sig = &item.sig;
         let mut errors = Errors::default();
         check_generics(sig, &mut errors);
-        if let Some(unsafety) = &sig.unsafety {
+        if let syn::Safety::Unsafe(unsafety) = &sig.safety {
             errors.push(syn::Error::new_spanned(
                 unsafety,
                 "a slot cannot be `unsafe`: remove `unsafe` and use an `unsafe` block inside",

@@ -15,7 +15,6 @@ mod view;
 use std::io::{self, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use mq::transport::Transport;
@@ -24,9 +23,8 @@ use mq::transport::Transport;
 #[derive(Debug, Parser)]
 #[command(name = "mq", version, propagate_version = true)]
 struct Cli {
-    /// The queue backend: sqlite://PATH, beanstalk://HOST[:PORT] or memory:// (default:
-    /// $MQ_URL, else sqlite://mq.db).
-    #[arg(long, global = true, env = "MQ_URL", value_name = "URL")]
+    // The help lists the backends of this build (the scheme table).
+    #[arg(long, global = true, env = "MQ_URL", value_name = "URL", help = url_help())]
     url: Option<String>,
 
     /// Print JSON for scripts instead of tables.
@@ -114,13 +112,14 @@ impl Ctx {
     }
 }
 
-/// Parses a duration as `mq` takes it: `90s`, `2m`, `1h 30m`, `500ms`, or bare seconds.
-pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
-    if let Ok(seconds) = text.trim().parse::<u64>() {
-        return Ok(Duration::from_secs(seconds));
-    }
-    humantime::parse_duration(text)
-        .map_err(|e| format!("{e} (expected e.g. 30s, 2m, 1h 30m, 500ms)"))
+pub(crate) use mq::parse_duration;
+
+/// The `--url` help: the URL forms of the backends compiled into this build.
+fn url_help() -> String {
+    format!(
+        "The queue backend: {} (default: $MQ_URL, else sqlite://mq.db)",
+        mq::transport::scheme::usages()
+    )
 }
 
 fn main() -> ExitCode {

@@ -1,0 +1,181 @@
+//! The table of URL schemes: which backend a URL names, whether it is compiled in, and how
+//! its URL is written. [`connect`](super::connect), its errors and every help text that lists
+//! backends (the worker's `--url` and `MQ_URL`, the `mq` command's `--url`) come from here,
+//! so they name exactly the backends of this build.
+//!
+//! A backend of mq is one line of [`BUILT_IN`]; a backend written in another crate plugs in
+//! with `inventory::submit! { mq::transport::Scheme::new("myq", "myq://HOST", connect_myq) }`
+//! (a `fn(&str) -> ConnectFuture`), and `connect` finds it by its scheme.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use super::Transport;
+use crate::{Error, Result};
+
+/// What a backend's connect function returns.
+pub type ConnectFuture<'a> = Pin<Box<dyn Future<Output = Result<Arc<dyn Transport>>> + Send + 'a>>;
+
+/// Opens a transport from its whole URL (`beanstalk://127.0.0.1:11300`).
+pub type Connect = for<'a> fn(&'a str) -> ConnectFuture<'a>;
+
+/// One URL scheme and the backend behind it.
+#[derive(Debug)]
+pub struct Scheme {
+    /// The scheme, without `://` (`sqlite`).
+    pub scheme: &'static str,
+    /// How a URL of it is written, for help texts (`sqlite://PATH`).
+    pub usage: &'static str,
+    /// The cargo feature of `mq-core` that compiles it in; empty for one that always is.
+    pub feature: &'static str,
+    /// Opens it; `None` when its feature is off in this build.
+    pub connect: Option<Connect>,
+}
+
+impl Scheme {
+    /// A scheme of a backend from another crate, for `inventory::submit!`.
+    pub const fn new(scheme: &'static str, usage: &'static str, connect: Connect) -> Scheme {
+        Scheme {
+            scheme,
+            usage,
+            feature: "",
+            connect: Some(connect),
+        }
+    }
+}
+
+inventory::collect!(Scheme);
+
+/// The backends of mq itself, compiled in or not.
+pub const BUILT_IN: &[Scheme] = &[
+    Scheme {
+        scheme: "sqlite",
+        usage: "sqlite://PATH",
+        feature: "sqlite",
+        #[cfg(feature = "sqlite")]
+        connect: Some(|url| Box::pin(super::sqlite::connect(path_of(url)))),
+        #[cfg(not(feature = "sqlite"))]
+        connect: None,
+    },
+    Scheme {
+        scheme: "beanstalk",
+        usage: "beanstalk://HOST[:PORT]",
+        feature: "beanstalk",
+        #[cfg(feature = "beanstalk")]
+        connect: Some(|url| Box::pin(super::beanstalk::connect(url))),
+        #[cfg(not(feature = "beanstalk"))]
+        connect: None,
+    },
+    Scheme {
+        scheme: "nats",
+        usage: "nats://HOST:PORT[,HOST:PORT...]",
+        feature: "nats",
+        #[cfg(feature = "nats")]
+        connect: Some(|url| Box::pin(super::nats::connect(url))),
+        #[cfg(not(feature = "nats"))]
+        connect: None,
+    },
+    Scheme {
+        scheme: "memory",
+        usage: "memory://",
+        feature: "",
+        connect: Some(|url| {
+            let name = path_of(url).to_owned();
+            Box::pin(async move {
+                let transport: Arc<dyn Transport> = super::memory::MemoryTransport::named(&name);
+                Ok(transport)
+            })
+        }),
+    },
+];
+
+/// What follows `scheme://`.
+fn path_of(url: &str) -> &str {
+    url.split_once("://").map_or(url, |(_, rest)| rest)
+}
+
+/// Every scheme this build can open: mq's own that are compiled in, then those other crates
+/// submitted.
+pub fn compiled() -> impl Iterator<Item = &'static Scheme> {
+    BUILT_IN
+        .iter()
+        .filter(|scheme| scheme.connect.is_some())
+        .chain(inventory::iter::<Scheme>)
+}
+
+/// The URLs this build can open, as help texts list them: `sqlite://PATH, beanstalk://...`.
+pub fn usages() -> String {
+    let usages: Vec<&str> = compiled().map(|scheme| scheme.usage).collect();
+    usages.join(", ")
+}
+
+/// The connect function for `url`, or an error that says what to write or which feature to
+/// enable.
+pub(super) fn lookup(url: &str) -> Result<Connect> {
+    let invalid = |reason: String| Error::InvalidUrl {
+        url: url.to_owned(),
+        reason,
+    };
+    let Some((name, _)) = url.split_once("://") else {
+        return Err(invalid(format!(
+            "expected SCHEME://...; this build opens {}",
+            usages()
+        )));
+    };
+    if let Some(connect) = compiled()
+        .find(|s| s.scheme == name)
+        .and_then(|s| s.connect)
+    {
+        return Ok(connect);
+    }
+    match BUILT_IN.iter().find(|s| s.scheme == name) {
+        Some(scheme) => Err(invalid(format!(
+            "the {name}:// backend is not compiled into this program: enable the cargo \
+             feature `{}` of mq-core (`mq-core = {{ version = \"0.1\", features = [\"{}\"] }}`); \
+             this build opens {}",
+            scheme.feature,
+            scheme.feature,
+            usages()
+        ))),
+        None => Err(invalid(format!(
+            "unknown scheme `{name}`; this build opens {}",
+            usages()
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn help_lists_exactly_the_compiled_backends() {
+        let usages = usages();
+        assert!(usages.contains("memory://"), "{usages}");
+        assert_eq!(usages.contains("sqlite://PATH"), cfg!(feature = "sqlite"));
+        assert_eq!(usages.contains("beanstalk://"), cfg!(feature = "beanstalk"));
+        assert_eq!(usages.contains("nats://"), cfg!(feature = "nats"));
+    }
+
+    #[test]
+    fn unknown_and_malformed_urls_say_what_this_build_opens() {
+        let error = lookup("redis://x").expect_err("no redis backend");
+        assert!(
+            error.to_string().contains("unknown scheme `redis`"),
+            "{error}"
+        );
+        assert!(error.to_string().contains("memory://"), "{error}");
+        let error = lookup("mq.db").expect_err("no scheme");
+        assert!(error.to_string().contains("expected SCHEME://"), "{error}");
+    }
+
+    #[cfg(not(feature = "nats"))]
+    #[test]
+    fn a_backend_not_compiled_in_names_its_feature() {
+        let error = lookup("nats://127.0.0.1:4222")
+            .err()
+            .expect("not compiled in");
+        assert!(error.to_string().contains("feature `nats`"), "{error}");
+    }
+}
