@@ -136,8 +136,8 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn renews_every_half_ttr_while_slots_run_only() {
+    #[test]
+    fn renews_every_half_ttr_while_slots_run_only() {
         let held = Held::default();
         held.insert(job(1));
         held.insert(job(2));
