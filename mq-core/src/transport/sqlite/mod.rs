@@ -16,6 +16,7 @@
 mod busy;
 mod open;
 mod ops;
+mod room;
 mod schema;
 mod writer;
 
@@ -154,7 +155,7 @@ impl Transport for SqliteTransport {
     async fn put(&self, queue: &str, body: Bytes, options: PutOptions) -> Result<u64> {
         let queue = queue.to_owned();
         self.writer
-            .call(move |db| Ok(Ok(ops::put(db, &queue, &body, &options, 0)?)))
+            .call(move |db| ops::put_new(db, &queue, &body, &options))
             .await
     }
 
@@ -167,13 +168,7 @@ impl Transport for SqliteTransport {
     ) -> Result<Vec<Result<u64>>> {
         let queue = queue.to_owned();
         self.writer
-            .call(move |db| {
-                let ids = bodies
-                    .iter()
-                    .map(|body| ops::put(db, &queue, body, &options, 0).map(Ok))
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                Ok(Ok(ids))
-            })
+            .call(move |db| ops::put_all(db, &queue, &bodies, &options))
             .await
     }
 

@@ -195,8 +195,11 @@ fn configure(conn: &Connection, options: &SqliteOptions) -> Result<(), Step> {
 pub(super) fn error(path: &Path, error: rusqlite::Error) -> Error {
     let hint = match error.sqlite_error_code() {
         Some(ErrorCode::DiskFull) => Some(
-            "disk full, or the file reached its size limit: free space (or raise the limit); \
-             reservations and acks go on, new messages are refused meanwhile",
+            "disk full: the file system has no room left for the file or its -wal and -shm \
+             files, or the file reached its size limit: free space on the disk (or raise \
+             SqliteOptions::max_size). mq refuses new messages while less than 4 MiB is left, \
+             to keep room for reservations and acks; this write found none, so something \
+             else took it",
         ),
         Some(ErrorCode::ReadOnly) => Some(
             "the file or its folder is read-only: the queue writes the file and its -wal and \

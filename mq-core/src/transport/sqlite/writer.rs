@@ -12,7 +12,9 @@
 //!
 //! The thread also wakes idle reservers: at once after a commit that made something ready
 //! (a put, a release, a retry), and for commits by other processes by reading
-//! `PRAGMA data_version` every poll interval while somebody waits. It exits when the last
+//! `PRAGMA data_version` every poll interval while somebody waits. A second after its last
+//! write, with nothing more to do, it checkpoints the WAL into the file and truncates it,
+//! giving its room back to the file system. It exits when the last
 //! handle is dropped.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,11 +27,15 @@ use rusqlite::Connection;
 use tokio::sync::{oneshot, Notify};
 
 use super::ops::{self, Db, Outcome, Reserved};
+use super::room::Room;
 use super::{open, SqliteOptions};
 use crate::{Error, Result};
 
 /// The most operations committed in one transaction.
 const MAX_BATCH: usize = 1024;
+
+/// How long after its last write a connection that has nothing more to do shrinks the WAL.
+const SHRINK_AFTER: Duration = Duration::from_secs(1);
 
 /// A reservation to hand back: its row id and its token (the deliveries count).
 type Lease = (u64, u32);
@@ -160,11 +166,13 @@ impl Writer {
                 Ok(conn) => {
                     if ready.send(Ok(())).is_ok() {
                         Thread {
+                            room: Room::new(&thread_path, options.max_size),
                             conn,
                             inbox,
                             shared: thread_shared,
                             path: thread_path,
                             poll: options.poll_interval,
+                            busy_timeout: options.busy_timeout,
                         }
                         .run();
                     }
@@ -262,10 +270,12 @@ fn stopped(path: &std::path::Path) -> Error {
 
 struct Thread {
     conn: Connection,
+    room: Room,
     inbox: Receiver<Command>,
     shared: Arc<Shared>,
     path: std::path::PathBuf,
     poll: Duration,
+    busy_timeout: Duration,
 }
 
 impl Thread {
@@ -274,23 +284,31 @@ impl Thread {
         let mut orphans: Vec<Lease> = Vec::new();
         let mut seen = self.data_version();
         let mut checked = Instant::now();
+        // When this connection last wrote, until the WAL was shrunk after it.
+        let mut wrote: Option<Instant> = None;
         loop {
             for (id, deliveries) in mem::take(&mut orphans) {
                 let (command, _) = Command::new(move |db| ops::release(db, id, deliveries), ignore);
                 batch.push(command.0);
             }
             if batch.is_empty() {
-                let next = if self.shared.waiters.load(Ordering::SeqCst) > 0 {
-                    match self.inbox.recv_timeout(self.poll) {
+                let polling = self.shared.waiters.load(Ordering::SeqCst) > 0;
+                let shrink = wrote.map(|at| SHRINK_AFTER.saturating_sub(at.elapsed()));
+                let wait = match (polling, shrink) {
+                    (true, Some(shrink)) => Some(self.poll.min(shrink)),
+                    (true, None) => Some(self.poll),
+                    (false, shrink) => shrink,
+                };
+                let next = match wait {
+                    Some(wait) => match self.inbox.recv_timeout(wait) {
                         Ok(command) => Some(command),
                         Err(RecvTimeoutError::Timeout) => None,
                         Err(RecvTimeoutError::Disconnected) => break,
-                    }
-                } else {
-                    match self.inbox.recv() {
+                    },
+                    None => match self.inbox.recv() {
                         Ok(command) => Some(command),
                         Err(_) => break,
-                    }
+                    },
                 };
                 batch.extend(next.map(|command| command.0));
             }
@@ -301,10 +319,17 @@ impl Thread {
                 }
             }
             if !batch.is_empty() {
+                let changes = self.conn.total_changes();
                 self.execute(&mut batch);
+                if self.conn.total_changes() != changes {
+                    wrote = Some(Instant::now());
+                }
                 for op in batch.drain(..) {
                     op.reply(&mut orphans);
                 }
+            } else if wrote.is_some_and(|at| at.elapsed() >= SHRINK_AFTER) {
+                wrote = None;
+                self.shrink_wal();
             }
             if self.shared.waiters.load(Ordering::SeqCst) > 0 && checked.elapsed() >= self.poll {
                 checked = Instant::now();
@@ -315,6 +340,23 @@ impl Thread {
                 }
             }
         }
+    }
+
+    /// Copies the WAL into the file and truncates it, giving its room back to the file
+    /// system (SQLite otherwise keeps the WAL at its largest size). Never waits: if another
+    /// connection reads or writes, the WAL stays as it is until this one writes and rests
+    /// again.
+    fn shrink_wal(&self) {
+        let _ = self.conn.busy_timeout(Duration::ZERO);
+        let done = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+                row.get::<_, i64>(0)
+            });
+        if let Err(error) = self.conn.busy_timeout(self.busy_timeout) {
+            tracing::warn!(path = %self.path.display(), %error, "sqlite busy timeout not restored");
+        }
+        tracing::debug!(path = %self.path.display(), ?done, "sqlite wal checkpoint (truncate)");
     }
 
     /// Changes whenever another connection (another process) commits to the file.
@@ -356,7 +398,7 @@ impl Thread {
     /// Runs `ops` in one transaction; true if one of them made a message ready.
     fn transaction(&self, ops: &mut [Box<dyn Pending>]) -> rusqlite::Result<bool> {
         self.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-        let db = Db::new(&self.conn);
+        let db = Db::new(&self.conn, &self.room);
         for op in ops.iter_mut() {
             op.run(&db)?;
         }
