@@ -19,7 +19,7 @@ use bytes::Bytes;
 use rusqlite::types::Type;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::room::{Left, Room};
+use super::room::Room;
 use super::schema::{DELAYED, READY};
 use crate::transport::{FailedMessage, Failure, Job, PutOptions, QueueStats};
 use crate::{Error, Result};
@@ -59,10 +59,8 @@ const FAILED_COLUMNS: &str = "id, queue, priority, delay_ms, ttr_ms, failure, bo
 pub(super) struct Db<'c> {
     /// The writer's connection, inside `BEGIN IMMEDIATE`.
     pub(super) conn: &'c Connection,
-    /// How the room for new messages is counted, and what is left of it in this
-    /// transaction (counted at its first put).
+    /// The room for new messages.
     room: &'c Room,
-    left: Cell<Option<Left>>,
     /// Milliseconds since the Unix epoch, read once per batch.
     pub(super) now: i64,
     /// Set when an operation made a message ready.
@@ -75,7 +73,6 @@ impl<'c> Db<'c> {
         Db {
             conn,
             room,
-            left: Cell::new(None),
             now: now_ms(),
             woke: Cell::new(false),
             promoted: Cell::new(false),
@@ -95,12 +92,9 @@ impl<'c> Db<'c> {
 
     /// Takes the room for a new message of `body` bytes, or says why there is none.
     fn take_room(&self, body: usize) -> Outcome<()> {
-        let mut left = match self.left.get() {
-            Some(left) => left,
-            None => self.room.count(self.conn)?,
-        };
+        let mut left = self.room.left(self.conn)?;
         let taken = left.take(body);
-        self.left.set(Some(left));
+        self.room.keep(left);
         Ok(taken.map_err(|full| Error::Sqlite {
             path: self.room.file().to_owned(),
             detail: full.0,

@@ -7,13 +7,16 @@
 //! is below a reserve (4 MiB), which the rest of the queue uses; what it acks frees pages in
 //! the file, which new messages reuse.
 //!
-//! The room is counted, once per transaction that puts, as the file system's free space
+//! The room is counted, once per transaction that puts (once a second while there is plenty),
+//! as the file system's free space
 //! (as an unprivileged process may use it) plus the free pages inside the file, minus what
 //! the next checkpoint adds to the file and what the WAL may still grow by before SQLite
 //! reuses it from its start. With a size limit (`SqliteOptions::max_size`), the
 //! pages left under it count too, with a reserve of an eighth of the limit at most.
 
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
@@ -23,6 +26,17 @@ pub(super) const RESERVE: u64 = 4 << 20;
 /// What a row takes beyond its body: columns and index entries, estimated high.
 const ROW_BYTES: u64 = 128;
 
+/// SQLite's checkpoint threshold (`wal_autocheckpoint`, which mq leaves at its default):
+/// the WAL grows to about this many pages before it is reused from its start.
+const WAL_PAGES: u64 = 1000;
+
+/// Room enough that puts may go on from the last count for a while.
+const PLENTY: i64 = 64 << 20;
+
+/// How long a count of plenty of room is trusted (less what puts took since): other
+/// processes use the disk too.
+const RECOUNT: Duration = Duration::from_secs(1);
+
 /// How the room of one file is counted.
 #[derive(Debug)]
 pub(super) struct Room {
@@ -31,6 +45,8 @@ pub(super) struct Room {
     folder: PathBuf,
     /// The size limit, in bytes, if any.
     limit: Option<u64>,
+    /// The last count, and when it was made.
+    last: Cell<Option<(Left, Instant)>>,
 }
 
 /// Why a put does not fit: the text of the error.
@@ -65,6 +81,7 @@ impl Room {
             wal: PathBuf::from(wal),
             folder: file.parent().unwrap_or(Path::new("/")).to_owned(),
             limit,
+            last: Cell::new(None),
         }
     }
 
@@ -73,21 +90,45 @@ impl Room {
         &self.file
     }
 
-    /// Counts the room now, inside the caller's transaction.
-    pub(super) fn count(&self, conn: &Connection) -> rusqlite::Result<Left> {
-        let pragma = |name: &str| -> rusqlite::Result<u64> {
-            let value: i64 = conn.pragma_query_value(None, name, |row| row.get(0))?;
-            Ok(u64::try_from(value).unwrap_or(0))
-        };
-        let page = pragma("page_size")?;
-        let pages = pragma("page_count")?;
-        let free_pages = pragma("freelist_count")?.saturating_mul(page);
+    /// The room left, inside the caller's transaction: counted again when the last count is
+    /// older than [`RECOUNT`] or found less than [`PLENTY`], else the last count less what
+    /// puts took since.
+    pub(super) fn left(&self, conn: &Connection) -> rusqlite::Result<Left> {
+        if let Some((left, at)) = self.last.get() {
+            if at.elapsed() < RECOUNT && left.bytes >= PLENTY {
+                return Ok(left);
+            }
+        }
+        let left = self.count(conn)?;
+        self.last.set(Some((left, Instant::now())));
+        Ok(left)
+    }
+
+    /// Keeps what is left after a put took its room, for [`left`](Room::left).
+    pub(super) fn keep(&self, left: Left) {
+        if let Some((_, at)) = self.last.get() {
+            self.last.set(Some((left, at)));
+        }
+    }
+
+    /// Counts the room now.
+    fn count(&self, conn: &Connection) -> rusqlite::Result<Left> {
+        let (page, pages, free_pages) = conn
+            .prepare_cached(
+                "SELECT s.page_size, c.page_count, f.freelist_count \
+                 FROM pragma_page_size() s, pragma_page_count() c, pragma_freelist_count() f",
+            )?
+            .query_row([], |row| {
+                let get = |i| row.get::<_, i64>(i).map(|v| u64::try_from(v).unwrap_or(0));
+                Ok((get(0)?, get(1)?, get(2)?))
+            })?;
+        let free_pages = free_pages.saturating_mul(page);
         let on_disk = std::fs::metadata(&self.file).map_or(0, |meta| meta.len());
         // Pages the WAL holds beyond the end of the file: the next checkpoint writes them.
         let growth = pages.saturating_mul(page).saturating_sub(on_disk);
         // The WAL grows up to the checkpoint threshold before SQLite reuses it from the
         // start; what it has not taken yet (it is truncated when idle) is not room either.
-        let wal_full = pragma("wal_autocheckpoint")?.saturating_mul(page);
+        let wal_full = WAL_PAGES.saturating_mul(page);
         let wal = std::fs::metadata(&self.wal).map_or(0, |meta| meta.len());
         let growth = growth.saturating_add(wal_full.saturating_sub(wal));
         let disk = match rustix::fs::statvfs(&self.folder) {
@@ -229,9 +270,33 @@ mod tests {
         .unwrap();
         let limit = 4 << 20;
         let room = Room::new(&path, Some(limit));
-        let before = room.count(&conn).unwrap().bytes;
+        let before = room.left(&conn).unwrap().bytes;
         conn.execute_batch("DELETE FROM t").unwrap();
-        let after = room.count(&conn).unwrap().bytes;
+        let after = room.left(&conn).unwrap().bytes;
         assert!(after >= before + 290_000, "{before} -> {after}");
+    }
+
+    /// What counting costs, once per transaction that puts: `cargo test --release -p
+    /// mq-core --lib sqlite::room -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a measurement, run by hand"]
+    fn cost_of_counting() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mq.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        conn.execute_batch("CREATE TABLE t (x BLOB)").unwrap();
+        let room = Room::new(&path, None);
+        let times = 20_000;
+        let start = Instant::now();
+        for _ in 0..times {
+            room.count(&conn).unwrap();
+        }
+        eprintln!("counting the room: {:?} each", start.elapsed() / times);
+        let start = Instant::now();
+        for _ in 0..times {
+            room.left(&conn).unwrap();
+        }
+        eprintln!("with plenty of room: {:?} each", start.elapsed() / times);
     }
 }
