@@ -200,3 +200,58 @@ async fn a_full_disk_refuses_dispatches_while_a_worker_drains_the_queue_and_free
     );
     drop(bus);
 }
+
+/// Writes zeros to `path` until the file system is full; returns how many bytes fitted.
+fn fill_with_ballast(path: &Path) -> u64 {
+    use std::io::Write as _;
+    let mut file = std::fs::File::create(path).unwrap();
+    let chunk = vec![0u8; 64 << 10];
+    let mut written = 0;
+    loop {
+        match file.write(&chunk) {
+            Ok(0) => return written,
+            Ok(n) => written += n as u64,
+            Err(error) if error.raw_os_error() == Some(28) => return written, // ENOSPC
+            Err(error) => panic!("writing the ballast: {error}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_program_filling_the_disk_stops_the_queue_until_it_frees_room() {
+    let Some(disk) = SmallDisk::mount(DISK_BYTES) else {
+        return;
+    };
+    let db = disk.path().join("mq.db");
+    let url = format!("sqlite://{}", db.display());
+    let records = tempfile::tempdir().unwrap();
+    let record = records.path().join("record");
+    let bus = Bus::connect(&url).await.unwrap();
+    let queued = 2_000;
+    bus.dispatch_all((0..queued).map(work)).await.unwrap();
+
+    // Another program takes every free byte, the reserve included.
+    let ballast = disk.path().join("ballast");
+    let taken = fill_with_ballast(&ballast);
+    eprintln!("the ballast took {taken} bytes");
+    let refused = bus.dispatch(work(queued)).await.unwrap_err();
+    let detail = disk_full(refused, &db);
+    eprintln!("with the disk full: {detail}");
+    let mut worker = WorkerProcess::start(WORKER, &url, &record, &["--concurrency", "32"]);
+    std::thread::sleep(Duration::from_secs(2));
+
+    // It frees its room: everything goes on by itself, nothing was lost.
+    std::fs::remove_file(&ballast).unwrap();
+    bus.dispatch(work(queued)).await.unwrap();
+    wait_until_drained(&mut worker, &record, queued as usize + 1);
+    worker.signal("TERM");
+    let status = worker
+        .wait_for(Duration::from_secs(30))
+        .expect("the worker stops");
+    assert_eq!(status.code(), Some(0));
+    let mut done = recorded(&record);
+    done.sort_unstable();
+    done.dedup();
+    assert_eq!(done.len() as u64, queued + 1, "every message was handled");
+    drop(bus);
+}
