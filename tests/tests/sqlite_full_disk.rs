@@ -38,7 +38,11 @@ impl SmallDisk {
             Ok(out) => format!(
                 "`mount -t tmpfs` exited with {}: {}",
                 out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
+                String::from_utf8_lossy(&out.stderr)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .trim()
             ),
             Err(error) => format!("cannot run `mount`: {error}"),
         };

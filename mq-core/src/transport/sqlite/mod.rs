@@ -66,9 +66,10 @@ impl SqliteOptions {
         self
     }
 
-    /// The largest the database file may grow, in bytes (default: no limit). Past it, puts
+    /// The largest the database file may grow, in bytes (default: no limit). Near it, puts
     /// fail with a "disk full" [`Error::Sqlite`](crate::Error::Sqlite) while reservations and
-    /// acks go on.
+    /// acks go on, on the room kept free for them (an eighth of the limit, at most 4 MiB).
+    /// Without a limit, the same happens when less than 4 MiB is free on the file system.
     pub fn max_size(mut self, bytes: u64) -> Self {
         self.max_size = Some(bytes);
         self
