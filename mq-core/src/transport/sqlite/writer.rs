@@ -6,9 +6,9 @@
 //! hears "done" before the data is in the file. SQLite never blocks the async runtime's
 //! threads, and a thousand concurrent `put`s cost one commit, not a thousand.
 //!
-//! If the batch fails (a full disk, a lock held too long), it is rolled back and every
-//! operation runs again in a transaction of its own, so only the operations that really fail
-//! get the error.
+//! If the batch fails (a full disk, say), it is rolled back and every operation runs again in
+//! a transaction of its own, so only the operations that really fail get the error; a lock
+//! held by another connection past the busy timeout fails the whole batch at once instead.
 //!
 //! The thread also wakes idle reservers: at once after a commit that made something ready
 //! (a put, a release, a retry), and for commits by other processes by reading
@@ -28,7 +28,7 @@ use tokio::sync::{oneshot, Notify};
 
 use super::ops::{self, Db, Outcome, Reserved};
 use super::room::Room;
-use super::{open, SqliteOptions};
+use super::{busy, open, SqliteOptions};
 use crate::{Error, Result};
 
 /// The most operations committed in one transaction.
@@ -369,9 +369,14 @@ impl Thread {
     fn execute(&self, batch: &mut [Box<dyn Pending>]) {
         let woke = match self.transaction(batch) {
             Ok(woke) => woke,
-            Err(error) if batch.len() == 1 => {
+            // A lock held past the busy timeout is no operation's doing: running each again
+            // on its own would wait the busy timeout once per operation.
+            Err(error) if batch.len() == 1 || busy::is_busy(&error) => {
                 self.rollback();
-                batch[0].fault(open::error(&self.path, error));
+                let failure = open::error(&self.path, error);
+                for op in batch.iter_mut() {
+                    op.fault(self.copy(&failure));
+                }
                 false
             }
             Err(_) => {
@@ -395,6 +400,18 @@ impl Thread {
         }
     }
 
+    /// The same fault again, for each operation of a failed batch.
+    fn copy(&self, failure: &Error) -> Error {
+        let detail = match failure {
+            Error::Sqlite { detail, .. } => detail.clone(),
+            other => other.to_string(),
+        };
+        Error::Sqlite {
+            path: self.path.clone(),
+            detail,
+        }
+    }
+
     /// Runs `ops` in one transaction; true if one of them made a message ready.
     fn transaction(&self, ops: &mut [Box<dyn Pending>]) -> rusqlite::Result<bool> {
         self.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
@@ -412,5 +429,53 @@ impl Thread {
                 tracing::warn!(path = %self.path.display(), %error, "sqlite rollback failed");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use crate::transport::sqlite::{SqliteOptions, SqliteTransport};
+    use crate::transport::{PutOptions, Transport};
+
+    /// A batch that finds the file locked past the busy timeout fails as a whole: each of
+    /// its operations is not run again on its own, which would wait the busy timeout once
+    /// per operation.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_that_finds_the_file_locked_fails_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mq.db");
+        let timeout = Duration::from_millis(200);
+        let queue =
+            SqliteTransport::open_with(&path, SqliteOptions::default().busy_timeout(timeout))
+                .await
+                .unwrap();
+        let holder = rusqlite::Connection::open(&path).unwrap();
+        holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let ops = 32;
+        let start = Instant::now();
+        let puts = (0..ops).map(|n| {
+            let queue = &queue;
+            async move {
+                queue
+                    .put("q", format!("{n}").into(), PutOptions::default())
+                    .await
+            }
+        });
+        let results = futures_util::future::join_all(puts).await;
+        let took = start.elapsed();
+        holder.execute_batch("ROLLBACK").unwrap();
+        for result in &results {
+            let error = result.as_ref().unwrap_err().to_string();
+            assert!(error.contains("lock"), "{error}");
+        }
+        // One busy timeout per batch (the first put may be a batch of its own), never one
+        // per operation (32 of them: 6.4 s).
+        assert!(took < timeout * 8, "{ops} puts took {took:?} to fail");
+        queue
+            .put("q", "after".into(), PutOptions::default())
+            .await
+            .unwrap();
     }
 }
