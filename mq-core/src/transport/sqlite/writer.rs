@@ -470,9 +470,9 @@ mod tests {
             let error = result.as_ref().unwrap_err().to_string();
             assert!(error.contains("lock"), "{error}");
         }
-        // One busy timeout per batch (the first put may be a batch of its own), never one
-        // per operation (32 of them: 6.4 s).
-        assert!(took < timeout * 8, "{ops} puts took {took:?} to fail");
+        // One busy timeout per batch (the first put may be a batch of its own: 2 of them),
+        // never one per operation (32: 6.4 s); the margin is for a loaded machine.
+        assert!(took < timeout * 16, "{ops} puts took {took:?} to fail");
         queue
             .put("q", "after".into(), PutOptions::default())
             .await
