@@ -7,12 +7,12 @@
 //! is below a reserve (4 MiB), which the rest of the queue uses; what it acks frees pages in
 //! the file, which new messages reuse.
 //!
-//! The room is counted, once per transaction that puts (once a second while there is plenty),
-//! as the file system's free space
-//! (as an unprivileged process may use it) plus the free pages inside the file, minus what
-//! the next checkpoint adds to the file and what the WAL may still grow by before SQLite
-//! reuses it from its start. With a size limit (`SqliteOptions::max_size`), the
-//! pages left under it count too, with a reserve of an eighth of the limit at most.
+//! The room is counted once per transaction that puts (once a second while there is
+//! plenty): the file system's free space (as an unprivileged process may use it), plus the
+//! free pages inside the file, minus what the next checkpoint adds to the file and what the
+//! WAL may still grow by before SQLite reuses it from its start. With a size limit
+//! (`SqliteOptions::max_size`), the pages left under it count too, with a reserve of an
+//! eighth of the limit at most.
 
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
