@@ -8,12 +8,15 @@
 //! A reservation is a lease of the message's TTR: a worker that dies holding messages loses
 //! nothing, they are handed out again once their lease ends. `keep_alive` renews it.
 //!
-//! Modules: `schema` (the versioned tables), `open` (path checks, pragmas, errors), `ops`
-//! (each operation as SQL), `writer` (the thread and its group commit). The user-facing
+//! Modules: `schema` (the versioned tables), `open` (path checks, pragmas, errors), `busy`
+//! (waiting out locks SQLite does not wait for), `ops` (each operation as SQL), `writer`
+//! (the thread and its group commit). The user-facing
 //! description, including how fast an idle worker sees a new message, is `docs/sqlite.md`.
 
+mod busy;
 mod open;
 mod ops;
+mod room;
 mod schema;
 mod writer;
 
@@ -63,9 +66,10 @@ impl SqliteOptions {
         self
     }
 
-    /// The largest the database file may grow, in bytes (default: no limit). Past it, puts
+    /// The largest the database file may grow, in bytes (default: no limit). Near it, puts
     /// fail with a "disk full" [`Error::Sqlite`](crate::Error::Sqlite) while reservations and
-    /// acks go on.
+    /// acks go on, on the room kept free for them (an eighth of the limit, at most 4 MiB).
+    /// Without a limit, the same happens when less than 4 MiB is free on the file system.
     pub fn max_size(mut self, bytes: u64) -> Self {
         self.max_size = Some(bytes);
         self
@@ -152,7 +156,7 @@ impl Transport for SqliteTransport {
     async fn put(&self, queue: &str, body: Bytes, options: PutOptions) -> Result<u64> {
         let queue = queue.to_owned();
         self.writer
-            .call(move |db| Ok(Ok(ops::put(db, &queue, &body, &options, 0)?)))
+            .call(move |db| ops::put_new(db, &queue, &body, &options))
             .await
     }
 
@@ -165,13 +169,7 @@ impl Transport for SqliteTransport {
     ) -> Result<Vec<Result<u64>>> {
         let queue = queue.to_owned();
         self.writer
-            .call(move |db| {
-                let ids = bodies
-                    .iter()
-                    .map(|body| ops::put(db, &queue, body, &options, 0).map(Ok))
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                Ok(Ok(ids))
-            })
+            .call(move |db| ops::put_all(db, &queue, &bodies, &options))
             .await
     }
 

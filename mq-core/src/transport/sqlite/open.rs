@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, DatabaseName, ErrorCode, OpenFlags};
 
+use super::busy;
 use super::schema::{self, SchemaError};
 use super::SqliteOptions;
 use crate::{Error, Result};
@@ -87,60 +88,118 @@ pub(super) fn connection(path: &Path, options: &SqliteOptions) -> Result<Connect
              folder): the queue writes to it",
         ));
     }
-    configure(&conn, options).map_err(|e| error(path, e))?;
-    schema::migrate(&conn).map_err(|failure| match failure {
-        SchemaError::Sqlite(e) => error(path, e),
-        SchemaError::TooNew(version) => fault(
+    conn.busy_timeout(options.busy_timeout)
+        .map_err(|e| error(path, e))?;
+    conn.set_prepared_statement_cache_capacity(64);
+    // Another process may be creating the file, or switching it to WAL mode, right now:
+    // SQLite answers "locked" at once for some of those locks, so try again until the
+    // busy timeout.
+    busy::retry(options.busy_timeout, Step::is_busy, || {
+        set_up(&conn, options)
+    })
+    .map_err(|gave_up| match gave_up.error {
+        Step::Sqlite(what, e) if busy::is_busy(&e) => fault(
+            path,
+            format!(
+                "another connection kept the file locked for {:.1?} (the busy timeout is \
+                     {:?}) while this one was {what}: a process holds a long transaction on \
+                     it; end it, or raise SqliteOptions::busy_timeout ({e})",
+                gave_up.waited, options.busy_timeout
+            ),
+        ),
+        Step::Sqlite(_, e) => error(path, e),
+        Step::Schema(SchemaError::Sqlite(e)) => error(path, e),
+        Step::Schema(SchemaError::TooNew(version)) => fault(
             path,
             format!(
                 "the file has schema version {version}, newer than this build of mq knows \
-                 ({}): upgrade mq",
+                     ({}): upgrade mq",
                 schema::VERSION
             ),
         ),
-        SchemaError::Foreign(version) => fault(
+        Step::Schema(SchemaError::Foreign(version)) => fault(
             path,
             format!(
-                "this SQLite database is not an mq queue (its user_version is {version} but it \
-                 has no mq tables): choose another file"
+                "this SQLite database is not an mq queue (its user_version is {version} but \
+                     it has no mq tables): choose another file"
             ),
         ),
     })?;
     Ok(conn)
 }
 
-fn configure(conn: &Connection, options: &SqliteOptions) -> rusqlite::Result<()> {
-    conn.busy_timeout(options.busy_timeout)?;
-    conn.set_prepared_statement_cache_capacity(64);
+/// Which step of [`set_up`] failed, and how.
+#[derive(Debug)]
+enum Step {
+    /// A pragma failed; the text says what the connection was doing.
+    Sqlite(&'static str, rusqlite::Error),
+    /// The schema could not be brought up to date.
+    Schema(SchemaError),
+}
+
+impl Step {
+    fn is_busy(&self) -> bool {
+        match self {
+            Step::Sqlite(_, error) | Step::Schema(SchemaError::Sqlite(error)) => {
+                busy::is_busy(error)
+            }
+            Step::Schema(_) => false,
+        }
+    }
+}
+
+/// The pragmas, then the schema; each may be run again if the file was locked.
+fn set_up(conn: &Connection, options: &SqliteOptions) -> Result<(), Step> {
+    configure(conn, options)?;
+    schema::migrate(conn).map_err(|failure| match failure {
+        SchemaError::Sqlite(e) if busy::is_busy(&e) => {
+            Step::Sqlite("creating or checking the schema", e)
+        }
+        other => Step::Schema(other),
+    })
+}
+
+fn configure(conn: &Connection, options: &SqliteOptions) -> Result<(), Step> {
+    const WAL: &str = "switching the file to WAL mode";
     // The first statement that reads the file: a file that is not a database fails here.
-    let mode: String =
-        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(|e| Step::Sqlite(WAL, e))?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
-            Some(format!(
-                "cannot switch to WAL mode (journal mode stays {mode}); WAL needs a local file \
-                 system with shared memory"
-            )),
+        return Err(Step::Sqlite(
+            WAL,
+            rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+                Some(format!(
+                    "cannot switch to WAL mode (journal mode stays {mode}); WAL needs a local \
+                     file system with shared memory"
+                )),
+            ),
         ));
     }
-    // In WAL mode, NORMAL syncs at checkpoints, not at every commit: a power cut may lose
-    // the last commits, a crash of the process loses nothing. See docs/sqlite.md.
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
-    if let Some(bytes) = options.max_size {
-        let page: i64 = conn.pragma_query_value(None, "page_size", |row| row.get(0))?;
-        let pages = i64::try_from(bytes).unwrap_or(i64::MAX) / page.max(512);
-        conn.pragma_update(None, "max_page_count", pages.max(1))?;
-    }
-    Ok(())
+    let pragmas = || -> rusqlite::Result<()> {
+        // In WAL mode, NORMAL syncs at checkpoints, not at every commit: a power cut may
+        // lose the last commits, a crash of the process loses nothing. See docs/sqlite.md.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        if let Some(bytes) = options.max_size {
+            let page: i64 = conn.pragma_query_value(None, "page_size", |row| row.get(0))?;
+            let pages = i64::try_from(bytes).unwrap_or(i64::MAX) / page.max(512);
+            conn.pragma_update(None, "max_page_count", pages.max(1))?;
+        }
+        Ok(())
+    };
+    pragmas().map_err(|e| Step::Sqlite("setting its pragmas", e))
 }
 
 /// An SQLite error as an [`Error::Sqlite`] naming the file, with a hint where one helps.
 pub(super) fn error(path: &Path, error: rusqlite::Error) -> Error {
     let hint = match error.sqlite_error_code() {
         Some(ErrorCode::DiskFull) => Some(
-            "disk full, or the file reached its size limit: free space (or raise the limit); \
-             reservations and acks go on, new messages are refused meanwhile",
+            "disk full: the file system has no room left for the file or its -wal and -shm \
+             files, or the file reached its size limit: free space on the disk (or raise \
+             SqliteOptions::max_size). mq refuses new messages while less than 4 MiB is left, \
+             to keep room for reservations and acks; this write found none, so something \
+             else took it",
         ),
         Some(ErrorCode::ReadOnly) => Some(
             "the file or its folder is read-only: the queue writes the file and its -wal and \
@@ -149,9 +208,11 @@ pub(super) fn error(path: &Path, error: rusqlite::Error) -> Error {
         Some(ErrorCode::NotADatabase) => Some(
             "this file is not an SQLite database: point MQ_URL at a new file or an mq queue file",
         ),
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
-            Some("the file stayed locked by another connection longer than the busy timeout")
-        }
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Some(
+            "another connection holds a lock on the file (SQLite waits for it up to the busy \
+             timeout, SqliteOptions::busy_timeout, where it can): a process keeps a long \
+             transaction open on it",
+        ),
         Some(ErrorCode::CannotOpen) => {
             Some("cannot open the file: check that its folder exists and is writable")
         }
@@ -169,4 +230,36 @@ pub(super) fn error(path: &Path, error: rusqlite::Error) -> Error {
         None => error.to_string(),
     };
     fault(path, detail)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    /// A file another connection keeps locked: the open waits the whole busy timeout (not
+    /// the few milliseconds SQLite waits when switching to WAL mode), then says so.
+    #[test]
+    fn a_file_locked_longer_than_the_busy_timeout_says_how_long_it_waited() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mq.db");
+        let holder = Connection::open(&path).unwrap();
+        holder
+            .execute_batch("BEGIN EXCLUSIVE; CREATE TABLE other (x); ")
+            .unwrap();
+        let timeout = Duration::from_millis(300);
+        let options = SqliteOptions::default().busy_timeout(timeout);
+        let start = Instant::now();
+        let error = connection(&path, &options).unwrap_err();
+        let waited = start.elapsed();
+        let text = error.to_string();
+        eprintln!("{text}");
+        assert!(waited >= timeout, "gave up after {waited:?}: {text}");
+        assert!(text.contains("kept the file locked for"), "{text}");
+        assert!(text.contains("busy timeout is 300ms"), "{text}");
+        assert!(text.contains("switching the file to WAL mode"), "{text}");
+        holder.execute_batch("ROLLBACK").unwrap();
+        connection(&path, &options).expect("opens once the lock is gone");
+    }
 }

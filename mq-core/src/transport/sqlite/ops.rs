@@ -19,6 +19,7 @@ use bytes::Bytes;
 use rusqlite::types::Type;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
+use super::room::Room;
 use super::schema::{DELAYED, READY};
 use crate::transport::{FailedMessage, Failure, Job, PutOptions, QueueStats};
 use crate::{Error, Result};
@@ -58,6 +59,8 @@ const FAILED_COLUMNS: &str = "id, queue, priority, delay_ms, ttr_ms, failure, bo
 pub(super) struct Db<'c> {
     /// The writer's connection, inside `BEGIN IMMEDIATE`.
     pub(super) conn: &'c Connection,
+    /// The room for new messages.
+    room: &'c Room,
     /// Milliseconds since the Unix epoch, read once per batch.
     pub(super) now: i64,
     /// Set when an operation made a message ready.
@@ -66,9 +69,10 @@ pub(super) struct Db<'c> {
 }
 
 impl<'c> Db<'c> {
-    pub(super) fn new(conn: &'c Connection) -> Db<'c> {
+    pub(super) fn new(conn: &'c Connection, room: &'c Room) -> Db<'c> {
         Db {
             conn,
+            room,
             now: now_ms(),
             woke: Cell::new(false),
             promoted: Cell::new(false),
@@ -84,6 +88,17 @@ impl<'c> Db<'c> {
             }
         }
         Ok(())
+    }
+
+    /// Takes the room for a new message of `body` bytes, or says why there is none.
+    fn take_room(&self, body: usize) -> Outcome<()> {
+        let mut left = self.room.left(self.conn)?;
+        let taken = left.take(body);
+        self.room.keep(left);
+        Ok(taken.map_err(|full| Error::Sqlite {
+            path: self.room.file().to_owned(),
+            detail: full.0,
+        }))
     }
 }
 
@@ -122,8 +137,9 @@ fn row_id(id: i64) -> u64 {
     u64::try_from(id).unwrap_or(0)
 }
 
-/// Puts one row; `deliveries` carries the count over when a retry replaces a row.
-pub(super) fn put(
+/// Puts one row; `deliveries` carries the count over when a retry replaces a row. Counts
+/// no room: a retry or a failure-store entry put back replaces a row.
+fn put(
     db: &Db<'_>,
     queue: &str,
     body: &[u8],
@@ -150,6 +166,32 @@ pub(super) fn put(
         db.woke.set(true);
     }
     Ok(row_id(db.conn.last_insert_rowid()))
+}
+
+/// Puts a new message, if there is room for it (see `room`).
+pub(super) fn put_new(db: &Db<'_>, queue: &str, body: &[u8], options: &PutOptions) -> Outcome<u64> {
+    if let Err(full) = db.take_room(body.len())? {
+        return Ok(Err(full));
+    }
+    Ok(Ok(put(db, queue, body, options, 0)?))
+}
+
+/// Puts new messages, all or none: none if there is not room for all of them.
+pub(super) fn put_all(
+    db: &Db<'_>,
+    queue: &str,
+    bodies: &[Bytes],
+    options: &PutOptions,
+) -> Outcome<Vec<Result<u64>>> {
+    let total = bodies.iter().map(Bytes::len).sum();
+    if let Err(full) = db.take_room(total)? {
+        return Ok(Err(full));
+    }
+    let ids = bodies
+        .iter()
+        .map(|body| put(db, queue, body, options, 0).map(Ok))
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Ok(ids))
 }
 
 /// Leases up to `max` ready rows of `queues`, earlier queues first.

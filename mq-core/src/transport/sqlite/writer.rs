@@ -6,13 +6,15 @@
 //! hears "done" before the data is in the file. SQLite never blocks the async runtime's
 //! threads, and a thousand concurrent `put`s cost one commit, not a thousand.
 //!
-//! If the batch fails (a full disk, a lock held too long), it is rolled back and every
-//! operation runs again in a transaction of its own, so only the operations that really fail
-//! get the error.
+//! If the batch fails (a full disk, say), it is rolled back and every operation runs again in
+//! a transaction of its own, so only the operations that really fail get the error; a lock
+//! held by another connection past the busy timeout fails the whole batch at once instead.
 //!
 //! The thread also wakes idle reservers: at once after a commit that made something ready
 //! (a put, a release, a retry), and for commits by other processes by reading
-//! `PRAGMA data_version` every poll interval while somebody waits. It exits when the last
+//! `PRAGMA data_version` every poll interval while somebody waits. A second after its last
+//! write, with nothing more to do, it checkpoints the WAL into the file and truncates it,
+//! giving its room back to the file system. It exits when the last
 //! handle is dropped.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,11 +27,15 @@ use rusqlite::Connection;
 use tokio::sync::{oneshot, Notify};
 
 use super::ops::{self, Db, Outcome, Reserved};
-use super::{open, SqliteOptions};
+use super::room::Room;
+use super::{busy, open, SqliteOptions};
 use crate::{Error, Result};
 
 /// The most operations committed in one transaction.
 const MAX_BATCH: usize = 1024;
+
+/// How long after its last write a connection that has nothing more to do shrinks the WAL.
+const SHRINK_AFTER: Duration = Duration::from_secs(1);
 
 /// A reservation to hand back: its row id and its token (the deliveries count).
 type Lease = (u64, u32);
@@ -160,11 +166,13 @@ impl Writer {
                 Ok(conn) => {
                     if ready.send(Ok(())).is_ok() {
                         Thread {
+                            room: Room::new(&thread_path, options.max_size),
                             conn,
                             inbox,
                             shared: thread_shared,
                             path: thread_path,
                             poll: options.poll_interval,
+                            busy_timeout: options.busy_timeout,
                         }
                         .run();
                     }
@@ -262,10 +270,12 @@ fn stopped(path: &std::path::Path) -> Error {
 
 struct Thread {
     conn: Connection,
+    room: Room,
     inbox: Receiver<Command>,
     shared: Arc<Shared>,
     path: std::path::PathBuf,
     poll: Duration,
+    busy_timeout: Duration,
 }
 
 impl Thread {
@@ -274,23 +284,31 @@ impl Thread {
         let mut orphans: Vec<Lease> = Vec::new();
         let mut seen = self.data_version();
         let mut checked = Instant::now();
+        // When this connection last wrote, until the WAL was shrunk after it.
+        let mut wrote: Option<Instant> = None;
         loop {
             for (id, deliveries) in mem::take(&mut orphans) {
                 let (command, _) = Command::new(move |db| ops::release(db, id, deliveries), ignore);
                 batch.push(command.0);
             }
             if batch.is_empty() {
-                let next = if self.shared.waiters.load(Ordering::SeqCst) > 0 {
-                    match self.inbox.recv_timeout(self.poll) {
+                let polling = self.shared.waiters.load(Ordering::SeqCst) > 0;
+                let shrink = wrote.map(|at| SHRINK_AFTER.saturating_sub(at.elapsed()));
+                let wait = match (polling, shrink) {
+                    (true, Some(shrink)) => Some(self.poll.min(shrink)),
+                    (true, None) => Some(self.poll),
+                    (false, shrink) => shrink,
+                };
+                let next = match wait {
+                    Some(wait) => match self.inbox.recv_timeout(wait) {
                         Ok(command) => Some(command),
                         Err(RecvTimeoutError::Timeout) => None,
                         Err(RecvTimeoutError::Disconnected) => break,
-                    }
-                } else {
-                    match self.inbox.recv() {
+                    },
+                    None => match self.inbox.recv() {
                         Ok(command) => Some(command),
                         Err(_) => break,
-                    }
+                    },
                 };
                 batch.extend(next.map(|command| command.0));
             }
@@ -301,10 +319,17 @@ impl Thread {
                 }
             }
             if !batch.is_empty() {
+                let changes = self.conn.total_changes();
                 self.execute(&mut batch);
+                if self.conn.total_changes() != changes {
+                    wrote = Some(Instant::now());
+                }
                 for op in batch.drain(..) {
                     op.reply(&mut orphans);
                 }
+            } else if wrote.is_some_and(|at| at.elapsed() >= SHRINK_AFTER) {
+                wrote = None;
+                self.shrink_wal();
             }
             if self.shared.waiters.load(Ordering::SeqCst) > 0 && checked.elapsed() >= self.poll {
                 checked = Instant::now();
@@ -317,6 +342,23 @@ impl Thread {
         }
     }
 
+    /// Copies the WAL into the file and truncates it, giving its room back to the file
+    /// system (SQLite otherwise keeps the WAL at its largest size). Never waits: if another
+    /// connection reads or writes, the WAL stays as it is until this one writes and rests
+    /// again.
+    fn shrink_wal(&self) {
+        let _ = self.conn.busy_timeout(Duration::ZERO);
+        let done = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+                row.get::<_, i64>(0)
+            });
+        if let Err(error) = self.conn.busy_timeout(self.busy_timeout) {
+            tracing::warn!(path = %self.path.display(), %error, "sqlite busy timeout not restored");
+        }
+        tracing::debug!(path = %self.path.display(), ?done, "sqlite wal checkpoint (truncate)");
+    }
+
     /// Changes whenever another connection (another process) commits to the file.
     fn data_version(&self) -> Option<i64> {
         self.conn
@@ -327,9 +369,14 @@ impl Thread {
     fn execute(&self, batch: &mut [Box<dyn Pending>]) {
         let woke = match self.transaction(batch) {
             Ok(woke) => woke,
-            Err(error) if batch.len() == 1 => {
+            // A lock held past the busy timeout is no operation's doing: running each again
+            // on its own would wait the busy timeout once per operation.
+            Err(error) if batch.len() == 1 || busy::is_busy(&error) => {
                 self.rollback();
-                batch[0].fault(open::error(&self.path, error));
+                let failure = open::error(&self.path, error);
+                for op in batch.iter_mut() {
+                    op.fault(self.copy(&failure));
+                }
                 false
             }
             Err(_) => {
@@ -353,10 +400,22 @@ impl Thread {
         }
     }
 
+    /// The same fault again, for each operation of a failed batch.
+    fn copy(&self, failure: &Error) -> Error {
+        let detail = match failure {
+            Error::Sqlite { detail, .. } => detail.clone(),
+            other => other.to_string(),
+        };
+        Error::Sqlite {
+            path: self.path.clone(),
+            detail,
+        }
+    }
+
     /// Runs `ops` in one transaction; true if one of them made a message ready.
     fn transaction(&self, ops: &mut [Box<dyn Pending>]) -> rusqlite::Result<bool> {
         self.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-        let db = Db::new(&self.conn);
+        let db = Db::new(&self.conn, &self.room);
         for op in ops.iter_mut() {
             op.run(&db)?;
         }
@@ -370,5 +429,53 @@ impl Thread {
                 tracing::warn!(path = %self.path.display(), %error, "sqlite rollback failed");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use crate::transport::sqlite::{SqliteOptions, SqliteTransport};
+    use crate::transport::{PutOptions, Transport};
+
+    /// A batch that finds the file locked past the busy timeout fails as a whole: each of
+    /// its operations is not run again on its own, which would wait the busy timeout once
+    /// per operation.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_that_finds_the_file_locked_fails_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mq.db");
+        let timeout = Duration::from_millis(200);
+        let queue =
+            SqliteTransport::open_with(&path, SqliteOptions::default().busy_timeout(timeout))
+                .await
+                .unwrap();
+        let holder = rusqlite::Connection::open(&path).unwrap();
+        holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let ops = 32;
+        let start = Instant::now();
+        let puts = (0..ops).map(|n| {
+            let queue = &queue;
+            async move {
+                queue
+                    .put("q", format!("{n}").into(), PutOptions::default())
+                    .await
+            }
+        });
+        let results = futures_util::future::join_all(puts).await;
+        let took = start.elapsed();
+        holder.execute_batch("ROLLBACK").unwrap();
+        for result in &results {
+            let error = result.as_ref().unwrap_err().to_string();
+            assert!(error.contains("lock"), "{error}");
+        }
+        // One busy timeout per batch (the first put may be a batch of its own: 2 of them),
+        // never one per operation (32: 6.4 s); the margin is for a loaded machine.
+        assert!(took < timeout * 16, "{ops} puts took {took:?} to fail");
+        queue
+            .put("q", "after".into(), PutOptions::default())
+            .await
+            .unwrap();
     }
 }
