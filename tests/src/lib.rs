@@ -1,7 +1,9 @@
 //! Shared pieces of mq's end-to-end tests: the transport conformance suite, the beanstalkd
-//! and NATS server harnesses, the test worker binary as a process, and queue counts.
+//! and NATS server harnesses, the test worker binary as a process, a backend of its own
+//! (`faulty://`), and queue counts.
 
 pub mod beanstalkd;
+pub mod faulty;
 pub mod nats;
 mod server;
 pub mod suite;
