@@ -93,7 +93,11 @@ async fn a_queue_name_nats_cannot_serve_is_refused_at_put() {
     let until = Instant::now() + Duration::from_secs(5);
     loop {
         let jobs = t
-            .reserve(std::slice::from_ref(&longest), 1, Duration::from_millis(200))
+            .reserve(
+                std::slice::from_ref(&longest),
+                1,
+                Duration::from_millis(200),
+            )
             .await
             .expect("the delayed consumer of the longest name");
         if let Some(job) = jobs.first() {
@@ -153,6 +157,7 @@ async fn a_server_killed_and_restarted_mid_run_loses_nothing_and_keeps_nothing_h
     let started = Instant::now();
     let outage = tokio::time::timeout(Duration::from_secs(10), bus.dispatch(work(TOTAL))).await;
     let took = started.elapsed();
+    eprintln!("a dispatch during the outage returned after {took:?}");
     let outcome = outage.expect("a dispatch during the outage returns");
     assert!(
         outcome.is_err(),
@@ -163,6 +168,7 @@ async fn a_server_killed_and_restarted_mid_run_loses_nothing_and_keeps_nothing_h
         "a dispatch during the outage took {took:?} to fail"
     );
     server.restart();
+    let restarted = Instant::now();
 
     let until = Instant::now() + Duration::from_secs(90);
     loop {
@@ -177,6 +183,10 @@ async fn a_server_killed_and_restarted_mid_run_loses_nothing_and_keeps_nothing_h
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    eprintln!(
+        "every message ran {:?} after the restart",
+        restarted.elapsed()
+    );
     // Items whose acks the server lost come back after AckWait and run again; handled
     // items the server forgot it had deleted must be gone.
     let until = Instant::now() + Duration::from_secs(30);
@@ -196,6 +206,10 @@ async fn a_server_killed_and_restarted_mid_run_loses_nothing_and_keeps_nothing_h
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    eprintln!(
+        "the stream was empty {:?} after the restart",
+        restarted.elapsed()
+    );
     assert!(bus.transport().peek("work").await.unwrap().is_none());
 }
 
@@ -214,12 +228,17 @@ async fn sigterm_during_an_outage_stops_the_worker_within_the_poll_interval() {
     server.kill();
     // The worker is now in a reserve call that lost its server, or about to start one.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    worker.signal("TERM");
+    assert!(
+        worker.0.try_wait().unwrap().is_none(),
+        "the worker must outlive its server"
+    );
     let started = Instant::now();
+    worker.signal("TERM");
     let status = worker
         .wait_for(Duration::from_secs(10))
         .expect("the worker exits");
     let took = started.elapsed();
+    eprintln!("SIGTERM during the outage: exited {status} after {took:?}");
     assert_eq!(status.code(), Some(0), "{status:?}");
     assert!(
         took < Duration::from_secs(2),
