@@ -7,10 +7,13 @@
 //! deleted, and counted as ready forever. Confirmed acks do not help: the server confirms
 //! the ack before its file store has the delete.
 //!
-//! Every item at or below a consumer's ack floor was acked, so it is removed: when a band
-//! (or the delayed subject) holds more items than its consumer has pending or delivered
-//! (`num_pending + num_ack_pending`), the items of its subject up to the ack floor are
-//! purged. Items above the floor are left alone: they are pending and are delivered again.
+//! When a consumer holds nothing delivered and unacked, every item up to the last it
+//! delivered was acked, so such items are removed: when a band (or the delayed subject)
+//! holds more items than its consumer has not delivered yet (`num_pending`), and
+//! `num_ack_pending` is 0, the items of its subject up to the ack floor (then the last
+//! delivered item) are purged. While anything is pending the floor is no bound: 2.9 moves
+//! it past an older item that waits for redelivery when a newer one is acked, so purging
+//! below it then would delete an item that never ran.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -48,8 +51,9 @@ impl Sweeps {
     }
 }
 
-/// Removes the acked items `subject` still holds below the ack floor of `consumer`, when
-/// the subject's `count` says there are any; returns how many were removed.
+/// Removes the acked items `subject` still holds up to the ack floor of `consumer`, when
+/// the subject's `count` says there are any and the consumer holds nothing pending;
+/// returns how many were removed.
 pub(super) async fn sweep(
     stream: &Stream,
     consumer: &str,
@@ -60,9 +64,12 @@ pub(super) async fn sweep(
         .consumer_info(consumer)
         .await
         .map_err(|error| nats(format!("consumer `{consumer}`: {error}")))?;
-    let live = info.num_pending + info.num_ack_pending as u64;
-    let floor = info.ack_floor.stream_sequence;
-    if count <= live || floor == 0 {
+    // With nothing pending the two are equal; the lower is the safe one.
+    let floor = info
+        .ack_floor
+        .stream_sequence
+        .min(info.delivered.stream_sequence);
+    if info.num_ack_pending > 0 || count <= info.num_pending || floor == 0 {
         return Ok(0);
     }
     let purged = stream
