@@ -16,36 +16,31 @@ use crate::{Error, Result};
 pub(super) struct Link {
     /// Where the transport points, for errors.
     address: String,
-    /// True while connected; set by the client's events.
-    up: watch::Receiver<bool>,
+    /// How many times the connection dropped; the client's events count it.
+    drops: watch::Receiver<u64>,
 }
 
 impl Link {
     /// Adds to `options` the event handler that keeps the returned link current.
     pub(super) fn watch(address: &str, options: ConnectOptions) -> (ConnectOptions, Link) {
-        let (tx, up) = watch::channel(true);
+        let (tx, drops) = watch::channel(0);
         let options = options.event_callback(move |event| {
-            match event {
-                Event::Connected => {
-                    tx.send_replace(true);
-                }
-                Event::Disconnected | Event::Closed => {
-                    tx.send_replace(false);
-                }
-                _ => {}
+            if matches!(event, Event::Disconnected | Event::Closed) {
+                tx.send_modify(|drops| *drops += 1);
             }
             async {}
         });
         let link = Link {
             address: address.to_owned(),
-            up,
+            drops,
         };
         (options, link)
     }
 
-    /// Whether `client` is connected now (its own state, updated as the socket closes).
+    /// Whether `client` is connected now: its own state, which it sets as the socket closes
+    /// and again once it has reconnected.
     pub(super) fn is_up(&self, client: &Client) -> bool {
-        client.connection_state() == State::Connected && *self.up.borrow()
+        client.connection_state() == State::Connected
     }
 
     /// The error of an operation refused or cut short because the connection is down.
@@ -67,14 +62,22 @@ impl Link {
         what: &str,
         work: impl Future<Output = Result<T>>,
     ) -> Result<T> {
+        let mut drops = self.drops.clone();
+        drops.mark_unchanged();
         if !self.is_up(client) {
             return Err(self.down(what));
         }
-        let mut up = self.up.clone();
         tokio::select! {
             biased;
             result = work => result,
-            _ = up.wait_for(|up| !*up) => Err(self.down(what)),
+            () = dropped(&mut drops) => Err(self.down(what)),
         }
+    }
+}
+
+/// Resolves when the connection drops next; never, once the client is gone.
+async fn dropped(drops: &mut watch::Receiver<u64>) {
+    if drops.changed().await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
