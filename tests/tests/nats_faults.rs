@@ -273,3 +273,40 @@ async fn sigterm_during_an_outage_stops_the_worker_within_the_poll_interval() {
         "the worker took {took:?} to stop during the outage"
     );
 }
+
+/// Dispatches go out one after another when the server is killed: the one in flight (or
+/// the next) fails within [`OUTAGE_BOUND`] of the kill, not after the 5 s a publish waits
+/// for the stream's acknowledgement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dispatch_in_flight_when_the_server_dies_fails_within_the_bound() {
+    let mut server = NatsServer::start();
+    let bus = Bus::connect(&server.url()).await.unwrap();
+    bus.dispatch(work(0)).await.unwrap();
+    let producer = tokio::spawn(async move {
+        let mut sent = 0u64;
+        loop {
+            match bus.dispatch(work(sent)).await {
+                Ok(_) => sent += 1,
+                Err(error) => return (Instant::now(), sent, error),
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let killed = Instant::now();
+    server.kill();
+    let (failed_at, sent, error) = tokio::time::timeout(Duration::from_secs(10), producer)
+        .await
+        .expect("the producer's dispatch fails")
+        .unwrap();
+    let took = failed_at.saturating_duration_since(killed);
+    eprintln!("after {sent} dispatches, the one at the kill failed {took:?} after it: {error}");
+    assert!(
+        sent > 0,
+        "the producer must be dispatching when the server dies"
+    );
+    assert!(matches!(error, mq::Error::Unreachable { .. }), "{error:?}");
+    assert!(
+        took < OUTAGE_BOUND,
+        "the dispatch failed {took:?} after the kill"
+    );
+}
