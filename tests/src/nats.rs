@@ -111,8 +111,21 @@ pub struct NatsCluster {
 
 impl NatsCluster {
     /// Starts three nodes (`-cluster`, `-routes` to each other) and waits until JetStream
-    /// has elected a meta leader, so that replicated streams can be created.
+    /// has elected a meta leader, so that replicated streams can be created. A port taken
+    /// by another process between our look and the node's bind (tests run in parallel)
+    /// starts the whole cluster again on fresh ports, up to 10 times.
     pub fn start() -> NatsCluster {
+        let mut last = String::new();
+        for _ in 0..10 {
+            match NatsCluster::try_start() {
+                Ok(cluster) => return cluster,
+                Err(error) => last = error,
+            }
+        }
+        panic!("the cluster did not start: {last}");
+    }
+
+    fn try_start() -> Result<NatsCluster, String> {
         let name = format!("mq-test-{}", free_port());
         let clients: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let routes: Vec<u16> = (0..3).map(|_| free_port()).collect();
@@ -120,39 +133,39 @@ impl NatsCluster {
             .iter()
             .map(|port| format!("nats-route://127.0.0.1:{port}"))
             .collect();
-        let nodes = (0..3)
-            .map(|n| {
-                let store = tempfile::tempdir().expect("temporary folder");
-                let args = vec![
-                    "-js".into(),
-                    "-a".into(),
-                    "127.0.0.1".into(),
-                    "-p".into(),
-                    clients[n].to_string(),
-                    "-sd".into(),
-                    store.path().display().to_string(),
-                    "-n".into(),
-                    format!("node-{n}"),
-                    "--cluster_name".into(),
-                    name.clone(),
-                    "-cluster".into(),
-                    format!("nats://127.0.0.1:{}", routes[n]),
-                    "-routes".into(),
-                    route_urls.join(","),
-                ];
-                let mut server = NatsServer {
-                    child: None,
-                    port: clients[n],
-                    args,
-                    _store: store,
-                };
-                if let Err(error) = server.spawn() {
-                    panic!("cluster node {n} did not start: {error}");
-                }
-                server
-            })
-            .collect();
-        NatsCluster { nodes }
+        let mut nodes = Vec::new();
+        for n in 0..3 {
+            let store = tempfile::tempdir().expect("temporary folder");
+            let args = vec![
+                "-js".into(),
+                "-a".into(),
+                "127.0.0.1".into(),
+                "-p".into(),
+                clients[n].to_string(),
+                "-sd".into(),
+                store.path().display().to_string(),
+                "-n".into(),
+                format!("node-{n}"),
+                "--cluster_name".into(),
+                name.clone(),
+                "-cluster".into(),
+                format!("nats://127.0.0.1:{}", routes[n]),
+                "-routes".into(),
+                route_urls.join(","),
+            ];
+            let mut server = NatsServer {
+                child: None,
+                port: clients[n],
+                args,
+                _store: store,
+            };
+            // The nodes started so far are killed when `nodes` drops.
+            server
+                .spawn()
+                .map_err(|error| format!("cluster node {n} did not start: {error}"))?;
+            nodes.push(server);
+        }
+        Ok(NatsCluster { nodes })
     }
 
     /// `nats://a,b,c`: every node as a seed.

@@ -32,9 +32,19 @@ pub(super) const OPTIONS: &str = "Mq-Options";
 /// Header (failure store): the `Failure` as JSON.
 pub(super) const FAILURE: &str = "Mq-Failure";
 
+/// The longest consumer name nats-server accepts.
+pub(super) const MAX_CONSUMER_NAME: usize = 255;
+/// What a band consumer's name adds to the queue's token: `_p` and ten digits.
+const BAND_SUFFIX: usize = 12;
+/// The longest encoded queue name NATS can serve: its band consumers' names must fit.
+pub(super) const MAX_TOKEN: usize = MAX_CONSUMER_NAME - BAND_SUFFIX;
+
 /// A queue name as a subject token and consumer-name part: `[A-Za-z0-9_]` as is, every
 /// other byte as `-XX` (hex), so that any queue name maps to a distinct valid token made of
 /// the characters every NATS tool accepts in names (`order-mails` is `order-2Dmails`).
+///
+/// A name whose token is longer than [`MAX_TOKEN`] is refused ([`Error::Config`]): no
+/// consumer could be made for it, so it could be put but never consumed.
 pub(super) fn encode(queue: &str) -> Result<String> {
     if queue.is_empty() {
         return Err(Error::Config("a queue name must not be empty".into()));
@@ -46,6 +56,20 @@ pub(super) fn encode(queue: &str) -> Result<String> {
         } else {
             out.push_str(&format!("-{byte:02X}"));
         }
+    }
+    if out.len() > MAX_TOKEN {
+        let mut shown: String = queue.chars().take(40).collect();
+        if shown.len() < queue.len() {
+            shown.push_str("...");
+        }
+        return Err(Error::Config(format!(
+            "queue `{shown}` ({} bytes) is {} characters once escaped for NATS, over the \
+             {MAX_TOKEN} it can serve: its consumer names (`<queue>_p<band>`) must fit NATS's \
+             limit of {MAX_CONSUMER_NAME}; use a shorter name (every byte other than \
+             A-Z, a-z, 0-9 and `_` takes 3)",
+            queue.len(),
+            out.len()
+        )));
     }
     Ok(out)
 }
@@ -94,8 +118,8 @@ pub(super) fn failed_subject(queue: &str) -> String {
     format!("mq_failed.{queue}")
 }
 
-/// What a subject of the `MQ` stream names.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a subject of the `MQ` stream (or its consumer) serves.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(super) enum Slot {
     /// Ready items of a band.
     Band(String, u32),
@@ -124,10 +148,15 @@ pub(super) fn delayed_consumer(queue: &str) -> String {
     format!("{queue}_delayed")
 }
 
-/// The encoded queue of a band consumer's name, `None` for other consumers.
-pub(super) fn band_consumer_queue(name: &str) -> Option<&str> {
-    let (queue, band) = name.rsplit_once("_p")?;
-    (band.len() == 10 && band.bytes().all(|b| b.is_ascii_digit())).then_some(queue)
+/// What a consumer mq made serves (queue still encoded), `None` for other consumers.
+pub(super) fn parse_consumer(name: &str) -> Option<Slot> {
+    if let Some((queue, band)) = name.rsplit_once("_p") {
+        if band.len() == 10 && band.bytes().all(|b| b.is_ascii_digit()) {
+            return Some(Slot::Band(queue.to_owned(), band.parse().ok()?));
+        }
+    }
+    let queue = name.strip_suffix("_delayed")?;
+    Some(Slot::Delayed(queue.to_owned()))
 }
 
 /// How the streams are created.
@@ -299,6 +328,21 @@ mod tests {
     }
 
     #[test]
+    fn names_nats_cannot_serve_are_refused() {
+        let longest = "q".repeat(MAX_TOKEN);
+        assert_eq!(
+            band_consumer(&encode(&longest).unwrap(), u32::MAX).len(),
+            255
+        );
+        for queue in ["q".repeat(MAX_TOKEN + 1), "ü".repeat(41), "-".repeat(82)] {
+            let error = encode(&queue).unwrap_err();
+            assert!(matches!(error, Error::Config(_)), "{error:?}");
+            assert!(error.to_string().contains("243"), "{error}");
+        }
+        assert!(encode(&"-".repeat(81)).is_ok());
+    }
+
+    #[test]
     fn bands_keep_order() {
         assert_eq!(band(1), 1);
         assert_eq!(band(5), 5);
@@ -323,7 +367,14 @@ mod tests {
             parse_subject(&delayed_subject("q")),
             Some(Slot::Delayed("q".into()))
         );
-        assert_eq!(band_consumer_queue(&band_consumer("a_p1", 7)), Some("a_p1"));
-        assert_eq!(band_consumer_queue(&delayed_consumer("a")), None);
+        assert_eq!(
+            parse_consumer(&band_consumer("a_p1", 7)),
+            Some(Slot::Band("a_p1".into(), 7))
+        );
+        assert_eq!(
+            parse_consumer(&delayed_consumer("a_p0000000001")),
+            Some(Slot::Delayed("a_p0000000001".into()))
+        );
+        assert_eq!(parse_consumer("someone_else"), None);
     }
 }

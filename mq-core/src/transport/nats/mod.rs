@@ -9,11 +9,21 @@
 //! reserved and hands the item back (`nak`) when its TTR runs out, so a TTR may be shorter
 //! or longer than the consumers' AckWait. AckWait (`ack_wait=`, 30 s by default) is how
 //! soon the server hands out again what a dead process held.
+//!
+//! Nothing waits on a network that is gone: while the client is not connected, every
+//! operation fails at once with [`Error::Unreachable`] (see `link`), and the client
+//! reconnects by itself. Handled items that a restarted server brought back below a
+//! consumer's ack floor are removed (see `residue`).
 
+mod account;
 mod failed;
 mod layout;
+mod link;
+mod residue;
+mod views;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -28,6 +38,7 @@ use tokio::time::Instant;
 use super::{FailedMessage, Failure, Job, PutOptions, QueueStats, Transport};
 use crate::{Error, Result};
 use layout::{Settings, Slot};
+use link::Link;
 
 /// How often a waiting `reserve` looks again, and how often held items are checked.
 const POLL: Duration = Duration::from_millis(50);
@@ -62,6 +73,10 @@ struct Shared {
     /// pending-ack limit per item until it awaits them, so two chunks filling the limit
     /// together would wait for each other for ever.
     publishing: tokio::sync::Mutex<()>,
+    /// Whether the client is connected.
+    link: Link,
+    /// When each consumer's subject was last looked at for acked items left behind.
+    sweeps: residue::Sweeps,
 }
 
 #[derive(Debug)]
@@ -152,6 +167,7 @@ impl NatsTransport {
             .name("mq")
             .connection_timeout(REQUEST_TIMEOUT)
             .request_timeout(Some(REQUEST_TIMEOUT));
+        let (options, link) = Link::watch(hosts, options);
         let client = async_nats::connect_with_options(addrs, options)
             .await
             .map_err(|error| Error::Unreachable {
@@ -171,6 +187,8 @@ impl NatsTransport {
             consumers: tokio::sync::Mutex::new(HashMap::new()),
             held: Mutex::new(HashMap::new()),
             publishing: tokio::sync::Mutex::new(()),
+            link,
+            sweeps: residue::Sweeps::default(),
         });
         let reaper = tokio::spawn(reap(Arc::downgrade(&shared)));
         Ok(NatsTransport { shared, reaper })
@@ -193,6 +211,13 @@ async fn reap(shared: Weak<Shared>) {
         let Some(shared) = shared.upgrade() else {
             return;
         };
+        if !shared.link.is_up(&shared.client) {
+            // Nothing would arrive; TTRs still run out below, and the server hands the
+            // items out again after AckWait.
+            let now = Instant::now();
+            shared.lock_held().retain(|_, item| item.until > now);
+            continue;
+        }
         let now = Instant::now();
         let every = shared.settings.ack_wait / 3;
         let mut expired = Vec::new();
@@ -235,6 +260,12 @@ fn millis(d: Duration) -> u64 {
 }
 
 impl Shared {
+    /// Runs `work` unless the connection is down, and fails it as soon as the connection
+    /// drops (see [`Link::bounded`]).
+    async fn online<T>(&self, what: &str, work: impl Future<Output = Result<T>>) -> Result<T> {
+        self.link.bounded(&self.client, what, work).await
+    }
+
     fn lock_held(&self) -> MutexGuard<'_, HashMap<u64, Held>> {
         // Every mutation is a single insert or remove: a panic leaves the map consistent.
         self.held.lock().unwrap_or_else(|p| p.into_inner())
@@ -313,26 +344,34 @@ impl Shared {
         bodies: Vec<Bytes>,
         options: PutOptions,
     ) -> Result<Vec<Result<u64>>> {
-        let (subject, headers) = self.addressed(queue, options).await?;
+        let (subject, headers) = self
+            .online("publish", self.addressed(queue, options))
+            .await?;
         let mut answers = Vec::with_capacity(bodies.len());
         for chunk in bodies.chunks(PUBLISH_CHUNK) {
             let _turn = self.publishing.lock().await;
             let mut pending = Vec::with_capacity(chunk.len());
             for body in chunk {
-                pending.push(
+                let publish = async {
                     self.js
                         .publish_with_headers(subject.clone(), headers.clone(), body.clone())
-                        .await,
-                );
+                        .await
+                        .map_err(|error| nats(format!("publish: {error}")))
+                };
+                pending.push(self.online("publish", publish).await);
             }
             for published in pending {
-                answers.push(
-                    match published {
-                        Ok(ack) => ack.await.map(|ack| ack.sequence),
-                        Err(error) => Err(error),
+                answers.push(match published {
+                    Ok(ack) => {
+                        let ack = async {
+                            ack.await
+                                .map(|ack| ack.sequence)
+                                .map_err(|error| nats(format!("publish: {error}")))
+                        };
+                        self.online("publish", ack).await
                     }
-                    .map_err(|error| nats(format!("publish: {error}"))),
-                );
+                    Err(error) => Err(error),
+                });
             }
         }
         Ok(answers)
@@ -358,15 +397,16 @@ impl Shared {
     }
 
     /// Moves the due delayed items of a queue to their band, and holds the others back
-    /// with `nak` until they are due. Returns the bands that received items.
-    async fn move_due(&self, token: &str) -> Result<Vec<u32>> {
-        let consumer = self
-            .consumer(
-                &layout::delayed_consumer(token),
-                &layout::delayed_subject(token),
-            )
-            .await?;
+    /// with `nak` until they are due; `count` is how many the delayed subject holds.
+    /// Returns the bands that received items.
+    async fn move_due(&self, token: &str, count: u64) -> Result<Vec<u32>> {
+        let name = layout::delayed_consumer(token);
+        let subject = layout::delayed_subject(token);
+        let consumer = self.consumer(&name, &subject).await?;
         let messages = fetch(&consumer, DELAYED_BATCH).await?;
+        if messages.is_empty() {
+            self.sweep(&name, &subject, count).await;
+        }
         let mut bands = Vec::new();
         for message in messages {
             let headers = message.headers.as_ref();
@@ -420,37 +460,58 @@ impl Shared {
             let counts = self
                 .subject_counts(stream, &format!("mq.{token}.>"))
                 .await?;
-            let mut bands = BTreeSet::new();
-            let mut delayed = false;
+            let mut bands = BTreeMap::new();
+            let mut delayed = 0;
             for (subject, count) in counts {
                 match layout::parse_subject(&subject) {
                     Some(Slot::Band(_, band)) if count > 0 => {
-                        bands.insert(band);
+                        bands.insert(band, count);
                     }
-                    Some(Slot::Delayed(_)) if count > 0 => delayed = true,
+                    Some(Slot::Delayed(_)) => delayed += count,
                     _ => {}
                 }
             }
-            if delayed {
-                bands.extend(self.move_due(&token).await?);
+            if delayed > 0 {
+                for band in self.move_due(&token, delayed).await? {
+                    // Its count is too low now, which never mistakes an item for one left
+                    // behind.
+                    bands.entry(band).or_insert(0);
+                }
             }
-            for band in bands {
+            for (band, count) in bands {
                 let want = max - jobs.len();
                 if want == 0 {
                     break;
                 }
-                let consumer = self
-                    .consumer(
-                        &layout::band_consumer(&token, band),
-                        &layout::band_subject(&token, band),
-                    )
-                    .await?;
-                for message in fetch(&consumer, want).await? {
+                let name = layout::band_consumer(&token, band);
+                let subject = layout::band_subject(&token, band);
+                let consumer = self.consumer(&name, &subject).await?;
+                let messages = fetch(&consumer, want).await?;
+                if messages.is_empty() {
+                    self.sweep(&name, &subject, count).await;
+                }
+                for message in messages {
                     jobs.push(self.hold(queue, message)?);
                 }
             }
         }
         Ok(jobs)
+    }
+
+    /// Removes acked items a restarted server brought back on `subject`, when it holds
+    /// `count` items but its consumer hands out none (see `residue`); at most once a second
+    /// per consumer. A failure is logged: the items stay until the next look.
+    async fn sweep(&self, consumer: &str, subject: &str, count: u64) {
+        if count == 0 || !self.sweeps.due(consumer) {
+            return;
+        }
+        let swept = match self.stream().await {
+            Ok(stream) => residue::sweep(stream, consumer, subject, count).await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = swept {
+            tracing::warn!(consumer, %error, "could not look for acked items left behind");
+        }
     }
 
     /// Records a reserved message and turns it into a job.
@@ -528,7 +589,12 @@ impl Transport for NatsTransport {
     }
 
     async fn put(&self, queue: &str, body: Bytes, options: PutOptions) -> Result<u64> {
-        self.shared.put(queue, body, options).await
+        // A name NATS cannot serve is refused whether or not the server is there.
+        layout::encode(queue)?;
+        let shared = &self.shared;
+        shared
+            .online("publish", shared.put(queue, body, options))
+            .await
     }
 
     async fn put_many(
@@ -537,13 +603,17 @@ impl Transport for NatsTransport {
         bodies: Vec<Bytes>,
         options: PutOptions,
     ) -> Result<Vec<Result<u64>>> {
+        layout::encode(queue)?;
         self.shared.put_many(queue, bodies, options).await
     }
 
     async fn reserve(&self, queues: &[String], max: usize, timeout: Duration) -> Result<Vec<Job>> {
         let deadline = Instant::now() + timeout;
+        let shared = &self.shared;
         loop {
-            let jobs = self.shared.poll(queues, max.max(1)).await?;
+            let jobs = shared
+                .online("reserve", shared.poll(queues, max.max(1)))
+                .await?;
             let now = Instant::now();
             if !jobs.is_empty() || now >= deadline {
                 return Ok(jobs);
@@ -554,21 +624,29 @@ impl Transport for NatsTransport {
 
     async fn ack(&self, job: &Job) -> Result<()> {
         let held = self.shared.take(job)?;
-        self.shared.send(held.reply, b"+ACK").await
+        let shared = &self.shared;
+        shared.online("ack", shared.send(held.reply, b"+ACK")).await
     }
 
     async fn retry(&self, job: &Job, body: Bytes, options: PutOptions) -> Result<()> {
-        let held = self.shared.take(job)?;
-        if let Err(error) = self.shared.put(&job.queue, body, options).await {
-            self.shared.lock_held().insert(job.id, held);
+        let shared = &self.shared;
+        let held = shared.take(job)?;
+        let put = shared.online("retry", shared.put(&job.queue, body, options));
+        if let Err(error) = put.await {
+            shared.lock_held().insert(job.id, held);
             return Err(error);
         }
-        self.shared.send(held.reply, b"+ACK").await
+        shared
+            .online("retry", shared.send(held.reply, b"+ACK"))
+            .await
     }
 
     async fn release(&self, job: &Job) -> Result<()> {
         let held = self.shared.take(job)?;
-        self.shared.send(held.reply, b"-NAK").await
+        let shared = &self.shared;
+        shared
+            .online("release", shared.send(held.reply, b"-NAK"))
+            .await
     }
 
     async fn keep_alive(&self, job: &Job) -> Result<()> {
@@ -582,7 +660,10 @@ impl Transport for NatsTransport {
             item.progressed = now;
             item.reply.clone()
         };
-        self.shared.send(reply, b"+WPI").await
+        let shared = &self.shared;
+        shared
+            .online("keep-alive", shared.send(reply, b"+WPI"))
+            .await
     }
 
     async fn fail(
@@ -592,167 +673,73 @@ impl Transport for NatsTransport {
         options: PutOptions,
         failure: Failure,
     ) -> Result<()> {
-        let held = self.shared.take(job)?;
-        if let Err(error) = failed::store(&self.shared, &job.queue, body, options, &failure).await {
-            self.shared.lock_held().insert(job.id, held);
+        let shared = &self.shared;
+        let held = shared.take(job)?;
+        let store = failed::store(shared, &job.queue, body, options, &failure);
+        if let Err(error) = shared.online("fail", store).await {
+            shared.lock_held().insert(job.id, held);
             return Err(error);
         }
-        self.shared.send(held.reply, b"+TERM").await
+        shared
+            .online("fail", shared.send(held.reply, b"+TERM"))
+            .await
     }
 
     async fn failed_list(&self, queue: Option<&str>, max: usize) -> Result<Vec<FailedMessage>> {
-        failed::list(&self.shared, queue, max).await
+        let shared = &self.shared;
+        shared
+            .online("failure store", failed::list(shared, queue, max))
+            .await
     }
 
     async fn failed_show(&self, id: u64) -> Result<Option<FailedMessage>> {
-        failed::show(&self.shared, id).await
+        let shared = &self.shared;
+        shared
+            .online("failure store", failed::show(shared, id))
+            .await
     }
 
     async fn failed_retry(&self, id: u64) -> Result<u64> {
-        let entry = failed::show(&self.shared, id)
-            .await?
-            .ok_or(Error::NotFound(id))?;
-        let options = PutOptions {
-            delay: Duration::ZERO,
-            ..entry.options
+        let shared = &self.shared;
+        let retry = async {
+            let entry = failed::show(shared, id).await?.ok_or(Error::NotFound(id))?;
+            let options = PutOptions {
+                delay: Duration::ZERO,
+                ..entry.options
+            };
+            let new_id = shared.put(&entry.queue, entry.body, options).await?;
+            failed::remove(shared, id).await?;
+            Ok(new_id)
         };
-        let new_id = self.shared.put(&entry.queue, entry.body, options).await?;
-        failed::remove(&self.shared, id).await?;
-        Ok(new_id)
+        shared.online("failure store", retry).await
     }
 
     async fn failed_remove(&self, id: u64) -> Result<bool> {
-        failed::remove(&self.shared, id).await
+        let shared = &self.shared;
+        shared
+            .online("failure store", failed::remove(shared, id))
+            .await
     }
 
     async fn stats(&self) -> Result<Vec<QueueStats>> {
         let shared = &self.shared;
-        let stream = shared.stream().await?;
-        let mut out: std::collections::BTreeMap<String, QueueStats> = Default::default();
-        fn entry<'a>(
-            out: &'a mut std::collections::BTreeMap<String, QueueStats>,
-            token: &str,
-        ) -> Option<&'a mut QueueStats> {
-            let queue = layout::decode(token)?;
-            Some(out.entry(queue.clone()).or_insert_with(|| QueueStats {
-                queue,
-                ..QueueStats::default()
-            }))
-        }
-        for (subject, count) in shared.subject_counts(stream, layout::SUBJECTS).await? {
-            match layout::parse_subject(&subject) {
-                Some(Slot::Band(token, _)) => {
-                    if let Some(s) = entry(&mut out, &token) {
-                        s.ready += count;
-                    }
-                }
-                Some(Slot::Delayed(token)) => {
-                    if let Some(s) = entry(&mut out, &token) {
-                        s.delayed += count;
-                    }
-                }
-                None => {}
-            }
-        }
-        let mut consumers = stream.consumers();
-        while let Some(info) = consumers.next().await {
-            let info = info.map_err(|error| nats(format!("consumer list: {error}")))?;
-            if let Some(token) = layout::band_consumer_queue(&info.name) {
-                if let Some(s) = entry(&mut out, token) {
-                    let pending = info.num_ack_pending as u64;
-                    s.reserved += pending;
-                    s.ready = s.ready.saturating_sub(pending);
-                }
-            }
-        }
-        let failed = shared.failed_stream().await?;
-        for (subject, count) in shared
-            .subject_counts(failed, layout::FAILED_SUBJECTS)
-            .await?
-        {
-            if let Some(token) = subject.strip_prefix("mq_failed.") {
-                if let Some(s) = entry(&mut out, token) {
-                    s.failed += count;
-                }
-            }
-        }
-        Ok(out.into_values().collect())
+        shared.online("stats", shared.stats()).await
     }
 
     async fn server_stats(&self) -> Result<Vec<(String, String)>> {
-        let info = self.shared.client.server_info();
-        let account = self
-            .shared
-            .js
-            .query_account()
-            .await
-            .map_err(|error| nats(format!("account info: {error}")))?;
-        Ok(vec![
-            ("server_name".into(), info.server_name),
-            ("version".into(), info.version),
-            ("cluster".into(), info.cluster.unwrap_or_default()),
-            ("jetstream_streams".into(), account.streams.to_string()),
-            ("jetstream_consumers".into(), account.consumers.to_string()),
-            (
-                "jetstream_storage_bytes".into(),
-                account.storage.to_string(),
-            ),
-        ])
+        let shared = &self.shared;
+        shared.online("server figures", shared.server_stats()).await
     }
 
     async fn peek(&self, queue: &str) -> Result<Option<Job>> {
-        let shared = &self.shared;
         let token = layout::encode(queue)?;
-        let stream = shared.stream().await?;
-        let mut bands = BTreeSet::new();
-        for (subject, count) in shared
-            .subject_counts(stream, &format!("mq.{token}.p.*"))
-            .await?
-        {
-            if let Some(Slot::Band(_, band)) = layout::parse_subject(&subject) {
-                if count > 0 {
-                    bands.insert(band);
-                }
-            }
-        }
-        for band in bands {
-            let name = layout::band_consumer(&token, band);
-            let subject = layout::band_subject(&token, band);
-            // The next item this band's consumer has not handed out yet.
-            let from = match stream.consumer_info(&name).await {
-                Ok(info) => info.delivered.stream_sequence + 1,
-                Err(_) => 1,
-            };
-            let next = stream
-                .raw_message_builder()
-                .sequence(from)
-                .next_by_subject(subject)
-                .send()
-                .await;
-            match next {
-                Ok(message) => {
-                    return Ok(Some(Job {
-                        id: message.sequence,
-                        queue: queue.to_owned(),
-                        body: message.payload,
-                        deliveries: 0,
-                    }))
-                }
-                Err(error) if failed::no_message(&error) => {}
-                Err(error) => return Err(nats(format!("peek: {error}"))),
-            }
-        }
-        Ok(None)
+        let shared = &self.shared;
+        shared.online("peek", shared.peek(queue, &token)).await
     }
 
     async fn flush(&self, queue: &str) -> Result<u64> {
         let token = layout::encode(queue)?;
-        let stream = self.shared.stream().await?;
-        let purged = stream
-            .purge()
-            .filter(format!("mq.{token}.>"))
-            .await
-            .map_err(|error| nats(format!("purge: {error}")))?;
-        Ok(purged.purged)
+        let shared = &self.shared;
+        shared.online("flush", shared.flush(&token)).await
     }
 }
