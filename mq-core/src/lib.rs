@@ -56,9 +56,9 @@ pub use event::{Event, EventKind};
 pub use logging::{init_logging, init_logging_at};
 pub use message::{Message, MessageInfo, MessageOptions};
 pub use mq_derive::{slot, Message};
-pub use registry::{MessageDef, Registry, Route};
+pub use registry::Registry;
 pub use retry::Backoff;
-pub use slot::{IntoSlotResult, Requirement, Slot, SlotDef, SlotError, SlotFuture, SlotParam};
+pub use slot::{Requirement, SlotDef, SlotError, SlotParam};
 pub use transport::Transport;
 #[cfg(feature = "cli")]
 pub use worker::run_worker;
@@ -69,7 +69,7 @@ pub use worker::{Exit, Worker, WorkerBuilder};
 pub mod __private {
     pub use crate::context::Context;
     pub use crate::message::{Message, MessageOptions};
-    pub use crate::registry::MessageDef;
+    pub use crate::registry::{MessageDef, Route};
     pub use crate::retry::Backoff;
     pub use crate::slot::{
         IntoSlotResult, Requirement, Slot, SlotDef, SlotError, SlotFuture, SlotParam,

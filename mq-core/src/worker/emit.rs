@@ -142,7 +142,7 @@ async fn run_slots(
         let started = std::panic::catch_unwind(AssertUnwindSafe(|| {
             slot.start(&envelope.body, context.clone())
         }));
-        let future: crate::SlotFuture = match started {
+        let future: crate::slot::SlotFuture = match started {
             Ok(future) => future,
             Err(payload) => {
                 let text = format!("decoding panicked: {}", panic_text(payload.as_ref()));
@@ -289,7 +289,7 @@ impl std::fmt::Display for SlotFailed {
 }
 
 /// Awaits a slot, turning a panic into its failure.
-async fn catch_panic(future: crate::SlotFuture) -> Result<(), SlotFailed> {
+async fn catch_panic(future: crate::slot::SlotFuture) -> Result<(), SlotFailed> {
     match futures_catch_unwind(future).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(error)) => Err(SlotFailed::Error(error)),
