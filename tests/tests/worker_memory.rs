@@ -640,6 +640,17 @@ async fn limits_stop_the_worker_with_their_exit_codes() {
     assert_eq!(Exit::FailureLimit.code(), 4);
 }
 
+/// Runs `worker`, stops it after `running`, and returns how it exited.
+async fn stop_after(worker: &Worker, running: Duration) -> Exit {
+    let run = tokio::spawn({
+        let worker = worker.clone();
+        async move { worker.run().await }
+    });
+    tokio::time::sleep(running).await;
+    worker.stop();
+    run.await.expect("the worker's task").expect("run")
+}
+
 #[tokio::test]
 async fn stop_lets_running_slots_finish() {
     let transport = MemoryTransport::new();
@@ -653,13 +664,10 @@ async fn stop_lets_running_slots_finish() {
         .build()
         .await
         .unwrap();
-    let running = tokio::spawn({
-        let worker = worker.clone();
-        async move { worker.run().await }
-    });
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    worker.stop();
-    assert_eq!(running.await.unwrap().unwrap(), Exit::Stopped);
+    assert_eq!(
+        stop_after(&worker, Duration::from_millis(500)).await,
+        Exit::Stopped
+    );
     assert_eq!(runs.count("slow", 3), 1);
     let stats = transport.stats().await.unwrap();
     assert!(
@@ -883,5 +891,60 @@ async fn places_come_back_before_the_ack_and_twice_the_concurrency_are_held_at_m
     assert!(
         left.iter().all(|s| s.ready + s.reserved == 0),
         "every message acked: {left:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// When a stop's grace runs out, a slot still awaiting is cancelled, not left running while
+// its message is handed back to another worker.
+
+/// Set when the slot's future is dropped (cancelled) before it finished.
+#[derive(Default)]
+struct Cancelled(std::sync::atomic::AtomicBool);
+
+struct SetOnDrop(Arc<Cancelled>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0 .0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[derive(mq::Message, Serialize, Deserialize)]
+#[message(queue = "sleepy")]
+struct Sleepy;
+
+#[mq::slot]
+async fn sleeps_an_hour(_msg: Sleepy, cancelled: State<Cancelled>) {
+    let _guard = SetOnDrop(cancelled.0.clone());
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+}
+
+#[tokio::test]
+async fn a_slot_still_running_when_the_grace_runs_out_is_cancelled_and_its_message_handed_back() {
+    let transport = MemoryTransport::new();
+    Bus::new(transport.clone()).dispatch(Sleepy).await.unwrap();
+    let cancelled = Arc::new(Cancelled::default());
+    let worker = worker(&transport, [SlotDef::of::<sleeps_an_hour>()])
+        .state_arc(cancelled.clone())
+        .grace(Duration::from_millis(200))
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(
+        stop_after(&worker, Duration::from_millis(300)).await,
+        Exit::Stopped
+    );
+    assert!(
+        cancelled.0.load(std::sync::atomic::Ordering::SeqCst),
+        "the slot still runs after the worker stopped"
+    );
+    assert_eq!(worker.slots_left_running(), 0);
+    let stats = transport.stats().await.unwrap();
+    let sleepy = stats.iter().find(|s| s.queue == "sleepy").unwrap();
+    assert_eq!(
+        (sleepy.ready, sleepy.reserved),
+        (1, 0),
+        "handed back: {stats:?}"
     );
 }

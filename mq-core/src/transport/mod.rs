@@ -235,8 +235,13 @@ pub fn redacted(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
+    // A path (`sqlite:///srv/a@b/mq.db`) has no user information. Otherwise everything up
+    // to the last `@` before the query is hidden, so a password with an unescaped `/` is too.
+    if rest.starts_with('/') {
+        return url.to_owned();
+    }
+    let before_query = rest.find('?').unwrap_or(rest.len());
+    match rest[..before_query].rfind('@') {
         Some(at) => format!("{scheme}://***{}", &rest[at..]),
         None => url.to_owned(),
     }
@@ -267,5 +272,9 @@ mod tests {
             "sqlite:///srv/a@b/mq.db"
         );
         assert_eq!(super::redacted("memory://"), "memory://");
+        assert_eq!(
+            super::redacted("nats://u:pa/ss@h:4222"),
+            "nats://***@h:4222"
+        );
     }
 }

@@ -12,6 +12,7 @@ use super::capacity::Busy;
 use super::decide::{decide, decide_unknown, Policy, SlotOutcome};
 use super::run::Shared;
 use super::settle::{fail_unreadable, settle};
+use super::shutdown::AbortOnDrop;
 use crate::context::Context;
 use crate::envelope::Envelope;
 use crate::event::{Event, EventKind, Hook};
@@ -176,21 +177,20 @@ async fn run_slots(
 
 /// Awaits a slot's task, within `timeout`; a slot past it is aborted and counts as failed.
 /// The abort takes effect at the slot's next `.await`: one that never yields keeps its
-/// thread busy, but its message goes on.
+/// thread busy, but its message goes on. Dropping this future (the message's task cancelled
+/// when a stop's grace ran out) aborts the slot's task too.
 async fn watch_slot(
     path: &'static str,
-    mut task: tokio::task::JoinHandle<Result<(), SlotFailed>>,
+    task: tokio::task::JoinHandle<Result<(), SlotFailed>>,
     timeout: Option<Duration>,
 ) -> (&'static str, Result<(), SlotFailed>) {
+    let mut task = AbortOnDrop(task);
     let joined = match timeout {
-        Some(limit) => match tokio::time::timeout(limit, &mut task).await {
+        Some(limit) => match tokio::time::timeout(limit, &mut task.0).await {
             Ok(joined) => joined,
-            Err(_) => {
-                task.abort();
-                return (path, Err(SlotFailed::Timeout(limit)));
-            }
+            Err(_) => return (path, Err(SlotFailed::Timeout(limit))),
         },
-        None => task.await,
+        None => (&mut task.0).await,
     };
     let result = joined.unwrap_or_else(|error| {
         // Slot tasks catch their own panics; only a runtime shutting down cancels one, and

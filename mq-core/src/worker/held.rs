@@ -56,7 +56,11 @@ impl Held {
         // A hand-written `impl Message` may set a zero TTR; renew at most every millisecond.
         let every = (ttr / 2).max(Duration::from_millis(1));
         if let Some(item) = self.lock().get_mut(&id) {
-            item.renew = Some((every, item.reserved_at + every));
+            // A TTR too long for the clock (a hand-written impl) needs no renewal.
+            item.renew = item
+                .reserved_at
+                .checked_add(every)
+                .map(|next| (every, next));
         }
     }
 
@@ -78,6 +82,14 @@ impl Held {
         self.lock().drain().map(|(_, item)| item.job).collect()
     }
 
+    /// Whether item `id` is held and its slots still run: a renewal decided a moment ago
+    /// is sent only then (its ack may have gone out meanwhile).
+    fn renewing(&self, id: u64) -> bool {
+        self.lock()
+            .get(&id)
+            .is_some_and(|item| item.renew.is_some())
+    }
+
     /// The items whose renewal is due at `now`, their next renewal moved on.
     fn due(&self, now: Instant) -> Vec<Job> {
         let mut items = self.lock();
@@ -85,7 +97,8 @@ impl Held {
         for item in items.values_mut() {
             if let Some((every, next)) = &mut item.renew {
                 if *next <= now {
-                    *next = now + *every;
+                    // `now + every` fits: `every` fitted after the reservation, long ago.
+                    *next = now.checked_add(*every).unwrap_or(*next);
                     due.push(item.job.clone());
                 }
             }
@@ -106,9 +119,12 @@ pub(crate) async fn keep_alive(held: Arc<Held>, transport: Arc<dyn Transport>) {
         if due.is_empty() {
             continue;
         }
-        let transport = transport.clone();
+        let (held, transport) = (held.clone(), transport.clone());
         tokio::spawn(async move {
             let renewals = due.iter().map(|job| async {
+                if !held.renewing(job.id) {
+                    return;
+                }
                 tracing::debug!(item = job.id, "keep-alive: slots still running");
                 if let Err(error) = transport.keep_alive(job).await {
                     tracing::warn!(
@@ -150,6 +166,12 @@ mod tests {
         assert_eq!(ids(held.due(start + Duration::from_secs(2))), vec![1]);
         held.slots_done(1);
         assert!(held.due(start + Duration::from_secs(10)).is_empty());
+        assert!(!held.renewing(1));
+        held.slots_started(2, Duration::MAX);
+        assert!(
+            !held.renewing(2),
+            "a TTR past the clock's end needs no renewal"
+        );
         assert_eq!(held.remove(1).map(|j| j.id), Some(1));
         assert_eq!(ids(held.drain()), vec![2]);
         assert!(held.remove(2).is_none());

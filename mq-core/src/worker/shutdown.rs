@@ -19,10 +19,11 @@ pub(super) async fn release_all(shared: &Shared, jobs: Vec<Job>) {
     futures_util::future::join_all(releases).await;
 }
 
-/// Aborts a task when dropped.
-pub(super) struct AbortOnDrop(pub(super) tokio::task::JoinHandle<()>);
+/// A task aborted when this is dropped (a `JoinHandle` alone lets it run on): the
+/// keep-alive task with its worker, a slot's task with its message.
+pub(super) struct AbortOnDrop<T>(pub(super) tokio::task::JoinHandle<T>);
 
-impl Drop for AbortOnDrop {
+impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
     }

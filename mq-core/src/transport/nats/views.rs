@@ -62,7 +62,7 @@ impl Shared {
                 Slot::Delayed(token) => {
                     if let Some(s) = entry(&mut out, &token) {
                         s.delayed += match consumer {
-                            Some((pending, acking)) => count.min(pending + acking),
+                            Some((pending, acking)) => count.min(pending.saturating_add(acking)),
                             None => count,
                         };
                     }
