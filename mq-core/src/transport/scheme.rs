@@ -173,9 +173,7 @@ mod tests {
     #[cfg(not(feature = "nats"))]
     #[test]
     fn a_backend_not_compiled_in_names_its_feature() {
-        let error = lookup("nats://127.0.0.1:4222")
-            .err()
-            .expect("not compiled in");
+        let error = lookup("nats://127.0.0.1:4222").expect_err("not compiled in");
         assert!(error.to_string().contains("feature `nats`"), "{error}");
     }
 }
