@@ -13,6 +13,7 @@ pub(crate) const VERSION: u32 = 1;
 
 /// A decoded envelope: the header, with the body kept as raw JSON.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Envelope {
     /// Format version; [`VERSION`].
     pub v: u32,

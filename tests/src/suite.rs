@@ -16,11 +16,7 @@ type Dyn = Arc<dyn Transport>;
 const SHORT: Duration = Duration::from_millis(200);
 
 fn opts(priority: u32) -> PutOptions {
-    PutOptions {
-        priority,
-        delay: Duration::ZERO,
-        ttr: Duration::from_secs(30),
-    }
+    PutOptions::new(priority, Duration::ZERO, Duration::from_secs(30))
 }
 
 fn queues(names: &[&str]) -> Vec<String> {
@@ -152,10 +148,7 @@ pub async fn queues_in_order(t: Dyn) {
 pub async fn delay_is_never_shorter(t: Dyn) {
     let q = queues(&["suite-d"]);
     let put_at = Instant::now();
-    let options = PutOptions {
-        delay: Duration::from_secs(1),
-        ..opts(1)
-    };
+    let options = opts(1).with_delay(Duration::from_secs(1));
     t.put("suite-d", Bytes::from("later"), options)
         .await
         .unwrap();
@@ -218,10 +211,7 @@ pub async fn retry_replaces(t: Dyn) {
 /// An item whose reservation ran out (a dead worker) is handed out again.
 pub async fn expired_reservation_comes_back(t: Dyn) {
     let q = queues(&["suite-x"]);
-    let options = PutOptions {
-        ttr: Duration::from_secs(1),
-        ..opts(1)
-    };
+    let options = opts(1).with_ttr(Duration::from_secs(1));
     t.put("suite-x", Bytes::from("orphan"), options)
         .await
         .unwrap();
@@ -240,10 +230,7 @@ pub async fn expired_reservation_comes_back(t: Dyn) {
 /// Keep-alive extends a reservation: the item is not handed out while it is renewed.
 pub async fn keep_alive_holds(t: Dyn) {
     let q = queues(&["suite-k"]);
-    let options = PutOptions {
-        ttr: Duration::from_secs(1),
-        ..opts(1)
-    };
+    let options = opts(1).with_ttr(Duration::from_secs(1));
     t.put("suite-k", Bytes::from("slow"), options)
         .await
         .unwrap();
@@ -258,15 +245,15 @@ pub async fn keep_alive_holds(t: Dyn) {
 }
 
 fn failure(slot: &str) -> Failure {
-    Failure {
-        slots: vec![SlotFailure {
+    Failure::new(
+        vec![SlotFailure {
             slot: slot.to_owned(),
             error: "smtp said no".to_owned(),
         }],
-        reason: "failed 4 times".to_owned(),
-        attempts: 4,
-        failed_at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_000_000),
-    }
+        "failed 4 times".to_owned(),
+        4,
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_000_000),
+    )
 }
 
 /// fail → list, show, retry, remove.
@@ -321,10 +308,7 @@ pub async fn failure_store(t: Dyn) {
 pub async fn peek_and_flush(t: Dyn) {
     t.put("suite-pf", Bytes::from("a"), opts(2)).await.unwrap();
     t.put("suite-pf", Bytes::from("b"), opts(1)).await.unwrap();
-    let delayed = PutOptions {
-        delay: Duration::from_secs(60),
-        ..opts(1)
-    };
+    let delayed = opts(1).with_delay(Duration::from_secs(60));
     t.put("suite-pf", Bytes::from("c"), delayed).await.unwrap();
     let peeked = t.peek("suite-pf").await.unwrap().expect("a ready item");
     assert_eq!(&peeked.body[..], b"b");
@@ -337,10 +321,7 @@ pub async fn peek_and_flush(t: Dyn) {
 pub async fn stats_count(t: Dyn) {
     t.put("suite-s", Bytes::from("r1"), opts(1)).await.unwrap();
     t.put("suite-s", Bytes::from("r2"), opts(1)).await.unwrap();
-    let delayed = PutOptions {
-        delay: Duration::from_secs(60),
-        ..opts(1)
-    };
+    let delayed = opts(1).with_delay(Duration::from_secs(60));
     t.put("suite-s", Bytes::from("d"), delayed).await.unwrap();
     let job = reserve_all(&t, &queues(&["suite-s"]), 1)
         .await

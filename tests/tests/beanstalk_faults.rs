@@ -272,12 +272,8 @@ async fn queue_names_it_cannot_serve_are_refused_at_dispatch_with_the_limit() {
         .expect("reserve")
         .pop()
         .expect("the item");
-    let failure = mq::transport::Failure {
-        slots: Vec::new(),
-        reason: "test".into(),
-        attempts: 1,
-        failed_at: std::time::SystemTime::now(),
-    };
+    let failure =
+        mq::transport::Failure::new(Vec::new(), "test".into(), 1, std::time::SystemTime::now());
     transport
         .fail(&job, job.body.clone(), PutOptions::default(), failure)
         .await

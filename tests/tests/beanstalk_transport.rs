@@ -20,11 +20,7 @@ async fn transport(server: &Beanstalkd) -> BeanstalkTransport {
 }
 
 fn opts(priority: u32) -> PutOptions {
-    PutOptions {
-        priority,
-        delay: Duration::ZERO,
-        ttr: Duration::from_secs(60),
-    }
+    PutOptions::new(priority, Duration::ZERO, Duration::from_secs(60))
 }
 
 fn q(name: &str) -> Vec<String> {
@@ -135,11 +131,7 @@ async fn batches_fill_up_to_max_and_wait_for_the_first() {
 async fn delays_round_up_and_unrepresentable_values_are_refused() {
     let server = Beanstalkd::start();
     let t = transport(&server).await;
-    let options = PutOptions {
-        priority: 3,
-        delay: Duration::from_millis(1200),
-        ttr: Duration::from_millis(10),
-    };
+    let options = PutOptions::new(3, Duration::from_millis(1200), Duration::from_millis(10));
     let id = t.put("d", "x".into(), options).await.unwrap();
     let stats = stats_job(&t, id).await;
     assert_eq!(stats["delay"], "2", "1.2 s rounds up to 2 s");
@@ -156,14 +148,7 @@ async fn delays_round_up_and_unrepresentable_values_are_refused() {
 
     let too_long = Duration::from_secs(u64::from(u32::MAX) + 1);
     let error = t
-        .put(
-            "d",
-            "x".into(),
-            PutOptions {
-                delay: too_long,
-                ..opts(0)
-            },
-        )
+        .put("d", "x".into(), opts(0).with_delay(too_long))
         .await
         .unwrap_err();
     assert!(
@@ -171,14 +156,7 @@ async fn delays_round_up_and_unrepresentable_values_are_refused() {
         "{error}"
     );
     let error = t
-        .put(
-            "d",
-            "x".into(),
-            PutOptions {
-                ttr: too_long,
-                ..opts(0)
-            },
-        )
+        .put("d", "x".into(), opts(0).with_ttr(too_long))
         .await
         .unwrap_err();
     assert!(
@@ -219,10 +197,7 @@ async fn retry_release_keep_alive() {
         .await
         .unwrap()
         .remove(0);
-    let delayed = PutOptions {
-        delay: Duration::from_millis(100),
-        ..opts(7)
-    };
+    let delayed = opts(7).with_delay(Duration::from_millis(100));
     t.retry(&job, "second".into(), delayed).await.unwrap();
     assert!(matches!(
         t.retry(&job, "third".into(), delayed).await,
@@ -242,10 +217,7 @@ async fn retry_release_keep_alive() {
     t.ack(&again[0]).await.unwrap();
 
     // A slot slower than its TTR keeps its item with touches: nobody else gets it.
-    let ttr = PutOptions {
-        ttr: Duration::from_secs(2),
-        ..opts(0)
-    };
+    let ttr = opts(0).with_ttr(Duration::from_secs(2));
     t.put("slow", "slow".into(), ttr).await.unwrap();
     let job = t
         .reserve(&q("slow"), 1, Duration::from_secs(1))
@@ -266,15 +238,15 @@ async fn retry_release_keep_alive() {
 }
 
 fn failure(text: &str) -> Failure {
-    Failure {
-        slots: vec![SlotFailure {
+    Failure::new(
+        vec![SlotFailure {
             slot: "app::slot".into(),
             error: text.into(),
         }],
-        reason: format!("failed 4 times: {text}"),
-        attempts: 4,
-        failed_at: SystemTime::now(),
-    }
+        format!("failed 4 times: {text}"),
+        4,
+        SystemTime::now(),
+    )
 }
 
 #[tokio::test]
@@ -391,10 +363,7 @@ async fn peek_flush_stats() {
     t.put(
         "p",
         "later".into(),
-        PutOptions {
-            delay: Duration::from_secs(60),
-            ..opts(1)
-        },
+        opts(1).with_delay(Duration::from_secs(60)),
     )
     .await
     .unwrap();

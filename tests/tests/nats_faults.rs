@@ -20,11 +20,7 @@ const WORKER: &str = env!("CARGO_BIN_EXE_test-worker");
 const OUTAGE_BOUND: Duration = Duration::from_secs(3);
 
 fn opts() -> PutOptions {
-    PutOptions {
-        priority: 1,
-        delay: Duration::ZERO,
-        ttr: Duration::from_secs(30),
-    }
+    PutOptions::new(1, Duration::ZERO, Duration::from_secs(30))
 }
 
 fn start_worker(url: &str, record: &Path) -> WorkerProcess {
@@ -110,10 +106,7 @@ async fn a_queue_name_nats_cannot_serve_is_refused_at_put() {
         .expect("the longest name can be consumed");
     assert_eq!(jobs.len(), 1);
     t.ack(&jobs[0]).await.unwrap();
-    let delayed = PutOptions {
-        delay: Duration::from_millis(1),
-        ..opts()
-    };
+    let delayed = opts().with_delay(Duration::from_millis(1));
     t.put(&longest, Bytes::from("late"), delayed).await.unwrap();
     let until = Instant::now() + Duration::from_secs(5);
     loop {

@@ -87,11 +87,7 @@ async fn a_cluster_with_replicas_3_loses_a_node_mid_run_and_no_message() {
     let url = format!("{}?replicas=3&ack_wait=5s", cluster.url());
     // The meta leader needs a moment after start: creating the stream is retried.
     let t = mq::transport::connect(&url).await.unwrap();
-    let opts = PutOptions {
-        priority: 1,
-        delay: Duration::ZERO,
-        ttr: Duration::from_secs(30),
-    };
+    let opts = PutOptions::new(1, Duration::ZERO, Duration::from_secs(30));
     let until = Instant::now() + Duration::from_secs(30);
     while let Err(error) = t.put("ha", Bytes::from("0"), opts).await {
         assert!(Instant::now() < until, "no replicated stream: {error}");

@@ -9,11 +9,7 @@ use mq::transport::{Failure, PutOptions};
 use mq_tests::nats::NatsServer;
 
 fn opts(priority: u32) -> PutOptions {
-    PutOptions {
-        priority,
-        delay: Duration::ZERO,
-        ttr: Duration::from_secs(30),
-    }
+    PutOptions::new(priority, Duration::ZERO, Duration::from_secs(30))
 }
 
 fn q(name: &str) -> Vec<String> {
@@ -79,12 +75,12 @@ async fn a_failed_item_leaves_the_work_queue() {
         .unwrap()
         .pop()
         .unwrap();
-    let failure = Failure {
-        slots: Vec::new(),
-        reason: "undecodable".into(),
-        attempts: 1,
-        failed_at: std::time::SystemTime::UNIX_EPOCH,
-    };
+    let failure = Failure::new(
+        Vec::new(),
+        "undecodable".into(),
+        1,
+        std::time::SystemTime::UNIX_EPOCH,
+    );
     t.fail(&job, job.body.clone(), opts(1), failure)
         .await
         .unwrap();
@@ -179,10 +175,7 @@ async fn file_stored_items_survive_a_restart_of_the_server() {
                 .await
                 .unwrap();
         }
-        let delayed = PutOptions {
-            delay: Duration::from_secs(1),
-            ..opts(1)
-        };
+        let delayed = opts(1).with_delay(Duration::from_secs(1));
         t.put("durable", Bytes::from("late"), delayed)
             .await
             .unwrap();

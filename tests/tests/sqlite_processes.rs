@@ -135,10 +135,7 @@ async fn two_producer_and_two_consumer_processes_on_one_file() {
         assert!(producer.wait().unwrap().success(), "a producer failed");
     }
     // Lowest urgency: reserved only once every real message was.
-    let last = PutOptions {
-        priority: u32::MAX,
-        ..PutOptions::default()
-    };
+    let last = PutOptions::default().with_priority(u32::MAX);
     for _ in &consumers {
         queue.put("work", STOP.into(), last).await.unwrap();
     }
@@ -182,10 +179,7 @@ async fn a_consumer_killed_holding_reservations_loses_nothing() {
     let ttr = Duration::from_secs(1);
     {
         let queue = SqliteTransport::open(&db).await.unwrap();
-        let options = PutOptions {
-            ttr,
-            ..PutOptions::default()
-        };
+        let options = PutOptions::default().with_ttr(ttr);
         for n in 0..total {
             queue
                 .put("work", format!("m-{n}").into(), options)

@@ -62,12 +62,7 @@ async fn every_queue_name_is_served_and_names_are_compared_byte_for_byte() {
             assert_eq!(&job.queue, name);
             assert!(job.body.starts_with(format!("{n}-").as_bytes()));
         }
-        let failure = Failure {
-            slots: Vec::new(),
-            reason: "test".into(),
-            attempts: 1,
-            failed_at: std::time::SystemTime::now(),
-        };
+        let failure = Failure::new(Vec::new(), "test".into(), 1, std::time::SystemTime::now());
         let (first, rest) = jobs.split_first().unwrap();
         let body = first.body.clone();
         queue

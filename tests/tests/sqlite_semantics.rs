@@ -22,11 +22,7 @@ fn queues(names: &[&str]) -> Vec<String> {
 }
 
 fn with(priority: u32, delay: Duration, ttr: Duration) -> PutOptions {
-    PutOptions {
-        priority,
-        delay,
-        ttr,
-    }
+    PutOptions::new(priority, delay, ttr)
 }
 
 fn bodies(jobs: &[Job]) -> Vec<String> {
@@ -43,15 +39,15 @@ async fn reserve_now(queue: &SqliteTransport, names: &[&str], max: usize) -> Vec
 }
 
 fn failure() -> Failure {
-    Failure {
-        slots: vec![SlotFailure {
+    Failure::new(
+        vec![SlotFailure {
             slot: "shop::mail::send".into(),
             error: "smtp down".into(),
         }],
-        reason: "slot shop::mail::send failed 3 times".into(),
-        attempts: 3,
-        failed_at: SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
-    }
+        "slot shop::mail::send failed 3 times".into(),
+        3,
+        SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
+    )
 }
 
 fn assert_lost(result: mq::Result<()>, id: u64) {

@@ -727,10 +727,7 @@ async fn a_panic_while_decoding_goes_to_the_failure_store() {
 #[tokio::test]
 async fn a_stale_reservation_cannot_ack_the_new_one() {
     let transport = MemoryTransport::new();
-    let options = PutOptions {
-        ttr: Duration::from_millis(200),
-        ..PutOptions::default()
-    };
+    let options = PutOptions::default().with_ttr(Duration::from_millis(200));
     transport.put("q", Bytes::from("x"), options).await.unwrap();
     let queues = ["q".to_owned()];
     let first = transport

@@ -27,6 +27,7 @@ pub mod sqlite;
 
 /// How a message is put on its queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct PutOptions {
     /// Lower is sooner; 0 is the most urgent.
     pub priority: u32,
@@ -36,6 +37,32 @@ pub struct PutOptions {
     /// Time to run: how long a reservation lasts before the message is handed out again.
     #[serde(with = "crate::envelope::duration_ms")]
     pub ttr: Duration,
+}
+
+impl PutOptions {
+    /// Options with this priority, delay and TTR.
+    pub fn new(priority: u32, delay: Duration, ttr: Duration) -> PutOptions {
+        PutOptions {
+            priority,
+            delay,
+            ttr,
+        }
+    }
+
+    /// The same with another priority.
+    pub fn with_priority(self, priority: u32) -> PutOptions {
+        PutOptions { priority, ..self }
+    }
+
+    /// The same with another delay.
+    pub fn with_delay(self, delay: Duration) -> PutOptions {
+        PutOptions { delay, ..self }
+    }
+
+    /// The same with another TTR.
+    pub fn with_ttr(self, ttr: Duration) -> PutOptions {
+        PutOptions { ttr, ..self }
+    }
 }
 
 impl Default for PutOptions {
@@ -50,6 +77,7 @@ impl Default for PutOptions {
 
 /// A reserved item: the worker holds it until it acks, retries, releases or fails it.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Job {
     /// The backend's id of this item, unique within the backend.
     pub id: u64,
@@ -63,6 +91,7 @@ pub struct Job {
 
 /// Why a message went to the failure store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Failure {
     /// The slots that failed with their error text; empty when no slot ran (undecodable
     /// payload, unknown wire name).
@@ -76,6 +105,35 @@ pub struct Failure {
     pub failed_at: SystemTime,
 }
 
+impl Job {
+    /// A reserved item, as a backend hands it to the worker.
+    pub fn new(id: u64, queue: impl Into<String>, body: Bytes, deliveries: u32) -> Job {
+        Job {
+            id,
+            queue: queue.into(),
+            body,
+            deliveries,
+        }
+    }
+}
+
+impl Failure {
+    /// A failure record.
+    pub fn new(
+        slots: Vec<SlotFailure>,
+        reason: String,
+        attempts: u32,
+        failed_at: SystemTime,
+    ) -> Failure {
+        Failure {
+            slots,
+            reason,
+            attempts,
+            failed_at,
+        }
+    }
+}
+
 /// One failing slot of a failed message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SlotFailure {
@@ -87,6 +145,7 @@ pub struct SlotFailure {
 
 /// An entry of the failure store.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct FailedMessage {
     /// The id of this entry in the failure store.
     pub id: u64,
@@ -102,6 +161,7 @@ pub struct FailedMessage {
 
 /// Counts of one queue.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct QueueStats {
     /// The queue's name.
     pub queue: String,
@@ -113,6 +173,35 @@ pub struct QueueStats {
     pub delayed: u64,
     /// Messages of this queue in the failure store.
     pub failed: u64,
+}
+
+impl FailedMessage {
+    /// An entry of the failure store, as a backend lists it.
+    pub fn new(
+        id: u64,
+        queue: impl Into<String>,
+        body: Bytes,
+        options: PutOptions,
+        failure: Failure,
+    ) -> FailedMessage {
+        FailedMessage {
+            id,
+            queue: queue.into(),
+            body,
+            options,
+            failure,
+        }
+    }
+}
+
+impl QueueStats {
+    /// All-zero counts of `queue`; set the fields that are not.
+    pub fn new(queue: impl Into<String>) -> QueueStats {
+        QueueStats {
+            queue: queue.into(),
+            ..QueueStats::default()
+        }
+    }
 }
 
 /// A queue backend.

@@ -153,18 +153,14 @@ fn envelope(name: &str, body: &str) -> (String, Bytes) {
 }
 
 fn failure(slot: Option<&str>, reason: &str) -> Failure {
-    Failure {
-        slots: slot
-            .map(|slot| SlotFailure {
-                slot: slot.to_owned(),
-                error: format!("{slot} said: smtp timeout"),
-            })
-            .into_iter()
-            .collect(),
-        reason: reason.to_owned(),
-        attempts: 3,
-        failed_at: SystemTime::now(),
-    }
+    let slots = slot
+        .map(|slot| SlotFailure {
+            slot: slot.to_owned(),
+            error: format!("{slot} said: smtp timeout"),
+        })
+        .into_iter()
+        .collect();
+    Failure::new(slots, reason.to_owned(), 3, SystemTime::now())
 }
 
 /// Puts `body` on `queue`, reserves it and fails it through the transport API, as a worker
@@ -172,11 +168,7 @@ fn failure(slot: Option<&str>, reason: &str) -> Failure {
 fn put_failed(api: &Api, queue: &str, body: Bytes, failure: Failure) -> u64 {
     let t = &api.transport;
     api.runtime.block_on(async {
-        let options = PutOptions {
-            priority: 100,
-            delay: Duration::ZERO,
-            ttr: Duration::from_secs(60),
-        };
+        let options = PutOptions::new(100, Duration::ZERO, Duration::from_secs(60));
         t.put(queue, body.clone(), options).await.expect("put");
         let jobs = t
             .reserve(&[queue.to_owned()], 1, Duration::from_secs(2))

@@ -66,11 +66,11 @@ pub(crate) fn check_publish(args: &PublishArgs) -> CliResult<Box<RawValue>> {
 pub(crate) async fn publish(ctx: &Ctx, args: &PublishArgs) -> CliResult {
     let body = check_publish(args)?;
     let defaults = PutOptions::default();
-    let options = PutOptions {
-        priority: args.priority.unwrap_or(defaults.priority),
-        delay: args.delay.unwrap_or(defaults.delay),
-        ttr: args.ttr.unwrap_or(defaults.ttr),
-    };
+    let options = PutOptions::new(
+        args.priority.unwrap_or(defaults.priority),
+        args.delay.unwrap_or(defaults.delay),
+        args.ttr.unwrap_or(defaults.ttr),
+    );
     let envelope = Envelope::new(&args.wire_name, body);
     let item = ctx
         .transport
