@@ -18,13 +18,14 @@
 mod account;
 mod failed;
 mod layout;
+mod lease;
 mod link;
 mod residue;
 mod views;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_nats::jetstream::{self, consumer::PullConsumer, stream::Stream};
@@ -38,6 +39,7 @@ use tokio::time::Instant;
 use super::{FailedMessage, Failure, Job, PutOptions, QueueStats, Transport};
 use crate::{Error, Result};
 use layout::{Settings, Slot};
+use lease::{reap, Held};
 use link::Link;
 
 /// How often a waiting `reserve` looks again, and how often held items are checked.
@@ -77,16 +79,6 @@ struct Shared {
     link: Link,
     /// When each consumer's subject was last looked at for acked items left behind.
     sweeps: residue::Sweeps,
-}
-
-#[derive(Debug)]
-struct Held {
-    reply: Subject,
-    ttr: Duration,
-    /// When the reservation runs out unless kept alive.
-    until: Instant,
-    /// When `in_progress` was last sent.
-    progressed: Instant,
 }
 
 fn nats(error: impl std::fmt::Display) -> Error {
@@ -201,56 +193,6 @@ impl Drop for NatsTransport {
     }
 }
 
-/// Keeps held items alive on the server (`in_progress`) and hands back those whose TTR ran
-/// out (`nak`), until the transport is dropped.
-async fn reap(shared: Weak<Shared>) {
-    let mut tick = tokio::time::interval(POLL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let Some(shared) = shared.upgrade() else {
-            return;
-        };
-        if !shared.link.is_up(&shared.client) {
-            // Nothing would arrive; TTRs still run out below, and the server hands the
-            // items out again after AckWait.
-            let now = Instant::now();
-            shared.lock_held().retain(|_, item| item.until > now);
-            continue;
-        }
-        let now = Instant::now();
-        let every = shared.settings.ack_wait / 3;
-        let mut expired = Vec::new();
-        let mut progress = Vec::new();
-        {
-            let mut held = shared.lock_held();
-            held.retain(|_, item| {
-                if item.until <= now {
-                    expired.push(item.reply.clone());
-                    return false;
-                }
-                if now.duration_since(item.progressed) >= every {
-                    item.progressed = now;
-                    progress.push(item.reply.clone());
-                }
-                true
-            });
-        }
-        for reply in expired {
-            let _ = shared
-                .client
-                .publish(reply, Bytes::from_static(b"-NAK"))
-                .await;
-        }
-        for reply in progress {
-            let _ = shared
-                .client
-                .publish(reply, Bytes::from_static(b"+WPI"))
-                .await;
-        }
-    }
-}
-
 fn header_u64(headers: Option<&HeaderMap>, name: &str) -> Option<u64> {
     headers?.get(name)?.as_str().parse().ok()
 }
@@ -264,11 +206,6 @@ impl Shared {
     /// drops (see [`Link::bounded`]).
     async fn online<T>(&self, what: &str, work: impl Future<Output = Result<T>>) -> Result<T> {
         self.link.bounded(&self.client, what, work).await
-    }
-
-    fn lock_held(&self) -> MutexGuard<'_, HashMap<u64, Held>> {
-        // Every mutation is a single insert or remove: a panic leaves the map consistent.
-        self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     async fn stream(&self) -> Result<&Stream> {
@@ -512,41 +449,6 @@ impl Shared {
         if let Err(error) = swept {
             tracing::warn!(consumer, %error, "could not look for acked items left behind");
         }
-    }
-
-    /// Records a reserved message and turns it into a job.
-    fn hold(&self, queue: &str, message: jetstream::Message) -> Result<Job> {
-        let info = message.info().map_err(nats)?;
-        let id = info.stream_sequence;
-        let deliveries = u32::try_from(info.delivered).unwrap_or(u32::MAX);
-        let ttr = header_u64(message.headers.as_ref(), layout::TTR)
-            .map_or(crate::message::DEFAULT_TTR, Duration::from_millis);
-        let reply = message
-            .reply
-            .clone()
-            .ok_or_else(|| nats("a JetStream message came without a reply subject"))?;
-        let now = Instant::now();
-        self.lock_held().insert(
-            id,
-            Held {
-                reply,
-                ttr,
-                until: now + ttr,
-                progressed: now,
-            },
-        );
-        Ok(Job {
-            id,
-            queue: queue.to_owned(),
-            body: message.payload.clone(),
-            deliveries,
-        })
-    }
-
-    fn take(&self, job: &Job) -> Result<Held> {
-        self.lock_held()
-            .remove(&job.id)
-            .ok_or(Error::ReservationLost(job.id))
     }
 
     async fn send(&self, reply: Subject, what: &'static [u8]) -> Result<()> {
