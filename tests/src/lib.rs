@@ -19,3 +19,22 @@ pub async fn queue_stats(transport: &dyn Transport, queue: &str) -> QueueStats {
         .find(|s| s.queue == queue)
         .unwrap_or_default()
 }
+
+/// This test executable run again as a child process that runs only its `child_process`
+/// test, with `role_var` set to `role` (the child reads it to know what to do); stdout is
+/// piped, stderr inherited.
+pub fn child_process(role_var: &str, role: &str) -> std::process::Command {
+    let mut command =
+        std::process::Command::new(std::env::current_exe().expect("the test executable's path"));
+    command
+        .args([
+            "--exact",
+            "child_process",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(role_var, role)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit());
+    command
+}

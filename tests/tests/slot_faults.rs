@@ -3,7 +3,7 @@
 //! messages reserved while they run (never handed to a second run), counts their timeout,
 //! and exits on SIGTERM although their threads cannot be stopped.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use mq::Bus;
@@ -23,15 +23,6 @@ const TWO_TTRS_AND_MORE: Duration = Duration::from_secs(5);
 /// How long a worker may take to exit after SIGTERM with `--grace 1s`: the grace, the
 /// hand-back, and a loaded machine.
 const EXIT_AFTER_TERM: Duration = Duration::from_secs(6);
-
-fn start(server: &Beanstalkd, record: &Path) -> WorkerProcess {
-    WorkerProcess::start(
-        WORKER,
-        &server.url(),
-        record,
-        &["--queues", "stuck", "--grace", "1s"],
-    )
-}
 
 /// Waits until the failure store of `stuck` holds `count` entries; their reasons.
 async fn wait_for_failed(bus: &Bus, count: usize, limit: Duration) -> Vec<String> {
@@ -65,42 +56,59 @@ fn terminate(worker: &mut WorkerProcess) -> Duration {
     asked.elapsed()
 }
 
-async fn connect(server: &Beanstalkd) -> Bus {
-    Bus::new(
+/// A worker process consuming `stuck` (`--grace 1s`) on a beanstalkd of its own, given one
+/// stuck message. Fields drop in order: the worker goes before its server.
+struct Stuck {
+    worker: WorkerProcess,
+    bus: Bus,
+    record: PathBuf,
+    _dir: tempfile::TempDir,
+    _server: Beanstalkd,
+}
+
+async fn dispatch_stuck(message: impl mq::Message) -> Stuck {
+    let server = Beanstalkd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("record");
+    let worker = WorkerProcess::start(
+        WORKER,
+        &server.url(),
+        &record,
+        &["--queues", "stuck", "--grace", "1s"],
+    );
+    let bus = Bus::new(
         mq::transport::connect(&server.url())
             .await
             .expect("connect"),
-    )
+    );
+    bus.dispatch(message).await.expect("dispatch");
+    Stuck {
+        worker,
+        bus,
+        record,
+        _dir: dir,
+        _server: server,
+    }
 }
 
 /// A stuck slot with a timeout: it times out once, its message fails (`retries = 0`) and
 /// never runs again, and SIGTERM still ends the worker.
 async fn times_out_once_and_the_worker_still_exits(message: impl mq::Message, n: u64) {
-    let server = Beanstalkd::start();
-    let dir = tempfile::tempdir().unwrap();
-    let record = dir.path().join("record");
-    let mut worker = start(&server, &record);
-    let bus = connect(&server).await;
-    bus.dispatch(message).await.expect("dispatch");
-
+    let mut stuck = dispatch_stuck(message).await;
+    let (bus, record) = (stuck.bus.clone(), stuck.record.clone());
     let reasons = wait_for_failed(&bus, 1, Duration::from_secs(15)).await;
     assert!(reasons[0].contains("timed out after 1s"), "{reasons:?}");
     tokio::time::sleep(TWO_TTRS_AND_MORE).await;
     assert_eq!(recorded(&record), vec![n], "the slot ran more than once");
-    let took = terminate(&mut worker);
+    let took = terminate(&mut stuck.worker);
     eprintln!("exited {took:?} after SIGTERM");
 }
 
 /// A stuck slot without a timeout: its message stays reserved (kept alive), is never handed
 /// out again, and goes back to ready when SIGTERM's grace runs out.
 async fn keeps_its_message_and_goes_back_on_sigterm(message: impl mq::Message, n: u64) {
-    let server = Beanstalkd::start();
-    let dir = tempfile::tempdir().unwrap();
-    let record = dir.path().join("record");
-    let mut worker = start(&server, &record);
-    let bus = connect(&server).await;
-    bus.dispatch(message).await.expect("dispatch");
-
+    let mut stuck = dispatch_stuck(message).await;
+    let (bus, record) = (stuck.bus.clone(), stuck.record.clone());
     wait_until_recorded(&record, 1);
     tokio::time::sleep(TWO_TTRS_AND_MORE).await;
     assert_eq!(recorded(&record), vec![n], "handed out again while it ran");
@@ -110,7 +118,7 @@ async fn keeps_its_message_and_goes_back_on_sigterm(message: impl mq::Message, n
             .reserved,
         1
     );
-    terminate(&mut worker);
+    terminate(&mut stuck.worker);
     let stats = queue_stats(bus.transport().as_ref(), "stuck").await;
     assert_eq!((stats.ready, stats.reserved), (1, 0), "{stats:?}");
 }

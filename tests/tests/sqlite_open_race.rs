@@ -7,7 +7,7 @@
 
 use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use mq::transport::sqlite::SqliteTransport;
@@ -48,18 +48,9 @@ async fn child_process() {
 }
 
 fn spawn(n: usize, db: &Path) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_process",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(ROLE, n.to_string())
+    mq_tests::child_process(ROLE, &n.to_string())
         .env(DB, db)
         .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
         .spawn()
         .unwrap()
 }

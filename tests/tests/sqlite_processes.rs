@@ -7,7 +7,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use mq::transport::sqlite::SqliteTransport;
@@ -18,17 +18,8 @@ const DB: &str = "MQ_SQLITE_CHILD_DB";
 const STOP: &str = "stop";
 
 fn spawn(role: &str, db: &Path) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_process",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(ROLE, role)
+    mq_tests::child_process(ROLE, role)
         .env(DB, db)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
         .spawn()
         .unwrap()
 }
