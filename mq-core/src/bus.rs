@@ -147,8 +147,8 @@ impl Bus {
         delay: Option<Duration>,
         priority: Option<u32>,
     ) -> Result<MessageId> {
-        let (envelope, bytes) = self.encode(&message)?;
         let options = put_options::<M>(delay, priority);
+        let (envelope, bytes) = self.encode(&message, &options)?;
         self.transport.put(M::OPTIONS.queue, bytes, options).await?;
         self.submitted::<M>(&envelope);
         Ok(MessageId(envelope.id))
@@ -161,14 +161,14 @@ impl Bus {
         delay: Option<Duration>,
         priority: Option<u32>,
     ) -> Result<Vec<MessageId>> {
+        let options = put_options::<M>(delay, priority);
         let mut envelopes = Vec::with_capacity(messages.len());
         let mut bodies = Vec::with_capacity(messages.len());
         for message in &messages {
-            let (envelope, bytes) = self.encode(message)?;
+            let (envelope, bytes) = self.encode(message, &options)?;
             envelopes.push(envelope);
             bodies.push(bytes);
         }
-        let options = put_options::<M>(delay, priority);
         let results = self
             .transport
             .put_many(M::OPTIONS.queue, bodies, options)
@@ -206,23 +206,22 @@ impl Bus {
         }
     }
 
-    /// The envelope of `message` and its bytes, within the backend's size limit.
-    fn encode<M: Message>(&self, message: &M) -> Result<(Envelope, bytes::Bytes)> {
+    /// The envelope of `message` and its bytes, checked against what the backend can do
+    /// (its size limit, priorities, longest delay).
+    fn encode<M: Message>(
+        &self,
+        message: &M,
+        options: &PutOptions,
+    ) -> Result<(Envelope, bytes::Bytes)> {
         let body = serde_json::value::to_raw_value(message).map_err(|source| Error::Encode {
             name: M::NAME.to_owned(),
             source,
         })?;
         let envelope = Envelope::new(M::NAME, body);
         let bytes = envelope.encode();
-        if let Some(limit) = self.transport.max_message_size() {
-            if bytes.len() > limit {
-                return Err(Error::TooLarge {
-                    name: M::NAME.to_owned(),
-                    size: bytes.len(),
-                    limit,
-                });
-            }
-        }
+        self.transport
+            .capabilities()
+            .check_put(M::NAME, bytes.len(), options)?;
         Ok((envelope, bytes))
     }
 

@@ -6,6 +6,10 @@ use std::time::Duration;
 /// A `Result` whose error defaults to [`mq::Error`](Error).
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The underlying error an [`Error`] came from (an I/O, SQLite or NATS client error), as
+/// [`std::error::Error::source`] returns it.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Everything that can go wrong in mq outside a slot.
 ///
 /// Errors a slot returns are [`SlotError`](crate::SlotError)s; they decide retries and never
@@ -27,8 +31,11 @@ pub enum Error {
     Unreachable {
         /// The server address, as `host:port`.
         address: String,
-        /// What the operating system or the server said.
+        /// What the operating system or the server said, and what to check.
         cause: String,
+        /// The error underneath (the operating system's, the client library's), if any.
+        #[source]
+        source: Option<Cause>,
     },
 
     /// A message is larger than the backend accepts.
@@ -50,6 +57,16 @@ pub enum Error {
         /// The value asked for.
         value: Duration,
         /// Why, and the largest value allowed.
+        reason: String,
+    },
+
+    /// The backend cannot do what a message or a dispatch asks (see
+    /// [`Capabilities`](crate::transport::Capabilities)).
+    #[error("{what} is not supported by this backend: {reason}")]
+    Unsupported {
+        /// What was asked.
+        what: String,
+        /// Why not, and what to do instead.
         reason: String,
     },
 
@@ -78,12 +95,21 @@ pub enum Error {
         path: PathBuf,
         /// What went wrong, and what to do about it.
         detail: String,
+        /// SQLite's own error (or the operating system's), if any.
+        #[source]
+        source: Option<Cause>,
     },
 
     /// NATS JetStream refused or failed an operation, or a stream or consumer exists with
     /// settings mq cannot use (mq never changes them).
-    #[error("nats jetstream: {0}")]
-    Nats(String),
+    #[error("nats jetstream: {detail}")]
+    Nats {
+        /// What failed, in the client's or mq's words.
+        detail: String,
+        /// The client library's error, if any.
+        #[source]
+        source: Option<Cause>,
+    },
 
     /// The registry is inconsistent: caught at worker start-up.
     #[error("{0}")]
@@ -124,4 +150,47 @@ pub enum Error {
     /// An I/O error.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
+}
+
+#[cfg_attr(not(any(feature = "beanstalk", feature = "nats")), allow(dead_code))]
+impl Error {
+    /// [`Error::Unreachable`] without an underlying error.
+    pub(crate) fn unreachable(address: impl Into<String>, cause: impl Into<String>) -> Error {
+        Error::Unreachable {
+            address: address.into(),
+            cause: cause.into(),
+            source: None,
+        }
+    }
+
+    /// [`Error::Unreachable`] caused by `source`, whose text is the cause.
+    pub(crate) fn unreachable_by(
+        address: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Error {
+        Error::Unreachable {
+            address: address.into(),
+            cause: source.to_string(),
+            source: Some(Box::new(source)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn the_cause_is_the_source() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let error = Error::unreachable_by("127.0.0.1:1", io);
+        assert_eq!(error.to_string(), "cannot reach 127.0.0.1:1: refused");
+        let source = error.source().expect("a source");
+        let io = source
+            .downcast_ref::<std::io::Error>()
+            .expect("the i/o error");
+        assert_eq!(io.kind(), std::io::ErrorKind::ConnectionRefused);
+        assert!(Error::unreachable("h:1", "silent").source().is_none());
+    }
 }

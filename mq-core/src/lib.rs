@@ -50,7 +50,7 @@ pub use bus::{dispatch, dispatch_all, global, Bus, Dispatch, DispatchAll, Messag
 pub use context::{Context, State};
 pub use duration::parse_duration;
 pub use envelope::Envelope;
-pub use error::{Error, Result};
+pub use error::{Cause, Error, Result};
 pub use event::{Event, EventKind};
 #[cfg(feature = "logging")]
 pub use logging::{init_logging, init_logging_at};

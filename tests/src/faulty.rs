@@ -3,6 +3,10 @@
 //! (`tests/tests/transport_faulty.rs`), and lets a test make the next calls of an operation
 //! fail, as a server that goes away would.
 //!
+//! With `?priorities=none` it declares that it has no priorities, so that the tests see mq
+//! refuse what such a backend cannot hold. Its failure store is mq's default ([`QueuedFailures`]) on its own operations, so faults
+//! injected into `put`, `reserve` or `ack` reach `mq failed` and the worker's `fail` too.
+//!
 //! Behind it is `memory://NAME`: every `faulty://` URL of one name shares one queue, and the
 //! faults injected for that name.
 
@@ -13,19 +17,33 @@ use std::time::Duration;
 use bytes::Bytes;
 use mq::transport::memory::MemoryTransport;
 use mq::transport::scheme::{ConnectFuture, Scheme};
-use mq::transport::{FailedMessage, Failure, Job, PutOptions, QueueStats, Transport};
+use mq::transport::{
+    Capabilities, FailureStore, Job, Priorities, PutOptions, QueueStats, QueuedFailures, Transport,
+};
 use mq::{Error, Result};
 
 inventory::submit! {
-    Scheme::new("faulty", "faulty://NAME", connect)
+    Scheme::new("faulty", "faulty://NAME[?priorities=none]", connect)
 }
 
 fn connect(url: &str) -> ConnectFuture<'_> {
     Box::pin(async move {
-        let name = url.strip_prefix("faulty://").unwrap_or(url).to_owned();
+        let rest = url.strip_prefix("faulty://").unwrap_or(url);
+        let (name, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let no_priorities = match query {
+            "" => false,
+            "priorities=none" => true,
+            other => {
+                return Err(Error::InvalidUrl {
+                    url: url.to_owned(),
+                    reason: format!("unknown option `{other}`; the one option is priorities=none"),
+                })
+            }
+        };
         let transport: Arc<dyn Transport> = Arc::new(Faulty {
-            inner: MemoryTransport::named(&name),
-            name,
+            inner: MemoryTransport::named(name),
+            name: name.to_owned(),
+            no_priorities,
         });
         Ok(transport)
     })
@@ -59,6 +77,8 @@ fn faults() -> MutexGuard<'static, HashMap<(String, Op), u32>> {
 struct Faulty {
     name: String,
     inner: Arc<MemoryTransport>,
+    /// Declares no priorities (`?priorities=none`), as a backend reserving by age would.
+    no_priorities: bool,
 }
 
 impl Faulty {
@@ -71,6 +91,7 @@ impl Faulty {
                 Err(Error::Unreachable {
                     address: format!("faulty://{}", self.name),
                     cause: format!("injected fault of {op:?}"),
+                    source: None,
                 })
             }
             _ => Ok(()),
@@ -82,6 +103,18 @@ impl Faulty {
 impl Transport for Faulty {
     fn describe(&self) -> String {
         format!("faulty://{}", self.name)
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        let capabilities = self.inner.capabilities();
+        if self.no_priorities {
+            return capabilities.with_priorities(Priorities::None);
+        }
+        capabilities
+    }
+
+    fn failure_store(&self) -> Box<dyn FailureStore + '_> {
+        Box::new(QueuedFailures::new(self))
     }
 
     async fn put(&self, queue: &str, body: Bytes, options: PutOptions) -> Result<u64> {
@@ -119,32 +152,6 @@ impl Transport for Faulty {
 
     async fn keep_alive(&self, job: &Job) -> Result<()> {
         self.inner.keep_alive(job).await
-    }
-
-    async fn fail(
-        &self,
-        job: &Job,
-        body: Bytes,
-        options: PutOptions,
-        failure: Failure,
-    ) -> Result<()> {
-        self.inner.fail(job, body, options, failure).await
-    }
-
-    async fn failed_list(&self, queue: Option<&str>, max: usize) -> Result<Vec<FailedMessage>> {
-        self.inner.failed_list(queue, max).await
-    }
-
-    async fn failed_show(&self, id: u64) -> Result<Option<FailedMessage>> {
-        self.inner.failed_show(id).await
-    }
-
-    async fn failed_retry(&self, id: u64) -> Result<u64> {
-        self.inner.failed_retry(id).await
-    }
-
-    async fn failed_remove(&self, id: u64) -> Result<bool> {
-        self.inner.failed_remove(id).await
     }
 
     async fn stats(&self) -> Result<Vec<QueueStats>> {

@@ -272,34 +272,52 @@ pub async fn failure_store(t: Dyn) {
         reserve_all(&t, &q, 10).await.is_empty(),
         "failed items are not ready"
     );
-    let listed = t.failed_list(None, 100).await.unwrap();
+    let listed = t.failure_store().list(None, 100).await.unwrap();
     assert_eq!(listed.len(), 2);
     assert_eq!(listed[0].queue, "suite-f");
     assert_eq!(listed[0].failure, failure("shop::mail::send"));
     assert_eq!(listed[0].options.priority, 7);
-    assert_eq!(t.failed_list(Some("suite-f"), 1).await.unwrap().len(), 1);
+    assert_eq!(
+        t.failure_store()
+            .list(Some("suite-f"), 1)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     assert!(t
-        .failed_list(Some("elsewhere"), 10)
+        .failure_store()
+        .list(Some("elsewhere"), 10)
         .await
         .unwrap()
         .is_empty());
     let failed: u64 = t.stats().await.unwrap().iter().map(|s| s.failed).sum();
     assert_eq!(failed, 2);
 
-    let first = t.failed_show(listed[0].id).await.unwrap().expect("shown");
+    let first = t
+        .failure_store()
+        .show(listed[0].id)
+        .await
+        .unwrap()
+        .expect("shown");
     assert_eq!(first.body, listed[0].body);
-    t.failed_retry(first.id).await.unwrap();
+    t.failure_store().retry(first.id).await.unwrap();
     let back = reserve_all(&t, &q, 10).await;
     assert_eq!(back.len(), 1);
     assert_eq!(back[0].body, first.body);
     t.ack(&back[0]).await.unwrap();
 
-    assert!(t.failed_remove(listed[1].id).await.unwrap());
-    assert!(!t.failed_remove(listed[1].id).await.unwrap());
-    assert!(t.failed_list(None, 100).await.unwrap().is_empty());
-    assert!(t.failed_show(listed[1].id).await.unwrap().is_none());
+    assert!(t.failure_store().remove(listed[1].id).await.unwrap());
+    assert!(!t.failure_store().remove(listed[1].id).await.unwrap());
+    assert!(t.failure_store().list(None, 100).await.unwrap().is_empty());
+    assert!(t
+        .failure_store()
+        .show(listed[1].id)
+        .await
+        .unwrap()
+        .is_none());
     assert!(matches!(
-        t.failed_retry(listed[1].id).await,
+        t.failure_store().retry(listed[1].id).await,
         Err(mq::Error::NotFound(_))
     ));
 }

@@ -279,7 +279,8 @@ async fn queue_names_it_cannot_serve_are_refused_at_dispatch_with_the_limit() {
         .await
         .expect("fail into mq-failed.<longest>");
     let failed = transport
-        .failed_list(Some(&longest), 10)
+        .failure_store()
+        .list(Some(&longest), 10)
         .await
         .expect("list");
     assert_eq!(failed.len(), 1);

@@ -45,7 +45,7 @@ async fn stats_job(t: &BeanstalkTransport, id: u64) -> std::collections::BTreeMa
 async fn put_reserve_ack_with_priorities_and_queue_order() {
     let server = Beanstalkd::start();
     let t = transport(&server).await;
-    assert_eq!(t.max_message_size(), Some(65_535));
+    assert_eq!(t.capabilities().max_message_size, Some(65_535));
     assert_eq!(t.describe(), server.url());
     t.put("low", "l1".into(), opts(1)).await.unwrap();
     t.put("high", "h-late".into(), opts(500)).await.unwrap();
@@ -297,20 +297,32 @@ async fn failure_store_list_show_retry_remove() {
         1
     );
 
-    let all = t.failed_list(None, 100).await.unwrap();
+    let all = t.failure_store().list(None, 100).await.unwrap();
     assert_eq!(all.len(), 4);
     assert!(all.windows(2).all(|w| w[0].id < w[1].id), "oldest first");
-    let emails = t.failed_list(Some("emails"), 100).await.unwrap();
+    let emails = t.failure_store().list(Some("emails"), 100).await.unwrap();
     assert_eq!(emails.len(), 3);
     assert!(emails.iter().all(|f| f.queue == "emails"));
-    assert_eq!(t.failed_list(Some("emails"), 2).await.unwrap().len(), 2);
     assert_eq!(
-        t.failed_list(Some("nothing-here"), 10).await.unwrap().len(),
+        t.failure_store()
+            .list(Some("emails"), 2)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        t.failure_store()
+            .list(Some("nothing-here"), 10)
+            .await
+            .unwrap()
+            .len(),
         0
     );
     // Listing twice gives the same (the scan puts records back).
     let again: Vec<u64> = t
-        .failed_list(None, 100)
+        .failure_store()
+        .list(None, 100)
         .await
         .unwrap()
         .iter()
@@ -325,7 +337,7 @@ async fn failure_store_list_show_retry_remove() {
         "non-JSON bytes kept exactly"
     );
     let first = &all[0];
-    let shown = t.failed_show(first.id).await.unwrap().unwrap();
+    let shown = t.failure_store().show(first.id).await.unwrap().unwrap();
     assert_eq!(shown.queue, first.queue);
     assert_eq!(shown.body, first.body);
     assert_eq!(shown.options, opts(9));
@@ -334,23 +346,25 @@ async fn failure_store_list_show_retry_remove() {
     assert!(shown.failure.reason.starts_with("failed 4 times: boom"));
     // An id that is not a failure entry is none.
     let plain = t.put("emails", "plain".into(), opts(1)).await.unwrap();
-    assert!(t.failed_show(plain).await.unwrap().is_none());
-    assert!(!t.failed_remove(plain).await.unwrap());
-    assert!(matches!(t.failed_retry(plain).await, Err(Error::NotFound(id)) if id == plain));
-    assert!(t.failed_show(9_999_999).await.unwrap().is_none());
+    assert!(t.failure_store().show(plain).await.unwrap().is_none());
+    assert!(!t.failure_store().remove(plain).await.unwrap());
+    assert!(
+        matches!(t.failure_store().retry(plain).await, Err(Error::NotFound(id)) if id == plain)
+    );
+    assert!(t.failure_store().show(9_999_999).await.unwrap().is_none());
 
     // retry: back on its queue, out of the store.
-    let new_id = t.failed_retry(first.id).await.unwrap();
-    assert!(t.failed_show(first.id).await.unwrap().is_none());
+    let new_id = t.failure_store().retry(first.id).await.unwrap();
+    assert!(t.failure_store().show(first.id).await.unwrap().is_none());
     let c = t.open_connection().await.unwrap();
     let Response::Found { body, .. } = c.call(Command::Peek(new_id)).await.unwrap() else {
         panic!()
     };
     assert_eq!(body, first.body);
     // remove
-    assert!(t.failed_remove(all[1].id).await.unwrap());
-    assert!(!t.failed_remove(all[1].id).await.unwrap());
-    assert_eq!(t.failed_list(None, 100).await.unwrap().len(), 2);
+    assert!(t.failure_store().remove(all[1].id).await.unwrap());
+    assert!(!t.failure_store().remove(all[1].id).await.unwrap());
+    assert_eq!(t.failure_store().list(None, 100).await.unwrap().len(), 2);
 }
 
 #[tokio::test]
@@ -437,7 +451,7 @@ struct Big {
 async fn oversize_message_is_refused_at_dispatch() {
     let server = Beanstalkd::start_with(&["-z", "1000"]);
     let t: Arc<dyn Transport> = mq::transport::connect(&server.url()).await.unwrap();
-    assert_eq!(t.max_message_size(), Some(1000));
+    assert_eq!(t.capabilities().max_message_size, Some(1000));
     let bus = mq::Bus::new(t.clone());
     bus.dispatch(Big {
         text: "small".into(),

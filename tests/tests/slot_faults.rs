@@ -30,7 +30,8 @@ async fn wait_for_failed(bus: &Bus, count: usize, limit: Duration) -> Vec<String
     loop {
         let failed = bus
             .transport()
-            .failed_list(Some("stuck"), 100)
+            .failure_store()
+            .list(Some("stuck"), 100)
             .await
             .expect("failed list");
         if failed.len() >= count {

@@ -16,6 +16,7 @@ fn sqlite_error(error: Error, path: &Path) -> String {
         Error::Sqlite {
             path: named,
             detail,
+            ..
         } => {
             assert_eq!(named.file_name(), path.file_name(), "{text}");
             assert!(

@@ -113,7 +113,7 @@ async fn fill(bus: &Bus, first: u64) -> (u64, Error) {
 /// The text of a disk-full refusal; fails on any other error.
 fn disk_full(error: Error, db: &Path) -> String {
     match error {
-        Error::Sqlite { path, detail } if detail.starts_with("disk full") => {
+        Error::Sqlite { path, detail, .. } if detail.starts_with("disk full") => {
             assert_eq!(path, db, "{detail}");
             detail
         }

@@ -72,10 +72,10 @@ async fn every_queue_name_is_served_and_names_are_compared_byte_for_byte() {
         for job in rest {
             queue.ack(job).await.unwrap();
         }
-        let failed = queue.failed_list(Some(name), 10).await.unwrap();
+        let failed = queue.failure_store().list(Some(name), 10).await.unwrap();
         assert_eq!(failed.len(), 1, "queue {n} has its own failure store");
         assert_eq!(&failed[0].queue, name);
-        queue.failed_retry(failed[0].id).await.unwrap();
+        queue.failure_store().retry(failed[0].id).await.unwrap();
         assert_eq!(queue.flush(name).await.unwrap(), 1, "queue {n}");
     }
     assert!(queue.stats().await.unwrap().is_empty());

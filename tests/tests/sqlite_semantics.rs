@@ -266,7 +266,12 @@ async fn a_lease_that_runs_out_is_handed_out_again_and_the_old_holder_is_refused
             .await,
         id,
     );
-    assert!(queue.failed_list(None, 10).await.unwrap().is_empty());
+    assert!(queue
+        .failure_store()
+        .list(None, 10)
+        .await
+        .unwrap()
+        .is_empty());
 
     queue.ack(&fresh).await.unwrap();
     assert!(queue.stats().await.unwrap().is_empty());
@@ -330,28 +335,37 @@ async fn failure_store_list_show_retry_remove() {
         assert_lost(queue.ack(&job).await, job.id);
     }
 
-    let all = queue.failed_list(None, 10).await.unwrap();
+    let all = queue.failure_store().list(None, 10).await.unwrap();
     assert_eq!(all.len(), 3);
     assert_eq!(
         all.iter().map(|f| f.queue.as_str()).collect::<Vec<_>>(),
         ["emails", "index", "emails"],
         "oldest first"
     );
-    let emails = queue.failed_list(Some("emails"), 10).await.unwrap();
+    let emails = queue
+        .failure_store()
+        .list(Some("emails"), 10)
+        .await
+        .unwrap();
     assert_eq!(emails.len(), 2);
-    assert_eq!(queue.failed_list(None, 1).await.unwrap().len(), 1);
+    assert_eq!(queue.failure_store().list(None, 1).await.unwrap().len(), 1);
 
-    let shown = queue.failed_show(all[0].id).await.unwrap().unwrap();
+    let shown = queue
+        .failure_store()
+        .show(all[0].id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(&shown.body[..], b"e1-for-retry");
     assert_eq!(shown.options, options);
     assert_eq!(shown.failure, failure());
-    assert!(queue.failed_show(9999).await.unwrap().is_none());
+    assert!(queue.failure_store().show(9999).await.unwrap().is_none());
 
     let stats = queue.stats().await.unwrap();
     let emails_stats = stats.iter().find(|s| s.queue == "emails").unwrap();
     assert_eq!((emails_stats.ready, emails_stats.failed), (0, 2));
 
-    let new_id = queue.failed_retry(all[0].id).await.unwrap();
+    let new_id = queue.failure_store().retry(all[0].id).await.unwrap();
     let job = reserve_now(&queue, &["emails"], 10).await.remove(0);
     assert_eq!(job.id, new_id);
     assert_eq!(
@@ -360,12 +374,12 @@ async fn failure_store_list_show_retry_remove() {
         "retried at once, whatever its delay was"
     );
     assert!(
-        matches!(queue.failed_retry(all[0].id).await, Err(Error::NotFound(id)) if id == all[0].id)
+        matches!(queue.failure_store().retry(all[0].id).await, Err(Error::NotFound(id)) if id == all[0].id)
     );
 
-    assert!(queue.failed_remove(all[1].id).await.unwrap());
-    assert!(!queue.failed_remove(all[1].id).await.unwrap());
-    let left = queue.failed_list(None, 10).await.unwrap();
+    assert!(queue.failure_store().remove(all[1].id).await.unwrap());
+    assert!(!queue.failure_store().remove(all[1].id).await.unwrap());
+    let left = queue.failure_store().list(None, 10).await.unwrap();
     assert_eq!(left.iter().map(|f| f.id).collect::<Vec<_>>(), [all[2].id]);
 }
 

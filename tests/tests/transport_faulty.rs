@@ -81,3 +81,58 @@ async fn a_worker_retries_failed_reservations_and_goes_on() {
     .expect("run");
     assert_eq!(exit, Exit::Limit);
 }
+
+#[derive(mq::Message, Serialize, Deserialize)]
+#[message(queue = "faulty-urgent", priority = 5)]
+struct Urgent {
+    n: u64,
+}
+
+#[mq::slot]
+async fn on_urgent(_msg: Urgent) {}
+
+#[tokio::test]
+async fn a_backend_without_priorities_refuses_a_priority_at_dispatch_and_at_worker_start() {
+    let url = format!("faulty://{}?priorities=none", unique("nopri"));
+    let bus = Bus::connect(&url).await.expect("connect");
+    let error = bus
+        .dispatch(Urgent { n: 1 })
+        .await
+        .expect_err("a priority it cannot hold");
+    assert!(matches!(error, Error::Unsupported { .. }), "{error:?}");
+    assert!(error.to_string().contains("priority 5"), "{error}");
+    let error = bus
+        .dispatch(Ping { n: 1 })
+        .priority(7)
+        .await
+        .expect_err("an explicit priority too");
+    assert!(matches!(error, Error::Unsupported { .. }), "{error:?}");
+    bus.dispatch(Ping { n: 2 })
+        .await
+        .expect("the default priority is fine");
+    let stats = bus.transport().stats().await.expect("stats");
+    let ready: u64 = stats.iter().map(|q| q.ready).sum();
+    assert_eq!(
+        ready, 1,
+        "only the message without a priority was put: {stats:?}"
+    );
+
+    let error = Worker::builder()
+        .url(&url)
+        .registry(Registry::from_slots([SlotDef::of::<on_urgent>()]).expect("registry"))
+        .build()
+        .await
+        .expect_err("a worker whose message asks for a priority");
+    let text = error.to_string();
+    assert!(matches!(error, Error::Config(_)), "{error:?}");
+    assert!(
+        text.contains("cannot hold") && text.contains("priority 5"),
+        "{text}"
+    );
+    Worker::builder()
+        .url(&url)
+        .registry(Registry::from_slots([SlotDef::of::<pong>()]).expect("registry"))
+        .build()
+        .await
+        .expect("a worker whose messages ask for none starts");
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use mq::transport::memory::MemoryTransport;
-use mq::transport::{FailedMessage, Failure, Job, PutOptions, QueueStats, Transport};
+use mq::transport::{Capabilities, Failure, FailureStore, Job, PutOptions, QueueStats, Transport};
 use mq::EventKind;
 use mq::{Bus, Context, Exit, Registry, SlotDef, SlotError, State, Worker};
 use serde::{Deserialize, Serialize};
@@ -151,7 +151,12 @@ async fn only_failed_slots_are_retried() {
         kinds,
         [EventKind::Retried, EventKind::Retried, EventKind::Finished]
     );
-    assert!(transport.failed_list(None, 10).await.unwrap().is_empty());
+    assert!(transport
+        .failure_store()
+        .list(None, 10)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -196,7 +201,7 @@ async fn exhausted_retries_go_to_the_failure_store() {
     );
     assert_eq!(runs.count("doomed_ok", 9), 1);
 
-    let failed = transport.failed_list(None, 10).await.unwrap();
+    let failed = transport.failure_store().list(None, 10).await.unwrap();
     assert_eq!(failed.len(), 1);
     let entry = &failed[0];
     assert_eq!(entry.queue, "doomed");
@@ -225,7 +230,7 @@ async fn exhausted_retries_go_to_the_failure_store() {
     );
 
     // A retry from the store runs only the failed slot, once more.
-    transport.failed_retry(entry.id).await.unwrap();
+    transport.failure_store().retry(entry.id).await.unwrap();
     worker(&transport, slots)
         .state_arc(runs.clone())
         .limit(1)
@@ -235,7 +240,12 @@ async fn exhausted_retries_go_to_the_failure_store() {
     assert_eq!(runs.count("always_fails", 9), 4);
     assert_eq!(runs.count("doomed_ok", 9), 1);
     assert_eq!(
-        transport.failed_list(None, 10).await.unwrap().len(),
+        transport
+            .failure_store()
+            .list(None, 10)
+            .await
+            .unwrap()
+            .len(),
         1,
         "failed again"
     );
@@ -320,7 +330,7 @@ async fn permanent_errors_skip_retries_and_panics_and_timeouts_are_failures() {
     assert_eq!(runs.count("hazardous", 5), 6);
     assert_eq!(*timeouts.lock().unwrap(), 6);
 
-    let failed = transport.failed_list(None, 10).await.unwrap();
+    let failed = transport.failure_store().list(None, 10).await.unwrap();
     let reasons: Vec<(u32, &str)> = failed
         .iter()
         .map(|f| (f.failure.attempts, f.failure.slots[0].error.as_str()))
@@ -404,7 +414,7 @@ async fn undecodable_items_go_to_the_failure_store_with_the_reason() {
         .run()
         .await
         .unwrap();
-    let failed = transport.failed_list(None, 10).await.unwrap();
+    let failed = transport.failure_store().list(None, 10).await.unwrap();
     let reasons: Vec<String> = failed
         .iter()
         .map(|f| {
@@ -462,7 +472,7 @@ async fn unknown_names_are_retried_then_failed() {
         kinds,
         [EventKind::Retried, EventKind::Retried, EventKind::Failed]
     );
-    let failed = transport.failed_list(None, 10).await.unwrap();
+    let failed = transport.failure_store().list(None, 10).await.unwrap();
     assert_eq!(failed.len(), 1);
     assert!(
         failed[0]
@@ -712,7 +722,7 @@ async fn a_panic_while_decoding_goes_to_the_failure_store() {
         .await
         .unwrap();
     assert_eq!(runs.count("fragile", 12), 1);
-    let failed = transport.failed_list(None, 10).await.unwrap();
+    let failed = transport.failure_store().list(None, 10).await.unwrap();
     assert_eq!(failed.len(), 1);
     let error = &failed[0].failure.slots[0].error;
     assert!(
@@ -772,6 +782,12 @@ impl Transport for GatedAcks {
     fn describe(&self) -> String {
         "memory:// with gated acks".into()
     }
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+    fn failure_store(&self) -> Box<dyn FailureStore + '_> {
+        self.inner.failure_store()
+    }
     async fn put(&self, queue: &str, body: Bytes, options: PutOptions) -> mq::Result<u64> {
         self.inner.put(queue, body, options).await
     }
@@ -804,18 +820,6 @@ impl Transport for GatedAcks {
         failure: Failure,
     ) -> mq::Result<()> {
         self.inner.fail(job, body, options, failure).await
-    }
-    async fn failed_list(&self, queue: Option<&str>, max: usize) -> mq::Result<Vec<FailedMessage>> {
-        self.inner.failed_list(queue, max).await
-    }
-    async fn failed_show(&self, id: u64) -> mq::Result<Option<FailedMessage>> {
-        self.inner.failed_show(id).await
-    }
-    async fn failed_retry(&self, id: u64) -> mq::Result<u64> {
-        self.inner.failed_retry(id).await
-    }
-    async fn failed_remove(&self, id: u64) -> mq::Result<bool> {
-        self.inner.failed_remove(id).await
     }
     async fn stats(&self) -> mq::Result<Vec<QueueStats>> {
         self.inner.stats().await

@@ -121,7 +121,12 @@ async fn a_panicking_slot_leaves_the_other_messages_processed() {
     let done: BTreeSet<u64> = recorded(&record).into_iter().collect();
     let expected: BTreeSet<u64> = (0..20).filter(|n| *n != 7).collect();
     assert_eq!(done, expected);
-    let failed = bus.transport().failed_list(None, 10).await.unwrap();
+    let failed = bus
+        .transport()
+        .failure_store()
+        .list(None, 10)
+        .await
+        .unwrap();
     assert_eq!(failed.len(), 1);
     let error = &failed[0].failure.slots[0].error;
     assert_eq!(error, "panicked: work item 7 exploded");

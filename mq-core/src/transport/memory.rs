@@ -1,7 +1,8 @@
 //! `memory://`: an in-process transport for tests and examples.
 //!
-//! Complete (ready, reserved, delayed, priorities, leases, failure store) but not durable:
-//! everything is lost when the process exits. Transports of the same name are one queue
+//! Complete (ready, reserved, delayed, priorities, leases) but not durable: everything is
+//! lost when the process exits. Its failure store is the default one,
+//! [`QueuedFailures`]: the records are items of its own queues. Transports of the same name are one queue
 //! within a process, so a bus and a worker in one test meet on `memory://NAME`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -13,7 +14,9 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::{FailedMessage, Failure, Job, PutOptions, QueueStats, Transport};
+use super::{
+    Capabilities, FailureStore, Job, PutOptions, QueueStats, QueuedFailures, Receipt, Transport,
+};
 use crate::{Error, Result};
 
 /// An in-process queue.
@@ -34,8 +37,12 @@ struct State {
     delayed: BTreeSet<(Instant, u64)>,
     /// Reserved items by (lease end, id).
     leases: BTreeSet<(Instant, u64)>,
-    failed: BTreeMap<u64, FailedMessage>,
 }
+
+/// The receipt of a reservation: the item's delivery count when it was reserved, so that
+/// a reservation that ran out and was handed out again is no longer the holder's.
+#[derive(Debug)]
+struct Reservation(u32);
 
 #[derive(Debug)]
 struct Item {
@@ -140,14 +147,15 @@ impl State {
     }
 
     /// The lease end of `job`'s reservation, if it is still the current one: the item is
-    /// reserved, and not reserved again since (its delivery count is the job's).
+    /// reserved, and not reserved again since (its delivery count is the receipt's).
     fn lease_of(&self, job: &Job) -> Result<Instant> {
+        let Reservation(reserved) = job.token()?;
         match self.items.get(&job.id) {
             Some(Item {
                 place: Place::Reserved(until),
                 deliveries,
                 ..
-            }) if *deliveries == job.deliveries => Ok(*until),
+            }) if deliveries == reserved => Ok(*until),
             _ => Err(Error::ReservationLost(job.id)),
         }
     }
@@ -186,12 +194,8 @@ impl State {
                 item.place = Place::Reserved(until);
                 item.deliveries += 1;
                 self.leases.insert((until, id));
-                jobs.push(Job {
-                    id,
-                    queue: queue.clone(),
-                    body: item.body.clone(),
-                    deliveries: item.deliveries,
-                });
+                let job = Job::new(id, queue.clone(), item.body.clone(), item.deliveries);
+                jobs.push(job.with_receipt(Receipt::new(Reservation(item.deliveries))));
             }
         }
         jobs
@@ -202,6 +206,14 @@ impl State {
 impl Transport for MemoryTransport {
     fn describe(&self) -> String {
         format!("memory://{}", self.name)
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::new().with_delays(Duration::from_nanos(1), None)
+    }
+
+    fn failure_store(&self) -> Box<dyn FailureStore + '_> {
+        Box::new(QueuedFailures::new(self))
     }
 
     async fn put(&self, queue: &str, body: Bytes, options: PutOptions) -> Result<u64> {
@@ -273,63 +285,6 @@ impl Transport for MemoryTransport {
         Ok(())
     }
 
-    async fn fail(
-        &self,
-        job: &Job,
-        body: Bytes,
-        options: PutOptions,
-        failure: Failure,
-    ) -> Result<()> {
-        let mut state = self.lock();
-        state.take_reserved(job)?;
-        state.next_id += 1;
-        let id = state.next_id;
-        state.failed.insert(
-            id,
-            FailedMessage {
-                id,
-                queue: job.queue.clone(),
-                body,
-                options,
-                failure,
-            },
-        );
-        Ok(())
-    }
-
-    async fn failed_list(&self, queue: Option<&str>, max: usize) -> Result<Vec<FailedMessage>> {
-        Ok(self
-            .lock()
-            .failed
-            .values()
-            .filter(|failed| queue.is_none_or(|queue| failed.queue == queue))
-            .take(max)
-            .cloned()
-            .collect())
-    }
-
-    async fn failed_show(&self, id: u64) -> Result<Option<FailedMessage>> {
-        Ok(self.lock().failed.get(&id).cloned())
-    }
-
-    async fn failed_retry(&self, id: u64) -> Result<u64> {
-        let new_id = {
-            let mut state = self.lock();
-            let failed = state.failed.remove(&id).ok_or(Error::NotFound(id))?;
-            let options = PutOptions {
-                delay: Duration::ZERO,
-                ..failed.options
-            };
-            state.insert(&failed.queue, failed.body, options, 0)
-        };
-        self.changed.notify_waiters();
-        Ok(new_id)
-    }
-
-    async fn failed_remove(&self, id: u64) -> Result<bool> {
-        Ok(self.lock().failed.remove(&id).is_some())
-    }
-
     async fn stats(&self) -> Result<Vec<QueueStats>> {
         let state = self.lock();
         let mut out: BTreeMap<String, QueueStats> = BTreeMap::new();
@@ -344,15 +299,9 @@ impl Transport for MemoryTransport {
                 Place::Reserved(_) => counts.reserved += 1,
             }
         }
-        for failed in state.failed.values() {
-            out.entry(failed.queue.clone())
-                .or_insert_with(|| QueueStats {
-                    queue: failed.queue.clone(),
-                    ..QueueStats::default()
-                })
-                .failed += 1;
-        }
-        Ok(out.into_values().collect())
+        Ok(QueuedFailures::<Self>::fold_stats(
+            out.into_values().collect(),
+        ))
     }
 
     async fn peek(&self, queue: &str) -> Result<Option<Job>> {
@@ -361,12 +310,10 @@ impl Transport for MemoryTransport {
         let Some(&(_, id)) = state.ready.get(queue).and_then(|ready| ready.first()) else {
             return Ok(None);
         };
-        Ok(state.items.get(&id).map(|item| Job {
-            id,
-            queue: queue.to_owned(),
-            body: item.body.clone(),
-            deliveries: item.deliveries,
-        }))
+        Ok(state
+            .items
+            .get(&id)
+            .map(|item| Job::new(id, queue, item.body.clone(), item.deliveries)))
     }
 
     async fn flush(&self, queue: &str) -> Result<u64> {

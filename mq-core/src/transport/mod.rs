@@ -5,7 +5,13 @@
 //! PostgreSQL `SKIP LOCKED` offer: put, reserve, ack, retry with a delay, release, keep-alive,
 //! fail, counts. Backends batch internally where that pays (SQLite group commit, beanstalkd
 //! pipelining); the trait stays one call per operation.
+//!
+//! Nothing of one backend leaks into the seam: a reserved [`Job`] carries an opaque
+//! [`Receipt`] that only its backend reads, what differs between backends is declared in
+//! [`Capabilities`], and the failure store is a trait of its own ([`FailureStore`]) with a
+//! default ([`QueuedFailures`]) that any backend gets by keeping records on its own queues.
 
+use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -18,12 +24,17 @@ use crate::Result;
 
 #[cfg(feature = "beanstalk")]
 pub mod beanstalk;
+mod capabilities;
+mod failures;
 pub mod memory;
 #[cfg(feature = "nats")]
 pub mod nats;
 pub mod scheme;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+
+pub use capabilities::{Capabilities, KeepAlive, Priorities};
+pub use failures::{FailureStore, QueuedFailures, FAILED_QUEUE_PREFIX};
 
 /// How a message is put on its queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,6 +98,44 @@ pub struct Job {
     pub body: Bytes,
     /// How many times this item has been reserved, this time included; 0 where unknown.
     pub deliveries: u32,
+    /// What the backend needs to settle this reservation; the worker hands it back.
+    pub receipt: Receipt,
+}
+
+/// What a backend needs to ack, retry, release, keep alive or fail one reservation (a
+/// lease token, the connection that holds it, a reply subject), opaque to everyone else.
+///
+/// A backend makes one with [`Receipt::new`] when it reserves an item and reads it back with
+/// [`Receipt::get`]; a job that was peeked, not reserved, has [`Receipt::none`]. Cloning is
+/// cheap (a reference count).
+#[derive(Clone, Default)]
+pub struct Receipt(Option<Arc<dyn Any + Send + Sync>>);
+
+impl Receipt {
+    /// A receipt holding `token`.
+    pub fn new<T: Any + Send + Sync>(token: T) -> Receipt {
+        Receipt(Some(Arc::new(token)))
+    }
+
+    /// The receipt of an item that was not reserved.
+    pub fn none() -> Receipt {
+        Receipt(None)
+    }
+
+    /// The token, if this receipt holds a `T` (made by the same backend).
+    pub fn get<T: Any>(&self) -> Option<&T> {
+        self.0.as_deref()?.downcast_ref()
+    }
+}
+
+impl fmt::Debug for Receipt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Receipt(..)"
+        } else {
+            "Receipt(none)"
+        })
+    }
 }
 
 /// Why a message went to the failure store.
@@ -106,14 +155,29 @@ pub struct Failure {
 }
 
 impl Job {
-    /// A reserved item, as a backend hands it to the worker.
+    /// An item as a backend hands it out; without a receipt until
+    /// [`with_receipt`](Job::with_receipt).
     pub fn new(id: u64, queue: impl Into<String>, body: Bytes, deliveries: u32) -> Job {
         Job {
             id,
             queue: queue.into(),
             body,
             deliveries,
+            receipt: Receipt::none(),
         }
+    }
+
+    /// The same job, holding the receipt of its reservation.
+    pub fn with_receipt(self, receipt: Receipt) -> Job {
+        Job { receipt, ..self }
+    }
+
+    /// The receipt's token, or [`Error::ReservationLost`](crate::Error::ReservationLost)
+    /// when this job holds none of this backend's (it was peeked, or reserved elsewhere).
+    pub fn token<T: Any>(&self) -> Result<&T> {
+        self.receipt
+            .get()
+            .ok_or(crate::Error::ReservationLost(self.id))
     }
 }
 
@@ -207,6 +271,9 @@ impl QueueStats {
 /// A queue backend.
 ///
 /// Implementations must be safe to share between tasks: the worker calls them concurrently.
+/// Each method exists because one side of mq needs it; its doc says which. Backends declare
+/// what they cannot do alike in [`capabilities`](Transport::capabilities), and mq checks
+/// those where they matter (at dispatch and at worker start-up) instead of guessing.
 ///
 /// # Cancel safety
 ///
@@ -218,18 +285,23 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
     /// Where this transport points, for start-up lines and errors (`sqlite:///srv/mq.db`).
     fn describe(&self) -> String;
 
-    /// The largest envelope this backend accepts, in bytes, if it has a limit.
-    fn max_message_size(&self) -> Option<usize> {
-        None
-    }
+    /// What this backend can do: checked by dispatch (size, priorities, delays) and by the
+    /// worker at start-up (the registered messages' options).
+    fn capabilities(&self) -> Capabilities;
 
-    /// Puts one item on `queue` and returns its id.
+    /// The failure store: where a message goes after its last attempt, and what
+    /// `mq failed` lists, shows, retries and removes. A backend without a store of its own
+    /// returns [`QueuedFailures::new(self)`](QueuedFailures::new).
+    fn failure_store(&self) -> Box<dyn FailureStore + '_>;
+
+    /// Dispatch: puts one item on `queue` and returns its id.
     async fn put(&self, queue: &str, body: Bytes, options: PutOptions) -> Result<u64>;
 
-    /// Puts several items on `queue` with the same options; one answer per item, in
-    /// order. `Err` means none was put, or, as for a failed [`put`](Transport::put), that
-    /// the backend went away and what it kept is unknown. The default puts them one by one;
-    /// backends override it to send the batch at once.
+    /// Batch dispatch ([`Bus::dispatch_all`](crate::Bus::dispatch_all)): puts several items
+    /// on `queue` with the same options; one answer per item, in order. `Err` means none was
+    /// put, or, as for a failed [`put`](Transport::put), that the backend went away and what
+    /// it kept is unknown. The default puts them one by one; backends override it to send the
+    /// batch at once.
     async fn put_many(
         &self,
         queue: &str,
@@ -243,48 +315,47 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
         Ok(answers)
     }
 
-    /// Reserves up to `max` ready items of `queues`, earlier queues first, then by priority,
-    /// then by age. Waits up to `timeout` for the first one; returns an empty list if none
-    /// came.
+    /// The worker's intake: reserves up to `max` ready items of `queues`, earlier queues
+    /// first, then by priority, then by age, each with the [`Receipt`] that settles it. Waits
+    /// up to `timeout` for the first one; returns an empty list if none came.
     async fn reserve(&self, queues: &[String], max: usize, timeout: Duration) -> Result<Vec<Job>>;
 
-    /// Deletes a reserved item: it was handled.
+    /// Every slot succeeded: deletes the reserved item.
     async fn ack(&self, job: &Job) -> Result<()>;
 
-    /// Replaces a reserved item by `body`, ready after `options.delay`. A crash between
+    /// Some slots failed and have attempts left: replaces the reserved item by `body` (the
+    /// envelope naming the slots still to run), ready after `options.delay`. A crash between
     /// the two steps may leave both (a duplicate), never neither.
     async fn retry(&self, job: &Job, body: Bytes, options: PutOptions) -> Result<()>;
 
-    /// Hands a reserved item back unchanged and ready at once (a worker stopping).
+    /// The worker stops before the item's slots started: hands it back unchanged and ready
+    /// at once.
     async fn release(&self, job: &Job) -> Result<()>;
 
-    /// Extends the reservation of an item by its TTR.
+    /// Slots still run at half the TTR: extends the reservation by the item's TTR, so that
+    /// no second worker gets it meanwhile (see [`KeepAlive`] for how each backend does it).
     async fn keep_alive(&self, job: &Job) -> Result<()>;
 
-    /// Moves a reserved item to the failure store. `body` and `options` are what
-    /// [`failed_retry`](Transport::failed_retry) puts back on its queue.
+    /// No attempts left, or a payload no worker can read: moves the reserved item to the
+    /// [failure store](Transport::failure_store). `body` and `options` are what
+    /// [`FailureStore::retry`] puts back on its queue. The default stores the record, then
+    /// acks the item (a crash between the two leaves the message in both places, never in
+    /// neither); backends override it to do both at once.
     async fn fail(
         &self,
         job: &Job,
         body: Bytes,
         options: PutOptions,
         failure: Failure,
-    ) -> Result<()>;
+    ) -> Result<()> {
+        self.failure_store()
+            .store(&job.queue, body, options, failure)
+            .await?;
+        self.ack(job).await
+    }
 
-    /// Lists the failure store, oldest first, at most `max` entries.
-    async fn failed_list(&self, queue: Option<&str>, max: usize) -> Result<Vec<FailedMessage>>;
-
-    /// One entry of the failure store.
-    async fn failed_show(&self, id: u64) -> Result<Option<FailedMessage>>;
-
-    /// Puts a failed message back on its queue and removes it from the store; returns the
-    /// new item's id, or [`Error::NotFound`](crate::Error::NotFound).
-    async fn failed_retry(&self, id: u64) -> Result<u64>;
-
-    /// Removes an entry of the failure store; false if there was none.
-    async fn failed_remove(&self, id: u64) -> Result<bool>;
-
-    /// Counts per queue, for every queue the backend knows.
+    /// `mq stats` and the worker's idle check: counts per queue, for every queue the backend
+    /// knows.
     async fn stats(&self) -> Result<Vec<QueueStats>>;
 
     /// The backend server's own figures (version, uptime, connections, ...), named and
@@ -294,10 +365,11 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
         Ok(Vec::new())
     }
 
-    /// The next ready item of `queue`, without reserving it.
+    /// `mq peek`: the next ready item of `queue`, without reserving it (its receipt is
+    /// [`Receipt::none`]).
     async fn peek(&self, queue: &str) -> Result<Option<Job>>;
 
-    /// Deletes every ready and delayed item of `queue`; returns how many.
+    /// `mq flush`: deletes every ready and delayed item of `queue`; returns how many.
     async fn flush(&self, queue: &str) -> Result<u64>;
 }
 

@@ -176,7 +176,9 @@ impl WorkerBuilder {
     /// # Errors
     ///
     /// A bad URL or unreachable server; two message types with one wire name; a slot whose
-    /// `State<T>` the worker was not given; no queue to consume.
+    /// `State<T>` the worker was not given; no queue to consume; a message whose options the
+    /// backend cannot hold (a priority on a backend without priorities, a delay or TTR longer
+    /// than it can express; see [`Capabilities`](crate::transport::Capabilities)).
     pub async fn build(self) -> Result<Worker> {
         let registry = match self.registry {
             Some(registry) => registry,
@@ -202,6 +204,15 @@ impl WorkerBuilder {
                 transport::connect(&url).await?
             }
         };
+        transport
+            .capabilities()
+            .check_messages(registry.routes().map(|route| route.info()))
+            .map_err(|error| {
+                Error::Config(format!(
+                    "{} cannot hold what a message of this worker asks: {error}",
+                    transport.describe()
+                ))
+            })?;
         let (stop, _) = watch::channel(false);
         Ok(Worker {
             shared: Arc::new(Shared {

@@ -144,12 +144,7 @@ mod tests {
     use super::*;
 
     fn job(id: u64) -> Job {
-        Job {
-            id,
-            queue: "q".into(),
-            body: bytes::Bytes::new(),
-            deliveries: 1,
-        }
+        Job::new(id, "q", bytes::Bytes::new(), 1)
     }
 
     #[test]

@@ -176,14 +176,16 @@ fn put_failed(api: &Api, queue: &str, body: Bytes, failure: Failure) -> u64 {
             .expect("reserve");
         let job = jobs.into_iter().next().expect("the item just put");
         let before: Vec<u64> = t
-            .failed_list(Some(queue), 10_000)
+            .failure_store()
+            .list(Some(queue), 10_000)
             .await
             .expect("list")
             .iter()
             .map(|f| f.id)
             .collect();
         t.fail(&job, body, options, failure).await.expect("fail");
-        t.failed_list(Some(queue), 10_000)
+        t.failure_store()
+            .list(Some(queue), 10_000)
             .await
             .expect("list")
             .iter()

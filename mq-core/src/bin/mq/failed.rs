@@ -93,7 +93,8 @@ pub(crate) async fn run(ctx: &Ctx, command: FailedCommand) -> CliResult {
 async fn list(ctx: &Ctx, queue: Option<&str>, max: usize) -> CliResult {
     let entries: Vec<FailedView> = ctx
         .transport
-        .failed_list(queue, max)
+        .failure_store()
+        .list(queue, max)
         .await?
         .into_iter()
         .map(|failed| FailedView::new(failed, Some(view::LISTED_BODY_BYTES)))
@@ -151,7 +152,7 @@ async fn list(ctx: &Ctx, queue: Option<&str>, max: usize) -> CliResult {
 }
 
 async fn show(ctx: &Ctx, id: u64) -> CliResult {
-    let Some(failed) = ctx.transport.failed_show(id).await? else {
+    let Some(failed) = ctx.transport.failure_store().show(id).await? else {
         return Err(mq::Error::NotFound(id).into());
     };
     let entry = FailedView::new(failed, None);
@@ -218,8 +219,8 @@ struct Done {
 
 async fn one(ctx: &Ctx, op: Op, id: u64, outcome: &mut Outcome) -> CliResult {
     let result = match op {
-        Op::Retry => ctx.transport.failed_retry(id).await.map(Some),
-        Op::Remove => match ctx.transport.failed_remove(id).await {
+        Op::Retry => ctx.transport.failure_store().retry(id).await.map(Some),
+        Op::Remove => match ctx.transport.failure_store().remove(id).await {
             Ok(true) => Ok(None),
             Ok(false) => Err(mq::Error::NotFound(id)),
             Err(error) => Err(error),
@@ -305,7 +306,7 @@ async fn all(
     let mut left = total;
     while left > 0 {
         let max = usize::try_from(left).unwrap_or(usize::MAX).min(BATCH);
-        let batch = ctx.transport.failed_list(queue, max).await?;
+        let batch = ctx.transport.failure_store().list(queue, max).await?;
         let fresh: Vec<u64> = batch
             .iter()
             .map(|failed| failed.id)

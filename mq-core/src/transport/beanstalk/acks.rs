@@ -5,6 +5,7 @@ use std::sync::{Arc, MutexGuard};
 
 use super::connection::Connection;
 use super::proto::{Command, Response};
+use super::reserve::Reservation;
 use super::{unexpected, Inner};
 use crate::transport::Job;
 use crate::{Error, Result};
@@ -16,14 +17,20 @@ pub(super) type PendingAck = (
 );
 
 impl Inner {
-    /// The connection holding the reservation of `id`.
-    pub(super) fn holder(&self, id: u64) -> Result<Arc<Connection>> {
+    /// The connection holding the reservation of `job` (its receipt's), if the
+    /// reservation still stands: that connection is the consuming one, open, and still
+    /// holds the job.
+    pub(super) fn holder(&self, job: &Job) -> Result<Arc<Connection>> {
+        let Reservation(connection) = job.token()?;
         let consumer = self.consumer();
-        match &consumer.connection {
-            Some(connection) if consumer.held.contains(&id) && !connection.is_closed() => {
-                Ok(connection.clone())
-            }
-            _ => Err(Error::ReservationLost(id)),
+        let current = consumer
+            .connection
+            .as_ref()
+            .is_some_and(|consuming| Arc::ptr_eq(consuming, connection));
+        if current && consumer.held.contains(&job.id) && !connection.is_closed() {
+            Ok(connection.clone())
+        } else {
+            Err(Error::ReservationLost(job.id))
         }
     }
 
@@ -77,7 +84,7 @@ impl Inner {
 
     /// Queues the `delete` of `job` for the next batch and waits for its reply.
     pub(super) async fn ack(self: &Arc<Self>, job: &Job) -> Result<()> {
-        self.holder(job.id)?;
+        self.holder(job)?;
         let (reply, replied) = tokio::sync::oneshot::channel();
         let first = {
             let mut acks = self.acks();
@@ -99,10 +106,7 @@ impl Inner {
         match result {
             Ok(Response::Deleted) => Ok(()),
             Ok(other) => Err(unexpected("delete", &other)),
-            Err(cause) => Err(Error::Unreachable {
-                address: self.name.clone(),
-                cause,
-            }),
+            Err(cause) => Err(Error::unreachable(self.name.clone(), cause)),
         }
     }
 }

@@ -116,12 +116,7 @@ impl Inner {
             .await?
             .pop()
         {
-            Some(Response::Found { id, body }) => Ok(Some(Job {
-                id,
-                queue: queue.to_owned(),
-                body,
-                deliveries: 0,
-            })),
+            Some(Response::Found { id, body }) => Ok(Some(Job::new(id, queue, body, 0))),
             Some(Response::NotFound) => Ok(None),
             Some(other) => Err(unexpected("peek-ready", &other)),
             None => Err(unexpected("peek-ready", &Response::NotFound)),

@@ -81,8 +81,9 @@ struct State {
 /// Why a connection is unusable.
 #[derive(Debug, Clone)]
 enum Closed {
-    /// Closed, failed or silent: the server is not reachable through it.
-    Unreachable(String),
+    /// Closed, failed or silent: the server is not reachable through it; the kind of the
+    /// I/O error that closed it, if one did.
+    Unreachable(String, Option<std::io::ErrorKind>),
     /// The server sent bytes that are not beanstalkd replies.
     Protocol(String),
 }
@@ -176,7 +177,7 @@ async fn watchdog(shared: std::sync::Weak<Shared>, address: String) {
                 silent.as_secs()
             );
             tracing::warn!(server = %address, "{cause}; abandoning the connection");
-            shared.abandon(Closed::Unreachable(cause));
+            shared.abandon(Closed::Unreachable(cause, None));
             return;
         }
     }
@@ -194,22 +195,22 @@ impl Connection {
         addresses: &[SocketAddr],
         decoder: Decoder,
     ) -> Result<Connection> {
-        let unreachable = |cause: String| Error::Unreachable {
-            address: name.to_owned(),
-            cause,
-        };
         let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addresses))
             .await
             .map_err(|_| {
-                unreachable(format!(
-                    "no answer within {}s (is beanstalkd running and listening on this address?)",
-                    CONNECT_TIMEOUT.as_secs()
-                ))
+                Error::unreachable(
+                    name,
+                    format!(
+                        "no answer within {}s (is beanstalkd running and listening on this \
+                         address?)",
+                        CONNECT_TIMEOUT.as_secs()
+                    ),
+                )
             })?
-            .map_err(|e| unreachable(e.to_string()))?;
+            .map_err(|e| Error::unreachable_by(name, e))?;
         stream
             .set_nodelay(true)
-            .map_err(|e| unreachable(format!("cannot set TCP_NODELAY: {e}")))?;
+            .map_err(|e| Error::unreachable_by(name, e))?;
         Ok(Connection::from_stream(name, stream, decoder))
     }
 
@@ -378,13 +379,16 @@ impl Connection {
     }
 
     fn unreachable(&self, cause: &str) -> Error {
-        self.error(Closed::Unreachable(cause.to_owned()))
+        self.error(Closed::Unreachable(cause.to_owned(), None))
     }
 
     fn error(&self, closed: Closed) -> Error {
         match closed {
-            Closed::Unreachable(cause) => Error::Unreachable {
+            Closed::Unreachable(cause, kind) => Error::Unreachable {
                 address: self.address.clone(),
+                source: kind.map(|kind| -> crate::error::Cause {
+                    Box::new(std::io::Error::new(kind, cause.clone()))
+                }),
                 cause,
             },
             Closed::Protocol(detail) => Error::Protocol {
@@ -403,7 +407,7 @@ impl Drop for Connection {
         // The writer ends when its channel closes, and shuts the socket down; the reader
         // then sees end of file. Waiting callers hold no `Connection`, so none is left.
         self.shared
-            .close(Closed::Unreachable("connection dropped".into()));
+            .close(Closed::Unreachable("connection dropped".into(), None));
     }
 }
 
@@ -426,7 +430,10 @@ async fn write_loop(
             }
         }
         if let Err(error) = write.write_all(&out).await {
-            shared.close(Closed::Unreachable(format!("write failed: {error}")));
+            shared.close(Closed::Unreachable(
+                format!("write failed: {error}"),
+                Some(error.kind()),
+            ));
             return;
         }
     }
@@ -465,15 +472,18 @@ impl Reader {
             }
             match self.read.read_buf(&mut self.buffer).await {
                 Ok(0) if self.buffer.is_empty() => {
-                    return Closed::Unreachable("the server closed the connection".into())
+                    return Closed::Unreachable("the server closed the connection".into(), None)
                 }
                 Ok(0) => {
                     return Closed::Unreachable(
                         "connection reset by peer in the middle of a reply".into(),
+                        None,
                     )
                 }
                 Ok(_) => {}
-                Err(error) => return Closed::Unreachable(format!("read failed: {error}")),
+                Err(error) => {
+                    return Closed::Unreachable(format!("read failed: {error}"), Some(error.kind()))
+                }
             }
         }
     }

@@ -64,7 +64,7 @@ use self::acks::PendingAck;
 use self::connection::Connection;
 use self::proto::{check_tube_name, parse_yaml_map, Command, Decoder, Response, MAX_TUBE_NAME};
 use self::reserve::{Consumer, Parked};
-use super::{FailedMessage, Failure, Job, PutOptions, QueueStats, Transport};
+use super::{Capabilities, Failure, FailureStore, Job, PutOptions, QueueStats, Transport};
 use crate::{Error, Result};
 
 /// beanstalkd's port when the URL names none.
@@ -113,9 +113,19 @@ struct Inner {
 /// `error` again, for each item of a chunk that failed as a whole.
 fn same_error(error: &Error) -> Error {
     match error {
-        Error::Unreachable { address, cause } => Error::Unreachable {
+        Error::Unreachable {
+            address,
+            cause,
+            source,
+        } => Error::Unreachable {
             address: address.clone(),
             cause: cause.clone(),
+            source: source
+                .as_ref()
+                .and_then(|source| source.downcast_ref::<std::io::Error>())
+                .map(|io| -> crate::error::Cause {
+                    Box::new(std::io::Error::new(io.kind(), io.to_string()))
+                }),
         },
         other => Error::Protocol {
             backend: "beanstalkd",
@@ -378,8 +388,18 @@ impl Transport for BeanstalkTransport {
         self.inner.url.clone()
     }
 
-    fn max_message_size(&self) -> Option<usize> {
-        Some(self.inner.max_job_size)
+    /// Exact priorities; delays and TTRs in whole seconds (rounded up), at most `u32::MAX`
+    /// of them; max-job-size as the server reports it; `touch` extends a reservation by the
+    /// job's own TTR.
+    fn capabilities(&self) -> Capabilities {
+        let longest = Duration::from_secs(u64::from(u32::MAX));
+        Capabilities::new()
+            .with_delays(Duration::from_secs(1), Some(longest))
+            .with_max_message_size(self.inner.max_job_size)
+    }
+
+    fn failure_store(&self) -> Box<dyn FailureStore + '_> {
+        Box::new(record::Failures(&self.inner))
     }
 
     async fn put(&self, queue: &str, body: Bytes, options: PutOptions) -> Result<u64> {
@@ -431,11 +451,11 @@ impl Transport for BeanstalkTransport {
     }
 
     async fn retry(&self, job: &Job, body: Bytes, options: PutOptions) -> Result<()> {
-        self.inner.holder(job.id)?;
+        self.inner.holder(job)?;
         self.inner.put(&job.queue, &body, options).await?;
         match self
             .inner
-            .on_reserved(job.id, Command::Delete(job.id), false)
+            .on_reserved(job, Command::Delete(job.id), false)
             .await?
         {
             Response::Deleted => Ok(()),
@@ -450,7 +470,7 @@ impl Transport for BeanstalkTransport {
     async fn keep_alive(&self, job: &Job) -> Result<()> {
         match self
             .inner
-            .on_reserved(job.id, Command::Touch(job.id), true)
+            .on_reserved(job, Command::Touch(job.id), true)
             .await?
         {
             Response::Touched => Ok(()),
@@ -470,22 +490,6 @@ impl Transport for BeanstalkTransport {
 
     /// Costs a connection of its own and, per failure tube read, a `kick`, up to `max`
     /// reserves and as many buries (pipelined); without `queue`, a `list-tubes` too.
-    async fn failed_list(&self, queue: Option<&str>, max: usize) -> Result<Vec<FailedMessage>> {
-        self.inner.failed_list(queue, max).await
-    }
-
-    async fn failed_show(&self, id: u64) -> Result<Option<FailedMessage>> {
-        self.inner.failed_show(id).await
-    }
-
-    async fn failed_retry(&self, id: u64) -> Result<u64> {
-        self.inner.failed_retry(id).await
-    }
-
-    async fn failed_remove(&self, id: u64) -> Result<bool> {
-        self.inner.failed_remove(id).await
-    }
-
     async fn stats(&self) -> Result<Vec<QueueStats>> {
         self.inner.stats().await
     }

@@ -3,14 +3,14 @@
 
 use std::time::Duration;
 
+use async_trait::async_trait;
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 
 use super::connection::Connection;
 use super::proto::{check_tube_name, parse_yaml_map, Command, Response};
 use super::{unexpected, Inner, FAILED_PREFIX, MAX_CHUNK};
-use crate::transport::{FailedMessage, Failure, Job, PutOptions};
+use crate::transport::failures::record::Record;
+use crate::transport::{FailedMessage, Failure, FailureStore, Job, PutOptions};
 use crate::{Error, Result};
 
 /// Priority of failure records: all equal, so that they are reserved oldest first.
@@ -26,73 +26,6 @@ fn failed_tube(queue: &str) -> Result<String> {
     Ok(tube)
 }
 
-/// The stored form of a failure record (see `docs/beanstalkd.md`).
-#[derive(Debug, Serialize, Deserialize)]
-struct Record {
-    queue: String,
-    options: PutOptions,
-    failure: Failure,
-    /// The envelope, when it is JSON (always, for envelopes mq wrote).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    envelope: Option<Box<RawValue>>,
-    /// The item's bytes as text, when they are not JSON.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    envelope_text: Option<String>,
-    /// The item's bytes in hexadecimal, when they are not even UTF-8.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    envelope_hex: Option<String>,
-}
-
-impl Record {
-    fn new(queue: &str, body: &[u8], options: PutOptions, failure: Failure) -> Record {
-        let mut record = Record {
-            queue: queue.to_owned(),
-            options,
-            failure,
-            envelope: None,
-            envelope_text: None,
-            envelope_hex: None,
-        };
-        if let Ok(raw) = serde_json::from_slice::<Box<RawValue>>(body) {
-            record.envelope = Some(raw);
-        } else if let Ok(text) = std::str::from_utf8(body) {
-            record.envelope_text = Some(text.to_owned());
-        } else {
-            record.envelope_hex = Some(body.iter().map(|b| format!("{b:02x}")).collect());
-        }
-        record
-    }
-
-    fn body(&self) -> Bytes {
-        if let Some(raw) = &self.envelope {
-            return Bytes::copy_from_slice(raw.get().as_bytes());
-        }
-        if let Some(text) = &self.envelope_text {
-            return Bytes::copy_from_slice(text.as_bytes());
-        }
-        let hex = self.envelope_hex.as_deref().unwrap_or_default().as_bytes();
-        hex.chunks(2)
-            .filter_map(|pair| u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok())
-            .collect::<Vec<u8>>()
-            .into()
-    }
-
-    fn encode(&self) -> Vec<u8> {
-        // Strings, numbers and already-valid raw JSON always serialize.
-        serde_json::to_vec(self).unwrap_or_default()
-    }
-
-    fn into_failed(self, id: u64) -> FailedMessage {
-        FailedMessage {
-            id,
-            body: self.body(),
-            queue: self.queue,
-            options: self.options,
-            failure: self.failure,
-        }
-    }
-}
-
 /// Cuts `text` to at most `max` bytes on a character boundary, marking the cut.
 fn truncate(text: &mut String, max: usize) {
     if text.len() > max {
@@ -106,6 +39,27 @@ fn truncate(text: &mut String, max: usize) {
 }
 
 impl Inner {
+    /// The record of a failed message, its texts cut short if it would be over
+    /// max-job-size otherwise.
+    fn record_bytes(
+        &self,
+        queue: &str,
+        body: &[u8],
+        options: PutOptions,
+        failure: Failure,
+    ) -> Vec<u8> {
+        let mut record = Record::new(queue, body, options, failure);
+        let bytes = record.encode();
+        if bytes.len() <= self.max_job_size {
+            return bytes;
+        }
+        truncate(&mut record.failure.reason, 1000);
+        for slot in &mut record.failure.slots {
+            truncate(&mut slot.error, 1000);
+        }
+        record.encode()
+    }
+
     /// Puts a failure record and buries it; returns its id.
     async fn put_record(&self, tube: &str, record: &[u8]) -> Result<u64> {
         let producer = self.producer().await?;
@@ -148,24 +102,16 @@ impl Inner {
         options: PutOptions,
         failure: Failure,
     ) -> Result<()> {
-        self.holder(job.id)?;
+        self.holder(job)?;
         let tube = failed_tube(&job.queue)?;
-        let mut record = Record::new(&job.queue, body, options, failure);
-        let mut bytes = record.encode();
-        if bytes.len() > self.max_job_size {
-            truncate(&mut record.failure.reason, 1000);
-            for slot in &mut record.failure.slots {
-                truncate(&mut slot.error, 1000);
-            }
-            bytes = record.encode();
-        }
+        let bytes = self.record_bytes(&job.queue, body, options, failure);
         if bytes.len() > self.max_job_size {
             // Keep the item where it is, buried, rather than lose it.
             let bury = Command::Bury {
                 id: job.id,
                 priority: options.priority,
             };
-            let reply = self.on_reserved(job.id, bury, false).await?;
+            let reply = self.on_reserved(job, bury, false).await?;
             if reply != Response::Buried {
                 return Err(unexpected("bury", &reply));
             }
@@ -183,7 +129,7 @@ impl Inner {
         }
         self.put_record(&tube, &bytes).await?;
         match self
-            .on_reserved(job.id, Command::Delete(job.id), false)
+            .on_reserved(job, Command::Delete(job.id), false)
             .await?
         {
             Response::Deleted => Ok(()),
@@ -287,11 +233,7 @@ impl Inner {
         }
     }
 
-    pub(super) async fn failed_list(
-        &self,
-        queue: Option<&str>,
-        max: usize,
-    ) -> Result<Vec<FailedMessage>> {
+    async fn failed_list(&self, queue: Option<&str>, max: usize) -> Result<Vec<FailedMessage>> {
         let scan = self.open().await?;
         let tubes = match queue {
             Some(queue) => vec![failed_tube(queue)?],
@@ -312,11 +254,11 @@ impl Inner {
         Ok(all)
     }
 
-    pub(super) async fn failed_show(&self, id: u64) -> Result<Option<FailedMessage>> {
+    async fn failed_show(&self, id: u64) -> Result<Option<FailedMessage>> {
         Ok(self.record(id).await?.map(|record| record.into_failed(id)))
     }
 
-    pub(super) async fn failed_retry(&self, id: u64) -> Result<u64> {
+    async fn failed_retry(&self, id: u64) -> Result<u64> {
         let record = self.record(id).await?.ok_or(Error::NotFound(id))?;
         let options = PutOptions {
             delay: Duration::ZERO,
@@ -333,7 +275,7 @@ impl Inner {
         Ok(new_id)
     }
 
-    pub(super) async fn failed_remove(&self, id: u64) -> Result<bool> {
+    async fn failed_remove(&self, id: u64) -> Result<bool> {
         if self.record(id).await?.is_none() {
             return Ok(false);
         }
@@ -342,26 +284,43 @@ impl Inner {
     }
 }
 
+/// The failure store of a beanstalkd: its buried `mq-failed.QUEUE` tubes.
+pub(super) struct Failures<'a>(pub(super) &'a Inner);
+
+#[async_trait]
+impl FailureStore for Failures<'_> {
+    async fn store(
+        &self,
+        queue: &str,
+        body: Bytes,
+        options: PutOptions,
+        failure: Failure,
+    ) -> Result<u64> {
+        let tube = failed_tube(queue)?;
+        let bytes = self.0.record_bytes(queue, &body, options, failure);
+        self.0.put_record(&tube, &bytes).await
+    }
+
+    async fn list(&self, queue: Option<&str>, max: usize) -> Result<Vec<FailedMessage>> {
+        self.0.failed_list(queue, max).await
+    }
+
+    async fn show(&self, id: u64) -> Result<Option<FailedMessage>> {
+        self.0.failed_show(id).await
+    }
+
+    async fn retry(&self, id: u64) -> Result<u64> {
+        self.0.failed_retry(id).await
+    }
+
+    async fn remove(&self, id: u64) -> Result<bool> {
+        self.0.failed_remove(id).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::SystemTime;
-
-    #[test]
-    fn records_keep_any_bytes() {
-        let failure = Failure {
-            slots: Vec::new(),
-            reason: "r".into(),
-            attempts: 1,
-            failed_at: SystemTime::UNIX_EPOCH,
-        };
-        for body in [&br#"{"v":1}"#[..], b"not json", b"\xff\x00bin"] {
-            let record = Record::new("q", body, PutOptions::default(), failure.clone());
-            let back: Record = serde_json::from_slice(&record.encode()).unwrap();
-            assert_eq!(&back.body()[..], body);
-            assert_eq!(back.queue, "q");
-        }
-    }
 
     #[test]
     fn truncates_on_char_boundaries() {

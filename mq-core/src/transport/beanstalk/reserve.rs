@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use super::connection::Connection;
 use super::proto::{parse_yaml_map, Command, Response};
 use super::{unexpected, Inner, MAX_CHUNK};
-use crate::transport::Job;
+use crate::transport::{Job, Receipt};
 use crate::{Error, Result};
 
 /// A blocking `reserve-with-timeout` that may outlive the `reserve` call that sent it
@@ -66,6 +66,11 @@ pub(super) const POLL: Duration = Duration::from_millis(50);
 /// How long a job reserved by a parked reserve waits for a `reserve` call to claim it.
 const UNCLAIMED: Duration = Duration::from_millis(250);
 
+/// The receipt of a reservation: the connection that holds it (beanstalkd ends a
+/// reservation with its connection).
+#[derive(Debug)]
+pub(super) struct Reservation(pub(super) Arc<Connection>);
+
 #[derive(Debug, Default)]
 pub(super) struct Consumer {
     pub(super) connection: Option<Arc<Connection>>,
@@ -120,11 +125,12 @@ impl Inner {
     /// reservation is gone. Forgets the reservation unless `keep` says to keep it.
     pub(super) async fn on_reserved(
         &self,
-        id: u64,
+        job: &Job,
         command: Command<'_>,
         keep: bool,
     ) -> Result<Response> {
-        let connection = self.holder(id)?;
+        let id = job.id;
+        let connection = self.holder(job)?;
         let result = connection.call(command).await;
         let lost = matches!(
             result,
@@ -229,16 +235,15 @@ impl Inner {
         let mut error = None;
         {
             let mut consumer = self.consumer();
+            let Some(connection) = consumer.connection.clone() else {
+                return Err(Error::Closed);
+            };
             for reply in replies {
                 match reply {
                     Response::Reserved { id, body } => {
                         consumer.held.insert(id);
-                        jobs.push(Job {
-                            id,
-                            queue: queue.to_owned(),
-                            body,
-                            deliveries: 0,
-                        });
+                        let receipt = Receipt::new(Reservation(connection.clone()));
+                        jobs.push(Job::new(id, queue, body, 0).with_receipt(receipt));
                         got += 1;
                     }
                     Response::TimedOut | Response::DeadlineSoon => {}
@@ -397,7 +402,7 @@ impl Inner {
     }
 
     pub(super) async fn release(&self, job: &Job) -> Result<()> {
-        let connection = self.holder(job.id)?;
+        let connection = self.holder(job)?;
         let priority = match connection.call(Command::StatsJob(job.id)).await {
             Ok(Response::Ok(body)) => parse_yaml_map(&body)
                 .ok()
@@ -410,7 +415,7 @@ impl Inner {
             priority,
             delay: 0,
         };
-        match self.on_reserved(job.id, release, false).await? {
+        match self.on_reserved(job, release, false).await? {
             Response::Released => Ok(()),
             other => Err(unexpected("release", &other)),
         }

@@ -86,13 +86,13 @@ pub(super) async fn resolve(url: &str, host: &str, port: u16) -> Result<(String,
                 })
             }
             Err(_) => {
-                return Err(Error::Unreachable {
-                    address: name,
-                    cause: format!(
+                return Err(Error::unreachable(
+                    name,
+                    format!(
                         "resolving the host took over {}s",
                         CONNECT_TIMEOUT.as_secs()
                     ),
-                })
+                ))
             }
         };
     if addresses.is_empty() {

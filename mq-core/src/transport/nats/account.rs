@@ -6,7 +6,7 @@
 use async_nats::jetstream;
 use serde::Deserialize;
 
-use super::nats;
+use super::{nats, nats_by};
 use crate::Result;
 
 /// What `mq stats` shows of the account; a figure the server does not send is `None`.
@@ -38,7 +38,7 @@ pub(super) async fn figures(js: &jetstream::Context) -> Result<Figures> {
     let figures: Figures = js
         .request("INFO", &())
         .await
-        .map_err(|error| nats(format!("account info: {error}")))?;
+        .map_err(|error| nats_by("account info", error))?;
     if let Some(refusal) = &figures.error {
         return Err(nats(format!(
             "account info: the server said {} (code {}, error code {})",

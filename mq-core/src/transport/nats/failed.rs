@@ -2,13 +2,16 @@
 //! (`mq_failed.<queue>`); an entry's id is its stream sequence. The body is the envelope to
 //! run again; headers carry the put options and the failure, as JSON.
 
+use std::time::Duration;
+
 use async_nats::jetstream::{self, message::StreamMessage};
 use async_nats::HeaderMap;
+use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::{layout, nats, Shared};
-use crate::transport::{FailedMessage, Failure, PutOptions};
-use crate::Result;
+use super::{layout, nats, nats_by, Shared};
+use crate::transport::{FailedMessage, Failure, FailureStore, PutOptions};
+use crate::{Error, Result};
 
 /// Whether a message look-up failed only because there is no such message.
 pub(super) fn no_message(error: &jetstream::stream::RawMessageError) -> bool {
@@ -22,7 +25,7 @@ pub(super) fn no_message(error: &jetstream::stream::RawMessageError) -> bool {
 }
 
 fn json<T: serde::Serialize>(value: &T) -> Result<String> {
-    serde_json::to_string(value).map_err(|error| nats(format!("encode failure entry: {error}")))
+    serde_json::to_string(value).map_err(|error| nats_by("encode failure entry", error))
 }
 
 /// Adds an entry; waits until the stream stored it.
@@ -77,7 +80,7 @@ pub(super) async fn show(shared: &Shared, id: u64) -> Result<Option<FailedMessag
     match stream.get_raw_message(id).await {
         Ok(message) => entry(message).map(Some),
         Err(error) if no_message(&error) => Ok(None),
-        Err(error) => Err(nats(format!("failure store: {error}"))),
+        Err(error) => Err(nats_by("failure store", error)),
     }
 }
 
@@ -108,7 +111,7 @@ pub(super) async fn list(
                 out.push(entry(message)?);
             }
             Err(error) if no_message(&error) => break,
-            Err(error) => return Err(nats(format!("failure store: {error}"))),
+            Err(error) => return Err(nats_by("failure store", error)),
         }
     }
     Ok(out)
@@ -121,7 +124,54 @@ pub(super) async fn remove(shared: &Shared, id: u64) -> Result<bool> {
         Ok(deleted) => Ok(deleted),
         Err(error) => match error.kind() {
             jetstream::stream::DeleteMessageErrorKind::JetStream(_) => Ok(false),
-            _ => Err(nats(format!("failure store: {error}"))),
+            _ => Err(nats_by("failure store", error)),
         },
+    }
+}
+
+/// The failure store of a NATS JetStream: the stream `MQ_FAILED`.
+pub(super) struct Failures<'a>(pub(super) &'a Shared);
+
+#[async_trait]
+impl FailureStore for Failures<'_> {
+    async fn store(
+        &self,
+        queue: &str,
+        body: Bytes,
+        options: PutOptions,
+        failure: Failure,
+    ) -> Result<u64> {
+        let shared = self.0;
+        let store = store(shared, queue, body, options, &failure);
+        shared.online("failure store", store).await
+    }
+
+    async fn list(&self, queue: Option<&str>, max: usize) -> Result<Vec<FailedMessage>> {
+        let shared = self.0;
+        shared
+            .online("failure store", list(shared, queue, max))
+            .await
+    }
+
+    async fn show(&self, id: u64) -> Result<Option<FailedMessage>> {
+        let shared = self.0;
+        shared.online("failure store", show(shared, id)).await
+    }
+
+    async fn retry(&self, id: u64) -> Result<u64> {
+        let shared = self.0;
+        let retry = async {
+            let entry = show(shared, id).await?.ok_or(Error::NotFound(id))?;
+            let options = entry.options.with_delay(Duration::ZERO);
+            let new_id = shared.put(&entry.queue, entry.body, options).await?;
+            remove(shared, id).await?;
+            Ok(new_id)
+        };
+        shared.online("failure store", retry).await
+    }
+
+    async fn remove(&self, id: u64) -> Result<bool> {
+        let shared = self.0;
+        shared.online("failure store", remove(shared, id)).await
     }
 }

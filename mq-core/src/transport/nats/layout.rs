@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, stream};
 
+use super::{nats, nats_by};
 use crate::{Error, Result};
 
 /// The work-queue stream of every queue.
@@ -168,10 +169,6 @@ pub(super) struct Settings {
     pub(super) ack_wait: Duration,
 }
 
-fn nats(error: impl std::fmt::Display) -> Error {
-    Error::Nats(error.to_string())
-}
-
 /// The stream `name`, created with `want` when missing; an existing stream whose settings
 /// differ from what mq needs is an error: mq never changes a stream.
 pub(super) async fn ensure_stream(
@@ -300,7 +297,7 @@ pub(super) async fn ensure_consumer(
     let consumer: consumer::PullConsumer = stream
         .get_or_create_consumer(name, want)
         .await
-        .map_err(|error| nats(format!("consumer `{name}` of stream `{STREAM}`: {error}")))?;
+        .map_err(|error| nats_by(format!("consumer `{name}` of stream `{STREAM}`"), error))?;
     let have = &consumer.cached_info().config;
     if have.filter_subject != subject || have.ack_policy != consumer::AckPolicy::Explicit {
         return Err(nats(format!(

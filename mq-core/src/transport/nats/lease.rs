@@ -1,7 +1,9 @@
 //! Leases: the items this process holds, their TTR kept by the transport. A reaper task
 //! sends `in_progress` (`+WPI`) for held items every third of AckWait and hands back
 //! (`-NAK`) those whose TTR ran out; `hold` records a reserved message, `take` ends its
-//! lease (an ack, retry, release or failure).
+//! lease (an ack, retry, release or failure). A job's [`Delivery`] receipt names the
+//! delivery it came from, so a job whose TTR ran out cannot settle a later delivery of the
+//! same message to this process.
 
 use std::collections::HashMap;
 use std::sync::{MutexGuard, Weak};
@@ -12,9 +14,13 @@ use async_nats::Subject;
 use bytes::Bytes;
 use tokio::time::Instant;
 
-use super::{header_u64, layout, nats, Shared, POLL};
-use crate::transport::Job;
+use super::{header_u64, layout, nats, nats_error, Shared, POLL};
+use crate::transport::{Job, Receipt};
 use crate::{Error, Result};
+
+/// The receipt of a reservation: the reply subject of the delivery it came from.
+#[derive(Debug)]
+pub(super) struct Delivery(Subject);
 
 #[derive(Debug)]
 pub(super) struct Held {
@@ -84,7 +90,7 @@ impl Shared {
 
     /// Records a reserved message and turns it into a job.
     pub(super) fn hold(&self, queue: &str, message: jetstream::Message) -> Result<Job> {
-        let info = message.info().map_err(nats)?;
+        let info = message.info().map_err(nats_error)?;
         let id = info.stream_sequence;
         let deliveries = u32::try_from(info.delivered).unwrap_or(u32::MAX);
         let ttr = header_u64(message.headers.as_ref(), layout::TTR)
@@ -94,26 +100,48 @@ impl Shared {
             .clone()
             .ok_or_else(|| nats("a JetStream message came without a reply subject"))?;
         let now = Instant::now();
+        // A TTR too long for the clock never runs out here (the server's AckWait still
+        // hands the item out again if this process dies).
+        let until = now
+            .checked_add(ttr)
+            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600));
+        let receipt = Receipt::new(Delivery(reply.clone()));
         self.lock_held().insert(
             id,
             Held {
                 reply,
                 ttr,
-                until: now + ttr,
+                until,
                 progressed: now,
             },
         );
-        Ok(Job {
-            id,
-            queue: queue.to_owned(),
-            body: message.payload.clone(),
-            deliveries,
-        })
+        let job = Job::new(id, queue, message.payload.clone(), deliveries);
+        Ok(job.with_receipt(receipt))
     }
 
+    /// Ends the lease of `job`, if its delivery is still held.
     pub(super) fn take(&self, job: &Job) -> Result<Held> {
-        self.lock_held()
-            .remove(&job.id)
-            .ok_or(Error::ReservationLost(job.id))
+        let Delivery(reply) = job.token()?;
+        let mut held = self.lock_held();
+        match held.get(&job.id) {
+            Some(item) if item.reply == *reply => {
+                held.remove(&job.id).ok_or(Error::ReservationLost(job.id))
+            }
+            _ => Err(Error::ReservationLost(job.id)),
+        }
+    }
+
+    /// Renews the lease of `job` by its TTR; the subject to send `in_progress` to.
+    pub(super) fn renew(&self, job: &Job) -> Result<Subject> {
+        let Delivery(reply) = job.token()?;
+        let mut held = self.lock_held();
+        let item = held
+            .get_mut(&job.id)
+            .filter(|item| item.reply == *reply)
+            .ok_or(Error::ReservationLost(job.id))?;
+        let now = Instant::now();
+        item.until = now.checked_add(item.ttr).unwrap_or(item.until);
+        item.progressed = now;
+        Ok(item.reply.clone())
     }
 }

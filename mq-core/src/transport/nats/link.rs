@@ -45,12 +45,12 @@ impl Link {
 
     /// The error of an operation refused or cut short because the connection is down.
     pub(super) fn down(&self, what: &str) -> Error {
-        Error::Unreachable {
-            address: self.address.clone(),
-            cause: format!(
+        Error::unreachable(
+            self.address.clone(),
+            format!(
                 "{what}: not connected to the server (the client keeps reconnecting by itself)"
             ),
-        }
+        )
     }
 
     /// Runs `work` unless the connection is down, and fails it as soon as the connection

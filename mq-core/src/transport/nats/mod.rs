@@ -36,7 +36,10 @@ use futures_util::{StreamExt, TryStreamExt};
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
-use super::{FailedMessage, Failure, Job, PutOptions, QueueStats, Transport};
+use super::{
+    Capabilities, Failure, FailureStore, Job, KeepAlive, Priorities, PutOptions, QueueStats,
+    Transport,
+};
 use crate::{Error, Result};
 use layout::{Settings, Slot};
 use lease::{reap, Held};
@@ -81,8 +84,30 @@ struct Shared {
     sweeps: residue::Sweeps,
 }
 
-fn nats(error: impl std::fmt::Display) -> Error {
-    Error::Nats(error.to_string())
+fn nats(detail: impl std::fmt::Display) -> Error {
+    Error::Nats {
+        detail: detail.to_string(),
+        source: None,
+    }
+}
+
+/// [`Error::Nats`] caused by the client's `error`, in its words.
+fn nats_error(error: impl std::fmt::Display + Into<crate::Cause>) -> Error {
+    Error::Nats {
+        detail: error.to_string(),
+        source: Some(error.into()),
+    }
+}
+
+/// [`Error::Nats`] caused by the client's `error` while doing `what`.
+fn nats_by(
+    what: impl std::fmt::Display,
+    error: impl std::fmt::Display + Into<crate::Cause>,
+) -> Error {
+    Error::Nats {
+        detail: format!("{what}: {error}"),
+        source: Some(error.into()),
+    }
 }
 
 /// Opens `nats://...`.
@@ -162,10 +187,7 @@ impl NatsTransport {
         let (options, link) = Link::watch(hosts, options);
         let client = async_nats::connect_with_options(addrs, options)
             .await
-            .map_err(|error| Error::Unreachable {
-                address: hosts.to_owned(),
-                cause: error.to_string(),
-            })?;
+            .map_err(|error| Error::unreachable_by(hosts, error))?;
         let max_payload = client.server_info().max_payload;
         let js = jetstream::new(client.clone());
         let shared = Arc::new(Shared {
@@ -248,11 +270,11 @@ impl Shared {
         let info = stream
             .info_with_subjects(filter)
             .await
-            .map_err(|error| nats(format!("stream info: {error}")))?;
+            .map_err(|error| nats_by("stream info", error))?;
         info.map_ok(|(subject, count)| (subject, count as u64))
             .try_collect()
             .await
-            .map_err(|error| nats(format!("stream info: {error}")))
+            .map_err(|error| nats_by("stream info", error))
     }
 
     /// Publishes and waits for the stream's acknowledgement; returns the sequence.
@@ -261,10 +283,8 @@ impl Shared {
             .js
             .publish_with_headers(subject, headers, body)
             .await
-            .map_err(|error| nats(format!("publish: {error}")))?;
-        let ack = ack
-            .await
-            .map_err(|error| nats(format!("publish: {error}")))?;
+            .map_err(|error| nats_by("publish", error))?;
+        let ack = ack.await.map_err(|error| nats_by("publish", error))?;
         Ok(ack.sequence)
     }
 
@@ -293,7 +313,7 @@ impl Shared {
                     self.js
                         .publish_with_headers(subject.clone(), headers.clone(), body.clone())
                         .await
-                        .map_err(|error| nats(format!("publish: {error}")))
+                        .map_err(|error| nats_by("publish", error))
                 };
                 pending.push(self.online("publish", publish).await);
             }
@@ -303,7 +323,7 @@ impl Shared {
                         let ack = async {
                             ack.await
                                 .map(|ack| ack.sequence)
-                                .map_err(|error| nats(format!("publish: {error}")))
+                                .map_err(|error| nats_by("publish", error))
                         };
                         self.online("publish", ack).await
                     }
@@ -351,7 +371,7 @@ impl Shared {
             let priority = header_u64(headers, layout::PRIORITY)
                 .and_then(|p| u32::try_from(p).ok())
                 .unwrap_or(crate::message::DEFAULT_PRIORITY);
-            let info = message.info().map_err(nats)?;
+            let info = message.info().map_err(nats_error)?;
             let published =
                 u128::try_from(info.published.unix_timestamp_nanos()).unwrap_or_default();
             let due = published + u128::from(delay) * 1_000_000;
@@ -363,7 +383,7 @@ impl Shared {
                 message
                     .ack_with(jetstream::AckKind::Nak(Some(wait)))
                     .await
-                    .map_err(nats)?;
+                    .map_err(nats_error)?;
                 continue;
             }
             let band = layout::band(priority);
@@ -379,7 +399,7 @@ impl Shared {
                 message.payload.clone(),
             )
             .await?;
-            message.ack().await.map_err(nats)?;
+            message.ack().await.map_err(nats_error)?;
             bands.push(band);
         }
         Ok(bands)
@@ -455,7 +475,7 @@ impl Shared {
         self.client
             .publish(reply, Bytes::from_static(what))
             .await
-            .map_err(|error| nats(format!("acknowledge: {error}")))
+            .map_err(|error| nats_by("acknowledge", error))
     }
 }
 
@@ -467,10 +487,10 @@ async fn fetch(consumer: &PullConsumer, max: usize) -> Result<Vec<jetstream::Mes
             .max_messages(max)
             .messages()
             .await
-            .map_err(|error| nats(format!("fetch: {error}")))?;
+            .map_err(|error| nats_by("fetch", error))?;
         let mut out = Vec::new();
         while let Some(message) = batch.next().await {
-            out.push(message.map_err(|error| nats(format!("fetch: {error}")))?);
+            out.push(message.map_err(|error| nats_by("fetch", error))?);
         }
         Ok(out)
     };
@@ -485,9 +505,22 @@ impl Transport for NatsTransport {
         self.shared.url.clone()
     }
 
-    fn max_message_size(&self) -> Option<usize> {
+    /// Priorities below 8 exact, above in bands (a consumer per band); delays in
+    /// milliseconds; the server's max_payload less room for headers; AckWait as the
+    /// server's fixed lease, renewed by the transport while an item's TTR lasts.
+    fn capabilities(&self) -> Capabilities {
         // Headers take a few hundred bytes of the server's payload limit.
-        Some(self.shared.max_payload.saturating_sub(1024))
+        let limit = self.shared.max_payload.saturating_sub(1024);
+        Capabilities::new()
+            .with_priorities(Priorities::Banded { exact_below: 8 })
+            .with_max_message_size(limit)
+            .with_keep_alive(KeepAlive::Emulated {
+                lease: self.shared.settings.ack_wait,
+            })
+    }
+
+    fn failure_store(&self) -> Box<dyn FailureStore + '_> {
+        Box::new(failed::Failures(&self.shared))
     }
 
     async fn put(&self, queue: &str, body: Bytes, options: PutOptions) -> Result<u64> {
@@ -552,16 +585,7 @@ impl Transport for NatsTransport {
     }
 
     async fn keep_alive(&self, job: &Job) -> Result<()> {
-        let reply = {
-            let mut held = self.shared.lock_held();
-            let item = held
-                .get_mut(&job.id)
-                .ok_or(Error::ReservationLost(job.id))?;
-            let now = Instant::now();
-            item.until = now + item.ttr;
-            item.progressed = now;
-            item.reply.clone()
-        };
+        let reply = self.shared.renew(job)?;
         let shared = &self.shared;
         shared
             .online("keep-alive", shared.send(reply, b"+WPI"))
@@ -584,42 +608,6 @@ impl Transport for NatsTransport {
         }
         shared
             .online("fail", shared.send(held.reply, b"+TERM"))
-            .await
-    }
-
-    async fn failed_list(&self, queue: Option<&str>, max: usize) -> Result<Vec<FailedMessage>> {
-        let shared = &self.shared;
-        shared
-            .online("failure store", failed::list(shared, queue, max))
-            .await
-    }
-
-    async fn failed_show(&self, id: u64) -> Result<Option<FailedMessage>> {
-        let shared = &self.shared;
-        shared
-            .online("failure store", failed::show(shared, id))
-            .await
-    }
-
-    async fn failed_retry(&self, id: u64) -> Result<u64> {
-        let shared = &self.shared;
-        let retry = async {
-            let entry = failed::show(shared, id).await?.ok_or(Error::NotFound(id))?;
-            let options = PutOptions {
-                delay: Duration::ZERO,
-                ..entry.options
-            };
-            let new_id = shared.put(&entry.queue, entry.body, options).await?;
-            failed::remove(shared, id).await?;
-            Ok(new_id)
-        };
-        shared.online("failure store", retry).await
-    }
-
-    async fn failed_remove(&self, id: u64) -> Result<bool> {
-        let shared = &self.shared;
-        shared
-            .online("failure store", failed::remove(shared, id))
             .await
     }
 

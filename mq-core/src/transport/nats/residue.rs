@@ -22,7 +22,7 @@ use std::time::Duration;
 use async_nats::jetstream::stream::Stream;
 use tokio::time::Instant;
 
-use super::nats;
+use super::nats_by;
 use crate::Result;
 
 /// How often a consumer's subject is looked at, at most.
@@ -63,7 +63,7 @@ pub(super) async fn sweep(
     let info = stream
         .consumer_info(consumer)
         .await
-        .map_err(|error| nats(format!("consumer `{consumer}`: {error}")))?;
+        .map_err(|error| nats_by(format!("consumer `{consumer}`"), error))?;
     // With nothing pending the two are equal; the lower is the safe one.
     let floor = info
         .ack_floor
@@ -77,7 +77,7 @@ pub(super) async fn sweep(
         .filter(subject)
         .sequence(floor + 1)
         .await
-        .map_err(|error| nats(format!("purge of acked items of `{subject}`: {error}")))?
+        .map_err(|error| nats_by(format!("purge of acked items of `{subject}`"), error))?
         .purged;
     if purged > 0 {
         tracing::warn!(

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use futures_util::StreamExt;
 
 use super::layout::{self, Slot};
-use super::{account, failed, nats, Shared};
+use super::{account, failed, nats_by, Shared};
 use crate::transport::{Job, QueueStats};
 use crate::Result;
 
@@ -36,7 +36,7 @@ impl Shared {
         let mut consumers: HashMap<Slot, (u64, u64)> = HashMap::new();
         let mut list = stream.consumers();
         while let Some(info) = list.next().await {
-            let info = info.map_err(|error| nats(format!("consumer list: {error}")))?;
+            let info = info.map_err(|error| nats_by("consumer list", error))?;
             let Some(slot) = layout::parse_consumer(&info.name) else {
                 continue;
             };
@@ -133,15 +133,10 @@ impl Shared {
                 .await;
             match next {
                 Ok(message) => {
-                    return Ok(Some(Job {
-                        id: message.sequence,
-                        queue: queue.to_owned(),
-                        body: message.payload,
-                        deliveries: 0,
-                    }))
+                    return Ok(Some(Job::new(message.sequence, queue, message.payload, 0)))
                 }
                 Err(error) if failed::no_message(&error) => {}
-                Err(error) => return Err(nats(format!("peek: {error}"))),
+                Err(error) => return Err(nats_by("peek", error)),
             }
         }
         Ok(None)
@@ -154,7 +149,7 @@ impl Shared {
             .purge()
             .filter(format!("mq.{token}.>"))
             .await
-            .map_err(|error| nats(format!("purge: {error}")))?;
+            .map_err(|error| nats_by("purge", error))?;
         Ok(purged.purged)
     }
 }

@@ -29,7 +29,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::time::Instant;
 
-use super::{FailedMessage, Failure, Job, PutOptions, QueueStats, Transport};
+use super::{
+    Capabilities, FailedMessage, Failure, FailureStore, Job, PutOptions, QueueStats, Transport,
+};
 use crate::Result;
 use writer::{Waiting, Writer};
 
@@ -153,6 +155,16 @@ impl Transport for SqliteTransport {
         format!("sqlite://{}", self.path.display())
     }
 
+    /// Exact priorities, millisecond delays, no size limit of its own (SQLite's is a
+    /// gigabyte), a lease renewed by the item's TTR.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::new()
+    }
+
+    fn failure_store(&self) -> Box<dyn FailureStore + '_> {
+        Box::new(Failures(&self.writer))
+    }
+
     async fn put(&self, queue: &str, body: Bytes, options: PutOptions) -> Result<u64> {
         let queue = queue.to_owned();
         self.writer
@@ -225,7 +237,7 @@ impl Transport for SqliteTransport {
     }
 
     async fn release(&self, job: &Job) -> Result<()> {
-        let (id, deliveries) = (job.id, job.deliveries);
+        let (id, deliveries) = (job.id, ops::token(job)?);
         self.writer
             .call(move |db| ops::release(db, id, deliveries))
             .await
@@ -249,25 +261,6 @@ impl Transport for SqliteTransport {
             .await
     }
 
-    async fn failed_list(&self, queue: Option<&str>, max: usize) -> Result<Vec<FailedMessage>> {
-        let queue = queue.map(str::to_owned);
-        self.writer
-            .call(move |db| ops::failed_list(db, queue.as_deref(), max))
-            .await
-    }
-
-    async fn failed_show(&self, id: u64) -> Result<Option<FailedMessage>> {
-        self.writer.call(move |db| ops::failed_show(db, id)).await
-    }
-
-    async fn failed_retry(&self, id: u64) -> Result<u64> {
-        self.writer.call(move |db| ops::failed_retry(db, id)).await
-    }
-
-    async fn failed_remove(&self, id: u64) -> Result<bool> {
-        self.writer.call(move |db| ops::failed_remove(db, id)).await
-    }
-
     async fn stats(&self) -> Result<Vec<QueueStats>> {
         self.writer.call(ops::stats).await
     }
@@ -280,5 +273,43 @@ impl Transport for SqliteTransport {
     async fn flush(&self, queue: &str) -> Result<u64> {
         let queue = queue.to_owned();
         self.writer.call(move |db| ops::flush(db, &queue)).await
+    }
+}
+
+/// The failure store of an SQLite queue: the table `mq_failed`.
+struct Failures<'a>(&'a Writer);
+
+#[async_trait]
+impl FailureStore for Failures<'_> {
+    async fn store(
+        &self,
+        queue: &str,
+        body: Bytes,
+        options: PutOptions,
+        failure: Failure,
+    ) -> Result<u64> {
+        let queue = queue.to_owned();
+        self.0
+            .call(move |db| ops::store_failed(db, &queue, &body, &options, &failure).map(Ok))
+            .await
+    }
+
+    async fn list(&self, queue: Option<&str>, max: usize) -> Result<Vec<FailedMessage>> {
+        let queue = queue.map(str::to_owned);
+        self.0
+            .call(move |db| ops::failed_list(db, queue.as_deref(), max))
+            .await
+    }
+
+    async fn show(&self, id: u64) -> Result<Option<FailedMessage>> {
+        self.0.call(move |db| ops::failed_show(db, id)).await
+    }
+
+    async fn retry(&self, id: u64) -> Result<u64> {
+        self.0.call(move |db| ops::failed_retry(db, id)).await
+    }
+
+    async fn remove(&self, id: u64) -> Result<bool> {
+        self.0.call(move |db| ops::failed_remove(db, id)).await
     }
 }

@@ -14,6 +14,7 @@ fn fault(path: &Path, detail: impl Into<String>) -> Error {
     Error::Sqlite {
         path: path.to_owned(),
         detail: detail.into(),
+        source: None,
     }
 }
 
@@ -229,7 +230,25 @@ pub(super) fn error(path: &Path, error: rusqlite::Error) -> Error {
         Some(hint) => format!("{hint} ({error})"),
         None => error.to_string(),
     };
-    fault(path, detail)
+    Error::Sqlite {
+        path: path.to_owned(),
+        detail,
+        source: Some(Box::new(error)),
+    }
+}
+
+/// A copy of `error`, as far as callers can tell it: its code and message.
+pub(super) fn same_sqlite_error(error: &rusqlite::Error) -> rusqlite::Error {
+    match error {
+        rusqlite::Error::SqliteFailure(code, message) => rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(code.extended_code),
+            message.clone(),
+        ),
+        other => rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+            Some(other.to_string()),
+        ),
+    }
 }
 
 #[cfg(test)]

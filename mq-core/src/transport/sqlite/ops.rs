@@ -7,9 +7,10 @@
 //! and runs the operation again on its own), the inner one is the answer the caller gets
 //! (a lost reservation, a missing failure-store entry).
 //!
-//! A reservation's token is the row's `deliveries` count at the time it was reserved: ack,
-//! retry, release, keep-alive and fail only touch a row that is still reserved with the same
-//! count, so a worker whose lease ran out can never settle somebody else's reservation.
+//! A reservation's token (its [`Reservation`] receipt) is the row's `deliveries` count at
+//! the time it was reserved: ack, retry, release, keep-alive and fail only touch a row that
+//! is still reserved with the same count, so a worker whose lease ran out can never settle
+//! somebody else's reservation.
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -21,7 +22,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::room::Room;
 use super::schema::{DELAYED, READY};
-use crate::transport::{FailedMessage, Failure, Job, PutOptions, QueueStats};
+use crate::transport::{FailedMessage, Failure, Job, PutOptions, QueueStats, Receipt};
 use crate::{Error, Result};
 
 /// The outcome of one operation: SQLite's error outside, the caller's answer inside.
@@ -98,6 +99,7 @@ impl<'c> Db<'c> {
         Ok(taken.map_err(|full| Error::Sqlite {
             path: self.room.file().to_owned(),
             detail: full.0,
+            source: None,
         }))
     }
 }
@@ -215,12 +217,9 @@ pub(super) fn reserve(db: &Db<'_>, queues: &[String], max: usize) -> Outcome<Res
             let (body, deliveries) = lease.query_row(params![id, db.now], |row| {
                 Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, i64>(1)?))
             })?;
-            jobs.push(Job {
-                id: row_id(id),
-                queue: queue.clone(),
-                body: Bytes::from(body),
-                deliveries: u32::try_from(deliveries).unwrap_or(u32::MAX),
-            });
+            let deliveries = u32::try_from(deliveries).unwrap_or(u32::MAX);
+            let job = Job::new(row_id(id), queue.clone(), Bytes::from(body), deliveries);
+            jobs.push(job.with_receipt(Receipt::new(Reservation(deliveries))));
         }
     }
     let next_due = if jobs.is_empty() {
@@ -233,12 +232,25 @@ pub(super) fn reserve(db: &Db<'_>, queues: &[String], max: usize) -> Outcome<Res
     Ok(Ok(Reserved { jobs, next_due }))
 }
 
+/// The receipt of a reservation: the row's delivery count when it was reserved.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Reservation(pub(super) u32);
+
+/// The lease token of `job`'s reservation.
+pub(super) fn token(job: &Job) -> Result<u32> {
+    job.token().map(|Reservation(deliveries)| *deliveries)
+}
+
 /// Deletes a reserved row if the reservation `job` names is still the current one.
 fn take(db: &Db<'_>, job: &Job) -> Outcome<()> {
+    let token = match token(job) {
+        Ok(token) => token,
+        Err(lost) => return Ok(Err(lost)),
+    };
     let deleted = db
         .conn
         .prepare_cached(TAKE)?
-        .execute(params![sql_id(job.id), i64::from(job.deliveries)])?;
+        .execute(params![sql_id(job.id), i64::from(token)])?;
     Ok(if deleted == 1 {
         Ok(())
     } else {
@@ -272,9 +284,13 @@ pub(super) fn release(db: &Db<'_>, id: u64, deliveries: u32) -> Outcome<()> {
 }
 
 pub(super) fn keep_alive(db: &Db<'_>, job: &Job) -> Outcome<()> {
+    let token = match token(job) {
+        Ok(token) => token,
+        Err(lost) => return Ok(Err(lost)),
+    };
     let changed = db.conn.prepare_cached(RENEW)?.execute(params![
         sql_id(job.id),
-        i64::from(job.deliveries),
+        i64::from(token),
         db.now
     ])?;
     Ok(if changed == 1 {
@@ -294,6 +310,17 @@ pub(super) fn fail(
     if let Err(lost) = take(db, job)? {
         return Ok(Err(lost));
     }
+    store_failed(db, &job.queue, body, options, failure).map(|_| Ok(()))
+}
+
+/// Inserts a failure-store row; returns its id.
+pub(super) fn store_failed(
+    db: &Db<'_>,
+    queue: &str,
+    body: &[u8],
+    options: &PutOptions,
+    failure: &Failure,
+) -> rusqlite::Result<u64> {
     let failed_at = failure
         .failed_at
         .duration_since(UNIX_EPOCH)
@@ -308,7 +335,7 @@ pub(super) fn fail(
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?
         .execute(params![
-            job.queue,
+            queue,
             i64::from(options.priority),
             ms_ceil(options.delay),
             ms_ceil(options.ttr),
@@ -316,7 +343,7 @@ pub(super) fn fail(
             failure,
             body,
         ])?;
-    Ok(Ok(()))
+    Ok(row_id(db.conn.last_insert_rowid()))
 }
 
 fn failed_from_row(row: &Row<'_>) -> rusqlite::Result<FailedMessage> {
@@ -444,12 +471,12 @@ pub(super) fn peek(db: &Db<'_>, queue: &str) -> Outcome<Option<Job>> {
              WHERE queue = ?1 AND state = 0 ORDER BY priority, id LIMIT 1",
         )?
         .query_row([queue], |row| {
-            Ok(Job {
-                id: row_id(row.get(0)?),
-                queue: queue.to_owned(),
-                body: Bytes::from(row.get::<_, Vec<u8>>(1)?),
-                deliveries: u32::try_from(row.get::<_, i64>(2)?).unwrap_or(u32::MAX),
-            })
+            Ok(Job::new(
+                row_id(row.get(0)?),
+                queue,
+                Bytes::from(row.get::<_, Vec<u8>>(1)?),
+                u32::try_from(row.get::<_, i64>(2)?).unwrap_or(u32::MAX),
+            ))
         })
         .optional()?;
     Ok(Ok(job))

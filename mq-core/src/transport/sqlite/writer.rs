@@ -142,7 +142,12 @@ impl Command {
 fn ignore<T>(_: T, _: &mut Vec<Lease>) {}
 
 fn hand_back(reserved: Reserved, orphans: &mut Vec<Lease>) {
-    orphans.extend(reserved.jobs.iter().map(|job| (job.id, job.deliveries)));
+    orphans.extend(
+        reserved
+            .jobs
+            .iter()
+            .filter_map(|job| Some((job.id, ops::token(job).ok()?))),
+    );
 }
 
 /// The async side's handle on the writer thread.
@@ -185,6 +190,7 @@ impl Writer {
             .map_err(|error| Error::Sqlite {
                 path: path.clone(),
                 detail: format!("cannot start the writer thread: {error}"),
+                source: Some(Box::new(error)),
             })?;
         opened.await.map_err(|_| stopped(&path))??;
         Ok(Writer { commands, shared })
@@ -252,7 +258,10 @@ impl Drop for HandBack<'_> {
         answer.close();
         if let Ok(Ok(reserved)) = answer.try_recv() {
             for job in reserved.jobs {
-                let (id, deliveries) = (job.id, job.deliveries);
+                let Ok(deliveries) = ops::token(&job) else {
+                    continue;
+                };
+                let id = job.id;
                 let (command, _) = Command::new(move |db| ops::release(db, id, deliveries), ignore);
                 // If the writer is gone, the lease runs out instead.
                 let _ = self.commands.send(command);
@@ -265,6 +274,7 @@ fn stopped(path: &std::path::Path) -> Error {
     Error::Sqlite {
         path: path.to_owned(),
         detail: "the writer thread stopped before opening the file".into(),
+        source: None,
     }
 }
 
@@ -402,13 +412,20 @@ impl Thread {
 
     /// The same fault again, for each operation of a failed batch.
     fn copy(&self, failure: &Error) -> Error {
-        let detail = match failure {
-            Error::Sqlite { detail, .. } => detail.clone(),
-            other => other.to_string(),
+        let (detail, source) = match failure {
+            Error::Sqlite { detail, source, .. } => {
+                let sqlite = source
+                    .as_ref()
+                    .and_then(|source| source.downcast_ref::<rusqlite::Error>())
+                    .map(|error| -> crate::Cause { Box::new(open::same_sqlite_error(error)) });
+                (detail.clone(), sqlite)
+            }
+            other => (other.to_string(), None),
         };
         Error::Sqlite {
             path: self.path.clone(),
             detail,
+            source,
         }
     }
 

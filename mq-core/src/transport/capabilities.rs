@@ -1,0 +1,203 @@
+//! What a backend declares it can do, and the checks made against it: at dispatch (an
+//! envelope's size, a priority, a delay) and at worker start-up (the options of every
+//! registered message), so that what a backend cannot hold is refused, never approximated
+//! in silence.
+
+use std::time::Duration;
+
+use super::PutOptions;
+use crate::message::{MessageInfo, DEFAULT_PRIORITY};
+use crate::{Error, Result};
+
+/// What a backend can do. Each backend builds its own from [`Capabilities::new`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// How priorities order reservations.
+    pub priorities: Priorities,
+    /// The step delays and TTRs are counted in; a value between two steps rounds up, never
+    /// down (beanstalkd: one second).
+    pub delay_step: Duration,
+    /// The longest delay or TTR the backend can express, if it has a limit.
+    pub max_delay: Option<Duration>,
+    /// The largest envelope the backend accepts, in bytes, if it has a limit.
+    pub max_message_size: Option<usize>,
+    /// How a reservation is kept past its TTR while slots still run.
+    pub keep_alive: KeepAlive,
+}
+
+/// How a backend orders ready items by priority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Priorities {
+    /// Every priority is its own level: lower is always reserved first.
+    Exact,
+    /// Priorities below `exact_below` are exact; above, items are ordered by band, and
+    /// within a band by age (NATS: a consumer per band).
+    Banded {
+        /// The first priority that shares its band with others.
+        exact_below: u32,
+    },
+    /// Items are reserved by age only: a message that asks for another priority than the
+    /// default is refused (at dispatch and at worker start-up).
+    None,
+}
+
+/// How a reservation is kept alive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeepAlive {
+    /// The server keeps each reservation for the item's own TTR and extends it by that on
+    /// [`keep_alive`](super::Transport::keep_alive) (beanstalkd `touch`, a lease renewed in
+    /// SQLite or memory).
+    Native,
+    /// The server's reservation has one fixed length for every item (`lease`, NATS's
+    /// AckWait); the transport renews it while the item's TTR lasts and hands the item back
+    /// when the TTR runs out. A worker killed with SIGKILL gets its items back after
+    /// `lease`, not after their TTR.
+    Emulated {
+        /// The server's fixed reservation length.
+        lease: Duration,
+    },
+}
+
+impl Capabilities {
+    /// A backend with exact priorities, millisecond delays of any length, no size limit and
+    /// native keep-alive; change the fields that differ.
+    pub fn new() -> Capabilities {
+        Capabilities {
+            priorities: Priorities::Exact,
+            delay_step: Duration::from_millis(1),
+            max_delay: None,
+            max_message_size: None,
+            keep_alive: KeepAlive::Native,
+        }
+    }
+
+    /// The same with another priority order.
+    pub fn with_priorities(self, priorities: Priorities) -> Capabilities {
+        Capabilities { priorities, ..self }
+    }
+
+    /// The same with delays and TTRs counted in `step`, at most `max`.
+    pub fn with_delays(self, step: Duration, max: Option<Duration>) -> Capabilities {
+        Capabilities {
+            delay_step: step,
+            max_delay: max,
+            ..self
+        }
+    }
+
+    /// The same with a size limit.
+    pub fn with_max_message_size(self, limit: usize) -> Capabilities {
+        Capabilities {
+            max_message_size: Some(limit),
+            ..self
+        }
+    }
+
+    /// The same with another kind of keep-alive.
+    pub fn with_keep_alive(self, keep_alive: KeepAlive) -> Capabilities {
+        Capabilities { keep_alive, ..self }
+    }
+
+    /// Checks one dispatch of message `name`: its envelope's size and its options.
+    pub(crate) fn check_put(&self, name: &str, size: usize, options: &PutOptions) -> Result<()> {
+        if let Some(limit) = self.max_message_size {
+            if size > limit {
+                return Err(Error::TooLarge {
+                    name: name.to_owned(),
+                    size,
+                    limit,
+                });
+            }
+        }
+        self.check_options(name, options.priority, options.delay, options.ttr)
+    }
+
+    /// Checks the options of every message a worker handles, at start-up.
+    pub(crate) fn check_messages<'a>(
+        &self,
+        messages: impl IntoIterator<Item = &'a MessageInfo>,
+    ) -> Result<()> {
+        for info in messages {
+            let options = &info.options;
+            self.check_options(info.name, options.priority, options.delay, options.ttr)?;
+        }
+        Ok(())
+    }
+
+    fn check_options(
+        &self,
+        name: &str,
+        priority: u32,
+        delay: Duration,
+        ttr: Duration,
+    ) -> Result<()> {
+        if self.priorities == Priorities::None && priority != DEFAULT_PRIORITY {
+            return Err(Error::Unsupported {
+                what: format!("priority {priority} for message `{name}`"),
+                reason: "this backend reserves by age only; remove the priority, or use a \
+                         backend with priorities (sqlite, beanstalk)"
+                    .to_owned(),
+            });
+        }
+        if let Some(max) = self.max_delay {
+            for (what, value) in [("delay", delay), ("ttr", ttr)] {
+                if value > max {
+                    return Err(Error::Unrepresentable {
+                        what,
+                        value,
+                        reason: format!("this backend's longest is {max:?}"),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Default for Capabilities {
+    fn default() -> Self {
+        Capabilities::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backend_without_priorities_refuses_one_and_takes_the_default() {
+        let none = Capabilities::new().with_priorities(Priorities::None);
+        let asked = PutOptions::default().with_priority(3);
+        let error = none.check_put("shop.Order", 10, &asked).unwrap_err();
+        assert!(error.to_string().contains("priority 3"), "{error}");
+        none.check_put("shop.Order", 10, &PutOptions::default())
+            .unwrap();
+        Capabilities::new()
+            .check_put("shop.Order", 10, &asked)
+            .unwrap();
+    }
+
+    #[test]
+    fn size_and_delay_limits_are_errors() {
+        let small = Capabilities::new()
+            .with_max_message_size(100)
+            .with_delays(Duration::from_secs(1), Some(Duration::from_secs(60)));
+        assert!(matches!(
+            small.check_put("m", 101, &PutOptions::default()),
+            Err(Error::TooLarge {
+                size: 101,
+                limit: 100,
+                ..
+            })
+        ));
+        let late = PutOptions::default().with_delay(Duration::from_secs(61));
+        assert!(matches!(
+            small.check_put("m", 10, &late),
+            Err(Error::Unrepresentable { what: "delay", .. })
+        ));
+        small.check_put("m", 100, &PutOptions::default()).unwrap();
+    }
+}

@@ -1,0 +1,214 @@
+//! The default failure store: records kept as items of the backend's own queues, one
+//! queue `mq-failed.QUEUE` per queue, read by reserving them all and handing them back.
+//!
+//! It needs nothing of a backend but [`Transport`]'s own operations, so a new backend has a
+//! working `mq failed` from its first line. Listing reserves every record for a moment: two
+//! operators listing at the same instant may each see part of the store (nothing is lost;
+//! the records are handed back at once, or after their TTR if the process dies). A backend
+//! whose server can read without reserving (a table, a stream) should implement
+//! [`FailureStore`] itself.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use super::record::Record;
+use super::FailureStore;
+use crate::transport::{FailedMessage, Failure, Job, PutOptions, QueueStats, Transport};
+use crate::{Error, Result};
+
+/// Where the default store keeps the records of queue `Q`: the queue `mq-failed.Q`.
+pub const FAILED_QUEUE_PREFIX: &str = "mq-failed.";
+
+/// How many records one reservation round takes.
+const ROUND: usize = 256;
+
+/// The default failure store of `transport` (see the module doc).
+#[derive(Debug)]
+pub struct QueuedFailures<'a, T: ?Sized> {
+    transport: &'a T,
+}
+
+impl<'a, T: Transport + ?Sized> QueuedFailures<'a, T> {
+    /// The store whose records live on `transport`'s queues.
+    pub fn new(transport: &'a T) -> QueuedFailures<'a, T> {
+        QueuedFailures { transport }
+    }
+
+    /// Folds the record queues of `stats` into the `failed` counts of the queues they
+    /// belong to: what a backend on this store returns from
+    /// [`Transport::stats`].
+    pub fn fold_stats(stats: Vec<QueueStats>) -> Vec<QueueStats> {
+        let (records, mut queues): (Vec<_>, Vec<_>) = stats
+            .into_iter()
+            .partition(|counts| counts.queue.starts_with(FAILED_QUEUE_PREFIX));
+        for counts in records {
+            let queue = &counts.queue[FAILED_QUEUE_PREFIX.len()..];
+            let failed = counts.ready + counts.reserved + counts.delayed;
+            match queues.iter_mut().find(|q| q.queue == queue) {
+                Some(q) => q.failed += failed,
+                None => queues.push(QueueStats {
+                    failed,
+                    ..QueueStats::new(queue)
+                }),
+            }
+        }
+        queues.sort_by(|a, b| a.queue.cmp(&b.queue));
+        queues
+    }
+
+    /// The record queues of `queue`, or of every queue the backend knows.
+    async fn record_queues(&self, queue: Option<&str>) -> Result<Vec<String>> {
+        if let Some(queue) = queue {
+            return Ok(vec![format!("{FAILED_QUEUE_PREFIX}{queue}")]);
+        }
+        let mut queues: Vec<String> = self
+            .transport
+            .stats()
+            .await?
+            .into_iter()
+            .filter(|counts| counts.failed > 0 || counts.queue.starts_with(FAILED_QUEUE_PREFIX))
+            .map(
+                |counts| match counts.queue.strip_prefix(FAILED_QUEUE_PREFIX) {
+                    Some(_) => counts.queue,
+                    None => format!("{FAILED_QUEUE_PREFIX}{}", counts.queue),
+                },
+            )
+            .collect();
+        queues.sort();
+        queues.dedup();
+        Ok(queues)
+    }
+
+    /// Reserves every record of `queue` (or of all queues), oldest first.
+    async fn reserve_all(&self, queue: Option<&str>) -> Result<Vec<Job>> {
+        let queues = self.record_queues(queue).await?;
+        let mut records = Vec::new();
+        if queues.is_empty() {
+            return Ok(records);
+        }
+        loop {
+            let round = self
+                .transport
+                .reserve(&queues, ROUND, Duration::ZERO)
+                .await?;
+            let last = round.len() < ROUND;
+            records.extend(round);
+            if last {
+                break;
+            }
+        }
+        records.sort_by_key(|job| job.id);
+        Ok(records)
+    }
+
+    /// Hands back every record in `records`; the first error, after trying all.
+    async fn hand_back(&self, records: &[Job]) -> Result<()> {
+        let mut first = Ok(());
+        for job in records {
+            if let Err(error) = self.transport.release(job).await {
+                first = first.and(Err(error));
+            }
+        }
+        first
+    }
+
+    /// Takes record `id` out of the others, handing those back.
+    async fn take(&self, id: u64) -> Result<Option<(Job, Record)>> {
+        let mut records = self.reserve_all(None).await?;
+        let found = records
+            .iter()
+            .position(|job| job.id == id)
+            .map(|at| records.remove(at));
+        self.hand_back(&records).await?;
+        let Some(job) = found else {
+            return Ok(None);
+        };
+        match serde_json::from_slice::<Record>(&job.body) {
+            Ok(record) => Ok(Some((job, record))),
+            Err(error) => {
+                let _ = self.transport.release(&job).await;
+                Err(unreadable(id, &error))
+            }
+        }
+    }
+}
+
+fn unreadable(id: u64, error: &serde_json::Error) -> Error {
+    Error::Protocol {
+        backend: "failure store",
+        detail: format!("record {id} is not a failure record ({error})"),
+    }
+}
+
+#[async_trait]
+impl<T: Transport + ?Sized> FailureStore for QueuedFailures<'_, T> {
+    async fn store(
+        &self,
+        queue: &str,
+        body: Bytes,
+        options: PutOptions,
+        failure: Failure,
+    ) -> Result<u64> {
+        let record = Record::new(queue, &body, options, failure).encode();
+        let record_options = PutOptions::default().with_priority(0);
+        self.transport
+            .put(
+                &format!("{FAILED_QUEUE_PREFIX}{queue}"),
+                record.into(),
+                record_options,
+            )
+            .await
+    }
+
+    async fn list(&self, queue: Option<&str>, max: usize) -> Result<Vec<FailedMessage>> {
+        let records = self.reserve_all(queue).await?;
+        let listed = records
+            .iter()
+            .filter_map(|job| {
+                let record: Record = serde_json::from_slice(&job.body).ok()?;
+                Some(record.into_failed(job.id))
+            })
+            .take(max)
+            .collect();
+        self.hand_back(&records).await?;
+        Ok(listed)
+    }
+
+    async fn show(&self, id: u64) -> Result<Option<FailedMessage>> {
+        let Some((job, record)) = self.take(id).await? else {
+            return Ok(None);
+        };
+        self.transport.release(&job).await?;
+        Ok(Some(record.into_failed(id)))
+    }
+
+    async fn retry(&self, id: u64) -> Result<u64> {
+        let (job, record) = self.take(id).await?.ok_or(Error::NotFound(id))?;
+        let failed = record.into_failed(id);
+        let options = failed.options.with_delay(Duration::ZERO);
+        match self
+            .transport
+            .put(&failed.queue, failed.body, options)
+            .await
+        {
+            Ok(new_id) => {
+                self.transport.ack(&job).await?;
+                Ok(new_id)
+            }
+            Err(error) => {
+                let _ = self.transport.release(&job).await;
+                Err(error)
+            }
+        }
+    }
+
+    async fn remove(&self, id: u64) -> Result<bool> {
+        let Some((job, _)) = self.take(id).await? else {
+            return Ok(false);
+        };
+        self.transport.ack(&job).await?;
+        Ok(true)
+    }
+}
