@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, DatabaseName, ErrorCode, OpenFlags};
+use rusqlite::{Connection, ErrorCode, OpenFlags, MAIN_DB};
 
 use super::busy;
 use super::schema::{self, SchemaError};
@@ -79,10 +79,7 @@ pub(super) fn connection(path: &Path, options: &SqliteOptions) -> Result<Connect
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(|e| error(path, e))?;
-    if conn
-        .is_readonly(DatabaseName::Main)
-        .map_err(|e| error(path, e))?
-    {
+    if conn.is_readonly(MAIN_DB).map_err(|e| error(path, e))? {
         return Err(fault(
             path,
             "SQLite opened the file read-only (check the permissions of the file and its \
