@@ -219,6 +219,7 @@ impl Bus {
         })?;
         let envelope = Envelope::new(M::NAME, body);
         let bytes = envelope.encode();
+        transport::check_queue_name(M::OPTIONS.queue)?;
         self.transport
             .capabilities()
             .check_put(M::NAME, bytes.len(), options)?;

@@ -152,10 +152,10 @@ pub enum Error {
     Io(#[from] std::io::Error),
 }
 
-#[cfg_attr(not(any(feature = "beanstalk", feature = "nats")), allow(dead_code))]
 impl Error {
-    /// [`Error::Unreachable`] without an underlying error.
-    pub(crate) fn unreachable(address: impl Into<String>, cause: impl Into<String>) -> Error {
+    /// [`Error::Unreachable`] without an underlying error (for backends, mq's own and
+    /// others').
+    pub fn unreachable(address: impl Into<String>, cause: impl Into<String>) -> Error {
         Error::Unreachable {
             address: address.into(),
             cause: cause.into(),
@@ -164,7 +164,7 @@ impl Error {
     }
 
     /// [`Error::Unreachable`] caused by `source`, whose text is the cause.
-    pub(crate) fn unreachable_by(
+    pub fn unreachable_by(
         address: impl Into<String>,
         source: impl std::error::Error + Send + Sync + 'static,
     ) -> Error {

@@ -88,11 +88,10 @@ impl Faulty {
         match faults.get_mut(&(self.name.clone(), op)) {
             Some(left) if *left > 0 => {
                 *left -= 1;
-                Err(Error::Unreachable {
-                    address: format!("faulty://{}", self.name),
-                    cause: format!("injected fault of {op:?}"),
-                    source: None,
-                })
+                Err(Error::unreachable(
+                    format!("faulty://{}", self.name),
+                    format!("injected fault of {op:?}"),
+                ))
             }
             _ => Ok(()),
         }

@@ -335,6 +335,33 @@ pub async fn peek_and_flush(t: Dyn) {
     assert!(reserve_all(&t, &queues(&["suite-pf"]), 10).await.is_empty());
 }
 
+/// A job that holds no reservation (peeked, or already settled) settles nothing: the
+/// receipt decides, not the id.
+pub async fn only_a_reservation_settles(t: Dyn) {
+    t.put("suite-rc", Bytes::from("a"), opts(1)).await.unwrap();
+    let peeked = t.peek("suite-rc").await.unwrap().expect("a ready item");
+    assert!(matches!(
+        t.ack(&peeked).await,
+        Err(mq::Error::ReservationLost(_))
+    ));
+    assert!(matches!(
+        t.release(&peeked).await,
+        Err(mq::Error::ReservationLost(_))
+    ));
+    let jobs = reserve_all(&t, &queues(&["suite-rc"]), 10).await;
+    assert_eq!(jobs.len(), 1, "the peeked ack deleted nothing");
+    assert_eq!(jobs[0].id, peeked.id);
+    t.ack(&jobs[0]).await.unwrap();
+    assert!(matches!(
+        t.ack(&jobs[0]).await,
+        Err(mq::Error::ReservationLost(_))
+    ));
+    assert!(matches!(
+        t.keep_alive(&jobs[0]).await,
+        Err(mq::Error::ReservationLost(_))
+    ));
+}
+
 /// Counts per queue.
 pub async fn stats_count(t: Dyn) {
     t.put("suite-s", Bytes::from("r1"), opts(1)).await.unwrap();
@@ -413,7 +440,8 @@ macro_rules! transport_suite {
         $crate::transport_suite!(@cases $open;
             put_reserve_ack put_many_in_order priority_then_age queues_in_order delay_is_never_shorter
             release_hands_back retry_replaces expired_reservation_comes_back keep_alive_holds
-            failure_store peek_and_flush stats_count concurrent_exactly_once);
+            failure_store peek_and_flush only_a_reservation_settles stats_count
+            concurrent_exactly_once);
     };
     (@cases $open:expr; $($case:ident)*) => {
         $(

@@ -136,3 +136,17 @@ async fn a_backend_without_priorities_refuses_a_priority_at_dispatch_and_at_work
         .await
         .expect("a worker whose messages ask for none starts");
 }
+
+#[tokio::test]
+async fn the_failure_stores_namespace_is_no_queue_for_messages() {
+    let url = format!("faulty://{}", unique("ns"));
+    let error = Worker::builder()
+        .url(&url)
+        .registry(Registry::from_slots([SlotDef::of::<pong>()]).expect("registry"))
+        .queues(["mq-failed.faulty"])
+        .build()
+        .await
+        .expect_err("a worker on failure records");
+    assert!(matches!(error, Error::Config(_)), "{error:?}");
+    assert!(error.to_string().contains("failure store"), "{error}");
+}

@@ -123,6 +123,29 @@ impl Capabilities {
         for info in messages {
             let options = &info.options;
             self.check_options(info.name, options.priority, options.delay, options.ttr)?;
+            if let (Some(backoff), Some(max)) = (options.backoff, self.max_delay) {
+                if backoff.max > max {
+                    return Err(Error::Unrepresentable {
+                        what: "backoff",
+                        value: backoff.max,
+                        reason: format!(
+                            "message `{}` waits up to that between attempts; this backend's \
+                             longest delay is {max:?}",
+                            info.name
+                        ),
+                    });
+                }
+            }
+            if let Priorities::Banded { exact_below } = self.priorities {
+                if options.priority >= exact_below && options.priority != DEFAULT_PRIORITY {
+                    tracing::info!(
+                        message = info.name,
+                        priority = options.priority,
+                        "this backend orders priorities from {exact_below} up in bands: \
+                         messages of nearby priorities are reserved by age"
+                    );
+                }
+            }
         }
         Ok(())
     }
@@ -148,7 +171,7 @@ impl Capabilities {
                     return Err(Error::Unrepresentable {
                         what,
                         value,
-                        reason: format!("this backend's longest is {max:?}"),
+                        reason: format!("message `{name}`: this backend's longest is {max:?}"),
                     });
                 }
             }

@@ -15,7 +15,8 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::{
-    Capabilities, FailureStore, Job, PutOptions, QueueStats, QueuedFailures, Receipt, Transport,
+    fold_failed_stats, Capabilities, FailureStore, Job, PutOptions, QueueStats, QueuedFailures,
+    Receipt, Transport,
 };
 use crate::{Error, Result};
 
@@ -299,9 +300,7 @@ impl Transport for MemoryTransport {
                 Place::Reserved(_) => counts.reserved += 1,
             }
         }
-        Ok(QueuedFailures::<Self>::fold_stats(
-            out.into_values().collect(),
-        ))
+        Ok(fold_failed_stats(out.into_values().collect()))
     }
 
     async fn peek(&self, queue: &str) -> Result<Option<Job>> {

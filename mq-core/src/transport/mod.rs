@@ -34,7 +34,9 @@ pub mod scheme;
 pub mod sqlite;
 
 pub use capabilities::{Capabilities, KeepAlive, Priorities};
-pub use failures::{FailureStore, QueuedFailures, FAILED_QUEUE_PREFIX};
+pub use failures::{
+    check_queue_name, fold_failed_stats, FailureStore, QueuedFailures, FAILED_QUEUE_PREFIX,
+};
 
 /// How a message is put on its queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -173,7 +175,9 @@ impl Job {
     }
 
     /// The receipt's token, or [`Error::ReservationLost`](crate::Error::ReservationLost)
-    /// when this job holds none of this backend's (it was peeked, or reserved elsewhere).
+    /// when this job holds none of type `T` (it was peeked, or reserved by another kind of
+    /// backend). Two transports of one kind tell their jobs apart themselves, where they can
+    /// (beanstalkd by the connection in the receipt).
     pub fn token<T: Any>(&self) -> Result<&T> {
         self.receipt
             .get()
@@ -338,9 +342,12 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
 
     /// No attempts left, or a payload no worker can read: moves the reserved item to the
     /// [failure store](Transport::failure_store). `body` and `options` are what
-    /// [`FailureStore::retry`] puts back on its queue. The default stores the record, then
-    /// acks the item (a crash between the two leaves the message in both places, never in
-    /// neither); backends override it to do both at once.
+    /// [`FailureStore::retry`] puts back on its queue. The default checks the reservation
+    /// still stands (a [`keep_alive`](Transport::keep_alive), which also gives the two steps
+    /// that follow a whole TTR), stores the record, then acks the item; if the ack finds the
+    /// reservation lost after all, the record is removed again (another worker has the
+    /// message). A crash between the two steps leaves the message in both places, never in
+    /// neither. Backends override it to do both at once.
     async fn fail(
         &self,
         job: &Job,
@@ -348,14 +355,23 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
         options: PutOptions,
         failure: Failure,
     ) -> Result<()> {
-        self.failure_store()
-            .store(&job.queue, body, options, failure)
-            .await?;
-        self.ack(job).await
+        self.keep_alive(job).await?;
+        let store = self.failure_store();
+        let record = store.store(&job.queue, body, options, failure).await?;
+        match self.ack(job).await {
+            Err(crate::Error::ReservationLost(id)) => {
+                if let Err(error) = store.remove(record).await {
+                    tracing::warn!(record, %error, "the reservation was lost while failing the item; its failure record stays (the message may also run again)");
+                }
+                Err(crate::Error::ReservationLost(id))
+            }
+            other => other,
+        }
     }
 
-    /// `mq stats` and the worker's idle check: counts per queue, for every queue the backend
-    /// knows.
+    /// `mq stats`, `mq failed retry/remove --all` and the default failure store: counts per
+    /// queue, for every queue the backend knows (a backend on [`QueuedFailures`] folds its
+    /// record queues in with [`fold_failed_stats`]).
     async fn stats(&self) -> Result<Vec<QueueStats>>;
 
     /// The backend server's own figures (version, uptime, connections, ...), named and

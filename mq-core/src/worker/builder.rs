@@ -189,6 +189,9 @@ impl WorkerBuilder {
         if options.queues.is_empty() {
             options.queues = registry.queues();
         }
+        for queue in &options.queues {
+            transport::check_queue_name(queue)?;
+        }
         if options.queues.is_empty() {
             return Err(Error::Registry(
                 "no slot is linked into this worker, so it has no queue to consume; \

@@ -71,6 +71,7 @@ pub(crate) async fn publish(ctx: &Ctx, args: &PublishArgs) -> CliResult {
         args.delay.unwrap_or(defaults.delay),
         args.ttr.unwrap_or(defaults.ttr),
     );
+    mq::transport::check_queue_name(&args.queue)?;
     let envelope = Envelope::new(&args.wire_name, body);
     let item = ctx
         .transport

@@ -71,7 +71,7 @@ use crate::{Error, Result};
 pub const DEFAULT_PORT: u16 = 11300;
 
 /// The failure store of queue `Q` is the tube `mq-failed.Q`.
-pub const FAILED_PREFIX: &str = "mq-failed.";
+pub const FAILED_PREFIX: &str = crate::transport::FAILED_QUEUE_PREFIX;
 
 /// The most `put`s of a batch dispatch sent in one write.
 const PUT_CHUNK: usize = 1024;
@@ -488,8 +488,6 @@ impl Transport for BeanstalkTransport {
         self.inner.fail(job, &body, options, failure).await
     }
 
-    /// Costs a connection of its own and, per failure tube read, a `kick`, up to `max`
-    /// reserves and as many buries (pipelined); without `queue`, a `list-tubes` too.
     async fn stats(&self) -> Result<Vec<QueueStats>> {
         self.inner.stats().await
     }

@@ -233,6 +233,8 @@ impl Inner {
         }
     }
 
+    /// Costs a connection of its own and, per failure tube read, a `kick`, up to `max`
+    /// reserves and as many buries (pipelined); without `queue`, a `list-tubes` too.
     async fn failed_list(&self, queue: Option<&str>, max: usize) -> Result<Vec<FailedMessage>> {
         let scan = self.open().await?;
         let tubes = match queue {

@@ -14,7 +14,7 @@ use crate::Result;
 mod queued;
 pub(crate) mod record;
 
-pub use queued::{QueuedFailures, FAILED_QUEUE_PREFIX};
+pub use queued::{check_queue_name, fold_failed_stats, QueuedFailures, FAILED_QUEUE_PREFIX};
 
 /// The failure store of a backend.
 #[async_trait]

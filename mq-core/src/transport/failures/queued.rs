@@ -2,11 +2,17 @@
 //! queue `mq-failed.QUEUE` per queue, read by reserving them all and handing them back.
 //!
 //! It needs nothing of a backend but [`Transport`]'s own operations, so a new backend has a
-//! working `mq failed` from its first line. Listing reserves every record for a moment: two
-//! operators listing at the same instant may each see part of the store (nothing is lost;
-//! the records are handed back at once, or after their TTR if the process dies). A backend
-//! whose server can read without reserving (a table, a stream) should implement
-//! [`FailureStore`] itself.
+//! working `mq failed` from its first line. Its one requirement: the backend's
+//! [`Transport::stats`] folds the record queues into `failed` counts with
+//! [`fold_failed_stats`] (`mq failed retry --all` counts on them).
+//!
+//! Reading reserves every record for a moment and hands them all back, on every path, errors
+//! included (if the process dies meanwhile, they come back after their TTR). So two readers
+//! at the same instant may see part of the store each: a `show`, `retry` or `remove` that
+//! does not find its record while others are reserved looks again for up to a second, and a
+//! `list` may come back short. Each read costs one pass over the whole store. A backend whose
+//! server can read without reserving (a table, a stream) should implement [`FailureStore`]
+//! itself.
 
 use std::time::Duration;
 
@@ -24,6 +30,48 @@ pub const FAILED_QUEUE_PREFIX: &str = "mq-failed.";
 /// How many records one reservation round takes.
 const ROUND: usize = 256;
 
+/// How long a round waits for its first record: a backend may answer a zero wait with
+/// nothing while records are there.
+const ROUND_WAIT: Duration = Duration::from_millis(20);
+
+/// How often a record not found while other records were reserved (another reader) is
+/// looked for again, a twentieth of a second apart.
+const LOOK_AGAIN: u32 = 20;
+
+/// Refuses a queue name inside the failure store's namespace (`mq-failed.`): a message
+/// dispatched there, or a worker consuming it, would mix with failure records. Checked at
+/// dispatch, by `mq publish` and at worker start-up, on every backend.
+pub fn check_queue_name(queue: &str) -> Result<()> {
+    match queue.strip_prefix(FAILED_QUEUE_PREFIX) {
+        Some(owner) => Err(Error::Config(format!(
+            "queue `{queue}` starts with `{FAILED_QUEUE_PREFIX}`, which mq keeps for the \
+             failure store (the failed messages of queue `{owner}`); choose another queue name"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Folds the record queues of `stats` into the `failed` counts of the queues they belong
+/// to: what a backend on [`QueuedFailures`] returns from [`Transport::stats`].
+pub fn fold_failed_stats(stats: Vec<QueueStats>) -> Vec<QueueStats> {
+    let (records, mut queues): (Vec<_>, Vec<_>) = stats
+        .into_iter()
+        .partition(|counts| counts.queue.starts_with(FAILED_QUEUE_PREFIX));
+    for counts in records {
+        let queue = &counts.queue[FAILED_QUEUE_PREFIX.len()..];
+        let failed = counts.ready + counts.reserved + counts.delayed;
+        match queues.iter_mut().find(|q| q.queue == queue) {
+            Some(q) => q.failed += failed,
+            None => queues.push(QueueStats {
+                failed,
+                ..QueueStats::new(queue)
+            }),
+        }
+    }
+    queues.sort_by(|a, b| a.queue.cmp(&b.queue));
+    queues
+}
+
 /// The default failure store of `transport` (see the module doc).
 #[derive(Debug)]
 pub struct QueuedFailures<'a, T: ?Sized> {
@@ -34,28 +82,6 @@ impl<'a, T: Transport + ?Sized> QueuedFailures<'a, T> {
     /// The store whose records live on `transport`'s queues.
     pub fn new(transport: &'a T) -> QueuedFailures<'a, T> {
         QueuedFailures { transport }
-    }
-
-    /// Folds the record queues of `stats` into the `failed` counts of the queues they
-    /// belong to: what a backend on this store returns from
-    /// [`Transport::stats`].
-    pub fn fold_stats(stats: Vec<QueueStats>) -> Vec<QueueStats> {
-        let (records, mut queues): (Vec<_>, Vec<_>) = stats
-            .into_iter()
-            .partition(|counts| counts.queue.starts_with(FAILED_QUEUE_PREFIX));
-        for counts in records {
-            let queue = &counts.queue[FAILED_QUEUE_PREFIX.len()..];
-            let failed = counts.ready + counts.reserved + counts.delayed;
-            match queues.iter_mut().find(|q| q.queue == queue) {
-                Some(q) => q.failed += failed,
-                None => queues.push(QueueStats {
-                    failed,
-                    ..QueueStats::new(queue)
-                }),
-            }
-        }
-        queues.sort_by(|a, b| a.queue.cmp(&b.queue));
-        queues
     }
 
     /// The record queues of `queue`, or of every queue the backend knows.
@@ -81,7 +107,8 @@ impl<'a, T: Transport + ?Sized> QueuedFailures<'a, T> {
         Ok(queues)
     }
 
-    /// Reserves every record of `queue` (or of all queues), oldest first.
+    /// Reserves every record of `queue` (or of all queues), oldest first; on an error, hands
+    /// back what it had reserved.
     async fn reserve_all(&self, queue: Option<&str>) -> Result<Vec<Job>> {
         let queues = self.record_queues(queue).await?;
         let mut records = Vec::new();
@@ -89,48 +116,64 @@ impl<'a, T: Transport + ?Sized> QueuedFailures<'a, T> {
             return Ok(records);
         }
         loop {
-            let round = self
-                .transport
-                .reserve(&queues, ROUND, Duration::ZERO)
-                .await?;
-            let last = round.len() < ROUND;
-            records.extend(round);
-            if last {
-                break;
+            match self.transport.reserve(&queues, ROUND, ROUND_WAIT).await {
+                Ok(round) if round.is_empty() => break,
+                Ok(round) => records.extend(round),
+                Err(error) => {
+                    self.hand_back(&records).await;
+                    return Err(error);
+                }
             }
         }
         records.sort_by_key(|job| job.id);
         Ok(records)
     }
 
-    /// Hands back every record in `records`; the first error, after trying all.
-    async fn hand_back(&self, records: &[Job]) -> Result<()> {
-        let mut first = Ok(());
+    /// Hands back every record in `records`; what cannot be handed back returns after its
+    /// TTR.
+    async fn hand_back(&self, records: &[Job]) {
         for job in records {
             if let Err(error) = self.transport.release(job).await {
-                first = first.and(Err(error));
+                tracing::warn!(record = job.id, %error, "could not hand back a failure record; it returns after its TTR");
             }
         }
-        first
     }
 
-    /// Takes record `id` out of the others, handing those back.
-    async fn take(&self, id: u64) -> Result<Option<(Job, Record)>> {
-        let mut records = self.reserve_all(None).await?;
-        let found = records
+    /// Whether any record is reserved (by another reader of the store).
+    async fn others_reading(&self) -> Result<bool> {
+        Ok(self
+            .transport
+            .stats()
+            .await?
             .iter()
-            .position(|job| job.id == id)
-            .map(|at| records.remove(at));
-        self.hand_back(&records).await?;
-        let Some(job) = found else {
-            return Ok(None);
-        };
-        match serde_json::from_slice::<Record>(&job.body) {
-            Ok(record) => Ok(Some((job, record))),
-            Err(error) => {
-                let _ = self.transport.release(&job).await;
-                Err(unreadable(id, &error))
+            .any(|counts| counts.queue.starts_with(FAILED_QUEUE_PREFIX) && counts.reserved > 0))
+    }
+
+    /// Takes record `id` out of the others, handing those back; looks again while another
+    /// reader holds records.
+    async fn take(&self, id: u64) -> Result<Option<(Job, Record)>> {
+        let mut looks = 0;
+        loop {
+            let mut records = self.reserve_all(None).await?;
+            let found = records
+                .iter()
+                .position(|job| job.id == id)
+                .map(|at| records.remove(at));
+            self.hand_back(&records).await;
+            if let Some(job) = found {
+                return match serde_json::from_slice::<Record>(&job.body) {
+                    Ok(record) => Ok(Some((job, record))),
+                    Err(error) => {
+                        self.hand_back(std::slice::from_ref(&job)).await;
+                        Err(unreadable(id, &error))
+                    }
+                };
             }
+            looks += 1;
+            if looks > LOOK_AGAIN || !self.others_reading().await? {
+                return Ok(None);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 }
@@ -152,7 +195,7 @@ impl<T: Transport + ?Sized> FailureStore for QueuedFailures<'_, T> {
         failure: Failure,
     ) -> Result<u64> {
         let record = Record::new(queue, &body, options, failure).encode();
-        let record_options = PutOptions::default().with_priority(0);
+        let record_options = PutOptions::default();
         self.transport
             .put(
                 &format!("{FAILED_QUEUE_PREFIX}{queue}"),
@@ -166,13 +209,16 @@ impl<T: Transport + ?Sized> FailureStore for QueuedFailures<'_, T> {
         let records = self.reserve_all(queue).await?;
         let listed = records
             .iter()
-            .filter_map(|job| {
-                let record: Record = serde_json::from_slice(&job.body).ok()?;
-                Some(record.into_failed(job.id))
+            .filter_map(|job| match serde_json::from_slice::<Record>(&job.body) {
+                Ok(record) => Some(record.into_failed(job.id)),
+                Err(error) => {
+                    tracing::warn!(record = job.id, %error, "skipping an item of a failure queue that is not a failure record");
+                    None
+                }
             })
             .take(max)
             .collect();
-        self.hand_back(&records).await?;
+        self.hand_back(&records).await;
         Ok(listed)
     }
 
@@ -180,7 +226,7 @@ impl<T: Transport + ?Sized> FailureStore for QueuedFailures<'_, T> {
         let Some((job, record)) = self.take(id).await? else {
             return Ok(None);
         };
-        self.transport.release(&job).await?;
+        self.hand_back(std::slice::from_ref(&job)).await;
         Ok(Some(record.into_failed(id)))
     }
 
@@ -208,7 +254,10 @@ impl<T: Transport + ?Sized> FailureStore for QueuedFailures<'_, T> {
         let Some((job, _)) = self.take(id).await? else {
             return Ok(false);
         };
-        self.transport.ack(&job).await?;
+        if let Err(error) = self.transport.ack(&job).await {
+            self.hand_back(std::slice::from_ref(&job)).await;
+            return Err(error);
+        }
         Ok(true)
     }
 }
