@@ -1,10 +1,11 @@
 //! Shared pieces of mq's end-to-end tests: the transport conformance suite, the beanstalkd
 //! and NATS server harnesses, the test worker binary as a process, a backend of its own
-//! (`faulty://`), and queue counts.
+//! (`faulty://`), fresh PostgreSQL databases, and queue counts.
 
 pub mod beanstalkd;
 pub mod faulty;
 pub mod nats;
+pub mod postgres;
 mod server;
 pub mod suite;
 pub mod worker_process;
