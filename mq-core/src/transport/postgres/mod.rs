@@ -181,6 +181,16 @@ impl Drop for HandBack<'_> {
     }
 }
 
+/// The SQL that creates the tables of `url`'s schema in an empty database, as one script
+/// for `psql` (what `mq migrate --print` prints); nothing is connected to.
+///
+/// # Errors
+///
+/// [`Error::InvalidUrl`] for a malformed URL.
+pub fn migration_script(url: &str) -> Result<String> {
+    Ok(script(&PgUrl::parse(url)?.schema, 0))
+}
+
 /// `postgres://...` and `postgresql://...`.
 pub(crate) async fn connect(url: &str) -> Result<Arc<dyn Transport>> {
     Ok(Arc::new(PostgresTransport::connect(url).await?))
