@@ -62,6 +62,10 @@ pub const MAX_MESSAGE_SIZE: usize = 64 << 20;
 /// How many connections a transport opens at most, besides the one it listens on.
 const MAX_CONNECTIONS: u32 = 10;
 
+/// The shortest wait before looking again when the next due item is due already: it is
+/// locked by another reserver (or an application's transaction), which `SKIP LOCKED` skips.
+const MIN_RECHECK: Duration = Duration::from_millis(10);
+
 /// A PostgreSQL schema used as a queue.
 #[derive(Debug)]
 pub struct PostgresTransport {
@@ -254,7 +258,7 @@ impl Transport for PostgresTransport {
             let mut wake = deadline;
             let next = found
                 .next_due_ms
-                .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0)));
+                .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0)).max(MIN_RECHECK));
             for wait in next.into_iter().chain(self.wakeups.poll_interval()) {
                 wake = now.checked_add(wait).map_or(wake, |at| at.min(wake));
             }
