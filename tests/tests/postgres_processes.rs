@@ -59,11 +59,13 @@ async fn a_worker_killed_holding_reservations_loses_nothing() {
     assert!(!child.wait().unwrap().success());
     let killed_at = Instant::now();
 
+    // Until nothing is left on `work`: every message the child held came back and was acked.
     let mut seen = HashSet::new();
+    let mut twice = 0;
     let deadline = killed_at + Duration::from_secs(20);
     loop {
-        let done = mq_tests::queue_stats(&queue, "done").await.ready;
-        if seen.len() + usize::try_from(done).unwrap() >= total || Instant::now() > deadline {
+        let left = mq_tests::queue_stats(&queue, "work").await;
+        if left.ready + left.reserved + left.delayed == 0 || Instant::now() > deadline {
             break;
         }
         let jobs = queue
@@ -71,13 +73,13 @@ async fn a_worker_killed_holding_reservations_loses_nothing() {
             .await
             .unwrap();
         for job in jobs {
-            assert!(
-                seen.insert(String::from_utf8(job.body.to_vec()).unwrap()),
-                "handed out twice while held"
-            );
+            if !seen.insert(String::from_utf8(job.body.to_vec()).unwrap()) {
+                twice += 1;
+            }
             queue.ack(&job).await.unwrap();
         }
     }
+    assert_eq!(twice, 0, "a message handed out twice after the kill");
     let done: HashSet<String> = queue
         .reserve(&["done".into()], 1000, Duration::ZERO)
         .await
@@ -89,7 +91,13 @@ async fn a_worker_killed_holding_reservations_loses_nothing() {
         !done.is_empty(),
         "the child acked some before it was killed"
     );
-    assert!(seen.is_disjoint(&done), "an acked message came back");
+    // The child puts to `done`, then acks: killed between the two, one message is in both
+    // (at least once), never more.
+    assert!(
+        seen.intersection(&done).count() <= 1,
+        "acked messages came back: {:?}",
+        seen.intersection(&done).collect::<Vec<_>>()
+    );
     let all: HashSet<String> = seen.union(&done).cloned().collect();
     let expected: HashSet<String> = (0..total).map(|n| format!("m-{n}")).collect();
     assert_eq!(all, expected, "every message is handled once: none lost");
