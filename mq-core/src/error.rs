@@ -111,6 +111,16 @@ pub enum Error {
         source: Option<Cause>,
     },
 
+    /// The PostgreSQL queue failed, refused the connection, or its schema cannot be used.
+    #[error("postgres queue: {detail}")]
+    Postgres {
+        /// What went wrong, and what to do about it.
+        detail: String,
+        /// sqlx's own error, if any.
+        #[source]
+        source: Option<Cause>,
+    },
+
     /// The registry is inconsistent: caught at worker start-up.
     #[error("{0}")]
     Registry(String),

@@ -1,10 +1,11 @@
 //! Shared pieces of mq's end-to-end tests: the transport conformance suite, the beanstalkd
 //! and NATS server harnesses, the test worker binary as a process, a backend of its own
-//! (`faulty://`), and queue counts.
+//! (`faulty://`), fresh PostgreSQL databases, and queue counts.
 
 pub mod beanstalkd;
 pub mod faulty;
 pub mod nats;
+pub mod postgres;
 mod server;
 pub mod suite;
 pub mod worker_process;
@@ -18,6 +19,27 @@ pub async fn queue_stats(transport: &dyn Transport, queue: &str) -> QueueStats {
         .into_iter()
         .find(|s| s.queue == queue)
         .unwrap_or_default()
+}
+
+/// A child process's part in the SIGKILL tests: reserves up to 50 items of `work`, prints
+/// `reserved N`, then moves them to `done` one by one, slowly (20 ms each), and sleeps
+/// until it is killed.
+pub async fn hold_until_killed(queue: &dyn Transport) {
+    let jobs = queue
+        .reserve(&["work".to_owned()], 50, std::time::Duration::from_secs(5))
+        .await
+        .expect("reserve");
+    println!("reserved {}", jobs.len());
+    for job in jobs {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let options = mq::transport::PutOptions::default();
+        queue
+            .put("done", job.body.clone(), options)
+            .await
+            .expect("put");
+        queue.ack(&job).await.expect("ack");
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(60)).await;
 }
 
 /// This test executable run again as a child process that runs only its `child_process`

@@ -90,22 +90,7 @@ async fn child_process() {
             println!("handled {handled}");
         }
         // Reserves a batch, says so, then works through it slowly until it is killed.
-        ["hold"] => {
-            let jobs = queue
-                .reserve(&work, 50, Duration::from_secs(5))
-                .await
-                .unwrap();
-            println!("reserved {}", jobs.len());
-            for job in jobs {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                queue
-                    .put("done", job.body.clone(), PutOptions::default())
-                    .await
-                    .unwrap();
-                queue.ack(&job).await.unwrap();
-            }
-            tokio::time::sleep(Duration::from_secs(60)).await;
-        }
+        ["hold"] => mq_tests::hold_until_killed(&queue).await,
         _ => panic!("unknown child role {role}"),
     }
 }

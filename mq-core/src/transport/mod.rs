@@ -25,10 +25,14 @@ use crate::Result;
 #[cfg(feature = "beanstalk")]
 pub mod beanstalk;
 mod capabilities;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod columns;
 mod failures;
 pub mod memory;
 #[cfg(feature = "nats")]
 pub mod nats;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod scheme;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
@@ -396,7 +400,8 @@ pub const DEFAULT_URL: &str = "sqlite://mq.db";
 /// `memory://[NAME]` (an in-process queue shared by every user of the same name in this
 /// process), `sqlite://PATH`, `beanstalk://HOST[:PORT]`,
 /// `nats://HOST:PORT[,HOST:PORT...][?replicas=N&ack_wait=DURATION]` (NATS JetStream, with
-/// the `nats` feature).
+/// the `nats` feature), `postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?schema=NAME]` (with the
+/// `postgres` feature).
 ///
 /// # Errors
 ///

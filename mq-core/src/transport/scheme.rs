@@ -77,6 +77,18 @@ pub const BUILT_IN: &[Scheme] = &[
         connect: None,
     },
     Scheme {
+        scheme: "postgres",
+        usage: "postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?schema=NAME]",
+        feature: "postgres",
+        connect: POSTGRES,
+    },
+    Scheme {
+        scheme: "postgresql",
+        usage: "postgresql://...",
+        feature: "postgres",
+        connect: POSTGRES,
+    },
+    Scheme {
         scheme: "memory",
         usage: "memory://",
         feature: "",
@@ -89,6 +101,12 @@ pub const BUILT_IN: &[Scheme] = &[
         }),
     },
 ];
+
+/// `postgres://` and its other spelling `postgresql://`.
+#[cfg(feature = "postgres")]
+const POSTGRES: Option<Connect> = Some(|url| Box::pin(super::postgres::connect(url)));
+#[cfg(not(feature = "postgres"))]
+const POSTGRES: Option<Connect> = None;
 
 /// What follows `scheme://`.
 fn path_of(url: &str) -> &str {
@@ -156,6 +174,7 @@ mod tests {
         assert_eq!(usages.contains("sqlite://PATH"), cfg!(feature = "sqlite"));
         assert_eq!(usages.contains("beanstalk://"), cfg!(feature = "beanstalk"));
         assert_eq!(usages.contains("nats://"), cfg!(feature = "nats"));
+        assert_eq!(usages.contains("postgres://"), cfg!(feature = "postgres"));
     }
 
     #[test]
@@ -168,6 +187,13 @@ mod tests {
         assert!(error.to_string().contains("memory://"), "{error}");
         let error = lookup("mq.db").expect_err("no scheme");
         assert!(error.to_string().contains("expected SCHEME://"), "{error}");
+    }
+
+    #[cfg(not(feature = "postgres"))]
+    #[test]
+    fn postgres_not_compiled_in_names_its_feature() {
+        let error = lookup("postgresql://u@h/db").expect_err("not compiled in");
+        assert!(error.to_string().contains("feature `postgres`"), "{error}");
     }
 
     #[cfg(not(feature = "nats"))]

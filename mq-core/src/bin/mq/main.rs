@@ -6,6 +6,7 @@
 //! error (unknown command, bad argument, `flush` without `--force`). See `docs/cli.md`.
 
 mod failed;
+mod migrate;
 mod progress;
 mod queue;
 mod stats;
@@ -48,6 +49,8 @@ enum Command {
     Peek(QueueArg),
     /// Delete every ready and delayed message of a queue (needs --force).
     Flush(queue::FlushArgs),
+    /// Create or upgrade the backend's tables; --print shows the SQL instead (postgres).
+    Migrate(migrate::MigrateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -157,6 +160,9 @@ async fn run(cli: Cli) -> CliResult {
         .url
         .filter(|url| !url.is_empty())
         .unwrap_or_else(mq::transport::url_from_env);
+    if let Command::Migrate(migrate::MigrateArgs { print: true }) = &cli.command {
+        return migrate::print(&url);
+    }
     let transport = mq::transport::connect(&url).await?;
     let ctx = Ctx {
         transport,
@@ -168,6 +174,7 @@ async fn run(cli: Cli) -> CliResult {
         Command::Publish(args) => queue::publish(&ctx, &args).await,
         Command::Peek(args) => queue::peek(&ctx, &args.queue).await,
         Command::Flush(args) => queue::flush(&ctx, &args).await,
+        Command::Migrate(_) => migrate::run(&ctx),
     }
 }
 

@@ -14,7 +14,7 @@
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use rusqlite::types::Type;
@@ -22,6 +22,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::room::Room;
 use super::schema::{DELAYED, READY};
+use crate::transport::columns::{epoch_ms, ms_ceil, ms_duration, row_id, sql_id};
 use crate::transport::{FailedMessage, Failure, Job, PutOptions, QueueStats, Receipt};
 use crate::{Error, Result};
 
@@ -114,29 +115,7 @@ pub(super) struct Reserved {
 
 /// Milliseconds since the Unix epoch, the clock every process on the file shares.
 pub(super) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| {
-            i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
-        })
-}
-
-/// A duration in whole milliseconds, rounded up so that a delay never shrinks.
-fn ms_ceil(duration: Duration) -> i64 {
-    i64::try_from(duration.as_nanos().div_ceil(1_000_000)).unwrap_or(i64::MAX)
-}
-
-fn ms_duration(ms: i64) -> Duration {
-    Duration::from_millis(u64::try_from(ms).unwrap_or(0))
-}
-
-/// An id as SQLite stores it; an id too large for it names no row.
-fn sql_id(id: u64) -> i64 {
-    i64::try_from(id).unwrap_or(-1)
-}
-
-fn row_id(id: i64) -> u64 {
-    u64::try_from(id).unwrap_or(0)
+    epoch_ms(SystemTime::now())
 }
 
 /// Puts one row; `deliveries` carries the count over when a retry replaces a row. Counts
@@ -321,12 +300,7 @@ pub(super) fn store_failed(
     options: &PutOptions,
     failure: &Failure,
 ) -> rusqlite::Result<u64> {
-    let failed_at = failure
-        .failed_at
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| {
-            i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
-        });
+    let failed_at = epoch_ms(failure.failed_at);
     let failure = serde_json::to_string(failure)
         .map_err(|error| rusqlite::Error::ToSqlConversionFailure(Box::new(error)))?;
     db.conn

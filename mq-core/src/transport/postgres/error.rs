@@ -1,0 +1,90 @@
+//! sqlx's errors as `mq::Error`s a person can act on: an unreachable server, a database
+//! that does not exist, a refused password, a missing privilege.
+
+use crate::Error;
+
+/// What was being done when PostgreSQL failed: decides how its error is told.
+#[derive(Debug)]
+pub(super) enum PgError<'a> {
+    /// Connecting to `database` at `address` as `user`.
+    Connect {
+        address: &'a str,
+        user: &'a str,
+        database: &'a str,
+    },
+    /// Creating or migrating the tables of `schema`.
+    Migrate { schema: &'a str },
+    /// A queue operation.
+    Op(&'static str),
+}
+
+/// `error`, told for what `context` was doing.
+pub(super) fn translate(error: sqlx::Error, context: &PgError<'_>) -> Error {
+    let postgres = |detail: String, error: sqlx::Error| Error::Postgres {
+        detail,
+        source: Some(Box::new(error)),
+    };
+    let code = match &error {
+        sqlx::Error::Database(db) => db.code().map(|code| code.into_owned()),
+        _ => None,
+    };
+    match (context, code.as_deref(), &error) {
+        (PgError::Connect { address, .. }, _, sqlx::Error::Io(io)) => Error::Unreachable {
+            address: (*address).to_owned(),
+            cause: format!(
+                "{io}: is PostgreSQL running and listening there? start it, or fix \
+                 HOST:PORT in the URL"
+            ),
+            source: Some(Box::new(error)),
+        },
+        (PgError::Connect { address, .. }, _, sqlx::Error::PoolTimedOut) => Error::Unreachable {
+            address: (*address).to_owned(),
+            cause: "no connection could be made in time: check the host, the port and the \
+                    server's max_connections"
+                .to_owned(),
+            source: Some(Box::new(error)),
+        },
+        (
+            PgError::Connect {
+                address, database, ..
+            },
+            Some("3D000"),
+            _,
+        ) => postgres(
+            format!(
+                "database `{database}` does not exist on {address}: create it with \
+                 `createdb {database}` (or CREATE DATABASE \"{database}\")"
+            ),
+            error,
+        ),
+        (PgError::Connect { user, address, .. }, Some("28P01" | "28000"), _) => postgres(
+            format!(
+                "{address} refused user `{user}`: check the user and password in the URL, \
+                 and the server's pg_hba.conf"
+            ),
+            error,
+        ),
+        (PgError::Migrate { schema }, Some("42501"), _) => postgres(
+            format!(
+                "may not create the tables of schema `{schema}`: connect once as a user \
+                 allowed to (GRANT CREATE ON DATABASE ...), or apply `mq migrate --print` \
+                 by hand"
+            ),
+            error,
+        ),
+        (PgError::Migrate { schema }, _, _) => {
+            postgres(format!("migrating schema `{schema}`: {error}"), error)
+        }
+        (_, _, sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed) => {
+            let what = match context {
+                PgError::Op(what) => *what,
+                _ => "connect",
+            };
+            postgres(format!("{what}: lost the server: {error}"), error)
+        }
+        (PgError::Op(what), _, _) => postgres(format!("{what}: {error}"), error),
+        (PgError::Connect { address, .. }, _, _) => {
+            postgres(format!("connecting to {address}: {error}"), error)
+        }
+    }
+}

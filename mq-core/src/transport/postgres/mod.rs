@@ -1,0 +1,314 @@
+//! `postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?schema=NAME]`: a queue in PostgreSQL
+//! (12 or newer), on sqlx.
+//!
+//! Items are rows of `<schema>.mq_messages` (schema `mq` unless the URL names one); failed
+//! messages are rows of `<schema>.mq_failed`. How each operation maps:
+//!
+//! - `put`: one `INSERT` that also sends `pg_notify`; `put_many`: one transaction.
+//! - `reserve`: one statement, `SELECT ... FOR UPDATE SKIP LOCKED` of the reservable rows
+//!   (ready and due, or reserved with the lease run out) in the order of the queue list,
+//!   then priority, then id, and an `UPDATE` to `reserved` with a lease of the item's TTR
+//!   and `deliveries + 1`. With nothing reservable it waits for a NOTIFY (see `listen`), the
+//!   next delayed item or lease of its queues, or its timeout.
+//! - ack, retry, release, keep-alive and fail touch the row only while it is still reserved
+//!   with the receipt's token (the deliveries count), else
+//!   [`Error::ReservationLost`](crate::Error::ReservationLost); retry and fail are one
+//!   statement each (delete and insert), so a crash leaves neither half.
+//! - A worker killed at any instant loses nothing: its leases run out and the rows are
+//!   reserved again.
+//!
+//! `reserve` is cancel safe: the statement runs in a task of its own, and reservations
+//! whose caller went away before receiving them are handed back at once (ready, the
+//! delivery not counted), not left to their TTR.
+//!
+//! Not yet: TLS (the connection is plain TCP; use a trusted network or a local socket
+//! tunnel), dispatch inside the application's own transaction, an outbox.
+//!
+//! Modules: `url` (the URL and its options), `error` (sqlx's errors told for people),
+//! `schema` (the versioned migrations), `ops` (each operation as SQL), `listen` (waking
+//! idle reservers), `failed` (the failure store). The user-facing description is
+//! `docs/postgres.md`.
+
+mod error;
+mod failed;
+mod listen;
+mod ops;
+mod schema;
+mod url;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
+use sqlx::{ConnectOptions, PgPool};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use super::{Capabilities, Failure, FailureStore, Job, PutOptions, QueueStats, Transport};
+use crate::{Error, Result};
+use error::{translate, PgError};
+use listen::Wakeups;
+use ops::{Found, Sql};
+use url::PgUrl;
+
+pub use schema::{migrations, script};
+
+/// The largest envelope this backend accepts: 64 MiB (a `bytea` holds up to 1 GB, but a
+/// row that large is slow to move and to vacuum).
+pub const MAX_MESSAGE_SIZE: usize = 64 << 20;
+
+/// How many connections a transport opens at most, besides the one it listens on.
+const MAX_CONNECTIONS: u32 = 10;
+
+/// The shortest wait before looking again when the next due item is due already: it is
+/// locked by another reserver (or an application's transaction), which `SKIP LOCKED` skips.
+const MIN_RECHECK: Duration = Duration::from_millis(10);
+
+/// A PostgreSQL schema used as a queue.
+#[derive(Debug)]
+pub struct PostgresTransport {
+    url: PgUrl,
+    pool: PgPool,
+    sql: Arc<Sql>,
+    wakeups: Wakeups,
+}
+
+impl PostgresTransport {
+    /// Connects, creating or migrating the URL's schema and its tables if needed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidUrl`] for a malformed URL; [`Error::Unreachable`] when nothing
+    /// answers at its host and port; [`Error::Postgres`] for a database that does not exist,
+    /// a refused user, a schema this build cannot use (newer than it knows) or cannot
+    /// create.
+    pub async fn connect(url: &str) -> Result<PostgresTransport> {
+        let url = PgUrl::parse(url)?;
+        let mut options = PgConnectOptions::new_without_pgpass()
+            .host(&url.host)
+            .port(url.port)
+            .username(&url.user)
+            .database(&url.database)
+            .ssl_mode(PgSslMode::Disable)
+            .application_name("mq");
+        if let Some(password) = &url.password {
+            options = options.password(password);
+        }
+        let address = url.address();
+        let context = PgError::Connect {
+            address: &address,
+            user: &url.user,
+            database: &url.database,
+        };
+        // One connection first, for its error: the pool would retry until its timeout.
+        let first = options
+            .connect()
+            .await
+            .map_err(|e| translate(e, &context))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_lazy_with(options);
+        drop(first);
+        schema::migrate(&pool, &url.schema).await?;
+        let sql = Arc::new(Sql::new(&url.schema));
+        let wakeups = if url.listen {
+            Wakeups::listen(&pool, &sql.channel).await?
+        } else {
+            Wakeups::polling(url.poll)
+        };
+        Ok(PostgresTransport {
+            url,
+            pool,
+            sql,
+            wakeups,
+        })
+    }
+
+    /// One reservation attempt, in a task of its own: if this future is dropped before the
+    /// answer is received, the task (or the guard) hands the reservations back.
+    async fn attempt(&self, queues: Arc<[String]>, max: usize) -> Result<Found> {
+        let (send, answer) = oneshot::channel();
+        let (pool, sql) = (self.pool.clone(), self.sql.clone());
+        tokio::spawn(async move {
+            let found = ops::reserve(&pool, &sql, &queues, max).await;
+            if let Err(Ok(found)) = send.send(found) {
+                hand_back(&pool, &sql, &found.jobs).await;
+            }
+        });
+        let mut pending = HandBack {
+            answer: Some(answer),
+            pool: &self.pool,
+            sql: &self.sql,
+        };
+        let Some(answer) = pending.answer.as_mut() else {
+            return Err(Error::Closed);
+        };
+        let found = answer.await;
+        pending.answer = None;
+        found.map_err(|_| Error::Closed)?
+    }
+}
+
+async fn hand_back(pool: &PgPool, sql: &Sql, jobs: &[Job]) {
+    if jobs.is_empty() {
+        return;
+    }
+    if let Err(error) = ops::hand_back(pool, sql, jobs).await {
+        tracing::warn!(%error, "could not hand back reservations; they return after their TTR");
+    }
+}
+
+/// The answer of a reservation while it is awaited; hands its rows back if dropped early.
+struct HandBack<'a> {
+    answer: Option<oneshot::Receiver<Result<Found>>>,
+    pool: &'a PgPool,
+    sql: &'a Arc<Sql>,
+}
+
+impl Drop for HandBack<'_> {
+    fn drop(&mut self) {
+        let Some(mut answer) = self.answer.take() else {
+            return;
+        };
+        // After `close`, either the task cannot send (and hands back itself) or the answer
+        // is already here.
+        answer.close();
+        if let Ok(Ok(found)) = answer.try_recv() {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                let (pool, sql) = (self.pool.clone(), self.sql.clone());
+                runtime.spawn(async move { hand_back(&pool, &sql, &found.jobs).await });
+            }
+        }
+    }
+}
+
+/// The SQL that creates the tables of `url`'s schema in an empty database, as one script
+/// for `psql` (what `mq migrate --print` prints); nothing is connected to.
+///
+/// # Errors
+///
+/// [`Error::InvalidUrl`] for a malformed URL.
+pub fn migration_script(url: &str) -> Result<String> {
+    Ok(script(&PgUrl::parse(url)?.schema, 0))
+}
+
+/// `postgres://...` and `postgresql://...`.
+pub(crate) async fn connect(url: &str) -> Result<Arc<dyn Transport>> {
+    Ok(Arc::new(PostgresTransport::connect(url).await?))
+}
+
+#[async_trait]
+impl Transport for PostgresTransport {
+    /// The URL without its password, with its schema.
+    fn describe(&self) -> String {
+        self.url.describe()
+    }
+
+    /// Exact priorities, millisecond delays, [`MAX_MESSAGE_SIZE`], a lease renewed by the
+    /// item's TTR.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::new().with_max_message_size(MAX_MESSAGE_SIZE)
+    }
+
+    fn failure_store(&self) -> Box<dyn FailureStore + '_> {
+        Box::new(failed::Failures(self))
+    }
+
+    async fn put(&self, queue: &str, body: Bytes, options: PutOptions) -> Result<u64> {
+        let id = ops::put(&self.pool, &self.sql, queue, &body, &options).await?;
+        self.wakeups.wake();
+        Ok(id)
+    }
+
+    /// All or none: the rows go in with one transaction.
+    async fn put_many(
+        &self,
+        queue: &str,
+        bodies: Vec<Bytes>,
+        options: PutOptions,
+    ) -> Result<Vec<Result<u64>>> {
+        let ids = ops::put_all(&self.pool, &self.sql, queue, &bodies, &options).await?;
+        self.wakeups.wake();
+        Ok(ids.into_iter().map(Ok).collect())
+    }
+
+    async fn reserve(&self, queues: &[String], max: usize, timeout: Duration) -> Result<Vec<Job>> {
+        let start = Instant::now();
+        // A timeout too large for the clock waits "forever": a year.
+        let deadline = start
+            .checked_add(timeout)
+            .unwrap_or_else(|| start + Duration::from_secs(365 * 24 * 3600));
+        let queues: Arc<[String]> = queues.into();
+        let max = max.max(1);
+        loop {
+            let woken = self.wakeups.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            let found = self.attempt(queues.clone(), max).await?;
+            if !found.jobs.is_empty() {
+                return Ok(found.jobs);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(Vec::new());
+            }
+            let mut wake = deadline;
+            let next = found
+                .next_due_ms
+                .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0)).max(MIN_RECHECK));
+            for wait in next.into_iter().chain(self.wakeups.poll_interval()) {
+                wake = now.checked_add(wait).map_or(wake, |at| at.min(wake));
+            }
+            tokio::select! {
+                () = &mut woken => {}
+                () = tokio::time::sleep_until(wake) => {}
+            }
+        }
+    }
+
+    async fn ack(&self, job: &Job) -> Result<()> {
+        ops::ack(&self.pool, &self.sql, job).await
+    }
+
+    async fn retry(&self, job: &Job, body: Bytes, options: PutOptions) -> Result<()> {
+        ops::retry(&self.pool, &self.sql, job, &body, &options).await?;
+        self.wakeups.wake();
+        Ok(())
+    }
+
+    async fn release(&self, job: &Job) -> Result<()> {
+        ops::release(&self.pool, &self.sql, job).await?;
+        self.wakeups.wake();
+        Ok(())
+    }
+
+    async fn keep_alive(&self, job: &Job) -> Result<()> {
+        ops::keep_alive(&self.pool, &self.sql, job).await
+    }
+
+    /// Deletes the reserved row and inserts the failure record in one statement.
+    async fn fail(
+        &self,
+        job: &Job,
+        body: Bytes,
+        options: PutOptions,
+        failure: Failure,
+    ) -> Result<()> {
+        ops::fail(&self.pool, &self.sql, job, &body, &options, &failure).await
+    }
+
+    async fn stats(&self) -> Result<Vec<QueueStats>> {
+        ops::stats(&self.pool, &self.sql).await
+    }
+
+    async fn peek(&self, queue: &str) -> Result<Option<Job>> {
+        ops::peek(&self.pool, &self.sql, queue).await
+    }
+
+    async fn flush(&self, queue: &str) -> Result<u64> {
+        ops::flush(&self.pool, &self.sql, queue).await
+    }
+}

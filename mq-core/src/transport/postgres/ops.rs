@@ -1,0 +1,575 @@
+//! The queue operations as SQL: each one statement (or, for a batch put, one transaction),
+//! on the pool's connections, with times from the server's clock (`now()`), so that
+//! producers and workers on machines whose clocks differ agree on when an item is due.
+//!
+//! A reservation's token (its [`Reservation`] receipt) is the row's `deliveries` count at
+//! the time it was reserved: ack, retry, release, keep-alive and fail only touch a row that
+//! is still `reserved` with the same count, so a worker whose lease ran out and was handed
+//! to another can never settle that other worker's reservation.
+//!
+//! Everything that makes an item reservable (a put, a retry, a release, a failed message
+//! put back) sends `pg_notify(<schema>_mq, queue)` in the same statement or transaction,
+//! so idle reservers hear of it when it commits (see `listen`).
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::query::Query;
+use sqlx::{PgPool, Postgres, Row};
+
+use super::error::{translate, PgError};
+use crate::transport::columns::{epoch_ms, ms_ceil, ms_duration, row_id, sql_id};
+use crate::transport::{FailedMessage, Failure, Job, PutOptions, QueueStats, Receipt};
+use crate::{Error, Result};
+
+/// The most bytes of bodies sent in one statement of a batch put (PostgreSQL refuses a
+/// message over 1 GB).
+const BATCH_BYTES: usize = 16 << 20;
+
+/// A row that can be reserved: ready and due, or reserved with its lease run out.
+const RESERVABLE: &str = "((state = 'ready' AND due_at <= now()) \
+                          OR (state = 'reserved' AND lease_until <= now()))";
+
+/// Every statement, written once for the URL's schema.
+#[derive(Debug)]
+pub(super) struct Sql {
+    /// The NOTIFY channel of the schema.
+    pub(super) channel: String,
+    put: String,
+    put_batch: String,
+    notify: String,
+    reserve: String,
+    next_due: String,
+    hand_back: String,
+    ack: String,
+    retry: String,
+    release: String,
+    renew: String,
+    fail: String,
+    stats: String,
+    failed_counts: String,
+    peek: String,
+    flush: String,
+    failed_store: String,
+    failed_list: String,
+    failed_list_queue: String,
+    failed_show: String,
+    failed_retry: String,
+    failed_remove: String,
+}
+
+impl Sql {
+    pub(super) fn new(schema: &str) -> Sql {
+        let m = format!("\"{schema}\".mq_messages");
+        let f = format!("\"{schema}\".mq_failed");
+        let due = "now() + $3 * interval '1 millisecond'";
+        let failed_columns = "id, queue, priority, delay_ms, ttr_ms, failure, body";
+        let token = "id = $1 AND state = 'reserved' AND deliveries = $2";
+        Sql {
+            channel: format!("{schema}_mq"),
+            put: format!(
+                "WITH put AS (INSERT INTO {m} (queue, priority, due_at, ttr_ms, body) \
+                 VALUES ($1, $2, {due}, $4, $5) RETURNING id) \
+                 SELECT id, pg_notify($6, $1)::text FROM put"
+            ),
+            put_batch: format!(
+                "INSERT INTO {m} (queue, priority, due_at, ttr_ms, body) \
+                 SELECT $1, $2, {due}, $4, body FROM unnest($5::bytea[]) WITH ORDINALITY \
+                 AS b(body, n) ORDER BY n RETURNING id"
+            ),
+            notify: "SELECT pg_notify($1, $2)::text".to_owned(),
+            reserve: format!(
+                "WITH picked AS (SELECT id FROM {m} WHERE queue = ANY($1) AND {RESERVABLE} \
+                 ORDER BY array_position($1, queue), priority, id LIMIT $2 \
+                 FOR UPDATE SKIP LOCKED) \
+                 UPDATE {m} AS m SET state = 'reserved', \
+                 lease_until = now() + m.ttr_ms * interval '1 millisecond', \
+                 deliveries = m.deliveries + 1 \
+                 FROM picked WHERE m.id = picked.id \
+                 RETURNING m.id, m.queue, m.priority, m.body, m.deliveries"
+            ),
+            next_due: format!(
+                "SELECT ceil(extract(epoch FROM min(t) - now()) * 1000)::bigint FROM ( \
+                 SELECT min(due_at) AS t FROM {m} WHERE queue = ANY($1) AND state = 'ready' \
+                 UNION ALL SELECT min(lease_until) FROM {m} \
+                 WHERE queue = ANY($1) AND state = 'reserved') AS due"
+            ),
+            hand_back: format!(
+                "UPDATE {m} AS m SET state = 'ready', lease_until = NULL, \
+                 deliveries = m.deliveries - 1 \
+                 FROM unnest($1::bigint[], $2::bigint[]) AS h(id, deliveries) \
+                 WHERE m.id = h.id AND m.state = 'reserved' AND m.deliveries = h.deliveries \
+                 RETURNING m.queue"
+            ),
+            ack: format!("DELETE FROM {m} WHERE {token}"),
+            retry: format!(
+                "WITH gone AS (DELETE FROM {m} WHERE {token} RETURNING queue, deliveries), \
+                 put AS (INSERT INTO {m} (queue, priority, due_at, ttr_ms, deliveries, body) \
+                 SELECT queue, $3, now() + $4 * interval '1 millisecond', $5, deliveries, $6 \
+                 FROM gone RETURNING queue) \
+                 SELECT pg_notify($7, queue)::text FROM put"
+            ),
+            release: format!(
+                "UPDATE {m} SET state = 'ready', due_at = now(), lease_until = NULL \
+                 WHERE {token} RETURNING pg_notify($3, queue)::text"
+            ),
+            renew: format!(
+                "UPDATE {m} SET lease_until = now() + ttr_ms * interval '1 millisecond' \
+                 WHERE {token}"
+            ),
+            fail: format!(
+                "WITH gone AS (DELETE FROM {m} WHERE {token} RETURNING queue) \
+                 INSERT INTO {f} (queue, priority, delay_ms, ttr_ms, failed_at, failure, body) \
+                 SELECT queue, $3, $4, $5, to_timestamp($6 / 1000.0), $7, $8 FROM gone \
+                 RETURNING id"
+            ),
+            stats: format!(
+                "SELECT queue, count(*) FILTER (WHERE {RESERVABLE}), \
+                 count(*) FILTER (WHERE state = 'reserved' AND lease_until > now()), \
+                 count(*) FILTER (WHERE state = 'ready' AND due_at > now()) \
+                 FROM {m} GROUP BY queue"
+            ),
+            failed_counts: format!("SELECT queue, count(*) FROM {f} GROUP BY queue"),
+            peek: format!(
+                "SELECT id, queue, body, deliveries FROM {m} WHERE queue = $1 AND {RESERVABLE} \
+                 ORDER BY priority, id LIMIT 1"
+            ),
+            flush: format!(
+                "DELETE FROM {m} WHERE queue = $1 \
+                 AND (state = 'ready' OR lease_until <= now())"
+            ),
+            failed_store: format!(
+                "INSERT INTO {f} (queue, priority, delay_ms, ttr_ms, failed_at, failure, body) \
+                 VALUES ($1, $2, $3, $4, to_timestamp($5 / 1000.0), $6, $7) RETURNING id"
+            ),
+            failed_list: format!("SELECT {failed_columns} FROM {f} ORDER BY id LIMIT $1"),
+            failed_list_queue: format!(
+                "SELECT {failed_columns} FROM {f} WHERE queue = $2 ORDER BY id LIMIT $1"
+            ),
+            failed_show: format!("SELECT {failed_columns} FROM {f} WHERE id = $1"),
+            failed_retry: format!(
+                "WITH gone AS (DELETE FROM {f} WHERE id = $1 \
+                 RETURNING queue, priority, ttr_ms, body), \
+                 put AS (INSERT INTO {m} (queue, priority, due_at, ttr_ms, body) \
+                 SELECT queue, priority, now(), ttr_ms, body FROM gone RETURNING id, queue) \
+                 SELECT id, pg_notify($2, queue)::text FROM put"
+            ),
+            failed_remove: format!("DELETE FROM {f} WHERE id = $1"),
+        }
+    }
+}
+
+/// The receipt of a reservation: the row's delivery count when it was reserved.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Reservation(i64);
+
+/// The lease token of `job`'s reservation.
+fn token(job: &Job) -> Result<i64> {
+    job.token().map(|Reservation(deliveries)| *deliveries)
+}
+
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// `statement` with the reservation's id and token bound as `$1` and `$2`.
+fn settling<'q>(statement: &'q str, job: &Job) -> Result<Query<'q, Postgres, PgArguments>> {
+    Ok(sqlx::query(statement)
+        .bind(sql_id(job.id))
+        .bind(token(job)?))
+}
+
+fn op(what: &'static str) -> impl Fn(sqlx::Error) -> Error {
+    move |error| translate(error, &PgError::Op(what))
+}
+
+fn lost_unless(found: bool, job: &Job) -> Result<()> {
+    if found {
+        Ok(())
+    } else {
+        Err(Error::ReservationLost(job.id))
+    }
+}
+
+pub(super) async fn put(
+    pool: &PgPool,
+    sql: &Sql,
+    queue: &str,
+    body: &[u8],
+    options: &PutOptions,
+) -> Result<u64> {
+    let id: i64 = sqlx::query_scalar(&sql.put)
+        .bind(queue)
+        .bind(i64::from(options.priority))
+        .bind(ms_ceil(options.delay))
+        .bind(ms_ceil(options.ttr))
+        .bind(body)
+        .bind(&sql.channel)
+        .fetch_one(pool)
+        .await
+        .map_err(op("put"))?;
+    Ok(row_id(id))
+}
+
+/// Puts all of `bodies` in one transaction, or none.
+pub(super) async fn put_all(
+    pool: &PgPool,
+    sql: &Sql,
+    queue: &str,
+    bodies: &[Bytes],
+    options: &PutOptions,
+) -> Result<Vec<u64>> {
+    let run = async {
+        let mut tx = pool.begin().await?;
+        let mut ids = Vec::with_capacity(bodies.len());
+        let mut rest = bodies;
+        while !rest.is_empty() {
+            let mut size = 0;
+            let take = rest
+                .iter()
+                .take_while(|body| {
+                    size += body.len();
+                    size <= BATCH_BYTES
+                })
+                .count()
+                .max(1);
+            let (chunk, after) = rest.split_at(take);
+            rest = after;
+            let chunk: Vec<&[u8]> = chunk.iter().map(|body| &body[..]).collect();
+            let mut chunk_ids: Vec<i64> = sqlx::query_scalar(&sql.put_batch)
+                .bind(queue)
+                .bind(i64::from(options.priority))
+                .bind(ms_ceil(options.delay))
+                .bind(ms_ceil(options.ttr))
+                .bind(chunk)
+                .fetch_all(&mut *tx)
+                .await?;
+            // The sequence numbers the rows in the order they were inserted.
+            chunk_ids.sort_unstable();
+            ids.extend(chunk_ids.into_iter().map(row_id));
+        }
+        if !ids.is_empty() {
+            sqlx::query(&sql.notify)
+                .bind(&sql.channel)
+                .bind(queue)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(ids)
+    };
+    run.await.map_err(op("put_many"))
+}
+
+/// What one reservation attempt found: the jobs, and if none, in how many milliseconds
+/// the next delayed item or lease of these queues is due.
+#[derive(Debug)]
+pub(super) struct Found {
+    pub(super) jobs: Vec<Job>,
+    pub(super) next_due_ms: Option<i64>,
+}
+
+/// Reserves up to `max` reservable rows of `queues`, earlier queues first, then by
+/// priority, then by age; rows another reserver holds locked are skipped, not waited for.
+pub(super) async fn reserve(
+    pool: &PgPool,
+    sql: &Sql,
+    queues: &[String],
+    max: usize,
+) -> Result<Found> {
+    let rows = sqlx::query(&sql.reserve)
+        .bind(queues)
+        .bind(i64::try_from(max).unwrap_or(i64::MAX))
+        .fetch_all(pool)
+        .await
+        .map_err(op("reserve"))?;
+    let mut reserved = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let queue: String = row.try_get(1).map_err(op("reserve"))?;
+        let position = queues
+            .iter()
+            .position(|q| *q == queue)
+            .unwrap_or(usize::MAX);
+        let priority: i64 = row.try_get(2).map_err(op("reserve"))?;
+        let id: i64 = row.try_get(0).map_err(op("reserve"))?;
+        let body: Vec<u8> = row.try_get(3).map_err(op("reserve"))?;
+        let deliveries: i64 = row.try_get(4).map_err(op("reserve"))?;
+        let job = Job::new(
+            row_id(id),
+            queue,
+            Bytes::from(body),
+            u32::try_from(deliveries).unwrap_or(u32::MAX),
+        )
+        .with_receipt(Receipt::new(Reservation(deliveries)));
+        reserved.push(((position, priority, id), job));
+    }
+    // RETURNING keeps no order.
+    reserved.sort_by_key(|(key, _)| *key);
+    let jobs: Vec<Job> = reserved.into_iter().map(|(_, job)| job).collect();
+    let next_due_ms = if jobs.is_empty() {
+        sqlx::query_scalar(&sql.next_due)
+            .bind(queues)
+            .fetch_one(pool)
+            .await
+            .map_err(op("reserve"))?
+    } else {
+        None
+    };
+    Ok(Found { jobs, next_due_ms })
+}
+
+/// Hands back reservations nobody received (a dropped `reserve`): ready again, and not
+/// counted as a delivery.
+pub(super) async fn hand_back(pool: &PgPool, sql: &Sql, jobs: &[Job]) -> Result<()> {
+    let (ids, tokens): (Vec<i64>, Vec<i64>) = jobs
+        .iter()
+        .filter_map(|job| Some((sql_id(job.id), token(job).ok()?)))
+        .unzip();
+    let queues: Vec<String> = sqlx::query_scalar(&sql.hand_back)
+        .bind(ids)
+        .bind(tokens)
+        .fetch_all(pool)
+        .await
+        .map_err(op("hand back"))?;
+    if let Some(queue) = queues.first() {
+        sqlx::query(&sql.notify)
+            .bind(&sql.channel)
+            .bind(queue)
+            .execute(pool)
+            .await
+            .map_err(op("hand back"))?;
+    }
+    Ok(())
+}
+
+pub(super) async fn ack(pool: &PgPool, sql: &Sql, job: &Job) -> Result<()> {
+    let done = settling(&sql.ack, job)?
+        .execute(pool)
+        .await
+        .map_err(op("ack"))?;
+    lost_unless(done.rows_affected() == 1, job)
+}
+
+/// Deletes the reserved row and inserts its replacement, in one statement.
+pub(super) async fn retry(
+    pool: &PgPool,
+    sql: &Sql,
+    job: &Job,
+    body: &[u8],
+    options: &PutOptions,
+) -> Result<()> {
+    let done = settling(&sql.retry, job)?
+        .bind(i64::from(options.priority))
+        .bind(ms_ceil(options.delay))
+        .bind(ms_ceil(options.ttr))
+        .bind(body)
+        .bind(&sql.channel)
+        .fetch_optional(pool)
+        .await
+        .map_err(op("retry"))?;
+    lost_unless(done.is_some(), job)
+}
+
+pub(super) async fn release(pool: &PgPool, sql: &Sql, job: &Job) -> Result<()> {
+    let done = settling(&sql.release, job)?
+        .bind(&sql.channel)
+        .fetch_optional(pool)
+        .await
+        .map_err(op("release"))?;
+    lost_unless(done.is_some(), job)
+}
+
+pub(super) async fn keep_alive(pool: &PgPool, sql: &Sql, job: &Job) -> Result<()> {
+    let done = settling(&sql.renew, job)?
+        .execute(pool)
+        .await
+        .map_err(op("keep_alive"))?;
+    lost_unless(done.rows_affected() == 1, job)
+}
+
+fn failure_text(failure: &Failure) -> Result<String> {
+    serde_json::to_string(failure).map_err(|error| Error::Postgres {
+        detail: format!("cannot encode a failure record: {error}"),
+        source: Some(Box::new(error)),
+    })
+}
+
+/// Moves the reserved row to the failure table, in one statement.
+pub(super) async fn fail(
+    pool: &PgPool,
+    sql: &Sql,
+    job: &Job,
+    body: &[u8],
+    options: &PutOptions,
+    failure: &Failure,
+) -> Result<()> {
+    let moved = settling(&sql.fail, job)?
+        .bind(i64::from(options.priority))
+        .bind(ms_ceil(options.delay))
+        .bind(ms_ceil(options.ttr))
+        .bind(epoch_ms(failure.failed_at))
+        .bind(failure_text(failure)?)
+        .bind(body)
+        .fetch_optional(pool)
+        .await
+        .map_err(op("fail"))?;
+    lost_unless(moved.is_some(), job)
+}
+
+/// Counts per queue. Rows whose lease ran out count as ready, as they are.
+pub(super) async fn stats(pool: &PgPool, sql: &Sql) -> Result<Vec<QueueStats>> {
+    let mut out: BTreeMap<String, QueueStats> = BTreeMap::new();
+    let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(&sql.stats)
+        .fetch_all(pool)
+        .await
+        .map_err(op("stats"))?;
+    for (queue, ready, reserved, delayed) in rows {
+        let entry = out
+            .entry(queue.clone())
+            .or_insert_with(|| QueueStats::new(queue));
+        (entry.ready, entry.reserved, entry.delayed) =
+            (count(ready), count(reserved), count(delayed));
+    }
+    let failed: Vec<(String, i64)> = sqlx::query_as(&sql.failed_counts)
+        .fetch_all(pool)
+        .await
+        .map_err(op("stats"))?;
+    for (queue, failed) in failed {
+        out.entry(queue.clone())
+            .or_insert_with(|| QueueStats::new(queue))
+            .failed = count(failed);
+    }
+    Ok(out.into_values().collect())
+}
+
+pub(super) async fn peek(pool: &PgPool, sql: &Sql, queue: &str) -> Result<Option<Job>> {
+    let row: Option<(i64, String, Vec<u8>, i64)> = sqlx::query_as(&sql.peek)
+        .bind(queue)
+        .fetch_optional(pool)
+        .await
+        .map_err(op("peek"))?;
+    Ok(row.map(|(id, queue, body, deliveries)| {
+        Job::new(
+            row_id(id),
+            queue,
+            Bytes::from(body),
+            u32::try_from(deliveries).unwrap_or(u32::MAX),
+        )
+    }))
+}
+
+/// Deletes the ready and delayed rows of `queue`; reserved ones stay with their workers.
+pub(super) async fn flush(pool: &PgPool, sql: &Sql, queue: &str) -> Result<u64> {
+    let done = sqlx::query(&sql.flush)
+        .bind(queue)
+        .execute(pool)
+        .await
+        .map_err(op("flush"))?;
+    Ok(done.rows_affected())
+}
+
+pub(super) async fn store_failed(
+    pool: &PgPool,
+    sql: &Sql,
+    queue: &str,
+    body: &[u8],
+    options: &PutOptions,
+    failure: &Failure,
+) -> Result<u64> {
+    let id: i64 = sqlx::query_scalar(&sql.failed_store)
+        .bind(queue)
+        .bind(i64::from(options.priority))
+        .bind(ms_ceil(options.delay))
+        .bind(ms_ceil(options.ttr))
+        .bind(epoch_ms(failure.failed_at))
+        .bind(failure_text(failure)?)
+        .bind(body)
+        .fetch_one(pool)
+        .await
+        .map_err(op("store a failure"))?;
+    Ok(row_id(id))
+}
+
+fn failed_from_row(row: &PgRow) -> Result<FailedMessage> {
+    let read = || -> std::result::Result<_, sqlx::Error> {
+        Ok((
+            row.try_get::<i64, _>(0)?,
+            row.try_get::<String, _>(1)?,
+            row.try_get::<i64, _>(2)?,
+            row.try_get::<i64, _>(3)?,
+            row.try_get::<i64, _>(4)?,
+            row.try_get::<String, _>(5)?,
+            row.try_get::<Vec<u8>, _>(6)?,
+        ))
+    };
+    let (id, queue, priority, delay_ms, ttr_ms, failure, body) =
+        read().map_err(op("read a failure"))?;
+    let failure: Failure = serde_json::from_str(&failure).map_err(|error| Error::Postgres {
+        detail: format!("failure record {id} does not decode: {error}"),
+        source: Some(Box::new(error)),
+    })?;
+    Ok(FailedMessage::new(
+        row_id(id),
+        queue,
+        Bytes::from(body),
+        PutOptions::new(
+            u32::try_from(priority).unwrap_or(u32::MAX),
+            ms_duration(delay_ms),
+            ms_duration(ttr_ms),
+        ),
+        failure,
+    ))
+}
+
+/// The entries, of `queue` or of all, oldest first.
+pub(super) async fn failed_list(
+    pool: &PgPool,
+    sql: &Sql,
+    queue: Option<&str>,
+    max: usize,
+) -> Result<Vec<FailedMessage>> {
+    let max = i64::try_from(max).unwrap_or(i64::MAX);
+    let rows = match queue {
+        Some(queue) => sqlx::query(&sql.failed_list_queue).bind(max).bind(queue),
+        None => sqlx::query(&sql.failed_list).bind(max),
+    }
+    .fetch_all(pool)
+    .await
+    .map_err(op("list failures"))?;
+    rows.iter().map(failed_from_row).collect()
+}
+
+pub(super) async fn failed_show(
+    pool: &PgPool,
+    sql: &Sql,
+    id: u64,
+) -> Result<Option<FailedMessage>> {
+    let row = sqlx::query(&sql.failed_show)
+        .bind(sql_id(id))
+        .fetch_optional(pool)
+        .await
+        .map_err(op("show a failure"))?;
+    row.as_ref().map(failed_from_row).transpose()
+}
+
+/// Puts a failure-store entry back on its queue, ready at once, and removes it, in one
+/// statement; returns the new item's id.
+pub(super) async fn failed_retry(pool: &PgPool, sql: &Sql, id: u64) -> Result<u64> {
+    let new: Option<(i64, String)> = sqlx::query_as(&sql.failed_retry)
+        .bind(sql_id(id))
+        .bind(&sql.channel)
+        .fetch_optional(pool)
+        .await
+        .map_err(op("retry a failure"))?;
+    new.map(|(id, _)| row_id(id)).ok_or(Error::NotFound(id))
+}
+
+pub(super) async fn failed_remove(pool: &PgPool, sql: &Sql, id: u64) -> Result<bool> {
+    let done = sqlx::query(&sql.failed_remove)
+        .bind(sql_id(id))
+        .execute(pool)
+        .await
+        .map_err(op("remove a failure"))?;
+    Ok(done.rows_affected() == 1)
+}

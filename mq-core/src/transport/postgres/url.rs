@@ -1,0 +1,246 @@
+//! `postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?schema=NAME&listen=BOOL&poll=DURATION]`:
+//! the URL, read into its parts, and every way it can be wrong said in one place.
+
+use std::time::Duration;
+
+use crate::{Error, Result};
+
+/// How a URL of this backend is written, for help texts and errors.
+pub(super) const USAGE: &str = "postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?schema=NAME]";
+
+/// The schema the tables go in when the URL names none.
+pub(super) const DEFAULT_SCHEMA: &str = "mq";
+
+/// How often an idle `reserve` looks for new items when LISTEN is off.
+pub(super) const DEFAULT_POLL: Duration = Duration::from_millis(250);
+
+/// The longest schema name: the LISTEN channel `<schema>_mq` must stay under PostgreSQL's
+/// 63-byte identifiers.
+const MAX_SCHEMA: usize = 48;
+
+/// A parsed `postgres://` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct PgUrl {
+    pub(super) user: String,
+    pub(super) password: Option<String>,
+    pub(super) host: String,
+    pub(super) port: u16,
+    pub(super) database: String,
+    /// A plain lowercase identifier (checked), so it can be written into SQL as is.
+    pub(super) schema: String,
+    /// Wake idle reservers with LISTEN/NOTIFY (`?listen=false`: poll instead).
+    pub(super) listen: bool,
+    /// How often to poll when `listen` is off.
+    pub(super) poll: Duration,
+}
+
+impl PgUrl {
+    /// Reads `url`; every error is [`Error::InvalidUrl`] saying how to write it.
+    pub(super) fn parse(url: &str) -> Result<PgUrl> {
+        let invalid = |reason: String| Error::InvalidUrl {
+            url: super::super::redacted(url),
+            reason: format!("{reason}; write {USAGE}"),
+        };
+        let rest = url
+            .strip_prefix("postgres://")
+            .or_else(|| url.strip_prefix("postgresql://"))
+            .ok_or_else(|| invalid("expected postgres:// or postgresql://".to_owned()))?;
+        let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let (authority, database) = rest
+            .split_once('/')
+            .ok_or_else(|| invalid("no database: the URL ends in /DB".to_owned()))?;
+        let database = decode(database).ok_or_else(|| invalid("bad %-escape".to_owned()))?;
+        if database.is_empty() || database.contains('/') {
+            return Err(invalid(format!("`{database}` is not a database name")));
+        }
+        let (userinfo, hostport) = authority
+            .rsplit_once('@')
+            .ok_or_else(|| invalid("no user: the URL starts with USER@".to_owned()))?;
+        let (user, password) = match userinfo.split_once(':') {
+            Some((user, password)) => (user, Some(password)),
+            None => (userinfo, None),
+        };
+        let user = decode(user).ok_or_else(|| invalid("bad %-escape".to_owned()))?;
+        let password = match password {
+            Some(password) => {
+                Some(decode(password).ok_or_else(|| invalid("bad %-escape".to_owned()))?)
+            }
+            None => None,
+        };
+        if user.is_empty() {
+            return Err(invalid("no user before `@`".to_owned()));
+        }
+        let (host, port) = split_port(hostport).ok_or_else(|| {
+            invalid(format!(
+                "`{hostport}` is not HOST or HOST:PORT (a port is 1-65535)"
+            ))
+        })?;
+        let mut parsed = PgUrl {
+            user,
+            password,
+            host,
+            port,
+            database,
+            schema: DEFAULT_SCHEMA.to_owned(),
+            listen: true,
+            poll: DEFAULT_POLL,
+        };
+        for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match key {
+                "schema" => {
+                    if !is_plain_identifier(value) {
+                        return Err(invalid(format!(
+                            "schema `{value}` must be 1 to {MAX_SCHEMA} lowercase letters, \
+                             digits or `_`, starting with a letter or `_`"
+                        )));
+                    }
+                    parsed.schema = value.to_owned();
+                }
+                "listen" => {
+                    parsed.listen = match value {
+                        "true" | "1" | "yes" => true,
+                        "false" | "0" | "no" => false,
+                        _ => {
+                            return Err(invalid(format!(
+                                "listen=`{value}`: write listen=true or listen=false"
+                            )))
+                        }
+                    }
+                }
+                "poll" => {
+                    parsed.poll = crate::parse_duration(value)
+                        .map_err(|error| invalid(format!("poll=`{value}`: {error}")))?
+                        .max(Duration::from_millis(1));
+                }
+                _ => {
+                    return Err(invalid(format!(
+                        "unknown option `{key}` (known: schema, listen, poll)"
+                    )))
+                }
+            }
+        }
+        Ok(parsed)
+    }
+
+    /// `host:port`, for errors.
+    pub(super) fn address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    /// The URL without its password, for `describe`.
+    pub(super) fn describe(&self) -> String {
+        let mut out = format!(
+            "postgres://{}@{}/{}?schema={}",
+            self.user,
+            self.address(),
+            self.database,
+            self.schema
+        );
+        if !self.listen {
+            out.push_str(&format!("&listen=false&poll={:?}", self.poll));
+        }
+        out
+    }
+}
+
+fn split_port(hostport: &str) -> Option<(String, u16)> {
+    // `[::1]:5432`, `[::1]`, `host:5432`, `host`.
+    let (host, port) = if let Some(rest) = hostport.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        match after.strip_prefix(':') {
+            Some(port) => (host, Some(port)),
+            None if after.is_empty() => (host, None),
+            None => return None,
+        }
+    } else {
+        match hostport.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (hostport, None),
+        }
+    };
+    if host.is_empty() {
+        return None;
+    }
+    let port = match port {
+        Some(port) => port.parse().ok().filter(|port| *port != 0)?,
+        None => 5432,
+    };
+    Some((host.to_owned(), port))
+}
+
+fn is_plain_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= MAX_SCHEMA
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// Percent-decoding (`p%40ss` is `p@ss`); `None` for a bad escape or bytes that are not UTF-8.
+fn decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_every_part() {
+        let url = PgUrl::parse("postgres://me:p%40ss@db.local:6543/shop?schema=jobs").unwrap();
+        assert_eq!(url.user, "me");
+        assert_eq!(url.password.as_deref(), Some("p@ss"));
+        assert_eq!(url.address(), "db.local:6543");
+        assert_eq!(url.database, "shop");
+        assert_eq!(url.schema, "jobs");
+        assert!(url.listen);
+        assert!(!url.describe().contains("p@ss"), "{}", url.describe());
+
+        let url = PgUrl::parse("postgresql://postgres@[::1]/mq?listen=false&poll=1s").unwrap();
+        assert_eq!((url.host.as_str(), url.port), ("::1", 5432));
+        assert_eq!(url.schema, DEFAULT_SCHEMA);
+        assert!(!url.listen);
+        assert_eq!(url.poll, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn malformed_urls_say_how_to_write_them() {
+        for (url, says) in [
+            ("postgres://localhost/db", "no user"),
+            ("postgres://u@localhost", "no database"),
+            ("postgres://u@localhost:0/db", "not HOST or HOST:PORT"),
+            ("postgres://u@localhost:x/db", "not HOST or HOST:PORT"),
+            ("postgres://u@/db", "not HOST or HOST:PORT"),
+            ("postgres://u@h/db?schema=Bad-Name", "schema `Bad-Name`"),
+            ("postgres://u@h/db?listen=maybe", "listen=true"),
+            ("postgres://u@h/db?poll=soon", "poll=`soon`"),
+            (
+                "postgres://u@h/db?sslmode=require",
+                "unknown option `sslmode`",
+            ),
+            ("postgres://u:secret@h/", "not a database name"),
+        ] {
+            let error = PgUrl::parse(url).expect_err(url);
+            let text = error.to_string();
+            assert!(matches!(error, Error::InvalidUrl { .. }), "{text}");
+            assert!(text.contains(says), "{url}: {text}");
+            assert!(text.contains(USAGE), "{url}: {text}");
+            assert!(!text.contains("secret"), "{url}: {text}");
+        }
+    }
+}
