@@ -351,6 +351,65 @@ impl<M> Dispatch<'_, M> {
     }
 }
 
+#[cfg(feature = "postgres")]
+impl<M: Message> Dispatch<'_, M> {
+    /// Queues the message as part of the application's own PostgreSQL transaction: workers
+    /// see it when `tx` commits (an idle worker is woken by the commit's NOTIFY), and it is
+    /// gone if `tx` rolls back. The bus must be on `postgres://` (the same database; the
+    /// schema is the bus URL's). `tx` is the application's sqlx connection or transaction
+    /// (`&mut *tx` for a `sqlx::Transaction`; sqlx 0.8).
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(mq::Message, Serialize, Deserialize)]
+    /// #[message(queue = "emails")]
+    /// struct SendOrderConfirmation { order_id: i64 }
+    ///
+    /// let pool = sqlx::PgPool::connect("postgres://app@127.0.0.1/shop").await?;
+    /// let bus = mq::Bus::connect("postgres://app@127.0.0.1/shop").await?;
+    /// let mut tx = pool.begin().await?;
+    /// let order_id: i64 = sqlx::query_scalar("INSERT INTO orders (total) VALUES (100) RETURNING id")
+    ///     .fetch_one(&mut *tx)
+    ///     .await?;
+    /// bus.dispatch(SendOrderConfirmation { order_id }).within(&mut tx).await?;
+    /// tx.commit().await?; // the order and its e-mail, or neither
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`] when the bus is not on PostgreSQL (an outbox that relays to
+    /// beanstalkd or NATS is not built yet); the checks of a dispatch; the database's error.
+    /// On an error the transaction is as PostgreSQL leaves it after a failed statement
+    /// (aborted): roll it back.
+    pub async fn within(self, tx: &mut sqlx::PgConnection) -> Result<MessageId> {
+        let bus = bus_or_global(self.bus).await?;
+        let options = put_options::<M>(self.delay, self.priority);
+        let (envelope, bytes) = bus.encode(&self.message, &options)?;
+        let transport = bus.transport.as_ref();
+        let Some(postgres) = transport
+            .as_any()
+            .downcast_ref::<transport::postgres::PostgresTransport>()
+        else {
+            return Err(Error::Unsupported {
+                what: format!("dispatch of `{}` within a PostgreSQL transaction", M::NAME),
+                reason: format!(
+                    "the bus is on {}, not on postgres:// (an outbox to other backends is not \
+                     built yet); point MQ_URL at the application's database",
+                    transport::redacted(&transport.describe())
+                ),
+            });
+        };
+        postgres
+            .put_within(tx, M::OPTIONS.queue, &bytes, &options)
+            .await?;
+        bus.submitted::<M>(&envelope);
+        Ok(MessageId(envelope.id))
+    }
+}
+
 impl<M> fmt::Debug for Dispatch<'_, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Dispatch")

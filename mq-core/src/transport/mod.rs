@@ -289,7 +289,7 @@ impl QueueStats {
 /// must not lose an item when its future is dropped (an item reserved but not returned
 /// comes back when its TTR runs out, which is allowed but slow: prefer not to reserve then).
 #[async_trait]
-pub trait Transport: Send + Sync + fmt::Debug + 'static {
+pub trait Transport: AsAny + Send + Sync + fmt::Debug + 'static {
     /// Where this transport points, for start-up lines and errors (`sqlite:///srv/mq.db`).
     fn describe(&self) -> String;
 
@@ -391,6 +391,20 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
 
     /// `mq flush`: deletes every ready and delayed item of `queue`; returns how many.
     async fn flush(&self, queue: &str) -> Result<u64>;
+}
+
+/// A transport as [`Any`], so that code which knows one backend can reach it (dispatch inside
+/// a PostgreSQL transaction); every transport has it. Call it on the transport, not on its
+/// `Arc`: `bus.transport().as_ref().as_any()`.
+pub trait AsAny {
+    /// `self` as `&dyn Any`.
+    fn as_any(&self) -> &dyn Any;
+}
+
+impl<T: Any> AsAny for T {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
 }
 
 /// The URL used when `MQ_URL` is not set: an SQLite file in the working directory.

@@ -92,7 +92,9 @@ impl PostgresTransport {
             .username(&url.user)
             .database(&url.database)
             .ssl_mode(PgSslMode::Disable)
-            .application_name("mq");
+            .application_name("mq")
+            // The migrations' `IF NOT EXISTS` notices are not news for a log.
+            .options([("client_min_messages", "warning")]);
         if let Some(password) = &url.password {
             options = options.password(password);
         }
@@ -125,6 +127,18 @@ impl PostgresTransport {
             sql,
             wakeups,
         })
+    }
+
+    /// Puts one item with `connection`, inside whatever transaction it is in: the row and
+    /// its NOTIFY take effect when that transaction commits, and are gone if it rolls back.
+    pub(crate) async fn put_within(
+        &self,
+        connection: &mut sqlx::PgConnection,
+        queue: &str,
+        body: &[u8],
+        options: &PutOptions,
+    ) -> Result<u64> {
+        ops::put(connection, &self.sql, queue, body, options).await
     }
 
     /// One reservation attempt, in a task of its own: if this future is dropped before the

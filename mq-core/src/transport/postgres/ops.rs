@@ -193,7 +193,7 @@ fn lost_unless(found: bool, job: &Job) -> Result<()> {
 }
 
 pub(super) async fn put(
-    pool: &PgPool,
+    executor: impl sqlx::PgExecutor<'_>,
     sql: &Sql,
     queue: &str,
     body: &[u8],
@@ -206,7 +206,7 @@ pub(super) async fn put(
         .bind(ms_ceil(options.ttr))
         .bind(body)
         .bind(&sql.channel)
-        .fetch_one(pool)
+        .fetch_one(executor)
         .await
         .map_err(op("put"))?;
     Ok(row_id(id))
