@@ -381,9 +381,9 @@ impl<M: Message> Dispatch<'_, M> {
     /// # Errors
     ///
     /// [`Error::Unsupported`] when the bus is not on PostgreSQL (an outbox that relays to
-    /// beanstalkd or NATS is not built yet); the checks of a dispatch; the database's error.
-    /// On an error the transaction is as PostgreSQL leaves it after a failed statement
-    /// (aborted): roll it back.
+    /// beanstalkd or NATS is not built yet) and the checks of a dispatch (size, priority,
+    /// delay): these send nothing and leave `tx` as it was. The database's error: then `tx`
+    /// is as PostgreSQL leaves it after a failed statement (aborted): roll it back.
     pub async fn within(self, tx: &mut sqlx::PgConnection) -> Result<MessageId> {
         let bus = bus_or_global(self.bus).await?;
         let options = put_options::<M>(self.delay, self.priority);

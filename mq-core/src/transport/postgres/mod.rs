@@ -21,8 +21,9 @@
 //! whose caller went away before receiving them are handed back at once (ready, the
 //! delivery not counted), not left to their TTR.
 //!
-//! Not yet: TLS (the connection is plain TCP; use a trusted network or a local socket
-//! tunnel), dispatch inside the application's own transaction, an outbox.
+//! Dispatch inside the application's own transaction is `Dispatch::within` (it calls
+//! `PostgresTransport::put_within`). Not yet: TLS (the connection is plain TCP; use a
+//! trusted network), an outbox to other backends.
 //!
 //! Modules: `url` (the URL and its options), `error` (sqlx's errors told for people),
 //! `schema` (the versioned migrations), `ops` (each operation as SQL), `listen` (waking
@@ -59,7 +60,7 @@ pub use schema::{migrations, script};
 /// row that large is slow to move and to vacuum).
 pub const MAX_MESSAGE_SIZE: usize = 64 << 20;
 
-/// How many connections a transport opens at most, besides the one it listens on.
+/// How many connections a transport opens at most, the one it listens on included.
 const MAX_CONNECTIONS: u32 = 10;
 
 /// The shortest wait before looking again when the next due item is due already: it is
@@ -92,9 +93,7 @@ impl PostgresTransport {
             .username(&url.user)
             .database(&url.database)
             .ssl_mode(PgSslMode::Disable)
-            .application_name("mq")
-            // The migrations' `IF NOT EXISTS` notices are not news for a log.
-            .options([("client_min_messages", "warning")]);
+            .application_name("mq");
         if let Some(password) = &url.password {
             options = options.password(password);
         }

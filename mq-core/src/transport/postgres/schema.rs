@@ -149,9 +149,12 @@ async fn apply(tx: &mut PgConnection, schema: &str) -> std::result::Result<u32, 
         .bind(schema)
         .execute(&mut *tx)
         .await?;
-    // Several statements, no parameters: sent as one simple query.
+    // Several statements, no parameters: sent as one simple query. Another worker that
+    // migrated first makes the `IF NOT EXISTS` notices, which are not news for a log (set
+    // here, not as a startup option, which poolers refuse).
     let prepare = format!(
-        "CREATE SCHEMA IF NOT EXISTS \"{schema}\"; SET LOCAL search_path TO \"{schema}\"; \
+        "SET LOCAL client_min_messages TO warning; \
+         CREATE SCHEMA IF NOT EXISTS \"{schema}\"; SET LOCAL search_path TO \"{schema}\"; \
          CREATE TABLE IF NOT EXISTS mq_schema (version integer NOT NULL);"
     );
     tx.execute(prepare.as_str()).await?;
