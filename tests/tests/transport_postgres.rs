@@ -179,13 +179,31 @@ async fn a_dropped_reserve_loses_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn it_declares_its_size_limit() {
+async fn it_declares_its_size_limit_and_refuses_what_is_over_it_whichever_way_it_comes() {
     let db = FreshDb::create().await;
     let t = mq::transport::connect(&db.url("")).await.unwrap();
-    assert_eq!(
-        t.capabilities().max_message_size,
-        Some(mq::transport::postgres::MAX_MESSAGE_SIZE)
+    let limit = mq::transport::postgres::MAX_MESSAGE_SIZE;
+    assert_eq!(t.capabilities().max_message_size, Some(limit));
+    let over = Bytes::from(vec![b'x'; limit + 1]);
+    let error = t
+        .put("big", over.clone(), PutOptions::default())
+        .await
+        .expect_err("over the limit");
+    assert!(
+        matches!(error, mq::Error::TooLarge { size, .. } if size == limit + 1),
+        "{error:?}"
     );
+    let error = t
+        .put_many(
+            "big",
+            vec![Bytes::from("small"), over],
+            PutOptions::default(),
+        )
+        .await
+        .expect_err("a batch with one over the limit");
+    assert!(matches!(error, mq::Error::TooLarge { .. }), "{error:?}");
+    let stats = mq_tests::queue_stats(t.as_ref(), "big").await;
+    assert_eq!(stats.ready, 0, "nothing of the refused batch was put");
 }
 
 #[tokio::test]

@@ -54,11 +54,31 @@ use listen::Wakeups;
 use ops::{Found, Sql};
 use url::PgUrl;
 
-pub use schema::{migrations, script};
+pub use schema::migrations;
+use schema::script;
 
 /// The largest envelope this backend accepts: 64 MiB (a `bytea` holds up to 1 GB, but a
 /// row that large is slow to move and to vacuum).
 pub const MAX_MESSAGE_SIZE: usize = 64 << 20;
+
+/// The longest delay or TTR: a century.
+const LONGEST_DELAY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// Refuses an item over [`MAX_MESSAGE_SIZE`] whichever way it comes (a dispatch checks
+/// first; `mq publish`, a retry whose envelope grew, another crate's producer may not).
+fn check_size(queue: &str, body: &[u8]) -> Result<()> {
+    if body.len() <= MAX_MESSAGE_SIZE {
+        return Ok(());
+    }
+    let name = crate::envelope::Envelope::decode(body)
+        .map(|envelope| envelope.name)
+        .unwrap_or_else(|_| format!("(item for queue {queue})"));
+    Err(Error::TooLarge {
+        name,
+        size: body.len(),
+        limit: MAX_MESSAGE_SIZE,
+    })
+}
 
 /// How many connections a transport opens at most, the one it listens on included.
 const MAX_CONNECTIONS: u32 = 10;
@@ -222,8 +242,12 @@ impl Transport for PostgresTransport {
 
     /// Exact priorities, millisecond delays, [`MAX_MESSAGE_SIZE`], a lease renewed by the
     /// item's TTR.
+    /// Exact priorities, millisecond delays up to a century (a longer one is surely a
+    /// mistake), [`MAX_MESSAGE_SIZE`], a lease renewed by the item's TTR.
     fn capabilities(&self) -> Capabilities {
-        Capabilities::new().with_max_message_size(MAX_MESSAGE_SIZE)
+        Capabilities::new()
+            .with_max_message_size(MAX_MESSAGE_SIZE)
+            .with_delays(Duration::from_millis(1), Some(LONGEST_DELAY))
     }
 
     fn failure_store(&self) -> Box<dyn FailureStore + '_> {
@@ -231,6 +255,7 @@ impl Transport for PostgresTransport {
     }
 
     async fn put(&self, queue: &str, body: Bytes, options: PutOptions) -> Result<u64> {
+        check_size(queue, &body)?;
         let id = ops::put(&self.pool, &self.sql, queue, &body, &options).await?;
         self.wakeups.wake();
         Ok(id)
@@ -243,6 +268,9 @@ impl Transport for PostgresTransport {
         bodies: Vec<Bytes>,
         options: PutOptions,
     ) -> Result<Vec<Result<u64>>> {
+        for body in &bodies {
+            check_size(queue, body)?;
+        }
         let ids = ops::put_all(&self.pool, &self.sql, queue, &bodies, &options).await?;
         self.wakeups.wake();
         Ok(ids.into_iter().map(Ok).collect())
@@ -287,6 +315,7 @@ impl Transport for PostgresTransport {
     }
 
     async fn retry(&self, job: &Job, body: Bytes, options: PutOptions) -> Result<()> {
+        check_size(&job.queue, &body)?;
         ops::retry(&self.pool, &self.sql, job, &body, &options).await?;
         self.wakeups.wake();
         Ok(())

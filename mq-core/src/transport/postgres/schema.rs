@@ -67,11 +67,14 @@ pub fn migrations() -> &'static [(u32, &'static str)] {
     MIGRATIONS
 }
 
-/// The SQL that takes `schema` from `from` to [`VERSION`], as one script a person can run
-/// with `psql` (what `mq migrate --print` shows).
-pub fn script(schema: &str, from: u32) -> String {
+/// The SQL that takes `schema` (a name the URL parser accepted) from `from` to
+/// [`VERSION`], as one script a person can run with `psql` (what `mq migrate --print`
+/// shows). It takes the lock a worker migrating the same schema takes, so the two never run
+/// at once.
+pub(super) fn script(schema: &str, from: u32) -> String {
     let mut out = format!(
-        "BEGIN;\nCREATE SCHEMA IF NOT EXISTS \"{schema}\";\nSET LOCAL search_path TO \"{schema}\";\n\
+        "BEGIN;\nSELECT pg_advisory_xact_lock(hashtext('mq.migrate'), hashtext('{schema}'));\n\
+         CREATE SCHEMA IF NOT EXISTS \"{schema}\";\nSET LOCAL search_path TO \"{schema}\";\n\
          CREATE TABLE IF NOT EXISTS mq_schema (version integer NOT NULL);\n"
     );
     for (version, sql) in MIGRATIONS.iter().filter(|(version, _)| *version > from) {
