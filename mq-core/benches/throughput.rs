@@ -2,15 +2,19 @@
 //! blocking `beanstalkc` crate. Run by hand, not in CI:
 //!
 //! ```text
-//! cargo bench -p mq-core --bench throughput            # the full run (N = 100,000)
-//! cargo bench -p mq-core --bench throughput -- --quick # N = 20,000, 2 s of latency
-//! MQ_BENCH_N=50000 cargo bench -p mq-core --bench throughput
+//! cargo bench -p mq-core --features nats,postgres --bench throughput            # N = 100,000
+//! cargo bench -p mq-core --features nats,postgres --bench throughput -- --quick # N = 20,000
+//! MQ_BENCH_N=50000 cargo bench -p mq-core --features nats,postgres --bench throughput
 //! ```
 //!
 //! Starts its own beanstalkd (`$BEANSTALKD`, else `/usr/bin/beanstalkd`) on a free loopback
-//! port and kills it at the end. Prints one line per figure, `NAME VALUE UNIT`, then the
-//! `ratio` lines, ending with `mq_dispatch/raw_put`, `mq_process/raw_consume` and
-//! `mq_process/beanstalkc_consume`. See `docs/performance.md` for what each figure measures.
+//! port and kills it at the end. For the PostgreSQL figures it needs a server that lets it
+//! create a database (`$MQ_BENCH_PG`, else `postgres://postgres@127.0.0.1:5432`): it creates
+//! `mq_bench_<pid>` and drops it at the end, and touches nothing else there. Prints one line
+//! per figure, `NAME VALUE UNIT`, then the `ratio` lines (the PostgreSQL ones against the
+//! ceilings measured on one plain sqlx connection in the same run), ending with
+//! `mq_dispatch/raw_put`, `mq_process/raw_consume` and `mq_process/beanstalkc_consume`.
+//! See `docs/performance.md` for what each figure measures.
 
 use std::error::Error;
 use std::io::{Read, Write};
@@ -604,10 +608,20 @@ fn main() {
 /// second connection (as from another process), over 20 puts 50 ms apart; median and max.
 async fn sqlite_wake(path: &std::path::Path) -> R<(f64, f64)> {
     use mq::transport::sqlite::SqliteTransport;
-    use mq::transport::{PutOptions, Transport};
 
     let consumer = SqliteTransport::open(path).await?;
     let producer = SqliteTransport::open(path).await?;
+    wake(&consumer, &producer).await
+}
+
+/// How long a waiting `reserve` of `consumer` takes to return after a put of `producer`,
+/// over 20 puts 50 ms apart (each reserved item acked); median and max in milliseconds.
+async fn wake(
+    consumer: &dyn mq::transport::Transport,
+    producer: &dyn mq::transport::Transport,
+) -> R<(f64, f64)> {
+    use mq::transport::PutOptions;
+
     let queues = vec!["wake".to_owned()];
     let mut samples = Vec::new();
     for n in 0..20 {
@@ -620,6 +634,9 @@ async fn sqlite_wake(path: &std::path::Path) -> R<(f64, f64)> {
         };
         let (jobs, put_at) = tokio::join!(reserve, put);
         let (jobs, put_at) = (jobs?, put_at?);
+        if jobs.is_empty() {
+            return Err("wake: the waiting reserve returned nothing within 5 s".into());
+        }
         samples.push(put_at.elapsed().as_secs_f64() * 1000.0);
         for job in &jobs {
             consumer.ack(job).await?;
@@ -627,6 +644,179 @@ async fn sqlite_wake(path: &std::path::Path) -> R<(f64, f64)> {
     }
     samples.sort_by(f64::total_cmp);
     Ok((samples[samples.len() / 2], samples[samples.len() - 1]))
+}
+
+// ---------------------------------------------------------------------------------------
+// PostgreSQL: a database of this run's own, and the ceilings on one plain sqlx connection.
+
+/// Where the PostgreSQL figures run, without a database: `$MQ_BENCH_PG`, else this.
+const PG_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
+/// The reserve batch of the worker's defaults (its concurrency): `pg_raw_consume` takes
+/// this many rows per statement.
+const PG_CONSUME_BATCH: i64 = 64;
+/// The backend's put statement (`transport/postgres/ops.rs`), for the default schema `mq`.
+const PG_PUT: &str = "WITH put AS (INSERT INTO \"mq\".mq_messages \
+                      (queue, priority, due_at, ttr_ms, body) \
+                      VALUES ($1, $2, now() + $3 * interval '1 millisecond', $4, $5) \
+                      RETURNING id) \
+                      SELECT id, pg_notify($6, $1)::text FROM put";
+/// The backend's reserve statement with `DELETE` in place of its `UPDATE`: the same pick
+/// (`FOR UPDATE SKIP LOCKED`, same `WHERE` and `ORDER BY`), reserved and acked at once.
+const PG_CONSUME: &str = "WITH picked AS (SELECT id FROM \"mq\".mq_messages \
+                          WHERE queue = ANY($1) \
+                          AND ((state = 'ready' AND due_at <= now()) \
+                          OR (state = 'reserved' AND lease_until <= now())) \
+                          ORDER BY array_position($1, queue), priority, id LIMIT $2 \
+                          FOR UPDATE SKIP LOCKED) \
+                          DELETE FROM \"mq\".mq_messages AS m USING picked \
+                          WHERE m.id = picked.id RETURNING m.id, m.body";
+
+async fn pg_connection(url: &str) -> R<sqlx::PgConnection> {
+    use sqlx::ConnectOptions;
+    let options: sqlx::postgres::PgConnectOptions = url.parse()?;
+    Ok(options
+        .ssl_mode(sqlx::postgres::PgSslMode::Disable)
+        .connect()
+        .await?)
+}
+
+/// `mq_bench_<pid>` on the server of `$MQ_BENCH_PG`, created for this run.
+struct PgDatabase {
+    server: String,
+    name: String,
+}
+
+impl PgDatabase {
+    async fn create() -> R<PgDatabase> {
+        use sqlx::Executor;
+        let server = std::env::var("MQ_BENCH_PG").unwrap_or_else(|_| PG_SERVER.into());
+        let server = server.trim_end_matches('/').to_owned();
+        let name = format!("mq_bench_{}", std::process::id());
+        let mut admin = pg_connection(&format!("{server}/postgres"))
+            .await
+            .map_err(|e| format!("cannot reach PostgreSQL at {server} ($MQ_BENCH_PG): {e}"))?;
+        admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await?;
+        Ok(PgDatabase { server, name })
+    }
+
+    fn url(&self) -> String {
+        format!("{}/{}", self.server, self.name)
+    }
+
+    async fn drop_it(self) -> R<()> {
+        use sqlx::Executor;
+        let mut admin = pg_connection(&format!("{}/postgres", self.server)).await?;
+        admin
+            .execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name).as_str())
+            .await?;
+        Ok(())
+    }
+}
+
+/// The ceiling for producing: the backend's put statement, awaited one after the other on
+/// one connection (as `raw_put` is one connection), each its own transaction.
+async fn pg_raw_put(url: &str, queue: &str, n: usize) -> R<f64> {
+    let mut connection = pg_connection(url).await?;
+    let body = [b'x'; BODY];
+    let started = Instant::now();
+    for _ in 0..n {
+        let _: i64 = sqlx::query_scalar(PG_PUT)
+            .bind(queue)
+            .bind(100_i64)
+            .bind(0_i64)
+            .bind(60_000_i64)
+            .bind(&body[..])
+            .bind("mq_mq")
+            .fetch_one(&mut connection)
+            .await?;
+    }
+    Ok(n as f64 / started.elapsed().as_secs_f64())
+}
+
+/// The ceiling for consuming: [`PG_CONSUME`] in batches of the worker's reserve batch, on
+/// one connection, until `n` rows are gone.
+async fn pg_raw_consume(url: &str, queue: &str, n: usize) -> R<f64> {
+    use sqlx::Row;
+    let mut connection = pg_connection(url).await?;
+    let queues = vec![queue.to_owned()];
+    let started = Instant::now();
+    let mut done = 0;
+    while done < n {
+        let rows = sqlx::query(PG_CONSUME)
+            .bind(&queues)
+            .bind(PG_CONSUME_BATCH)
+            .fetch_all(&mut connection)
+            .await?;
+        if rows.is_empty() {
+            return Err(format!("pg_raw_consume: only {done} of {n} rows were ready").into());
+        }
+        for row in &rows {
+            let _: Vec<u8> = row.try_get(1)?;
+        }
+        done += rows.len();
+    }
+    Ok(n as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Idle wake-up on PostgreSQL: how long a waiting `reserve` takes to return after a put from
+/// a second transport (its own pool, as from another process), over 20 puts 50 ms apart;
+/// median and max.
+async fn pg_wake(url: &str) -> R<(f64, f64)> {
+    let consumer = mq::transport::connect(url).await?;
+    let producer = mq::transport::connect(url).await?;
+    wake(&*consumer, &*producer).await
+}
+
+/// The PostgreSQL figures of one run.
+struct PgFigures {
+    raw_put: f64,
+    raw_consume: f64,
+    dispatch: f64,
+    dispatch_all: f64,
+    process: f64,
+}
+
+/// The PostgreSQL figures on the database `url`: the ceilings and mq in turns, `rounds`
+/// times (medians), then `pg_dispatch_all` and the wake-up once.
+fn pg_run(runtime: &tokio::runtime::Runtime, url: &str, n: usize, rounds: usize) -> R<PgFigures> {
+    // The tables first (the ceilings use them as the backend made them).
+    runtime.block_on(mq::transport::connect(url))?;
+    let (mut puts, mut consumes, mut dispatches, mut processes) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        puts.push(runtime.block_on(pg_raw_put(url, "raw", n))?);
+        consumes.push(runtime.block_on(pg_raw_consume(url, "raw", n))?);
+        dispatches.push(runtime.block_on(mq_dispatch(url, n))?);
+        processes.push(mq_process(url, n)?.per_second);
+        runtime.block_on(check_drained(url, "bench"))?;
+        eprintln!(
+            "throughput: postgres round {round}: pg_raw_put {:.0}, pg_raw_consume {:.0}, \
+             pg_dispatch {:.0}, pg_process {:.0} msg/s",
+            puts[round - 1],
+            consumes[round - 1],
+            dispatches[round - 1],
+            processes[round - 1]
+        );
+    }
+    let figures = PgFigures {
+        raw_put: median(&mut puts),
+        raw_consume: median(&mut consumes),
+        dispatch: median(&mut dispatches),
+        dispatch_all: runtime.block_on(mq_dispatch_all(url, n))?,
+        process: median(&mut processes),
+    };
+    runtime.block_on(flush(url, "bench"))?;
+    line("pg_raw_put", figures.raw_put, "msg/s");
+    line("pg_raw_consume", figures.raw_consume, "msg/s");
+    line("pg_dispatch", figures.dispatch, "msg/s");
+    line("pg_dispatch_all", figures.dispatch_all, "msg/s");
+    line("pg_process", figures.process, "msg/s");
+    let (wake_p50, wake_max) = runtime.block_on(pg_wake(url))?;
+    line("pg_wake_p50_ms", wake_p50, "ms");
+    line("pg_wake_max_ms", wake_max, "ms");
+    Ok(figures)
 }
 
 fn run(args: &[String]) -> R<()> {
@@ -713,6 +903,16 @@ fn run(args: &[String]) -> R<()> {
     line("nats_process", nats_processed.per_second, "msg/s");
     drop(nats);
 
+    // PostgreSQL, on a database of this run's own, dropped whatever happened.
+    let database = runtime.block_on(PgDatabase::create())?;
+    eprintln!("throughput: postgres database {}", database.url());
+    let pg = pg_run(&runtime, &database.url(), n, rounds);
+    runtime.block_on(database.drop_it())?;
+    let pg = pg?;
+
+    ratio("pg_process/pg_raw_consume", pg.process / pg.raw_consume);
+    ratio("pg_dispatch/pg_raw_put", pg.dispatch / pg.raw_put);
+    ratio("pg_dispatch_all/pg_raw_put", pg.dispatch_all / pg.raw_put);
     // The batch API first: the run ends with the three ratios the targets are about.
     ratio("mq_dispatch_all/raw_put", dispatch_all / raw_put);
     ratio("mq_dispatch/raw_put", dispatch / raw_put);
