@@ -29,6 +29,7 @@ pub const DEFAULT_MAX_BODY: usize = 16 << 20;
 
 /// A command of the beanstalkd protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Command<'a> {
     /// `put <pri> <delay> <ttr> <bytes>`: a new job on the used tube.
     Put {
@@ -195,6 +196,7 @@ pub fn check_tube_name(name: &str) -> Result<(), String> {
 
 /// A reply of the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Response {
     /// `INSERTED <id>` (put).
     Inserted(u64),
