@@ -180,6 +180,24 @@ impl Capabilities {
     }
 }
 
+/// [`Error::TooLarge`] for an item of `queue` a backend refuses at its own `put` (a dispatch
+/// is checked before, by [`Capabilities::check_put`]; `mq publish`, a retry whose envelope
+/// grew or another producer may not be): named by its envelope's wire name where it has one.
+#[cfg_attr(
+    not(any(feature = "beanstalk", feature = "postgres")),
+    allow(dead_code)
+)]
+pub(crate) fn too_large(queue: &str, body: &[u8], limit: usize) -> Error {
+    let name = crate::envelope::Envelope::decode(body)
+        .map(|envelope| envelope.name)
+        .unwrap_or_else(|_| format!("(item for queue {queue})"));
+    Error::TooLarge {
+        name,
+        size: body.len(),
+        limit,
+    }
+}
+
 impl Default for Capabilities {
     fn default() -> Self {
         Capabilities::new()

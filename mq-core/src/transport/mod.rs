@@ -27,6 +27,8 @@ pub mod beanstalk;
 mod capabilities;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod columns;
+#[cfg(any(feature = "nats", feature = "postgres"))]
+mod escape;
 mod failures;
 pub mod memory;
 #[cfg(feature = "nats")]
@@ -37,6 +39,8 @@ pub mod scheme;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
+#[cfg(any(feature = "beanstalk", feature = "postgres"))]
+pub(crate) use capabilities::too_large;
 pub use capabilities::{Capabilities, KeepAlive, Priorities};
 pub use failures::{
     check_queue_name, fold_failed_stats, FailureStore, QueuedFailures, FAILED_QUEUE_PREFIX,

@@ -371,14 +371,7 @@ impl Inner {
     }
 
     fn too_large(&self, queue: &str, body: &[u8]) -> Error {
-        let name = crate::envelope::Envelope::decode(body)
-            .map(|envelope| envelope.name)
-            .unwrap_or_else(|_| format!("(item for queue {queue})"));
-        Error::TooLarge {
-            name,
-            size: body.len(),
-            limit: self.max_job_size,
-        }
+        super::too_large(queue, body, self.max_job_size)
     }
 }
 

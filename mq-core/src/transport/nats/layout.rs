@@ -77,20 +77,7 @@ pub(super) fn encode(queue: &str) -> Result<String> {
 
 /// The inverse of [`encode`]; `None` for a token mq did not write.
 pub(super) fn decode(token: &str) -> Option<String> {
-    let bytes = token.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'-' {
-            let hex = token.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    crate::transport::escape::unescape(token, b'-')
 }
 
 /// The band of a priority: priorities below 8 are bands of their own; above, a band is the

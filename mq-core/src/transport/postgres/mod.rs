@@ -70,14 +70,7 @@ fn check_size(queue: &str, body: &[u8]) -> Result<()> {
     if body.len() <= MAX_MESSAGE_SIZE {
         return Ok(());
     }
-    let name = crate::envelope::Envelope::decode(body)
-        .map(|envelope| envelope.name)
-        .unwrap_or_else(|_| format!("(item for queue {queue})"));
-    Err(Error::TooLarge {
-        name,
-        size: body.len(),
-        limit: MAX_MESSAGE_SIZE,
-    })
+    Err(super::too_large(queue, body, MAX_MESSAGE_SIZE))
 }
 
 /// How many connections a transport opens at most, the one it listens on included.

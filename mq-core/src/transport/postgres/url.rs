@@ -180,20 +180,7 @@ fn is_plain_identifier(name: &str) -> bool {
 
 /// Percent-decoding (`p%40ss` is `p@ss`); `None` for a bad escape or bytes that are not UTF-8.
 fn decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    crate::transport::escape::unescape(text, b'%')
 }
 
 #[cfg(test)]
