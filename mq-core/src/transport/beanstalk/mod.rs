@@ -145,12 +145,7 @@ fn check_queue(queue: &str) -> Result<()> {
             "queue `{queue}` cannot be a beanstalkd tube: {reason}"
         ))
     })?;
-    if let Some(owner) = queue.strip_prefix(FAILED_PREFIX) {
-        return Err(Error::Config(format!(
-            "queue `{queue}` starts with `{FAILED_PREFIX}`, which beanstalk:// keeps for the \
-             failure store (the failed messages of queue `{owner}`); choose another queue name"
-        )));
-    }
+    super::check_queue_name(queue)?;
     if queue.len() > MAX_QUEUE_NAME {
         return Err(Error::Config(format!(
             "queue `{queue}` is {} bytes; on beanstalk:// a queue name has at most \
