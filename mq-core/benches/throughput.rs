@@ -660,16 +660,26 @@ const PG_PUT: &str = "WITH put AS (INSERT INTO \"mq\".mq_messages \
                       VALUES ($1, $2, now() + $3 * interval '1 millisecond', $4, $5) \
                       RETURNING id) \
                       SELECT id, pg_notify($6, $1)::text FROM put";
-/// The backend's reserve statement with `DELETE` in place of its `UPDATE`: the same pick
-/// (`FOR UPDATE SKIP LOCKED`, same `WHERE` and `ORDER BY`), reserved and acked at once.
-const PG_CONSUME: &str = "WITH picked AS (SELECT id FROM \"mq\".mq_messages \
-                          WHERE queue = ANY($1) \
-                          AND ((state = 'ready' AND due_at <= now()) \
-                          OR (state = 'reserved' AND lease_until <= now())) \
-                          ORDER BY array_position($1, queue), priority, id LIMIT $2 \
-                          FOR UPDATE SKIP LOCKED) \
+/// The backend's reserve statement (`mq_reserve` in `transport/postgres/schema.rs`) with
+/// `DELETE` in place of its `UPDATE`: the same three picks (`FOR UPDATE SKIP LOCKED` of
+/// the rows whose lease ran out, whose delay ended, then the ready ones), reserved and
+/// acked at once; run with the function's planner settings ([`PG_PLANNER`]).
+const PG_CONSUME: &str = "WITH expired AS (SELECT id FROM \"mq\".mq_messages \
+                          WHERE queue = $1 AND state = 'reserved' AND lease_until <= now() \
+                          ORDER BY lease_until LIMIT $2 FOR UPDATE SKIP LOCKED), \
+                          due AS (SELECT id FROM \"mq\".mq_messages \
+                          WHERE queue = $1 AND state = 'delayed' AND due_at <= now() \
+                          ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED), \
+                          ready AS (SELECT id FROM \"mq\".mq_messages \
+                          WHERE queue = $1 AND state = 'ready' AND due_at <= now() \
+                          ORDER BY priority, id LIMIT $2 FOR UPDATE SKIP LOCKED), \
+                          picked AS (SELECT id FROM expired UNION ALL SELECT id FROM due \
+                          UNION ALL SELECT id FROM ready LIMIT $2) \
                           DELETE FROM \"mq\".mq_messages AS m USING picked \
                           WHERE m.id = picked.id RETURNING m.id, m.body";
+/// The planner settings `mq_reserve` runs with, for the session of `pg_raw_consume`.
+const PG_PLANNER: &str = "SET enable_sort TO off; SET enable_bitmapscan TO off; \
+                          SET enable_seqscan TO off";
 
 async fn pg_connection(url: &str) -> R<sqlx::PgConnection> {
     use sqlx::ConnectOptions;
@@ -739,14 +749,15 @@ async fn pg_raw_put(url: &str, queue: &str, n: usize) -> R<f64> {
 /// one connection, until `n` rows are gone.
 async fn pg_raw_consume(url: &str, queue: &str, n: usize) -> R<f64> {
     use sqlx::Row;
+    use sqlx::Executor;
     let mut connection = pg_connection(url).await?;
-    let queues = vec![queue.to_owned()];
+    connection.execute(PG_PLANNER).await?;
     let started = Instant::now();
     let mut done = 0;
     while done < n {
         let rows = sqlx::query(PG_CONSUME)
-            .bind(&queues)
-            .bind(PG_CONSUME_BATCH)
+            .bind(queue)
+            .bind(PG_CONSUME_BATCH.min(i64::try_from(n - done)?))
             .fetch_all(&mut connection)
             .await?;
         if rows.is_empty() {
@@ -755,6 +766,44 @@ async fn pg_raw_consume(url: &str, queue: &str, n: usize) -> R<f64> {
         for row in &rows {
             let _: Vec<u8> = row.try_get(1)?;
         }
+        done += rows.len();
+    }
+    Ok(n as f64 / started.elapsed().as_secs_f64())
+}
+
+/// The ceiling of the lease itself: the backend's own reserve (`mq_reserve`, rows to
+/// `reserved` with a lease) and its ack (`DELETE` of the batch by id and token, in one
+/// transaction with `synchronous_commit` off, as `transport/postgres/ops.rs` does), in
+/// turn on one connection, batches of [`PG_CONSUME_BATCH`]: what a worker could reach with
+/// no decoding, no slots, no tasks and one statement of each kind per batch.
+async fn pg_raw_lease(url: &str, queue: &str, n: usize) -> R<f64> {
+    use sqlx::Row;
+    let mut connection = pg_connection(url).await?;
+    let started = Instant::now();
+    let mut done = 0;
+    while done < n {
+        let rows = sqlx::query("SELECT id, deliveries FROM \"mq\".mq_reserve($1, $2)")
+            .bind(queue)
+            .bind(PG_CONSUME_BATCH.min(i64::try_from(n - done)?))
+            .fetch_all(&mut connection)
+            .await?;
+        if rows.is_empty() {
+            return Err(format!("pg_raw_lease: only {done} of {n} rows were ready").into());
+        }
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut tokens = Vec::with_capacity(rows.len());
+        for row in &rows {
+            ids.push(row.try_get::<i64, _>(0)?.to_string());
+            tokens.push(row.try_get::<i64, _>(1)?.to_string());
+        }
+        let ack = format!(
+            "BEGIN; SET LOCAL synchronous_commit TO off; DELETE FROM \"mq\".mq_messages AS m \
+             USING unnest('{{{}}}'::bigint[], '{{{}}}'::bigint[]) AS a(id, deliveries) \
+             WHERE m.id = a.id AND m.state = 'reserved' AND m.deliveries = a.deliveries; COMMIT",
+            ids.join(","),
+            tokens.join(",")
+        );
+        sqlx::raw_sql(&ack).execute(&mut connection).await?;
         done += rows.len();
     }
     Ok(n as f64 / started.elapsed().as_secs_f64())
@@ -773,6 +822,7 @@ async fn pg_wake(url: &str) -> R<(f64, f64)> {
 struct PgFigures {
     raw_put: f64,
     raw_consume: f64,
+    raw_lease: f64,
     dispatch: f64,
     dispatch_all: f64,
     process: f64,
@@ -783,19 +833,21 @@ struct PgFigures {
 fn pg_run(runtime: &tokio::runtime::Runtime, url: &str, n: usize, rounds: usize) -> R<PgFigures> {
     // The tables first (the ceilings use them as the backend made them).
     runtime.block_on(mq::transport::connect(url))?;
-    let (mut puts, mut consumes, mut dispatches, mut processes) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut puts, mut consumes, mut leases, mut dispatches, mut processes) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for round in 1..=rounds {
         puts.push(runtime.block_on(pg_raw_put(url, "raw", n))?);
-        consumes.push(runtime.block_on(pg_raw_consume(url, "raw", n))?);
+        consumes.push(runtime.block_on(pg_raw_consume(url, "raw", n / 2))?);
+        leases.push(runtime.block_on(pg_raw_lease(url, "raw", n - n / 2))?);
         dispatches.push(runtime.block_on(mq_dispatch(url, n))?);
         processes.push(mq_process(url, n)?.per_second);
         runtime.block_on(check_drained(url, "bench"))?;
         eprintln!(
             "throughput: postgres round {round}: pg_raw_put {:.0}, pg_raw_consume {:.0}, \
-             pg_dispatch {:.0}, pg_process {:.0} msg/s",
+             pg_raw_lease {:.0}, pg_dispatch {:.0}, pg_process {:.0} msg/s",
             puts[round - 1],
             consumes[round - 1],
+            leases[round - 1],
             dispatches[round - 1],
             processes[round - 1]
         );
@@ -803,6 +855,7 @@ fn pg_run(runtime: &tokio::runtime::Runtime, url: &str, n: usize, rounds: usize)
     let figures = PgFigures {
         raw_put: median(&mut puts),
         raw_consume: median(&mut consumes),
+        raw_lease: median(&mut leases),
         dispatch: median(&mut dispatches),
         dispatch_all: runtime.block_on(mq_dispatch_all(url, n))?,
         process: median(&mut processes),
@@ -810,6 +863,7 @@ fn pg_run(runtime: &tokio::runtime::Runtime, url: &str, n: usize, rounds: usize)
     runtime.block_on(flush(url, "bench"))?;
     line("pg_raw_put", figures.raw_put, "msg/s");
     line("pg_raw_consume", figures.raw_consume, "msg/s");
+    line("pg_raw_lease", figures.raw_lease, "msg/s");
     line("pg_dispatch", figures.dispatch, "msg/s");
     line("pg_dispatch_all", figures.dispatch_all, "msg/s");
     line("pg_process", figures.process, "msg/s");
@@ -817,6 +871,21 @@ fn pg_run(runtime: &tokio::runtime::Runtime, url: &str, n: usize, rounds: usize)
     line("pg_wake_p50_ms", wake_p50, "ms");
     line("pg_wake_max_ms", wake_max, "ms");
     Ok(figures)
+}
+
+/// The PostgreSQL section, on a database of this run's own, dropped whatever happened; ends
+/// with its ratios.
+fn postgres(runtime: &tokio::runtime::Runtime, n: usize, rounds: usize) -> R<()> {
+    let database = runtime.block_on(PgDatabase::create())?;
+    eprintln!("throughput: postgres database {}", database.url());
+    let pg = pg_run(runtime, &database.url(), n, rounds);
+    runtime.block_on(database.drop_it())?;
+    let pg = pg?;
+    ratio("pg_process/pg_raw_consume", pg.process / pg.raw_consume);
+    ratio("pg_process/pg_raw_lease", pg.process / pg.raw_lease);
+    ratio("pg_dispatch/pg_raw_put", pg.dispatch / pg.raw_put);
+    ratio("pg_dispatch_all/pg_raw_put", pg.dispatch_all / pg.raw_put);
+    Ok(())
 }
 
 fn run(args: &[String]) -> R<()> {
@@ -827,6 +896,11 @@ fn run(args: &[String]) -> R<()> {
         Err(_) => 100_000,
     };
     let latency_seconds = if quick { 2 } else { 5 };
+    // `--postgres`: that section alone (the others need beanstalkd and NATS).
+    if args.iter().any(|a| a == "--postgres") {
+        let rounds = if quick { 1 } else { ROUNDS };
+        return postgres(&tokio::runtime::Runtime::new()?, n, rounds);
+    }
     let server = Server::start()?;
     let port = server.port;
     let url = server.url();
@@ -903,16 +977,7 @@ fn run(args: &[String]) -> R<()> {
     line("nats_process", nats_processed.per_second, "msg/s");
     drop(nats);
 
-    // PostgreSQL, on a database of this run's own, dropped whatever happened.
-    let database = runtime.block_on(PgDatabase::create())?;
-    eprintln!("throughput: postgres database {}", database.url());
-    let pg = pg_run(&runtime, &database.url(), n, rounds);
-    runtime.block_on(database.drop_it())?;
-    let pg = pg?;
-
-    ratio("pg_process/pg_raw_consume", pg.process / pg.raw_consume);
-    ratio("pg_dispatch/pg_raw_put", pg.dispatch / pg.raw_put);
-    ratio("pg_dispatch_all/pg_raw_put", pg.dispatch_all / pg.raw_put);
+    postgres(&runtime, n, rounds)?;
     // The batch API first: the run ends with the three ratios the targets are about.
     ratio("mq_dispatch_all/raw_put", dispatch_all / raw_put);
     ratio("mq_dispatch/raw_put", dispatch / raw_put);

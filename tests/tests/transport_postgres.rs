@@ -62,7 +62,7 @@ async fn a_newer_schema_version_is_refused() {
     let db = FreshDb::create().await;
     drop(mq::transport::connect(&db.url("")).await.unwrap());
     let mut conn = db.connect().await;
-    conn.execute("UPDATE mq.mq_schema SET version = 99")
+    conn.execute("UPDATE mq.mq_schema SET version = 99, compatible_from = 98")
         .await
         .unwrap();
     let error = mq::transport::connect(&db.url(""))
@@ -71,6 +71,7 @@ async fn a_newer_schema_version_is_refused() {
     let text = error.to_string();
     assert!(matches!(error, mq::Error::Postgres { .. }), "{text}");
     assert!(text.contains("version 99"), "{text}");
+    assert!(text.contains("at least version 98"), "{text}");
     let ours = mq::transport::postgres::migrations().len();
     assert!(text.contains(&format!("version {ours}")), "{text}");
     let version: i32 = sqlx::query_scalar("SELECT version FROM mq.mq_schema")
@@ -78,6 +79,77 @@ async fn a_newer_schema_version_is_refused() {
         .await
         .unwrap();
     assert_eq!(version, 99, "never migrated down");
+}
+
+/// A rolling deploy: tables migrated by a newer mq that declares this build compatible are
+/// used as they are, never migrated down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_compatible_schema_is_used_as_it_is() {
+    let db = FreshDb::create().await;
+    drop(mq::transport::connect(&db.url("")).await.unwrap());
+    let mut conn = db.connect().await;
+    let ours = i32::try_from(mq::transport::postgres::migrations().len()).unwrap();
+    conn.execute(
+        format!("UPDATE mq.mq_schema SET version = 99, compatible_from = {ours}").as_str(),
+    )
+    .await
+    .unwrap();
+    let transport = mq::transport::connect(&db.url("")).await.unwrap();
+    transport
+        .put(
+            "work",
+            Bytes::from("on newer tables"),
+            PutOptions::default(),
+        )
+        .await
+        .unwrap();
+    let got = transport
+        .reserve(&queue("work"), 1, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1);
+    let version: (i32, i32) = sqlx::query_as("SELECT version, compatible_from FROM mq.mq_schema")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(version, (99, ours), "never migrated down");
+}
+
+/// Tables of version 1 (as mq 0.1's first PostgreSQL build made them) with a delayed item
+/// and a ready one are migrated on connect: both are still there, the delayed one still
+/// waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_one_tables_are_migrated_with_their_items() {
+    let db = FreshDb::create().await;
+    let mut conn = db.connect().await;
+    let (_, v1) = mq::transport::postgres::migrations()[0];
+    conn.execute(
+        format!(
+            "CREATE SCHEMA mq; SET search_path TO mq; \
+             CREATE TABLE mq_schema (version integer NOT NULL); {v1} \
+             INSERT INTO mq_schema (version) VALUES (1); \
+             INSERT INTO mq_messages (queue, priority, due_at, ttr_ms, body) VALUES \
+             ('work', 1, now(), 60000, 'ready'), \
+             ('work', 1, now() + interval '1 hour', 60000, 'later')"
+        )
+        .as_str(),
+    )
+    .await
+    .unwrap();
+    let transport = mq::transport::connect(&db.url("")).await.unwrap();
+    let stats = mq_tests::queue_stats(&*transport, "work").await;
+    assert_eq!((stats.ready, stats.delayed), (1, 1));
+    let got = transport
+        .reserve(&queue("work"), 2, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(&got[0].body[..], b"ready");
+    let states: Vec<String> = sqlx::query_scalar("SELECT state FROM mq.mq_messages ORDER BY id")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(states, ["reserved", "delayed"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -72,6 +72,14 @@ pub(super) fn translate(error: sqlx::Error, context: &PgError<'_>) -> Error {
             ),
             error,
         ),
+        (PgError::Migrate { schema }, Some("55P03"), _) => postgres(
+            format!(
+                "migrating schema `{schema}` gave up waiting for a lock on its tables: a \
+                 long transaction holds them (see pg_stat_activity); connect again once it \
+                 ends"
+            ),
+            error,
+        ),
         (PgError::Migrate { schema }, _, _) => {
             postgres(format!("migrating schema `{schema}`: {error}"), error)
         }

@@ -5,10 +5,10 @@
 //! messages are rows of `<schema>.mq_failed`. How each operation maps:
 //!
 //! - `put`: one `INSERT` that also sends `pg_notify`; `put_many`: one transaction.
-//! - `reserve`: one statement, `SELECT ... FOR UPDATE SKIP LOCKED` of the reservable rows
-//!   (ready and due, or reserved with the lease run out) in the order of the queue list,
-//!   then priority, then id, and an `UPDATE` to `reserved` with a lease of the item's TTR
-//!   and `deliveries + 1`. With nothing reservable it waits for a NOTIFY (see `listen`), the
+//! - `reserve`: one statement per queue of the list (until the batch is full),
+//!   `SELECT ... FOR UPDATE SKIP LOCKED` of the rows whose lease ran out, then of the ready
+//!   and due rows by priority and id, and an `UPDATE` to `reserved` with a lease of the
+//!   item's TTR and `deliveries + 1`. With nothing reservable it waits for a NOTIFY (see `listen`), the
 //!   next delayed item or lease of its queues, or its timeout.
 //! - ack, retry, release, keep-alive and fail touch the row only while it is still reserved
 //!   with the receipt's token (the deliveries count), else
@@ -26,10 +26,12 @@
 //! trusted network), an outbox to other backends.
 //!
 //! Modules: `url` (the URL and its options), `error` (sqlx's errors told for people),
-//! `schema` (the versioned migrations), `ops` (each operation as SQL), `listen` (waking
-//! idle reservers), `failed` (the failure store). The user-facing description is
+//! `schema` (the versioned migrations), `ops` (each operation as SQL), `acks` (acks
+//! gathered into one statement), `listen` (waking idle reservers), `failed` (the failure
+//! store). The user-facing description is
 //! `docs/postgres.md`.
 
+mod acks;
 mod error;
 mod failed;
 mod listen;
@@ -49,6 +51,7 @@ use tokio::time::Instant;
 
 use super::{Capabilities, Failure, FailureStore, Job, PutOptions, QueueStats, Transport};
 use crate::{Error, Result};
+use acks::Acks;
 use error::{translate, PgError};
 use listen::Wakeups;
 use ops::{Found, Sql};
@@ -87,6 +90,7 @@ pub struct PostgresTransport {
     pool: PgPool,
     sql: Arc<Sql>,
     wakeups: Wakeups,
+    acks: Acks,
 }
 
 impl PostgresTransport {
@@ -133,11 +137,13 @@ impl PostgresTransport {
         } else {
             Wakeups::polling(url.poll)
         };
+        let acks = Acks::start(pool.clone(), sql.clone());
         Ok(PostgresTransport {
             url,
             pool,
             sql,
             wakeups,
+            acks,
         })
     }
 
@@ -233,8 +239,6 @@ impl Transport for PostgresTransport {
         self.url.describe()
     }
 
-    /// Exact priorities, millisecond delays, [`MAX_MESSAGE_SIZE`], a lease renewed by the
-    /// item's TTR.
     /// Exact priorities, millisecond delays up to a century (a longer one is surely a
     /// mistake), [`MAX_MESSAGE_SIZE`], a lease renewed by the item's TTR.
     fn capabilities(&self) -> Capabilities {
@@ -303,8 +307,14 @@ impl Transport for PostgresTransport {
         }
     }
 
+    /// Gathered with the other acks waiting into one statement (see `acks`).
     async fn ack(&self, job: &Job) -> Result<()> {
-        ops::ack(&self.pool, &self.sql, job).await
+        let id = crate::transport::columns::sql_id(job.id);
+        if self.acks.ack(id, ops::token(job)?).await? {
+            Ok(())
+        } else {
+            Err(Error::ReservationLost(job.id))
+        }
     }
 
     async fn retry(&self, job: &Job, body: Bytes, options: PutOptions) -> Result<()> {

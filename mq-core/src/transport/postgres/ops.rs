@@ -27,9 +27,13 @@ use crate::{Error, Result};
 /// message over 1 GB).
 const BATCH_BYTES: usize = 16 << 20;
 
-/// A row that can be reserved: ready and due, or reserved with its lease run out.
-const RESERVABLE: &str = "((state = 'ready' AND due_at <= now()) \
+/// A row that can be reserved: ready or delayed and due, or reserved with its lease run
+/// out.
+const RESERVABLE: &str = "((state IN ('ready', 'delayed') AND due_at <= now()) \
                           OR (state = 'reserved' AND lease_until <= now()))";
+
+/// The state of a new row: `delayed` when `$3` (its delay in milliseconds) is positive.
+const NEW_STATE: &str = "CASE WHEN $3 > 0 THEN 'delayed' ELSE 'ready' END";
 
 /// Every statement, written once for the URL's schema.
 #[derive(Debug)]
@@ -69,29 +73,23 @@ impl Sql {
         Sql {
             channel: format!("{schema}_mq"),
             put: format!(
-                "WITH put AS (INSERT INTO {m} (queue, priority, due_at, ttr_ms, body) \
-                 VALUES ($1, $2, {due}, $4, $5) RETURNING id) \
+                "WITH put AS (INSERT INTO {m} (queue, priority, state, due_at, ttr_ms, body) \
+                 VALUES ($1, $2, {NEW_STATE}, {due}, $4, $5) RETURNING id) \
                  SELECT id, pg_notify($6, $1)::text FROM put"
             ),
             put_batch: format!(
-                "INSERT INTO {m} (queue, priority, due_at, ttr_ms, body) \
-                 SELECT $1, $2, {due}, $4, body FROM unnest($5::bytea[]) WITH ORDINALITY \
+                "INSERT INTO {m} (queue, priority, state, due_at, ttr_ms, body) \
+                 SELECT $1, $2, {NEW_STATE}, {due}, $4, body \
+                 FROM unnest($5::bytea[]) WITH ORDINALITY \
                  AS b(body, n) ORDER BY n RETURNING id"
             ),
             notify: "SELECT pg_notify($1, $2)::text".to_owned(),
             reserve: format!(
-                "WITH picked AS (SELECT id FROM {m} WHERE queue = ANY($1) AND {RESERVABLE} \
-                 ORDER BY array_position($1, queue), priority, id LIMIT $2 \
-                 FOR UPDATE SKIP LOCKED) \
-                 UPDATE {m} AS m SET state = 'reserved', \
-                 lease_until = now() + m.ttr_ms * interval '1 millisecond', \
-                 deliveries = m.deliveries + 1 \
-                 FROM picked WHERE m.id = picked.id \
-                 RETURNING m.id, m.queue, m.priority, m.body, m.deliveries"
+                "SELECT id, priority, body, deliveries, late FROM \"{schema}\".mq_reserve($1, $2)"
             ),
             next_due: format!(
                 "SELECT ceil(extract(epoch FROM min(t) - now()) * 1000)::bigint FROM ( \
-                 SELECT min(due_at) AS t FROM {m} WHERE queue = ANY($1) AND state = 'ready' \
+                 SELECT min(due_at) AS t FROM {m} WHERE queue = ANY($1) AND state = 'delayed' \
                  UNION ALL SELECT min(lease_until) FROM {m} \
                  WHERE queue = ANY($1) AND state = 'reserved') AS due"
             ),
@@ -102,11 +100,17 @@ impl Sql {
                  WHERE m.id = h.id AND m.state = 'reserved' AND m.deliveries = h.deliveries \
                  RETURNING m.queue"
             ),
-            ack: format!("DELETE FROM {m} WHERE {token}"),
+            ack: format!(
+                "BEGIN; SET LOCAL synchronous_commit TO off; \
+                 DELETE FROM {m} AS m USING unnest($ids::bigint[], $tokens::bigint[]) \
+                 AS a(id, deliveries) WHERE m.id = a.id AND m.state = 'reserved' \
+                 AND m.deliveries = a.deliveries RETURNING m.id; COMMIT"
+            ),
             retry: format!(
                 "WITH gone AS (DELETE FROM {m} WHERE {token} RETURNING queue, deliveries), \
-                 put AS (INSERT INTO {m} (queue, priority, due_at, ttr_ms, deliveries, body) \
-                 SELECT queue, $3, now() + $4 * interval '1 millisecond', $5, deliveries, $6 \
+                 put AS (INSERT INTO {m} (queue, priority, state, due_at, ttr_ms, deliveries, body) \
+                 SELECT queue, $3, CASE WHEN $4 > 0 THEN 'delayed' ELSE 'ready' END, \
+                 now() + $4 * interval '1 millisecond', $5, deliveries, $6 \
                  FROM gone RETURNING queue) \
                  SELECT pg_notify($7, queue)::text FROM put"
             ),
@@ -127,7 +131,7 @@ impl Sql {
             stats: format!(
                 "SELECT queue, count(*) FILTER (WHERE {RESERVABLE}), \
                  count(*) FILTER (WHERE state = 'reserved' AND lease_until > now()), \
-                 count(*) FILTER (WHERE state = 'ready' AND due_at > now()) \
+                 count(*) FILTER (WHERE state IN ('ready', 'delayed') AND due_at > now()) \
                  FROM {m} GROUP BY queue"
             ),
             failed_counts: format!("SELECT queue, count(*) FROM {f} GROUP BY queue"),
@@ -137,7 +141,7 @@ impl Sql {
             ),
             flush: format!(
                 "DELETE FROM {m} WHERE queue = $1 \
-                 AND (state = 'ready' OR lease_until <= now())"
+                 AND (state IN ('ready', 'delayed') OR lease_until <= now())"
             ),
             failed_store: format!(
                 "INSERT INTO {f} (queue, priority, delay_ms, ttr_ms, failed_at, failure, body) \
@@ -165,7 +169,7 @@ impl Sql {
 pub(super) struct Reservation(i64);
 
 /// The lease token of `job`'s reservation.
-fn token(job: &Job) -> Result<i64> {
+pub(super) fn token(job: &Job) -> Result<i64> {
     job.token().map(|Reservation(deliveries)| *deliveries)
 }
 
@@ -270,43 +274,29 @@ pub(super) struct Found {
     pub(super) next_due_ms: Option<i64>,
 }
 
-/// Reserves up to `max` reservable rows of `queues`, earlier queues first, then by
-/// priority, then by age; rows another reserver holds locked are skipped, not waited for.
+/// Reserves up to `max` reservable rows of `queues`: queue by queue in the list's order,
+/// and within a queue first the rows whose lease ran out (oldest lease first), then the
+/// delayed ones now due (earliest first), then the ready ones by priority, then by age.
+/// Rows another reserver holds locked are skipped, not waited for.
+///
+/// One call of the schema's `mq_reserve` per queue looked at (see `schema::V2`): each of
+/// its three picks is served by the one index whose predicate it matches
+/// (`mq_messages_lease`, `_due`, `_ready`), in a plan that does not hang on the table's
+/// statistics, which a queue table always has out of date.
 pub(super) async fn reserve(
     pool: &PgPool,
     sql: &Sql,
     queues: &[String],
     max: usize,
 ) -> Result<Found> {
-    let rows = sqlx::query(&sql.reserve)
-        .bind(queues)
-        .bind(i64::try_from(max).unwrap_or(i64::MAX))
-        .fetch_all(pool)
-        .await
-        .map_err(op("reserve"))?;
-    let mut reserved = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let queue: String = row.try_get(1).map_err(op("reserve"))?;
-        let position = queues
-            .iter()
-            .position(|q| *q == queue)
-            .unwrap_or(usize::MAX);
-        let priority: i64 = row.try_get(2).map_err(op("reserve"))?;
-        let id: i64 = row.try_get(0).map_err(op("reserve"))?;
-        let body: Vec<u8> = row.try_get(3).map_err(op("reserve"))?;
-        let deliveries: i64 = row.try_get(4).map_err(op("reserve"))?;
-        let job = Job::new(
-            row_id(id),
-            queue,
-            Bytes::from(body),
-            u32::try_from(deliveries).unwrap_or(u32::MAX),
-        )
-        .with_receipt(Receipt::new(Reservation(deliveries)));
-        reserved.push(((position, priority, id), job));
+    let mut jobs = Vec::new();
+    for queue in queues {
+        let room = max - jobs.len();
+        if room == 0 {
+            break;
+        }
+        jobs.extend(reserve_from(pool, sql, queue, room).await?);
     }
-    // RETURNING keeps no order.
-    reserved.sort_by_key(|(key, _)| *key);
-    let jobs: Vec<Job> = reserved.into_iter().map(|(_, job)| job).collect();
     let next_due_ms = if jobs.is_empty() {
         sqlx::query_scalar(&sql.next_due)
             .bind(queues)
@@ -317,6 +307,39 @@ pub(super) async fn reserve(
         None
     };
     Ok(Found { jobs, next_due_ms })
+}
+
+async fn reserve_from(pool: &PgPool, sql: &Sql, queue: &str, max: usize) -> Result<Vec<Job>> {
+    let rows = sqlx::query(&sql.reserve)
+        .bind(queue)
+        .bind(i64::try_from(max).unwrap_or(i64::MAX))
+        .fetch_all(pool)
+        .await
+        .map_err(op("reserve"))?;
+    let mut reserved = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let read = || -> std::result::Result<_, sqlx::Error> {
+            Ok((
+                row.try_get::<i64, _>(0)?,
+                row.try_get::<i64, _>(1)?,
+                row.try_get::<Vec<u8>, _>(2)?,
+                row.try_get::<i64, _>(3)?,
+                row.try_get::<i32, _>(4)?,
+            ))
+        };
+        let (id, priority, body, deliveries, late) = read().map_err(op("reserve"))?;
+        let job = Job::new(
+            row_id(id),
+            queue,
+            Bytes::from(body),
+            u32::try_from(deliveries).unwrap_or(u32::MAX),
+        )
+        .with_receipt(Receipt::new(Reservation(deliveries)));
+        reserved.push(((late, priority, id), job));
+    }
+    // RETURNING keeps no order.
+    reserved.sort_by_key(|(key, _)| *key);
+    Ok(reserved.into_iter().map(|(_, job)| job).collect())
 }
 
 /// Hands back reservations nobody received (a dropped `reserve`): ready again, and not
@@ -343,12 +366,37 @@ pub(super) async fn hand_back(pool: &PgPool, sql: &Sql, jobs: &[Job]) -> Result<
     Ok(())
 }
 
-pub(super) async fn ack(pool: &PgPool, sql: &Sql, job: &Job) -> Result<()> {
-    let done = settling(&sql.ack, job)?
-        .execute(pool)
+/// Deletes the rows of `ids` still reserved with the matching `tokens`; returns the ids
+/// deleted. One transaction, one round trip, whatever the number (see `acks`).
+///
+/// Its commit does not wait for the WAL to reach the disk (`synchronous_commit` off, for
+/// this transaction only): an ack lost in a crash of the server leaves the row reserved,
+/// so it is delivered again when its lease runs out. At least once holds; what a crash
+/// can cost is duplicates of the acks of its last moments, never a message. The ids and
+/// tokens are numbers written into the statement, which runs as one simple query (a
+/// prepared statement cannot hold the `BEGIN` and `COMMIT`).
+pub(super) async fn ack_all(
+    pool: &PgPool,
+    sql: &Sql,
+    ids: &[i64],
+    tokens: &[i64],
+) -> Result<Vec<i64>> {
+    let list = |numbers: &[i64]| {
+        let items: Vec<String> = numbers.iter().map(i64::to_string).collect();
+        format!("'{{{}}}'", items.join(","))
+    };
+    let statement = sql
+        .ack
+        .replace("$ids", &list(ids))
+        .replace("$tokens", &list(tokens));
+    let rows = sqlx::raw_sql(&statement)
+        .fetch_all(pool)
         .await
         .map_err(op("ack"))?;
-    lost_unless(done.rows_affected() == 1, job)
+    rows.iter()
+        .map(|row| row.try_get::<i64, _>(0))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(op("ack"))
 }
 
 /// Deletes the reserved row and inserts its replacement, in one statement.

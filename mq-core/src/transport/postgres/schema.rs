@@ -5,7 +5,14 @@
 //! the right to create anything can run workers); otherwise the migrations run in one
 //! transaction under `pg_advisory_xact_lock`, so that two processes connecting to a new
 //! database at once do not both create the tables. The version is read again under the
-//! lock. A version newer than this build knows is refused: mq never migrates down.
+//! lock; the migration waits at most [`LOCK_TIMEOUT`] for the tables' locks, so a long
+//! transaction of the application does not stall every worker queued behind the DDL.
+//!
+//! Rolling deploys: each version also records `compatible_from`, the oldest version whose
+//! code can still run on these tables without harm. A build meeting a newer schema runs on
+//! it if the schema says it is compatible (a migration that only added an index, say), and
+//! is refused otherwise; mq never migrates down. A build that migrates leaves the older
+//! workers still running with statements that stay valid (see each migration's doc).
 //!
 //! The migrations name no schema: they run after `SET LOCAL search_path` to the URL's
 //! schema, so [`migrations`] can print them for a DBA to apply by hand.
@@ -16,10 +23,17 @@ use super::error::{self, PgError};
 use crate::{Error, Result};
 
 /// One entry per schema version: the version it brings the schema to and its SQL.
-const MIGRATIONS: &[(u32, &str)] = &[(1, V1)];
+const MIGRATIONS: &[(u32, &str)] = &[(1, V1), (2, V2)];
 
 /// The schema version this build writes.
 pub(super) const VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// The oldest version whose code can run on tables at [`VERSION`]: version 1's workers
+/// never reserve a `delayed` row (see [`V2`]), so they may not start on version 2.
+const COMPATIBLE_FROM: u32 = 2;
+
+/// How long a migration waits for a lock on mq's tables before it gives up.
+const LOCK_TIMEOUT: &str = "10s";
 
 /// Version 1.
 ///
@@ -61,6 +75,75 @@ CREATE TABLE mq_failed (
 CREATE INDEX mq_failed_queue ON mq_failed (queue, id);
 ";
 
+/// Version 2: a delayed item is a row of its own state, `delayed`, and `mq_messages_due`
+/// covers only those rows; a reservation is the function `mq_reserve(queue, n)`, whose
+/// three picks (leases run out, delays ended, ready by priority and age) each match one
+/// index and run with sorts, bitmap and sequential scans turned off. PostgreSQL's
+/// statistics of a queue table are always out of date (it empties and fills faster than
+/// ANALYZE runs): believing a queue of 20,000 ready rows to hold one, it chose to fetch
+/// and sort all of them for each batch of 64 (12–35 ms, against 0.3 ms by the ordered
+/// index). A function's `SET` holds on any connection, also behind a pooler in
+/// transaction mode, where a session's `SET` would not. `mq_schema` gains
+/// `compatible_from`.
+///
+/// Version 1's workers still running on these tables do no harm: their puts of a delayed
+/// item write a `ready` row due later, which version 2 reserves only once due; they never
+/// reserve a `delayed` row, which version 2's workers do.
+const V2: &str = "\
+ALTER TABLE mq_schema ADD COLUMN compatible_from integer NOT NULL DEFAULT 1;
+ALTER TABLE mq_messages DROP CONSTRAINT mq_messages_state_check;
+ALTER TABLE mq_messages ADD CONSTRAINT mq_messages_state_check
+    CHECK (state IN ('ready', 'delayed', 'reserved'));
+DROP INDEX mq_messages_due;
+UPDATE mq_messages SET state = 'delayed' WHERE state = 'ready' AND due_at > now();
+CREATE INDEX mq_messages_due ON mq_messages (queue, due_at) WHERE state = 'delayed';
+CREATE FUNCTION mq_reserve(q text, n bigint)
+RETURNS TABLE (id bigint, priority bigint, body bytea, deliveries bigint, late integer)
+LANGUAGE sql SET search_path FROM CURRENT
+    SET enable_sort TO off SET enable_bitmapscan TO off SET enable_seqscan TO off
+AS $$
+    WITH expired AS (
+        SELECT m.id FROM mq_messages AS m
+        WHERE m.queue = q AND m.state = 'reserved' AND m.lease_until <= now()
+        ORDER BY m.lease_until LIMIT n FOR UPDATE SKIP LOCKED),
+    due AS (
+        SELECT m.id FROM mq_messages AS m
+        WHERE m.queue = q AND m.state = 'delayed' AND m.due_at <= now()
+        ORDER BY m.due_at LIMIT n FOR UPDATE SKIP LOCKED),
+    ready AS (
+        SELECT m.id FROM mq_messages AS m
+        WHERE m.queue = q AND m.state = 'ready' AND m.due_at <= now()
+        ORDER BY m.priority, m.id LIMIT n FOR UPDATE SKIP LOCKED),
+    picked AS (
+        SELECT expired.id, 0 AS late FROM expired
+        UNION ALL SELECT due.id, 1 FROM due
+        UNION ALL SELECT ready.id, 2 FROM ready LIMIT n)
+    UPDATE mq_messages AS m SET state = 'reserved',
+        lease_until = now() + m.ttr_ms * interval '1 millisecond',
+        deliveries = m.deliveries + 1
+    FROM picked WHERE m.id = picked.id
+    RETURNING m.id, m.priority, m.body, m.deliveries, picked.late
+$$;
+";
+
+/// The statement that records `version` as done (its table has `compatible_from` from
+/// version 2 on).
+fn record(version: u32) -> String {
+    if version < 2 {
+        format!("DELETE FROM mq_schema; INSERT INTO mq_schema (version) VALUES ({version});")
+    } else {
+        let compatible = if version == VERSION {
+            COMPATIBLE_FROM
+        } else {
+            version
+        };
+        format!(
+            "DELETE FROM mq_schema; INSERT INTO mq_schema (version, compatible_from) \
+             VALUES ({version}, {compatible});"
+        )
+    }
+}
+
 /// Every migration: the schema version it brings a database to, and its SQL, which names
 /// no schema (run it after `SET search_path TO <schema>`). For `mq migrate --print`.
 pub fn migrations() -> &'static [(u32, &'static str)] {
@@ -74,58 +157,100 @@ pub fn migrations() -> &'static [(u32, &'static str)] {
 pub(super) fn script(schema: &str, from: u32) -> String {
     let mut out = format!(
         "BEGIN;\nSELECT pg_advisory_xact_lock(hashtext('mq.migrate'), hashtext('{schema}'));\n\
+         SET LOCAL lock_timeout TO '{LOCK_TIMEOUT}';\n\
          CREATE SCHEMA IF NOT EXISTS \"{schema}\";\nSET LOCAL search_path TO \"{schema}\";\n\
          CREATE TABLE IF NOT EXISTS mq_schema (version integer NOT NULL);\n"
     );
     for (version, sql) in MIGRATIONS.iter().filter(|(version, _)| *version > from) {
-        out.push_str(&format!("-- version {version}\n{sql}"));
+        out.push_str(&format!(
+            "-- version {version}\n{sql}{}\n",
+            record(*version)
+        ));
     }
-    out.push_str(&format!(
-        "DELETE FROM mq_schema;\nINSERT INTO mq_schema (version) VALUES ({VERSION});\nCOMMIT;\n"
-    ));
+    out.push_str("COMMIT;\n");
     out
 }
 
-/// The version `schema` is at; 0 for a database without mq's tables.
-async fn version(pool: &PgPool, schema: &str) -> std::result::Result<u32, sqlx::Error> {
-    let found: std::result::Result<Option<i32>, sqlx::Error> =
-        sqlx::query_scalar(&format!("SELECT max(version) FROM \"{schema}\".mq_schema"))
-            .fetch_one(pool)
-            .await;
-    match found {
-        Ok(version) => Ok(version.map_or(0, |v| u32::try_from(v).unwrap_or(0))),
+/// What `mq_schema` says: the version, and the oldest version whose code may run on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Found {
+    version: u32,
+    compatible_from: u32,
+}
+
+impl Found {
+    /// No mq tables yet.
+    const NONE: Found = Found {
+        version: 0,
+        compatible_from: 0,
+    };
+
+    /// Whether this build may run on the tables as they are, without migrating.
+    fn usable(self) -> bool {
+        self.version == VERSION || (self.version > VERSION && self.compatible_from <= VERSION)
+    }
+}
+
+/// Reads `mq_schema` on `executor` (`compatible_from` through `to_jsonb`, as version 1's
+/// table has no such column, which reads as 1).
+async fn read_found(
+    executor: impl sqlx::PgExecutor<'_>,
+    table: &str,
+) -> std::result::Result<Found, sqlx::Error> {
+    let row: Option<(i32, Option<i32>)> = sqlx::query_as(&format!(
+        "SELECT version, (to_jsonb(s) ->> 'compatible_from')::integer FROM {table} AS s \
+         ORDER BY version DESC LIMIT 1"
+    ))
+    .fetch_optional(executor)
+    .await?;
+    Ok(row.map_or(Found::NONE, |(version, compatible)| {
+        let version = u32::try_from(version).unwrap_or(0);
+        Found {
+            version,
+            compatible_from: compatible.map_or(1, |c| u32::try_from(c).unwrap_or(version)),
+        }
+    }))
+}
+
+/// The version `schema` is at; [`Found::NONE`] for a database without mq's tables.
+async fn version(pool: &PgPool, schema: &str) -> std::result::Result<Found, sqlx::Error> {
+    match read_found(pool, &format!("\"{schema}\".mq_schema")).await {
+        Ok(found) => Ok(found),
         // 42P01 undefined_table, 3F000 invalid_schema_name: nothing of mq's yet.
         Err(sqlx::Error::Database(db))
             if db
                 .code()
                 .is_some_and(|code| code == "42P01" || code == "3F000") =>
         {
-            Ok(0)
+            Ok(Found::NONE)
         }
         Err(error) => Err(error),
     }
 }
 
-fn too_new(schema: &str, found: u32) -> Error {
+fn too_new(schema: &str, found: Found) -> Error {
     Error::Postgres {
         detail: format!(
-            "schema `{schema}` is at version {found}, newer than this build of mq knows \
-             (version {VERSION}): upgrade mq; it never migrates a schema down"
+            "schema `{schema}` is at version {}, newer than this build of mq knows \
+             (version {VERSION}), and needs at least version {}: upgrade mq; it never \
+             migrates a schema down",
+            found.version, found.compatible_from
         ),
         source: None,
     }
 }
 
-/// Brings `schema` up to [`VERSION`]; returns the version it was at.
+/// Brings `schema` up to [`VERSION`], or leaves a newer one this build is compatible with
+/// as it is; returns the version it was at.
 pub(super) async fn migrate(pool: &PgPool, schema: &str) -> Result<u32> {
     let context = PgError::Migrate { schema };
     let found = version(pool, schema)
         .await
         .map_err(|e| error::translate(e, &context))?;
-    if found == VERSION {
-        return Ok(found);
+    if found.usable() {
+        return ready(schema, found);
     }
-    if found > VERSION {
+    if found.version > VERSION {
         return Err(too_new(schema, found));
     }
     let mut tx = pool
@@ -135,18 +260,32 @@ pub(super) async fn migrate(pool: &PgPool, schema: &str) -> Result<u32> {
     let found = apply(&mut tx, schema)
         .await
         .map_err(|e| error::translate(e, &context))?;
-    if found > VERSION {
+    if found.version > VERSION && !found.usable() {
         return Err(too_new(schema, found));
     }
     tx.commit()
         .await
         .map_err(|e| error::translate(e, &context))?;
-    Ok(found)
+    Ok(found.version)
+}
+
+/// The tables are usable as they are: says so when they are newer than this build.
+fn ready(schema: &str, found: Found) -> Result<u32> {
+    if found.version > VERSION {
+        tracing::warn!(
+            schema,
+            version = found.version,
+            ours = VERSION,
+            "mq's tables are newer than this build, which they declare compatible: \
+             upgrade this worker when you can"
+        );
+    }
+    Ok(found.version)
 }
 
 /// Inside the migration's transaction: takes the lock, reads the version again and applies
-/// what is missing; returns the version found (newer than [`VERSION`]: nothing applied).
-async fn apply(tx: &mut PgConnection, schema: &str) -> std::result::Result<u32, sqlx::Error> {
+/// what is missing; returns what was found (newer than [`VERSION`]: nothing applied).
+async fn apply(tx: &mut PgConnection, schema: &str) -> std::result::Result<Found, sqlx::Error> {
     // Two keys: mq's own class, then the schema, so other schemas migrate in parallel.
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('mq.migrate'), hashtext($1))")
         .bind(schema)
@@ -157,23 +296,22 @@ async fn apply(tx: &mut PgConnection, schema: &str) -> std::result::Result<u32, 
     // here, not as a startup option, which poolers refuse).
     let prepare = format!(
         "SET LOCAL client_min_messages TO warning; \
+         SET LOCAL lock_timeout TO '{LOCK_TIMEOUT}'; \
          CREATE SCHEMA IF NOT EXISTS \"{schema}\"; SET LOCAL search_path TO \"{schema}\"; \
          CREATE TABLE IF NOT EXISTS mq_schema (version integer NOT NULL);"
     );
     tx.execute(prepare.as_str()).await?;
     // The table exists now (an empty one is version 0).
-    let found: Option<i32> = sqlx::query_scalar("SELECT max(version) FROM mq_schema")
-        .fetch_one(&mut *tx)
-        .await?;
-    let found = found.map_or(0, |v| u32::try_from(v).unwrap_or(0));
-    if found > VERSION {
+    let found = read_found(&mut *tx, "mq_schema").await?;
+    if found.version >= VERSION {
         return Ok(found);
     }
-    for (version, sql) in MIGRATIONS.iter().filter(|(version, _)| *version > found) {
+    for (version, sql) in MIGRATIONS
+        .iter()
+        .filter(|(version, _)| *version > found.version)
+    {
         tx.execute(*sql).await?;
-        let done =
-            format!("DELETE FROM mq_schema; INSERT INTO mq_schema (version) VALUES ({version})");
-        tx.execute(done.as_str()).await?;
+        tx.execute(record(*version).as_str()).await?;
     }
     Ok(found)
 }
