@@ -1,7 +1,8 @@
 //! Faults that need a PostgreSQL server of the test's own (`mq_tests::pg_server`): the
 //! server restarted (fast shutdown, immediate shutdown, SIGKILL of the postmaster) while a
 //! worker process consumes and a producer dispatches; two worker processes on one
-//! database; an idle reserver woken by a put after a restart.
+//! database; an idle reserver woken by a put after a restart, and after its listening
+//! connection was ended and its reconnection refused for a moment.
 //!
 //! The workers are the `test-worker` binary (`mq::run_worker()`), recording each handled
 //! `Work` in a file; each test starts its own server on a free port in a folder of its own,
@@ -18,6 +19,7 @@ use mq::transport::{Job, PutOptions, Transport};
 use mq::Bus;
 use mq_tests::pg_server::{PgServer, Stop};
 use mq_tests::worker_process::{recorded, Work, WorkerProcess};
+use sqlx::{Connection, Executor, PgConnection};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_test-worker");
 
@@ -406,4 +408,133 @@ async fn an_idle_reserver_is_woken_by_a_put_after_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_reserver_is_woken_by_a_put_after_a_long_outage() {
     woken_after_a_restart(&[(Stop::Fast, Duration::from_secs(11))]).await;
+}
+
+/// Waits until the server's log, past its first `from` bytes, says that a connection to
+/// `database` was refused; where the log then ends.
+async fn wait_for_refusal(server: &PgServer, from: usize, database: &str) -> usize {
+    let text = format!("database \"{database}\" is not currently accepting connections");
+    let until = Instant::now() + Duration::from_secs(15);
+    loop {
+        let log = server.log_text();
+        if log.get(from..).is_some_and(|new| new.contains(&text)) {
+            return log.len();
+        }
+        assert!(
+            Instant::now() < until,
+            "no connection refused within 15 s; the server log says:\n{}",
+            log.get(from..).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// An item put on `work` by plain SQL, with the NOTIFY a producer in another language
+/// sends (`docs/postgres.md`): the producer's connection is not the transport's.
+async fn put_by_sql(producer: &mut PgConnection, body: &str) -> Instant {
+    sqlx::query(
+        "WITH put AS (INSERT INTO mq.mq_messages (queue, priority, due_at, ttr_ms, body) \
+         VALUES ('work', 0, now(), 5000, $1) RETURNING queue) \
+         SELECT pg_notify('mq_mq', queue) FROM put",
+    )
+    .bind(body.as_bytes())
+    .execute(producer)
+    .await
+    .expect("put by SQL");
+    Instant::now()
+}
+
+/// The listening connection lost and its reconnection refused at first: the server ends
+/// the transport's sessions (`pg_terminate_backend`, as an administrator or a failover
+/// would) while its database refuses new connections (`ALLOW_CONNECTIONS false`), then
+/// accepts them again. The idle reserver (listening) must have an item within
+/// [`WAKE_BOUND`] of connections being allowed again, whether it was put while the
+/// listener was away (`put_while_refused`: its NOTIFY was lost, so the reserver must be
+/// woken once the LISTEN is back) or once connections are allowed (before the listener
+/// has tried again: it must be listening by then, or wake the reserver when it is).
+async fn woken_after_a_refused_reconnection(put_while_refused: bool) {
+    let server = PgServer::start();
+    let mut admin = PgConnection::connect(&server.url()).await.unwrap();
+    admin.execute("CREATE DATABASE queues").await.unwrap();
+    let url = server.url_to("queues");
+    let reserver = Arc::new(PostgresTransport::connect(&url).await.unwrap());
+    let mut producer = PgConnection::connect(&format!("{url}?application_name=producer"))
+        .await
+        .unwrap();
+
+    let waiting = tokio::spawn(reserve_one(reserver.clone()));
+    // Let it look, find nothing and wait.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let from = server.log_text().len();
+    admin
+        .execute("ALTER DATABASE queues WITH ALLOW_CONNECTIONS false")
+        .await
+        .unwrap();
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = 'queues' AND application_name = 'mq'",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert!(
+        !ended.is_empty(),
+        "the transport's sessions, the listener's among them"
+    );
+    // The listener saw its connection end and tried to connect again.
+    wait_for_refusal(&server, from, "queues").await;
+    let put_at = if put_while_refused {
+        let put_at = put_by_sql(&mut producer, "sent while away").await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        put_at
+    } else {
+        Instant::now()
+    };
+    admin
+        .execute("ALTER DATABASE queues WITH ALLOW_CONNECTIONS true")
+        .await
+        .unwrap();
+    let allowed_at = Instant::now();
+    let body = if put_while_refused {
+        "sent while away"
+    } else {
+        // Long enough for a reserver woken by the failure to look again and wait, and
+        // shorter than the second a listener waited before trying again.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        put_by_sql(&mut producer, "sent once allowed").await;
+        "sent once allowed"
+    };
+    let (job, got_at, errors) = tokio::time::timeout(RESERVE_TIMEOUT * 2, waiting)
+        .await
+        .expect("the reserver has the item")
+        .unwrap();
+    let took = got_at.saturating_duration_since(allowed_at);
+    eprintln!(
+        "sessions ended, connections refused ({}): the idle reserver had the item {took:?} \
+         after connections were allowed again ({:?} after the put); its reserve calls said \
+         {errors:?}",
+        if put_while_refused {
+            "put while refused"
+        } else {
+            "put once allowed"
+        },
+        got_at.saturating_duration_since(put_at)
+    );
+    assert_eq!(job.body, body.as_bytes());
+    assert!(
+        took < WAKE_BOUND,
+        "the idle reserver had the item only {took:?} after connections were allowed again \
+         (not woken: found at its timeout); its reserve calls said {errors:?}"
+    );
+    reserver.ack(&job).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_item_put_while_the_listener_is_refused_wakes_the_reserver_once_it_listens() {
+    woken_after_a_refused_reconnection(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_item_put_once_the_listener_may_connect_again_wakes_the_reserver() {
+    woken_after_a_refused_reconnection(false).await;
 }
