@@ -748,8 +748,8 @@ async fn pg_raw_put(url: &str, queue: &str, n: usize) -> R<f64> {
 /// The ceiling for consuming: [`PG_CONSUME`] in batches of the worker's reserve batch, on
 /// one connection, until `n` rows are gone.
 async fn pg_raw_consume(url: &str, queue: &str, n: usize) -> R<f64> {
-    use sqlx::Row;
     use sqlx::Executor;
+    use sqlx::Row;
     let mut connection = pg_connection(url).await?;
     connection.execute(PG_PLANNER).await?;
     let started = Instant::now();

@@ -52,20 +52,41 @@ impl fmt::Display for MessageId {
 pub struct Bus {
     transport: Arc<dyn Transport>,
     hook: Option<Hook>,
+    /// A `postgres://` schema that [`Dispatch::within`] writes to when the transport is
+    /// not PostgreSQL; [`crate::relay`] moves its rows to the transport.
+    #[cfg(feature = "postgres")]
+    outbox: Option<Arc<dyn Transport>>,
 }
 
 impl Bus {
     /// A bus on an open transport.
     pub fn new(transport: Arc<dyn Transport>) -> Bus {
-        Bus {
-            transport,
-            hook: None,
-        }
+        Bus::with_hook(transport, None)
     }
 
     /// A bus that reports `Submitted` events to a worker's hook.
     pub(crate) fn with_hook(transport: Arc<dyn Transport>, hook: Option<Hook>) -> Bus {
-        Bus { transport, hook }
+        Bus {
+            transport,
+            hook,
+            #[cfg(feature = "postgres")]
+            outbox: None,
+        }
+    }
+
+    /// This bus, with `outbox` (a `postgres://` schema of the application's database that
+    /// no worker consumes) as where [`Dispatch::within`] writes while the bus itself is on
+    /// a broker; run a [`Relay`](crate::relay::Relay) (`mq relay`) to move what commits
+    /// there to the broker. See `docs/postgres.md` § "An outbox for the brokers".
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`] when `outbox` is not a PostgreSQL transport.
+    #[cfg(feature = "postgres")]
+    pub fn with_outbox(mut self, outbox: Arc<dyn Transport>) -> Result<Bus> {
+        transport::postgres::as_outbox(&*outbox)?;
+        self.outbox = Some(outbox);
+        Ok(self)
     }
 
     /// Opens the transport `url` names (see [`transport::connect`]).
@@ -77,13 +98,23 @@ impl Bus {
         Ok(Bus::new(transport::connect(url).await?))
     }
 
-    /// Opens the transport of `MQ_URL`, or the SQLite default when it is unset.
+    /// Opens the transport of `MQ_URL`, or the SQLite default when it is unset, and (with
+    /// the `postgres` feature) the outbox of `MQ_OUTBOX` when it is set (see
+    /// [`Bus::with_outbox`]).
     ///
     /// # Errors
     ///
-    /// As [`Bus::connect`].
+    /// As [`Bus::connect`], for either URL.
     pub async fn from_env() -> Result<Bus> {
-        Bus::connect(&transport::url_from_env()).await
+        let bus = Bus::connect(&transport::url_from_env()).await?;
+        #[cfg(feature = "postgres")]
+        if let Some(outbox) = std::env::var("MQ_OUTBOX")
+            .ok()
+            .filter(|url| !url.is_empty())
+        {
+            return bus.with_outbox(transport::connect(&outbox).await?);
+        }
+        Ok(bus)
     }
 
     /// The transport this bus puts on.
@@ -380,8 +411,8 @@ impl<M: Message> Dispatch<'_, M> {
     ///
     /// # Errors
     ///
-    /// [`Error::Unsupported`] when the bus is not on PostgreSQL (an outbox that relays to
-    /// beanstalkd or NATS is not built yet) and the checks of a dispatch (size, priority,
+    /// [`Error::Unsupported`] when the bus is neither on PostgreSQL nor has an outbox
+    /// ([`Bus::with_outbox`], `MQ_OUTBOX`), and the checks of a dispatch (size, priority,
     /// delay): these send nothing and leave `tx` as it was. The database's error: then `tx`
     /// is as PostgreSQL leaves it after a failed statement (aborted): roll it back.
     pub async fn within(self, tx: &mut sqlx::PgConnection) -> Result<MessageId> {
@@ -389,15 +420,14 @@ impl<M: Message> Dispatch<'_, M> {
         let options = put_options::<M>(self.delay, self.priority);
         let (envelope, bytes) = bus.encode(&self.message, &options)?;
         let transport = bus.transport.as_ref();
-        let Some(postgres) = transport
-            .as_any()
-            .downcast_ref::<transport::postgres::PostgresTransport>()
+        let Some(postgres) = as_postgres(transport).or(bus.outbox.as_deref().and_then(as_postgres))
         else {
             return Err(Error::Unsupported {
                 what: format!("dispatch of `{}` within a PostgreSQL transaction", M::NAME),
                 reason: format!(
-                    "the bus is on {}, not on postgres:// (an outbox to other backends is not \
-                     built yet); point MQ_URL at the application's database",
+                    "the bus is on {}, not on postgres://, and has no outbox: point MQ_URL at \
+                     the application's database, or set MQ_OUTBOX to a schema of it \
+                     (postgres://...?schema=outbox) and run `mq relay`",
                     transport::redacted(&transport.describe())
                 ),
             });
@@ -408,6 +438,14 @@ impl<M: Message> Dispatch<'_, M> {
         bus.submitted::<M>(&envelope);
         Ok(MessageId(envelope.id))
     }
+}
+
+/// `transport` as the PostgreSQL transport it may be.
+#[cfg(feature = "postgres")]
+fn as_postgres(transport: &dyn Transport) -> Option<&transport::postgres::PostgresTransport> {
+    transport
+        .as_any()
+        .downcast_ref::<transport::postgres::PostgresTransport>()
 }
 
 impl<M> fmt::Debug for Dispatch<'_, M> {

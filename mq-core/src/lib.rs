@@ -41,6 +41,8 @@ pub mod event;
 mod logging;
 mod message;
 mod registry;
+#[cfg(feature = "postgres")]
+pub mod relay;
 pub mod retry;
 mod slot;
 pub mod transport;

@@ -309,6 +309,22 @@ pub trait Transport: AsAny + Send + Sync + fmt::Debug + 'static {
     /// Dispatch: puts one item on `queue` and returns its id.
     async fn put(&self, queue: &str, body: Bytes, options: PutOptions) -> Result<u64>;
 
+    /// Puts one item as [`put`](Transport::put) does, naming it with `key`, the same for
+    /// every copy of one message (the outbox relay passes the envelope's id), so that a
+    /// backend able to drop duplicates does: NATS JetStream drops a publish whose
+    /// `Nats-Msg-Id` it saw within the stream's duplicate window (two minutes by default).
+    /// The default is `put`, the key unused: beanstalkd, SQLite and PostgreSQL keep both.
+    async fn put_keyed(
+        &self,
+        queue: &str,
+        body: Bytes,
+        options: PutOptions,
+        key: &str,
+    ) -> Result<u64> {
+        let _ = key;
+        self.put(queue, body, options).await
+    }
+
     /// Batch dispatch ([`Bus::dispatch_all`](crate::Bus::dispatch_all)): puts several items
     /// on `queue` with the same options; one answer per item, in order. `Err` means none was
     /// put, or, as for a failed [`put`](Transport::put), that the backend went away and what

@@ -9,6 +9,7 @@ mod failed;
 mod migrate;
 mod progress;
 mod queue;
+mod relay;
 mod stats;
 mod table;
 mod view;
@@ -51,6 +52,8 @@ enum Command {
     Flush(queue::FlushArgs),
     /// Create or upgrade the backend's tables; --print shows the SQL instead (postgres).
     Migrate(migrate::MigrateArgs),
+    /// Move what was committed to a PostgreSQL outbox (--outbox) onto the broker of --url.
+    Relay(relay::RelayArgs),
 }
 
 #[derive(Debug, Args)]
@@ -175,6 +178,7 @@ async fn run(cli: Cli) -> CliResult {
         Command::Peek(args) => queue::peek(&ctx, &args.queue).await,
         Command::Flush(args) => queue::flush(&ctx, &args).await,
         Command::Migrate(_) => migrate::run(&ctx),
+        Command::Relay(args) => relay::run(&ctx, &args).await,
     }
 }
 

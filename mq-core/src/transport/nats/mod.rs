@@ -293,6 +293,22 @@ impl Shared {
         self.publish(subject, headers, body).await
     }
 
+    /// As `put`, with `Nats-Msg-Id: key`: the stream drops a second publish of the same
+    /// key within its duplicate window (and acknowledges it with the first one's sequence).
+    /// Only the first publish carries it: the move of a delayed item to its band and a
+    /// retry publish with headers of their own, so they are never taken for duplicates.
+    async fn put_keyed(
+        &self,
+        queue: &str,
+        body: Bytes,
+        options: PutOptions,
+        key: &str,
+    ) -> Result<u64> {
+        let (subject, mut headers) = self.addressed(queue, options).await?;
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, key);
+        self.publish(subject, headers, body).await
+    }
+
     /// Publishes the bodies [`PUBLISH_CHUNK`] at a time, each chunk before waiting for the
     /// stream's acknowledgements of it: a round trip per chunk rather than per item.
     async fn put_many(
@@ -529,6 +545,20 @@ impl Transport for NatsTransport {
         let shared = &self.shared;
         shared
             .online("publish", shared.put(queue, body, options))
+            .await
+    }
+
+    async fn put_keyed(
+        &self,
+        queue: &str,
+        body: Bytes,
+        options: PutOptions,
+        key: &str,
+    ) -> Result<u64> {
+        layout::encode(queue)?;
+        let shared = &self.shared;
+        shared
+            .online("publish", shared.put_keyed(queue, body, options, key))
             .await
     }
 

@@ -22,13 +22,14 @@
 //! delivery not counted), not left to their TTR.
 //!
 //! Dispatch inside the application's own transaction is `Dispatch::within` (it calls
-//! `PostgresTransport::put_within`). Not yet: TLS (the connection is plain TCP; use a
-//! trusted network), an outbox to other backends.
+//! `PostgresTransport::put_within`); with the bus on a broker and a schema as its outbox,
+//! the same call writes there, and [`crate::relay`] moves the rows to the broker. Not yet:
+//! TLS (the connection is plain TCP; use a trusted network).
 //!
 //! Modules: `url` (the URL and its options), `error` (sqlx's errors told for people),
 //! `schema` (the versioned migrations), `ops` (each operation as SQL), `acks` (acks
 //! gathered into one statement), `listen` (waking idle reservers), `failed` (the failure
-//! store). The user-facing description is
+//! store), `outbox` (taking rows for a relay to a broker). The user-facing description is
 //! `docs/postgres.md`.
 
 mod acks;
@@ -36,6 +37,7 @@ mod error;
 mod failed;
 mod listen;
 mod ops;
+mod outbox;
 mod schema;
 mod url;
 
@@ -57,6 +59,8 @@ use listen::Wakeups;
 use ops::{Found, Sql};
 use url::PgUrl;
 
+pub(crate) use outbox::as_outbox;
+pub use outbox::{Taken, RELAY_LEASE};
 pub use schema::migrations;
 use schema::script;
 

@@ -61,6 +61,8 @@ pub(super) struct Sql {
     failed_show: String,
     failed_retry: String,
     failed_remove: String,
+    /// The outbox's take (see `outbox`).
+    pub(super) take: String,
 }
 
 impl Sql {
@@ -160,6 +162,7 @@ impl Sql {
                  SELECT id, pg_notify($2, queue)::text FROM put"
             ),
             failed_remove: format!("DELETE FROM {f} WHERE id = $1"),
+            take: super::outbox::take_sql(schema),
         }
     }
 }
@@ -167,6 +170,12 @@ impl Sql {
 /// The receipt of a reservation: the row's delivery count when it was reserved.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Reservation(i64);
+
+impl Reservation {
+    pub(super) fn new(deliveries: i64) -> Reservation {
+        Reservation(deliveries)
+    }
+}
 
 /// The lease token of `job`'s reservation.
 pub(super) fn token(job: &Job) -> Result<i64> {
@@ -184,7 +193,7 @@ fn settling<'q>(statement: &'q str, job: &Job) -> Result<Query<'q, Postgres, PgA
         .bind(token(job)?))
 }
 
-fn op(what: &'static str) -> impl Fn(sqlx::Error) -> Error {
+pub(super) fn op(what: &'static str) -> impl Fn(sqlx::Error) -> Error {
     move |error| translate(error, &PgError::Op(what))
 }
 

@@ -1,0 +1,152 @@
+//! The outbox side of a relay ([`crate::relay`]): a schema whose rows no worker consumes,
+//! taken in batches by any number of relays that put them on a broker.
+//!
+//! A taken row is leased as a reservation is (state `reserved`, a lease of
+//! [`RELAY_LEASE`], its token the delivery count), in the outbox's order of ids, whatever
+//! its queue, and whether delayed or not: the relay passes the delay left to the broker,
+//! so a delayed message waits there, not in the outbox. Acked (deleted) once the broker
+//! confirmed it; released when the broker refused it; a relay killed in between leaves its
+//! rows to come back when the lease ends. `FOR UPDATE SKIP LOCKED` and the lease give each
+//! row to one relay at a time, so several relays share the work rather than double it.
+//!
+//! The pick is a scan of the table in id order, filtered: fine for an outbox, which holds
+//! only what has not been relayed yet (while the broker is away it grows, and the scan with
+//! it).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use sqlx::Row;
+use tokio::time::Instant;
+
+use super::ops::{self, Reservation};
+use super::PostgresTransport;
+use crate::transport::columns::{ms_duration, row_id};
+use crate::transport::{Job, PutOptions, Receipt, Transport};
+use crate::Result;
+
+/// How long a relay holds the rows it took before another may take them, unless told
+/// otherwise: well inside NATS's duplicate window (two minutes by default), so a row
+/// relayed again after a crash is still dropped there as a duplicate.
+pub const RELAY_LEASE: Duration = Duration::from_secs(30);
+
+/// A row taken for relaying: the job (ack or release it on the outbox) and the options to
+/// put it on the broker with (its priority and TTR; the delay still to run).
+#[derive(Debug)]
+pub struct Taken {
+    /// The outbox row, reserved: [`Transport::ack`](crate::transport::Transport::ack) it
+    /// once the broker confirmed, [`release`](crate::transport::Transport::release) it if
+    /// the broker refused.
+    pub job: Job,
+    /// Its priority, TTR and what is left of its delay.
+    pub options: PutOptions,
+}
+
+/// `transport` as an outbox: it must be a PostgreSQL schema.
+///
+/// # Errors
+///
+/// [`Error::Unsupported`](crate::Error::Unsupported) naming what it is instead.
+pub(crate) fn as_outbox(transport: &dyn Transport) -> Result<&PostgresTransport> {
+    transport
+        .as_any()
+        .downcast_ref::<PostgresTransport>()
+        .ok_or_else(|| crate::Error::Unsupported {
+            what: "an outbox".to_owned(),
+            reason: format!(
+                "the outbox must be a postgres:// schema, not {}",
+                crate::transport::redacted(&transport.describe())
+            ),
+        })
+}
+
+/// The statement that takes up to `$1` rows for `$2` milliseconds.
+pub(super) fn take_sql(schema: &str) -> String {
+    let m = format!("\"{schema}\".mq_messages");
+    format!(
+        "WITH picked AS (SELECT id FROM {m} WHERE state IN ('ready', 'delayed') \
+         OR (state = 'reserved' AND lease_until <= now()) \
+         ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED) \
+         UPDATE {m} AS m SET state = 'reserved', \
+         lease_until = now() + $2 * interval '1 millisecond', deliveries = m.deliveries + 1 \
+         FROM picked WHERE m.id = picked.id \
+         RETURNING m.id, m.queue, m.priority, m.ttr_ms, \
+         greatest(0, ceil(extract(epoch FROM m.due_at - now()) * 1000))::bigint, \
+         m.deliveries, m.body"
+    )
+}
+
+impl PostgresTransport {
+    /// Takes up to `max` rows of this schema, of any queue, oldest first, for relaying,
+    /// each leased for `lease`; waits up to `timeout` for the first (woken by the schema's
+    /// NOTIFY, or polling).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Postgres`](crate::Error::Postgres) when the statement fails.
+    pub async fn take_for_relay(
+        &self,
+        max: usize,
+        lease: Duration,
+        timeout: Duration,
+    ) -> Result<Vec<Taken>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let woken = self.wakeups.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            let taken = self.take_once(max, lease).await?;
+            if !taken.is_empty() || Instant::now() >= deadline {
+                return Ok(taken);
+            }
+            let mut wake = deadline;
+            if let Some(poll) = self.wakeups.poll_interval() {
+                wake = wake.min(Instant::now() + poll);
+            }
+            tokio::select! {
+                () = &mut woken => {}
+                () = tokio::time::sleep_until(wake) => {}
+            }
+        }
+    }
+
+    async fn take_once(&self, max: usize, lease: Duration) -> Result<Vec<Taken>> {
+        let rows = sqlx::query(&self.sql.take)
+            .bind(i64::try_from(max.max(1)).unwrap_or(i64::MAX))
+            .bind(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(ops::op("take from the outbox"))?;
+        let mut taken = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let read = || -> std::result::Result<_, sqlx::Error> {
+                Ok((
+                    row.try_get::<i64, _>(0)?,
+                    row.try_get::<String, _>(1)?,
+                    row.try_get::<i64, _>(2)?,
+                    row.try_get::<i64, _>(3)?,
+                    row.try_get::<i64, _>(4)?,
+                    row.try_get::<i64, _>(5)?,
+                    row.try_get::<Vec<u8>, _>(6)?,
+                ))
+            };
+            let (id, queue, priority, ttr_ms, delay_ms, deliveries, body) =
+                read().map_err(ops::op("take from the outbox"))?;
+            let job = Job::new(
+                row_id(id),
+                queue,
+                Bytes::from(body),
+                u32::try_from(deliveries).unwrap_or(u32::MAX),
+            )
+            .with_receipt(Receipt::new(Reservation::new(deliveries)));
+            let options = PutOptions::new(
+                u32::try_from(priority).unwrap_or(u32::MAX),
+                ms_duration(delay_ms),
+                ms_duration(ttr_ms),
+            );
+            taken.push((id, Taken { job, options }));
+        }
+        taken.sort_by_key(|(id, _)| *id);
+        Ok(taken.into_iter().map(|(_, taken)| taken).collect())
+    }
+}
