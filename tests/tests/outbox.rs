@@ -307,3 +307,44 @@ async fn nats_keeps_one_of_two_puts_with_the_same_key() {
     }
     assert_eq!(bodies, ["first", "other"]);
 }
+
+/// A worker started with `--outbox` relays what commits there to its own queue and
+/// handles it: no `mq relay` needed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_with_an_outbox_relays_and_handles_what_commits() {
+    use mq_tests::worker_process::{recorded, wait_until_recorded, Work, WorkerProcess};
+    let db = FreshDb::create().await;
+    let beanstalkd = Beanstalkd::start();
+    let outbox_url = db.url("schema=outbox");
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("record");
+    let mut worker = WorkerProcess::start(
+        env!("CARGO_BIN_EXE_test-worker"),
+        &beanstalkd.url(),
+        &record,
+        &["--outbox", &outbox_url],
+    );
+    let broker = mq::transport::connect(&beanstalkd.url()).await.unwrap();
+    let bus = Bus::new(broker).with_outbox(outbox_of(&db).await).unwrap();
+    let mut app = sqlx::PgConnection::connect(&db.url("")).await.unwrap();
+    let mut tx = app.begin().await.unwrap();
+    for n in 0..50 {
+        let work = Work {
+            n,
+            sleep_ms: 0,
+            panic: false,
+        };
+        bus.dispatch(work).within(&mut tx).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    tokio::task::spawn_blocking(move || wait_until_recorded(&record, 50))
+        .await
+        .unwrap();
+    let mut handled = recorded(&dir.path().join("record"));
+    handled.sort_unstable();
+    assert_eq!(handled, (0..50).collect::<Vec<_>>());
+    worker.signal("TERM");
+    assert!(worker
+        .wait_for(Duration::from_secs(10))
+        .is_some_and(|s| s.success()));
+}

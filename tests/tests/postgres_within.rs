@@ -128,3 +128,27 @@ async fn within_on_a_bus_that_is_not_postgres_is_refused_and_leaves_the_transact
         .expect("the transaction goes on");
     tx.commit().await.expect("commit");
 }
+
+/// A transaction on another database than the bus's: the error says which database the
+/// bus is on, not PostgreSQL's bare "relation does not exist".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn within_a_transaction_on_another_database_says_where_the_bus_is() {
+    let queues = FreshDb::create().await;
+    let elsewhere = FreshDb::create().await;
+    let bus = Bus::connect(&queues.url("")).await.expect("bus");
+    let mut app = orders(&elsewhere).await;
+    let mut tx = app.begin().await.expect("begin");
+    let error = bus
+        .dispatch(SendOrderConfirmation { order_id: 1 })
+        .within(&mut tx)
+        .await
+        .expect_err("no mq tables in that database");
+    let text = error.to_string();
+    assert!(matches!(error, Error::Postgres { .. }), "{text}");
+    assert!(text.contains("mq.mq_messages"), "{text}");
+    assert!(
+        text.contains(queues.name()),
+        "names the bus's database: {text}"
+    );
+    tx.rollback().await.expect("rollback");
+}

@@ -64,6 +64,14 @@ impl WorkerBuilder {
         self
     }
 
+    /// Also relay the messages committed to this `postgres://` outbox onto the worker's
+    /// transport (as `mq relay` does; any number of workers may). Default: `MQ_OUTBOX`
+    /// for [`run_worker`](crate::run_worker), none for the builder.
+    pub fn outbox(mut self, url: impl Into<String>) -> Self {
+        self.options.outbox = Some(url.into());
+        self
+    }
+
     /// An open transport, instead of a URL.
     pub fn transport(mut self, transport: Arc<dyn Transport>) -> Self {
         self.transport = Some(transport);
@@ -216,10 +224,16 @@ impl WorkerBuilder {
                     transport.describe()
                 ))
             })?;
+        let bus = Bus::with_hook(transport.clone(), self.hook.clone());
+        let (bus, relay) = match &options.outbox {
+            Some(url) => outbox(url, bus, &transport).await?,
+            None => (bus, None),
+        };
         let (stop, _) = watch::channel(false);
         Ok(Worker {
             shared: Arc::new(Shared {
-                bus: Bus::with_hook(transport.clone(), self.hook.clone()),
+                bus,
+                relay,
                 transport,
                 registry,
                 states: self.states,
@@ -258,4 +272,31 @@ fn check_states(registry: &Registry, states: &States) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The worker's outbox: the bus of its slots writes `within` there, and the relay moves it
+/// to the worker's transport.
+#[cfg(feature = "postgres")]
+async fn outbox(
+    url: &str,
+    bus: Bus,
+    transport: &Arc<dyn Transport>,
+) -> Result<(Bus, Option<super::run::Relay>)> {
+    tracing::info!(url = %transport::redacted(url), "mq worker opening its outbox");
+    let outbox = transport::connect(url).await?;
+    let relay = crate::relay::Relay::new(outbox.clone(), transport.clone())?;
+    Ok((bus.with_outbox(outbox)?, Some(relay)))
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn outbox(
+    url: &str,
+    _bus: Bus,
+    _transport: &Arc<dyn Transport>,
+) -> Result<(Bus, Option<super::run::Relay>)> {
+    Err(Error::Config(format!(
+        "an outbox ({}) is a postgres:// schema, and this build has no PostgreSQL: enable \
+         the cargo feature `postgres` of mq-core",
+        transport::redacted(url)
+    )))
 }

@@ -16,6 +16,7 @@ fn url_help() -> String {
 const ENVIRONMENT: &str = "\
 Environment:
   MQ_URL            queue URL (default sqlite://mq.db; the --url above lists the backends)
+  MQ_OUTBOX         the same as --outbox
   MQ_QUEUES, MQ_CONCURRENCY, MQ_LIMIT, MQ_TIME_LIMIT, MQ_MEMORY_LIMIT, MQ_FAILURE_LIMIT,
   MQ_GRACE, MQ_RETRIES   the same as the flags above
   RUST_LOG          log filter (default info), e.g. RUST_LOG=mq=debug
@@ -35,6 +36,11 @@ pub(crate) struct Cli {
     // The help lists the backends of this build.
     #[arg(long, env = "MQ_URL", value_name = "URL", help = url_help())]
     url: Option<String>,
+
+    /// A postgres:// outbox whose committed messages this worker also relays to --url
+    /// (the application dispatches into it with `within`; see `mq relay`)
+    #[arg(long, env = "MQ_OUTBOX", value_name = "URL")]
+    outbox: Option<String>,
 
     /// Queues to consume, earlier first [default: every queue with a slot in this binary]
     #[arg(long, env = "MQ_QUEUES", value_delimiter = ',', value_name = "A,B")]
@@ -77,6 +83,7 @@ impl Cli {
     pub(crate) fn into_options(self) -> Options {
         Options {
             url: self.url,
+            outbox: self.outbox.filter(|url| !url.is_empty()),
             queues: self.queues,
             concurrency: usize::try_from(self.concurrency).unwrap_or(DEFAULT_CONCURRENCY),
             limit: self.limit,

@@ -8,6 +8,8 @@ use crate::retry::Backoff;
 #[derive(Debug, Clone)]
 pub(crate) struct Options {
     pub(crate) url: Option<String>,
+    /// A PostgreSQL outbox to relay to the worker's transport (`--outbox`, `MQ_OUTBOX`).
+    pub(crate) outbox: Option<String>,
     pub(crate) queues: Vec<String>,
     pub(crate) concurrency: usize,
     pub(crate) limit: Option<u64>,
@@ -32,6 +34,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             url: None,
+            outbox: None,
             queues: Vec::new(),
             concurrency: DEFAULT_CONCURRENCY,
             limit: None,

@@ -32,12 +32,21 @@ const CANCELLED_END: Duration = Duration::from_millis(200);
 /// half the concurrency.
 const GATHER: Duration = Duration::from_millis(1);
 
+/// The relay a worker may run (without PostgreSQL there is none to run).
+#[cfg(feature = "postgres")]
+pub(super) type Relay = crate::relay::Relay;
+#[cfg(not(feature = "postgres"))]
+pub(super) type Relay = std::convert::Infallible;
+
 /// What every message task of a worker shares.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(super) transport: Arc<dyn Transport>,
     pub(super) registry: Registry,
     pub(super) bus: Bus,
+    /// The relay of the worker's outbox (`--outbox`), run beside the loop.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(super) relay: Option<Relay>,
     pub(super) states: States,
     pub(super) hook: Option<Hook>,
     pub(super) options: Options,
@@ -115,6 +124,13 @@ impl Worker {
             shared.held.clone(),
             shared.transport.clone(),
         )));
+        #[cfg(feature = "postgres")]
+        let _relay = shared.relay.clone().map(|relay| {
+            AbortOnDrop(tokio::spawn(relay_until_stopped(
+                relay,
+                self.stop.subscribe(),
+            )))
+        });
         let mut tasks: JoinSet<Outcome> = JoinSet::new();
         let mut tally = Tally::default();
         let mut transport_errors = 0u32;
@@ -303,5 +319,31 @@ impl Summary {
         );
         self.last_at = Instant::now();
         self.last_handled = handled;
+    }
+}
+
+/// Runs the worker's outbox relay until the worker stops; an outbox that fails is logged
+/// and tried again a second later (what it held comes back when its lease ends).
+#[cfg(feature = "postgres")]
+async fn relay_until_stopped(relay: Relay, mut stop: watch::Receiver<bool>) {
+    tracing::info!("mq worker relaying its outbox");
+    loop {
+        let mut stopped = stop.clone();
+        let until = async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        };
+        match relay.run(until).await {
+            Ok(stats) => {
+                tracing::info!(relayed = stats.relayed, "outbox relay stopped");
+                return;
+            }
+            Err(error) => {
+                tracing::error!(%error, "outbox relay failed; trying again in 1s");
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = stop.wait_for(|stop| *stop) => return,
+                }
+            }
+        }
     }
 }

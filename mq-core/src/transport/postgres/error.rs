@@ -16,6 +16,9 @@ pub(super) enum PgError<'a> {
     Migrate { schema: &'a str },
     /// A queue operation.
     Op(&'static str),
+    /// A put on the application's connection, inside its transaction, for the bus (or
+    /// outbox) `bus` whose tables are in `schema`.
+    Within { schema: &'a str, bus: &'a str },
 }
 
 /// `error`, told for what `context` was doing.
@@ -83,12 +86,40 @@ pub(super) fn translate(error: sqlx::Error, context: &PgError<'_>) -> Error {
         (PgError::Migrate { schema }, _, _) => {
             postgres(format!("migrating schema `{schema}`: {error}"), error)
         }
+        (PgError::Within { schema, bus }, Some("42P01" | "3F000"), _) => postgres(
+            format!(
+                "dispatch within a transaction: its database has no table \
+                 `{schema}.mq_messages`; the transaction must be on the database of the bus \
+                 or outbox, {bus} (connect it once there to create the tables)"
+            ),
+            error,
+        ),
+        (PgError::Within { schema, .. }, Some("42501"), _) => postgres(
+            format!(
+                "dispatch within a transaction: its role may not write to `{schema}`: \
+                 GRANT USAGE ON SCHEMA {schema} and INSERT ON {schema}.mq_messages (and \
+                 USAGE ON its sequence) to it"
+            ),
+            error,
+        ),
+        (PgError::Op(what), _, sqlx::Error::PoolTimedOut) => postgres(
+            format!(
+                "{what}: no connection within 10 s: the server went away, or every connection \
+                 of the transport's pool is busy (raise ?pool=N, 10 unless set, or the \
+                 server's max_connections)"
+            ),
+            error,
+        ),
         (_, _, sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed) => {
             let what = match context {
                 PgError::Op(what) => *what,
+                PgError::Within { .. } => "dispatch within a transaction",
                 _ => "connect",
             };
             postgres(format!("{what}: lost the server: {error}"), error)
+        }
+        (PgError::Within { .. }, _, _) => {
+            postgres(format!("dispatch within a transaction: {error}"), error)
         }
         (PgError::Op(what), _, _) => postgres(format!("{what}: {error}"), error),
         (PgError::Connect { address, .. }, _, _) => {

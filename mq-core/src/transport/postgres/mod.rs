@@ -80,9 +80,6 @@ fn check_size(queue: &str, body: &[u8]) -> Result<()> {
     Err(super::too_large(queue, body, MAX_MESSAGE_SIZE))
 }
 
-/// How many connections a transport opens at most, the one it listens on included.
-const MAX_CONNECTIONS: u32 = 10;
-
 /// The shortest wait before looking again when the next due item is due already: it is
 /// locked by another reserver (or an application's transaction), which `SKIP LOCKED` skips.
 const MIN_RECHECK: Duration = Duration::from_millis(10);
@@ -130,7 +127,7 @@ impl PostgresTransport {
             .await
             .map_err(|e| translate(e, &context))?;
         let pool = PgPoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
+            .max_connections(url.pool)
             .acquire_timeout(Duration::from_secs(10))
             .connect_lazy_with(options);
         drop(first);
@@ -160,7 +157,14 @@ impl PostgresTransport {
         body: &[u8],
         options: &PutOptions,
     ) -> Result<u64> {
-        ops::put(connection, &self.sql, queue, body, options).await
+        let described = self.url.describe();
+        let context = PgError::Within {
+            schema: &self.url.schema,
+            bus: &described,
+        };
+        ops::put_row(connection, &self.sql, queue, body, options)
+            .await
+            .map_err(|error| translate(error, &context))
     }
 
     /// One reservation attempt, in a task of its own: if this future is dropped before the

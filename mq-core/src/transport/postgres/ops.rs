@@ -212,6 +212,19 @@ pub(super) async fn put(
     body: &[u8],
     options: &PutOptions,
 ) -> Result<u64> {
+    put_row(executor, sql, queue, body, options)
+        .await
+        .map_err(op("put"))
+}
+
+/// The put statement, its error as sqlx gives it (for `put_within` to tell).
+pub(super) async fn put_row(
+    executor: impl sqlx::PgExecutor<'_>,
+    sql: &Sql,
+    queue: &str,
+    body: &[u8],
+    options: &PutOptions,
+) -> std::result::Result<u64, sqlx::Error> {
     let id: i64 = sqlx::query_scalar(&sql.put)
         .bind(queue)
         .bind(i64::from(options.priority))
@@ -220,8 +233,7 @@ pub(super) async fn put(
         .bind(body)
         .bind(&sql.channel)
         .fetch_one(executor)
-        .await
-        .map_err(op("put"))?;
+        .await?;
     Ok(row_id(id))
 }
 

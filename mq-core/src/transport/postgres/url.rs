@@ -1,4 +1,4 @@
-//! `postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?schema=NAME&listen=BOOL&poll=DURATION]`:
+//! `postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?schema=NAME&listen=BOOL&poll=DURATION&pool=N]`:
 //! the URL, read into its parts, and every way it can be wrong said in one place.
 
 use std::time::Duration;
@@ -13,6 +13,13 @@ pub(super) const DEFAULT_SCHEMA: &str = "mq";
 
 /// How often an idle `reserve` looks for new items when LISTEN is off.
 pub(super) const DEFAULT_POLL: Duration = Duration::from_millis(250);
+
+/// The most connections a transport opens unless `?pool=N` says otherwise, the one it
+/// listens on included.
+pub(super) const DEFAULT_POOL: u32 = 10;
+
+/// The largest `?pool=N`.
+const MAX_POOL: u32 = 1000;
 
 /// The longest schema name: the LISTEN channel `<schema>_mq` must stay under PostgreSQL's
 /// 63-byte identifiers.
@@ -32,6 +39,8 @@ pub(super) struct PgUrl {
     pub(super) listen: bool,
     /// How often to poll when `listen` is off.
     pub(super) poll: Duration,
+    /// The most connections the transport opens, the listening one included.
+    pub(super) pool: u32,
 }
 
 impl PgUrl {
@@ -84,6 +93,7 @@ impl PgUrl {
             schema: DEFAULT_SCHEMA.to_owned(),
             listen: true,
             poll: DEFAULT_POLL,
+            pool: DEFAULT_POOL,
         };
         for pair in query.split('&').filter(|pair| !pair.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -113,9 +123,21 @@ impl PgUrl {
                         .map_err(|error| invalid(format!("poll=`{value}`: {error}")))?
                         .max(Duration::from_millis(1));
                 }
+                "pool" => {
+                    parsed.pool = value
+                        .parse()
+                        .ok()
+                        .filter(|n| (2..=MAX_POOL).contains(n))
+                        .ok_or_else(|| {
+                            invalid(format!(
+                                "pool=`{value}`: write a number of connections from 2 to \
+                                 {MAX_POOL} (one of them listens)"
+                            ))
+                        })?;
+                }
                 _ => {
                     return Err(invalid(format!(
-                        "unknown option `{key}` (known: schema, listen, poll)"
+                        "unknown option `{key}` (known: schema, listen, poll, pool)"
                     )))
                 }
             }
@@ -139,6 +161,9 @@ impl PgUrl {
         );
         if !self.listen {
             out.push_str(&format!("&listen=false&poll={:?}", self.poll));
+        }
+        if self.pool != DEFAULT_POOL {
+            out.push_str(&format!("&pool={}", self.pool));
         }
         out
     }
@@ -203,6 +228,16 @@ mod tests {
         assert_eq!(url.schema, DEFAULT_SCHEMA);
         assert!(!url.listen);
         assert_eq!(url.poll, Duration::from_secs(1));
+        let url = PgUrl::parse("postgres://app@db/shop?pool=32").unwrap();
+        assert_eq!(url.pool, 32);
+        assert!(url.describe().ends_with("&pool=32"), "{}", url.describe());
+        for bad in ["pool=1", "pool=0", "pool=many", "pool=1001"] {
+            let error = PgUrl::parse(&format!("postgres://app@db/shop?{bad}")).unwrap_err();
+            assert!(
+                error.to_string().contains("from 2 to 1000"),
+                "{bad}: {error}"
+            );
+        }
     }
 
     #[test]
