@@ -18,6 +18,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt;
+
 use crate::envelope::Envelope;
 use crate::transport::postgres::{as_outbox, PostgresTransport, Taken, RELAY_LEASE};
 use crate::transport::{self, Transport};
@@ -105,8 +107,9 @@ impl Relay {
         as_outbox(&*self.outbox)
     }
 
-    /// Relays until `stop` completes (checked between batches, so within about a second)
-    /// or the outbox fails; a broker that refuses is tried again with a backoff.
+    /// Relays until `stop` completes (checked between batches, so within about a second,
+    /// never in the middle of one) or the outbox fails; a broker that refuses is tried
+    /// again with a backoff.
     ///
     /// # Errors
     ///
@@ -120,10 +123,15 @@ impl Relay {
         let mut stats = RelayStats::default();
         let mut refusals = 0u32;
         loop {
-            let taken = tokio::select! {
-                () = &mut stop => return Ok(stats),
-                taken = self.outbox()?.take_for_relay(self.batch, self.lease, LOOK) => taken?,
-            };
+            // Checked between looks, never during one: a look dropped mid-statement would
+            // leave its rows leased to nobody until the lease ends.
+            if (&mut stop).now_or_never().is_some() {
+                return Ok(stats);
+            }
+            let taken = self
+                .outbox()?
+                .take_for_relay(self.batch, self.lease, LOOK)
+                .await?;
             if taken.is_empty() {
                 continue;
             }
