@@ -39,10 +39,13 @@ pub(crate) async fn run(ctx: &Ctx, args: &RelayArgs) -> CliResult {
     }
     use std::io::Write;
     let mut out = std::io::stdout().lock();
+    let plural = |n: u64| if n == 1 { "" } else { "s" };
     writeln!(
         out,
-        "relayed {} messages ({} refused by the broker and tried again)",
-        stats.relayed, stats.refused
+        "relayed {} message{} ({} refused by the broker and tried again)",
+        stats.relayed,
+        plural(stats.relayed),
+        stats.refused
     )?;
     Ok(())
 }
