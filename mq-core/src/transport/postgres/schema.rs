@@ -12,7 +12,9 @@
 //! code can still run on these tables without harm. A build meeting a newer schema runs on
 //! it if the schema says it is compatible (a migration that only added an index, say), and
 //! is refused otherwise; mq never migrates down. A build that migrates leaves the older
-//! workers still running with statements that stay valid (see each migration's doc).
+//! workers still running with statements that stay valid (see each migration's doc): a
+//! later migration that changes `mq_reserve` adds a function beside it rather than change
+//! the signature `mq_reserve(text, bigint)` the versions it stays compatible with call.
 //!
 //! The migrations name no schema: they run after `SET LOCAL search_path` to the URL's
 //! schema, so [`migrations`] can print them for a DBA to apply by hand.
