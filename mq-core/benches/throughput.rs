@@ -772,8 +772,8 @@ async fn pg_raw_consume(url: &str, queue: &str, n: usize) -> R<f64> {
 }
 
 /// The ceiling of the lease itself: the backend's own reserve (`mq_reserve`, rows to
-/// `reserved` with a lease) and its ack (`DELETE` of the batch by id and token, in one
-/// transaction with `synchronous_commit` off, as `transport/postgres/ops.rs` does), in
+/// `reserved` with a lease) and its ack (`DELETE` of the batch by id and token, with
+/// `synchronous_commit` off for its transaction, as `transport/postgres/ops.rs` does), in
 /// turn on one connection, batches of [`PG_CONSUME_BATCH`]: what a worker could reach with
 /// no decoding, no slots, no tasks and one statement of each kind per batch.
 async fn pg_raw_lease(url: &str, queue: &str, n: usize) -> R<f64> {
@@ -793,17 +793,19 @@ async fn pg_raw_lease(url: &str, queue: &str, n: usize) -> R<f64> {
         let mut ids = Vec::with_capacity(rows.len());
         let mut tokens = Vec::with_capacity(rows.len());
         for row in &rows {
-            ids.push(row.try_get::<i64, _>(0)?.to_string());
-            tokens.push(row.try_get::<i64, _>(1)?.to_string());
+            ids.push(row.try_get::<i64, _>(0)?);
+            tokens.push(row.try_get::<i64, _>(1)?);
         }
-        let ack = format!(
-            "BEGIN; SET LOCAL synchronous_commit TO off; DELETE FROM \"mq\".mq_messages AS m \
-             USING unnest('{{{}}}'::bigint[], '{{{}}}'::bigint[]) AS a(id, deliveries) \
-             WHERE m.id = a.id AND m.state = 'reserved' AND m.deliveries = a.deliveries; COMMIT",
-            ids.join(","),
-            tokens.join(",")
-        );
-        sqlx::raw_sql(&ack).execute(&mut connection).await?;
+        sqlx::query(
+            "DELETE FROM \"mq\".mq_messages AS m \
+             USING unnest($1::bigint[], $2::bigint[]) AS a(id, deliveries), \
+             (SELECT set_config('synchronous_commit', 'off', true)) AS async \
+             WHERE m.id = a.id AND m.state = 'reserved' AND m.deliveries = a.deliveries",
+        )
+        .bind(&ids)
+        .bind(&tokens)
+        .execute(&mut connection)
+        .await?;
         done += rows.len();
     }
     Ok(n as f64 / started.elapsed().as_secs_f64())

@@ -16,13 +16,13 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use futures_util::FutureExt;
 
 use crate::envelope::Envelope;
 use crate::transport::postgres::{as_outbox, PostgresTransport, Taken, RELAY_LEASE};
-use crate::transport::{self, Transport};
+use crate::transport::{self, Failure, Transport};
 use crate::{Backoff, Error, Result};
 
 /// How long one look at the outbox waits for rows before the loop checks for a stop.
@@ -34,7 +34,8 @@ const LOOK: Duration = Duration::from_secs(1);
 pub struct RelayStats {
     /// Messages the broker confirmed and the outbox let go.
     pub relayed: u64,
-    /// Puts the broker refused (the rows were released, to be relayed again).
+    /// Puts the broker refused: given back to be relayed again, or, when the broker can
+    /// never take them (too large, say), moved to the outbox's failure store.
     pub refused: u64,
 }
 
@@ -55,8 +56,9 @@ impl Relay {
     /// [`Error::Unsupported`] when `outbox` is not a PostgreSQL transport, or is the same
     /// schema as `target` (a relay onto itself would loop).
     pub fn new(outbox: Arc<dyn Transport>, target: Arc<dyn Transport>) -> Result<Relay> {
-        as_outbox(&*outbox)?;
-        if outbox.describe() == target.describe() {
+        let from = as_outbox(&*outbox)?;
+        let onto = target.as_any().downcast_ref::<PostgresTransport>();
+        if onto.is_some_and(|onto| from.same_schema(onto)) {
             return Err(Error::Unsupported {
                 what: "a relay onto its own outbox".to_owned(),
                 reason: format!(
@@ -107,13 +109,19 @@ impl Relay {
         as_outbox(&*self.outbox)
     }
 
-    /// Relays until `stop` completes (checked between batches, so within about a second,
-    /// never in the middle of one) or the outbox fails; a broker that refuses is tried
-    /// again with a backoff.
+    /// Relays until `stop` completes: checked between batches, so within about a second,
+    /// never in the middle of one. An outbox that fails (PostgreSQL restarting, say) is
+    /// logged and tried again with a backoff, as is a broker that refuses.
     ///
     /// # Errors
     ///
-    /// The outbox's errors (taking, acking or releasing rows).
+    /// None today; kept for errors that a relay cannot get past.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future in the middle of a batch leaves that batch leased until
+    /// [`Relay::lease`] ends, then relayed again (some of it, maybe, twice): stop it with
+    /// `stop` instead.
     pub async fn run(&self, stop: impl Future<Output = ()>) -> Result<RelayStats> {
         tokio::pin!(stop);
         let backoff = Backoff {
@@ -121,83 +129,123 @@ impl Relay {
             max: Duration::from_secs(5),
         };
         let mut stats = RelayStats::default();
-        let mut refusals = 0u32;
+        let mut troubles = 0u32;
         loop {
             // Checked between looks, never during one: a look dropped mid-statement would
             // leave its rows leased to nobody until the lease ends.
             if (&mut stop).now_or_never().is_some() {
                 return Ok(stats);
             }
-            let taken = self
+            let trouble = match self
                 .outbox()?
                 .take_for_relay(self.batch, self.lease, LOOK)
-                .await?;
-            if taken.is_empty() {
+                .await
+            {
+                Ok(taken) if taken.is_empty() => false,
+                Ok(taken) => self.relay_batch(taken, &mut stats).await > 0,
+                Err(error) => {
+                    tracing::error!(%error, "cannot take from the outbox; trying again");
+                    true
+                }
+            };
+            if !trouble {
+                troubles = 0;
                 continue;
             }
-            let refused = self.relay_batch(taken, &mut stats).await?;
-            if refused == 0 {
-                refusals = 0;
-                continue;
-            }
-            refusals += 1;
-            let wait = backoff.delay(refusals);
+            troubles += 1;
             tokio::select! {
                 () = &mut stop => return Ok(stats),
-                () = tokio::time::sleep(wait) => {}
+                () = tokio::time::sleep(backoff.delay(troubles)) => {}
             }
         }
     }
 
-    /// Puts every taken row on the broker at once, then settles each on the outbox;
-    /// returns how many the broker refused.
-    async fn relay_batch(&self, taken: Vec<Taken>, stats: &mut RelayStats) -> Result<u64> {
+    /// Puts every taken row on the broker at once (each bounded by half the lease, so a
+    /// stalled broker does not let the lease run out under it), then settles each on the
+    /// outbox: confirmed ones deleted, refused ones given back (their delay kept), those
+    /// the broker can never take moved to the outbox's failure store. Returns how many
+    /// were given back.
+    async fn relay_batch(&self, taken: Vec<Taken>, stats: &mut RelayStats) -> u64 {
+        let bound = self.lease / 2;
         let puts = taken.iter().map(|Taken { job, options }| {
             let key = Envelope::decode(&job.body)
                 .map(|envelope| envelope.id)
                 .unwrap_or_else(|_| format!("outbox-{}", job.id));
             let target = self.target.clone();
             let (queue, body, options) = (job.queue.clone(), job.body.clone(), *options);
-            async move { target.put_keyed(&queue, body, options, &key).await }
+            async move {
+                tokio::time::timeout(bound, target.put_keyed(&queue, body, options, &key))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(Error::Unreachable {
+                            address: target.describe(),
+                            cause: format!("no confirmation within {bound:?}"),
+                            source: None,
+                        })
+                    })
+            }
         });
         let answers = futures_util::future::join_all(puts).await;
-        let mut refused = 0;
-        let mut last_refusal = None;
-        let settles = taken
-            .iter()
-            .zip(answers)
-            .map(|(Taken { job, .. }, answer)| {
-                let confirmed = answer.is_ok();
-                if let Err(error) = answer {
-                    refused += 1;
-                    last_refusal = Some(error);
-                }
-                let outbox = self.outbox.clone();
-                async move {
-                    if confirmed {
-                        outbox.ack(job).await.map(|()| true)
+        let settles = taken.iter().zip(answers).map(|(taken, answer)| async move {
+            let settled = self.settle(taken, answer.as_ref().err()).await;
+            (answer, settled)
+        });
+        let mut given_back = 0;
+        for (answer, settled) in futures_util::future::join_all(settles).await {
+            match (&answer, settled) {
+                (Ok(_), Ok(())) => stats.relayed += 1,
+                (Err(error), Ok(())) => {
+                    stats.refused += 1;
+                    if permanent(error) {
+                        tracing::error!(%error, "the broker cannot take a message of the outbox; moved to its failure store");
                     } else {
-                        outbox.release(job).await.map(|()| false)
+                        given_back += 1;
+                        tracing::warn!(%error, "the broker refused a message; relaying it again");
                     }
                 }
-            });
-        let settled = futures_util::future::join_all(settles).await;
-        for result in settled {
-            match result {
-                Ok(true) => stats.relayed += 1,
-                Ok(false) => {}
-                // The lease ran out (a broker slower than RELAY_LEASE): another relay has
-                // the row, and puts it again; nothing is lost.
-                Err(Error::ReservationLost(id)) => {
+                // The lease ran out: another relay has the row and puts it again.
+                (_, Err(Error::ReservationLost(id))) => {
                     tracing::warn!(id, "outbox row was taken by another relay meanwhile");
                 }
-                Err(error) => return Err(error),
+                // The row stays leased and comes back when the lease ends.
+                (_, Err(error)) => {
+                    given_back += 1;
+                    tracing::error!(%error, "cannot settle an outbox row; it comes back after its lease");
+                }
             }
         }
-        stats.refused += refused;
-        if let Some(error) = last_refusal {
-            tracing::warn!(%error, refused, "the broker refused messages; relaying them again");
-        }
-        Ok(refused)
+        given_back
     }
+
+    /// Settles one taken row after the broker's answer (`refusal` when it refused).
+    async fn settle(&self, taken: &Taken, refusal: Option<&Error>) -> Result<()> {
+        let Taken { job, options } = taken;
+        match refusal {
+            None => self.outbox.ack(job).await,
+            Some(error) if permanent(error) => {
+                let failure = Failure::new(
+                    Vec::new(),
+                    format!(
+                        "the broker ({}) refused it: {error}",
+                        self.target.describe()
+                    ),
+                    job.deliveries,
+                    SystemTime::now(),
+                );
+                self.outbox
+                    .fail(job, job.body.clone(), *options, failure)
+                    .await
+            }
+            Some(_) => self.outbox()?.untake(job).await,
+        }
+    }
+}
+
+/// Whether the broker will refuse `error`'s message whatever the number of tries: too
+/// large, or asking what the broker cannot do.
+fn permanent(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::TooLarge { .. } | Error::Unsupported { .. } | Error::Unrepresentable { .. }
+    )
 }

@@ -84,6 +84,26 @@ fn relay_process(outbox_url: &str, broker_url: &str) -> Child {
     .expect("start mq relay")
 }
 
+/// A relay from `outbox` to `broker` in a task; send on the sender to stop it.
+fn spawn_relay(
+    outbox: &Arc<dyn Transport>,
+    broker: &Arc<dyn Transport>,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<mq::Result<mq::relay::RelayStats>>,
+) {
+    let relay = mq::relay::Relay::new(outbox.clone(), broker.clone()).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let relaying = tokio::spawn(async move {
+        relay
+            .run(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    (stop, relaying)
+}
+
 /// Fills the outbox with orders `0..n` (as committed transactions would).
 async fn fill(outbox: &Arc<dyn Transport>, n: i64) {
     let bus = Bus::new(outbox.clone());
@@ -101,15 +121,7 @@ async fn a_rollback_relays_nothing_and_a_commit_reaches_the_broker() {
     let bus = Bus::new(broker.clone())
         .with_outbox(outbox.clone())
         .unwrap();
-    let relay = mq::relay::Relay::new(outbox.clone(), broker.clone()).unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let relaying = tokio::spawn(async move {
-        relay
-            .run(async {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let (stop, relaying) = spawn_relay(&outbox, &broker);
 
     let mut app = sqlx::PgConnection::connect(&db.url("")).await.unwrap();
     let mut tx = app.begin().await.unwrap();
@@ -347,4 +359,83 @@ async fn a_worker_with_an_outbox_relays_and_handles_what_commits() {
     assert!(worker
         .wait_for(Duration::from_secs(10))
         .is_some_and(|s| s.success()));
+}
+
+/// A row the broker refused goes back to the outbox with what is left of its delay, not
+/// due at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_delayed_message_keeps_its_delay_in_the_outbox() {
+    let db = FreshDb::create().await;
+    let outbox = outbox_of(&db).await;
+    let options = mq::transport::PutOptions::default().with_delay(Duration::from_secs(3600));
+    outbox
+        .put("emails", bytes::Bytes::from("later"), options)
+        .await
+        .unwrap();
+    let postgres = outbox
+        .as_any()
+        .downcast_ref::<mq::transport::postgres::PostgresTransport>()
+        .unwrap();
+    let taken = postgres
+        .take_for_relay(10, Duration::from_secs(30), Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1);
+    assert!(
+        taken[0].options.delay > Duration::from_secs(3500),
+        "{:?}",
+        taken[0].options
+    );
+    postgres.untake(&taken[0].job).await.unwrap();
+    let stats = mq_tests::queue_stats(&*outbox, "emails").await;
+    assert_eq!((stats.ready, stats.delayed), (0, 1), "{stats:?}");
+}
+
+/// A relay onto its own outbox is refused however the URL is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_onto_its_own_outbox_is_refused() {
+    let db = FreshDb::create().await;
+    let error =
+        mq::relay::Relay::connect(&db.url("schema=outbox"), &db.url("schema=outbox&pool=20"))
+            .await
+            .expect_err("a loop");
+    assert!(matches!(error, mq::Error::Unsupported { .. }), "{error}");
+    assert!(
+        mq::relay::Relay::connect(&db.url("schema=outbox"), &db.url("schema=work"))
+            .await
+            .is_ok()
+    );
+}
+
+/// A message the broker can never take (over beanstalkd's job size) is moved to the
+/// outbox's failure store with the reason, and does not hold back the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_the_broker_can_never_take_goes_to_the_outbox_failure_store() {
+    let db = FreshDb::create().await;
+    let beanstalkd = Beanstalkd::start();
+    let broker = mq::transport::connect(&beanstalkd.url()).await.unwrap();
+    let outbox = outbox_of(&db).await;
+    let big = Envelope::new(
+        "shop.Big",
+        serde_json::value::to_raw_value(&"x".repeat(100_000)).unwrap(),
+    );
+    outbox
+        .put("emails", big.encode(), mq::transport::PutOptions::default())
+        .await
+        .unwrap();
+    fill(&outbox, 3).await;
+    let (stop, relaying) = spawn_relay(&outbox, &broker);
+    let seen = drain(&*broker, Duration::from_secs(2)).await;
+    assert_eq!(seen, BTreeMap::from([(0, 1), (1, 1), (2, 1)]));
+    stop.send(()).unwrap();
+    let stats = relaying.await.unwrap().unwrap();
+    assert_eq!((stats.relayed, stats.refused), (3, 1));
+    let failed = outbox.failure_store().list(None, 10).await.unwrap();
+    assert_eq!(failed.len(), 1);
+    assert!(
+        failed[0].failure.reason.contains("refused"),
+        "{:?}",
+        failed[0].failure
+    );
+    assert_eq!(left_in(&*outbox).await, 0);
 }

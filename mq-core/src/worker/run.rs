@@ -125,12 +125,7 @@ impl Worker {
             shared.transport.clone(),
         )));
         #[cfg(feature = "postgres")]
-        let _relay = shared.relay.clone().map(|relay| {
-            AbortOnDrop(tokio::spawn(relay_until_stopped(
-                relay,
-                self.stop.subscribe(),
-            )))
-        });
+        let relaying = shared.relay.clone().map(RelayTask::start);
         let mut tasks: JoinSet<Outcome> = JoinSet::new();
         let mut tally = Tally::default();
         let mut transport_errors = 0u32;
@@ -241,6 +236,10 @@ impl Worker {
             }
         };
 
+        #[cfg(feature = "postgres")]
+        if let Some(relaying) = relaying {
+            relaying.stop().await;
+        }
         tracing::info!(
             reason = ?exit,
             running = tasks.len(),
@@ -322,28 +321,39 @@ impl Summary {
     }
 }
 
-/// Runs the worker's outbox relay until the worker stops; an outbox that fails is logged
-/// and tried again a second later (what it held comes back when its lease ends).
+/// The worker's outbox relay, in a task of its own beside the loop.
 #[cfg(feature = "postgres")]
-async fn relay_until_stopped(relay: Relay, mut stop: watch::Receiver<bool>) {
-    tracing::info!("mq worker relaying its outbox");
-    loop {
-        let mut stopped = stop.clone();
-        let until = async move {
-            let _ = stopped.wait_for(|stop| *stop).await;
-        };
-        match relay.run(until).await {
-            Ok(stats) => {
+struct RelayTask {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: AbortOnDrop<()>,
+}
+
+#[cfg(feature = "postgres")]
+impl RelayTask {
+    /// How long a stopping worker waits for its relay to finish the batch in hand.
+    const FINISH: Duration = Duration::from_secs(5);
+
+    fn start(relay: Relay) -> RelayTask {
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            tracing::info!("mq worker relaying its outbox");
+            let until = async {
+                let _ = stopped.await;
+            };
+            if let Ok(stats) = relay.run(until).await {
                 tracing::info!(relayed = stats.relayed, "outbox relay stopped");
-                return;
             }
-            Err(error) => {
-                tracing::error!(%error, "outbox relay failed; trying again in 1s");
-                tokio::select! {
-                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    _ = stop.wait_for(|stop| *stop) => return,
-                }
-            }
+        });
+        RelayTask {
+            stop,
+            task: AbortOnDrop(task),
         }
+    }
+
+    /// Asks the relay to stop between batches and waits for it (a batch dropped in its
+    /// middle would wait for its lease, and could be relayed twice).
+    async fn stop(mut self) {
+        let _ = self.stop.send(());
+        let _ = tokio::time::timeout(Self::FINISH, &mut self.task.0).await;
     }
 }

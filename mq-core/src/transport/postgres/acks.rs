@@ -67,15 +67,37 @@ async fn run(pool: PgPool, sql: Arc<Sql>, mut receive: mpsc::UnboundedReceiver<P
         let (ids, tokens): (Vec<i64>, Vec<i64>) = batch.iter().map(|p| (p.id, p.token)).unzip();
         match ops::ack_all(&pool, &sql, &ids, &tokens).await {
             Ok(gone) => {
-                let gone: HashSet<i64> = gone.into_iter().collect();
+                let gone: HashSet<(i64, i64)> = gone.into_iter().collect();
                 for pending in batch.drain(..) {
-                    let _ = pending.done.send(Ok(gone.contains(&pending.id)));
+                    let deleted = gone.contains(&(pending.id, pending.token));
+                    let _ = pending.done.send(Ok(deleted));
                 }
             }
+            // The server or the pool is away: the same for every ack of the batch, and
+            // running them one by one would only wait for it again each.
+            Err(
+                error @ (sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed),
+            ) => {
+                let error = ops::op("ack")(error);
+                let text = error.to_string();
+                let mut first = Some(error);
+                for pending in batch.drain(..) {
+                    let error = first.take().unwrap_or_else(|| Error::Postgres {
+                        detail: text.clone(),
+                        source: None,
+                    });
+                    let _ = pending.done.send(Err(error));
+                }
+            }
+            // A database error (a statement timeout, a cancel): each ack alone, so that
+            // every caller gets the answer of its own row.
             Err(_) => {
                 for pending in batch.drain(..) {
-                    let alone = ops::ack_all(&pool, &sql, &[pending.id], &[pending.token]).await;
-                    let _ = pending.done.send(alone.map(|gone| !gone.is_empty()));
+                    let alone = ops::ack_all(&pool, &sql, &[pending.id], &[pending.token])
+                        .await
+                        .map(|gone| !gone.is_empty())
+                        .map_err(ops::op("ack"));
+                    let _ = pending.done.send(alone);
                 }
             }
         }

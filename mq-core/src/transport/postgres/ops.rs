@@ -61,8 +61,9 @@ pub(super) struct Sql {
     failed_show: String,
     failed_retry: String,
     failed_remove: String,
-    /// The outbox's take (see `outbox`).
+    /// The outbox's take and its undoing (see `outbox`).
     pub(super) take: String,
+    pub(super) untake: String,
 }
 
 impl Sql {
@@ -103,10 +104,11 @@ impl Sql {
                  RETURNING m.queue"
             ),
             ack: format!(
-                "BEGIN; SET LOCAL synchronous_commit TO off; \
-                 DELETE FROM {m} AS m USING unnest($ids::bigint[], $tokens::bigint[]) \
-                 AS a(id, deliveries) WHERE m.id = a.id AND m.state = 'reserved' \
-                 AND m.deliveries = a.deliveries RETURNING m.id; COMMIT"
+                "DELETE FROM {m} AS m USING unnest($1::bigint[], $2::bigint[]) \
+                 AS a(id, deliveries), \
+                 (SELECT set_config('synchronous_commit', 'off', true)) AS async \
+                 WHERE m.id = a.id AND m.state = 'reserved' \
+                 AND m.deliveries = a.deliveries RETURNING m.id, m.deliveries"
             ),
             retry: format!(
                 "WITH gone AS (DELETE FROM {m} WHERE {token} RETURNING queue, deliveries), \
@@ -163,6 +165,7 @@ impl Sql {
             ),
             failed_remove: format!("DELETE FROM {f} WHERE id = $1"),
             take: super::outbox::take_sql(schema),
+            untake: super::outbox::untake_sql(schema),
         }
     }
 }
@@ -316,7 +319,16 @@ pub(super) async fn reserve(
         if room == 0 {
             break;
         }
-        jobs.extend(reserve_from(pool, sql, queue, room).await?);
+        match reserve_from(pool, sql, queue, room).await {
+            Ok(found) => jobs.extend(found),
+            // What earlier queues gave is reserved already: hand it out rather than leave
+            // it to its TTR; the next reservation meets the error again.
+            Err(error) if !jobs.is_empty() => {
+                tracing::warn!(%error, queue, "reserve failed on a later queue of the list");
+                break;
+            }
+            Err(error) => return Err(error),
+        }
     }
     let next_due_ms = if jobs.is_empty() {
         sqlx::query_scalar(&sql.next_due)
@@ -387,37 +399,27 @@ pub(super) async fn hand_back(pool: &PgPool, sql: &Sql, jobs: &[Job]) -> Result<
     Ok(())
 }
 
-/// Deletes the rows of `ids` still reserved with the matching `tokens`; returns the ids
-/// deleted. One transaction, one round trip, whatever the number (see `acks`).
+/// Deletes the rows of `ids` still reserved with the matching `tokens`; returns the
+/// `(id, token)` pairs deleted. One statement, one commit, whatever the number (see
+/// `acks`).
 ///
-/// Its commit does not wait for the WAL to reach the disk (`synchronous_commit` off, for
-/// this transaction only): an ack lost in a crash of the server leaves the row reserved,
-/// so it is delivered again when its lease runs out. At least once holds; what a crash
-/// can cost is duplicates of the acks of its last moments, never a message. The ids and
-/// tokens are numbers written into the statement, which runs as one simple query (a
-/// prepared statement cannot hold the `BEGIN` and `COMMIT`).
+/// Its commit does not wait for the WAL to reach the disk: the statement sets
+/// `synchronous_commit` off for its own transaction (`set_config(..., true)`, read at the
+/// commit that ends the statement). An ack lost in a crash of the server leaves the row
+/// reserved, so it is delivered again when its lease runs out: at least once holds, and
+/// what a crash can cost is duplicates of the acks of its last moments, never a message.
+/// One statement with parameters, so a failure leaves no transaction open behind it.
 pub(super) async fn ack_all(
     pool: &PgPool,
     sql: &Sql,
     ids: &[i64],
     tokens: &[i64],
-) -> Result<Vec<i64>> {
-    let list = |numbers: &[i64]| {
-        let items: Vec<String> = numbers.iter().map(i64::to_string).collect();
-        format!("'{{{}}}'", items.join(","))
-    };
-    let statement = sql
-        .ack
-        .replace("$ids", &list(ids))
-        .replace("$tokens", &list(tokens));
-    let rows = sqlx::raw_sql(&statement)
+) -> std::result::Result<Vec<(i64, i64)>, sqlx::Error> {
+    sqlx::query_as(&sql.ack)
+        .bind(ids)
+        .bind(tokens)
         .fetch_all(pool)
         .await
-        .map_err(op("ack"))?;
-    rows.iter()
-        .map(|row| row.try_get::<i64, _>(0))
-        .collect::<std::result::Result<_, _>>()
-        .map_err(op("ack"))
 }
 
 /// Deletes the reserved row and inserts its replacement, in one statement.

@@ -60,6 +60,16 @@ pub(crate) fn as_outbox(transport: &dyn Transport) -> Result<&PostgresTransport>
         })
 }
 
+/// The statement that gives a taken row back, delayed again if its delay has not run out
+/// (a plain `release` would make it due now).
+pub(super) fn untake_sql(schema: &str) -> String {
+    format!(
+        "UPDATE \"{schema}\".mq_messages SET lease_until = NULL, \
+         state = CASE WHEN due_at > now() THEN 'delayed' ELSE 'ready' END \
+         WHERE id = $1 AND state = 'reserved' AND deliveries = $2"
+    )
+}
+
 /// The statement that takes up to `$1` rows for `$2` milliseconds.
 pub(super) fn take_sql(schema: &str) -> String {
     let m = format!("\"{schema}\".mq_messages");
@@ -77,6 +87,13 @@ pub(super) fn take_sql(schema: &str) -> String {
 }
 
 impl PostgresTransport {
+    /// Whether `other` is the same schema of the same database (however its URL is
+    /// written): a relay between the two would loop.
+    pub(crate) fn same_schema(&self, other: &PostgresTransport) -> bool {
+        let (a, b) = (&self.url, &other.url);
+        (&a.host, a.port, &a.database, &a.schema) == (&b.host, b.port, &b.database, &b.schema)
+    }
+
     /// Takes up to `max` rows of this schema, of any queue, oldest first, for relaying,
     /// each leased for `lease`; waits up to `timeout` for the first (woken by the schema's
     /// NOTIFY, or polling).
@@ -107,6 +124,28 @@ impl PostgresTransport {
                 () = &mut woken => {}
                 () = tokio::time::sleep_until(wake) => {}
             }
+        }
+    }
+
+    /// Gives a taken row back to the outbox (the broker refused it), its delay kept.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ReservationLost`](crate::Error::ReservationLost) when its lease ran out
+    /// and another relay took it; [`Error::Postgres`](crate::Error::Postgres) when the
+    /// statement fails.
+    pub async fn untake(&self, job: &Job) -> Result<()> {
+        let done = sqlx::query(&self.sql.untake)
+            .bind(crate::transport::columns::sql_id(job.id))
+            .bind(ops::token(job)?)
+            .execute(&self.pool)
+            .await
+            .map_err(ops::op("give back to the outbox"))?;
+        if done.rows_affected() == 1 {
+            self.wakeups.wake();
+            Ok(())
+        } else {
+            Err(crate::Error::ReservationLost(job.id))
         }
     }
 

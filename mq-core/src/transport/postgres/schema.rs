@@ -91,8 +91,11 @@ CREATE INDEX mq_failed_queue ON mq_failed (queue, id);
 /// `compatible_from`.
 ///
 /// Version 1's workers still running on these tables do no harm: their puts of a delayed
-/// item write a `ready` row due later, which version 2 reserves only once due; they never
-/// reserve a `delayed` row, which version 2's workers do.
+/// item write a `ready` row due later, which version 2 reserves only once due (at its next
+/// look: a NOTIFY, or the worker's poll; an idle version 2 reserver does not wait for the
+/// due time of such a row, which only its `delayed` rows tell it); they never reserve a
+/// `delayed` row, which version 2's workers do. The migration takes its locks for at most
+/// `LOCK_TIMEOUT`, and workers starting meanwhile wait behind it that long.
 const V2: &str = "\
 ALTER TABLE mq_schema ADD COLUMN compatible_from integer NOT NULL DEFAULT 1;
 ALTER TABLE mq_messages DROP CONSTRAINT mq_messages_state_check;
