@@ -420,8 +420,8 @@ impl<M: Message> Dispatch<'_, M> {
         let options = put_options::<M>(self.delay, self.priority);
         let (envelope, bytes) = bus.encode(&self.message, &options)?;
         let transport = bus.transport.as_ref();
-        let Some(postgres) = as_postgres(transport).or(bus.outbox.as_deref().and_then(as_postgres))
-        else {
+        let of = transport::postgres::PostgresTransport::of;
+        let Some(postgres) = of(transport).or(bus.outbox.as_deref().and_then(of)) else {
             return Err(Error::Unsupported {
                 what: format!("dispatch of `{}` within a PostgreSQL transaction", M::NAME),
                 reason: format!(
@@ -438,14 +438,6 @@ impl<M: Message> Dispatch<'_, M> {
         bus.submitted::<M>(&envelope);
         Ok(MessageId(envelope.id))
     }
-}
-
-/// `transport` as the PostgreSQL transport it may be.
-#[cfg(feature = "postgres")]
-fn as_postgres(transport: &dyn Transport) -> Option<&transport::postgres::PostgresTransport> {
-    transport
-        .as_any()
-        .downcast_ref::<transport::postgres::PostgresTransport>()
 }
 
 impl<M> fmt::Debug for Dispatch<'_, M> {

@@ -57,7 +57,7 @@ impl Relay {
     /// schema as `target` (a relay onto itself would loop).
     pub fn new(outbox: Arc<dyn Transport>, target: Arc<dyn Transport>) -> Result<Relay> {
         let from = as_outbox(&*outbox)?;
-        let onto = target.as_any().downcast_ref::<PostgresTransport>();
+        let onto = PostgresTransport::of(&*target);
         if onto.is_some_and(|onto| from.same_schema(onto)) {
             return Err(Error::Unsupported {
                 what: "a relay onto its own outbox".to_owned(),

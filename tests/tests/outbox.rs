@@ -44,6 +44,15 @@ async fn left_in(outbox: &dyn Transport) -> u64 {
     stats.ready + stats.reserved + stats.delayed
 }
 
+/// Waits up to 30 s until nothing is left in the outbox; fails with `what` if it is not.
+async fn wait_until_empty(outbox: &dyn Transport, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while left_in(outbox).await > 0 {
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Takes everything on the broker's `emails` queue until it stays empty for `quiet`;
 /// returns how many times each order id came.
 async fn drain(broker: &dyn Transport, quiet: Duration) -> BTreeMap<i64, u32> {
@@ -205,14 +214,7 @@ async fn kill_one_relay_mid_run(
     assert!(killed_with > 0, "killed mid-run, not after");
 
     let mut second = relay_process(outbox_url, broker_url);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while left_in(&*outbox).await > 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the second relay empties the outbox"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until_empty(&*outbox, "the second relay empties the outbox").await;
     second.kill().unwrap();
     second.wait().unwrap();
     drain(&*broker, Duration::from_millis(500)).await
@@ -272,11 +274,7 @@ async fn two_relays_at_once_put_each_message_once() {
         relay_process(&outbox_url, &beanstalkd.url()),
     ];
     fill(&outbox, total).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while left_in(&*outbox).await > 0 {
-        assert!(Instant::now() < deadline, "the relays empty the outbox");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until_empty(&*outbox, "the relays empty the outbox").await;
     for relay in &mut relays {
         relay.kill().unwrap();
         relay.wait().unwrap();

@@ -9,6 +9,7 @@
 //! caller gets the error of its own row.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
@@ -16,7 +17,6 @@ use tokio::task::JoinHandle;
 
 use super::ops::{self, Sql};
 use crate::{Error, Result};
-use std::sync::Arc;
 
 /// The most acks in one statement.
 const MAX_BATCH: usize = 512;

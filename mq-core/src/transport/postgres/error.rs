@@ -1,6 +1,7 @@
 //! sqlx's errors as `mq::Error`s a person can act on: an unreachable server, a database
 //! that does not exist, a refused password, a missing privilege.
 
+use super::url::PgUrl;
 use crate::Error;
 
 /// What was being done when PostgreSQL failed: decides how its error is told.
@@ -17,8 +18,8 @@ pub(super) enum PgError<'a> {
     /// A queue operation.
     Op(&'static str),
     /// A put on the application's connection, inside its transaction, for the bus (or
-    /// outbox) `bus` whose tables are in `schema`.
-    Within { schema: &'a str, bus: &'a str },
+    /// outbox) of `url`.
+    Within { url: &'a PgUrl },
 }
 
 /// `error`, told for what `context` was doing.
@@ -86,22 +87,27 @@ pub(super) fn translate(error: sqlx::Error, context: &PgError<'_>) -> Error {
         (PgError::Migrate { schema }, _, _) => {
             postgres(format!("migrating schema `{schema}`: {error}"), error)
         }
-        (PgError::Within { schema, bus }, Some("42P01" | "3F000"), _) => postgres(
+        (PgError::Within { url }, Some("42P01" | "3F000"), _) => postgres(
             format!(
                 "dispatch within a transaction: its database has no table \
-                 `{schema}.mq_messages`; the transaction must be on the database of the bus \
-                 or outbox, {bus} (connect it once there to create the tables)"
+                 `{}.mq_messages`; the transaction must be on the database of the bus \
+                 or outbox, {} (connect it once there to create the tables)",
+                url.schema,
+                url.describe()
             ),
             error,
         ),
-        (PgError::Within { schema, .. }, Some("42501"), _) => postgres(
-            format!(
-                "dispatch within a transaction: its role may not write to `{schema}`: \
+        (PgError::Within { url }, Some("42501"), _) => {
+            let schema = &url.schema;
+            postgres(
+                format!(
+                    "dispatch within a transaction: its role may not write to `{schema}`: \
                  GRANT USAGE ON SCHEMA {schema} and INSERT ON {schema}.mq_messages (and \
                  USAGE ON its sequence) to it"
-            ),
-            error,
-        ),
+                ),
+                error,
+            )
+        }
         (PgError::Op(what), _, sqlx::Error::PoolTimedOut) => postgres(
             format!(
                 "{what}: no connection within 10 s: the server went away, or every connection \

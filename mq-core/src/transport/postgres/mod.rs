@@ -148,6 +148,11 @@ impl PostgresTransport {
         })
     }
 
+    /// `transport` as the PostgreSQL transport it may be.
+    pub(crate) fn of(transport: &dyn Transport) -> Option<&PostgresTransport> {
+        transport.as_any().downcast_ref::<PostgresTransport>()
+    }
+
     /// Puts one item with `connection`, inside whatever transaction it is in: the row and
     /// its NOTIFY take effect when that transaction commits, and are gone if it rolls back.
     pub(crate) async fn put_within(
@@ -157,11 +162,7 @@ impl PostgresTransport {
         body: &[u8],
         options: &PutOptions,
     ) -> Result<u64> {
-        let described = self.url.describe();
-        let context = PgError::Within {
-            schema: &self.url.schema,
-            bus: &described,
-        };
+        let context = PgError::Within { url: &self.url };
         ops::put_row(connection, &self.sql, queue, body, options)
             .await
             .map_err(|error| translate(error, &context))

@@ -174,12 +174,6 @@ impl Sql {
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Reservation(i64);
 
-impl Reservation {
-    pub(super) fn new(deliveries: i64) -> Reservation {
-        Reservation(deliveries)
-    }
-}
-
 /// The lease token of `job`'s reservation.
 pub(super) fn token(job: &Job) -> Result<i64> {
     job.token().map(|Reservation(deliveries)| *deliveries)
@@ -343,36 +337,34 @@ pub(super) async fn reserve(
 }
 
 async fn reserve_from(pool: &PgPool, sql: &Sql, queue: &str, max: usize) -> Result<Vec<Job>> {
-    let rows = sqlx::query(&sql.reserve)
+    let mut rows: Vec<(i64, i64, Vec<u8>, i64, i32)> = sqlx::query_as(&sql.reserve)
         .bind(queue)
         .bind(i64::try_from(max).unwrap_or(i64::MAX))
         .fetch_all(pool)
         .await
         .map_err(op("reserve"))?;
-    let mut reserved = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let read = || -> std::result::Result<_, sqlx::Error> {
-            Ok((
-                row.try_get::<i64, _>(0)?,
-                row.try_get::<i64, _>(1)?,
-                row.try_get::<Vec<u8>, _>(2)?,
-                row.try_get::<i64, _>(3)?,
-                row.try_get::<i32, _>(4)?,
-            ))
-        };
-        let (id, priority, body, deliveries, late) = read().map_err(op("reserve"))?;
-        let job = Job::new(
-            row_id(id),
-            queue,
-            Bytes::from(body),
-            u32::try_from(deliveries).unwrap_or(u32::MAX),
-        )
-        .with_receipt(Receipt::new(Reservation(deliveries)));
-        reserved.push(((late, priority, id), job));
-    }
     // RETURNING keeps no order.
-    reserved.sort_by_key(|(key, _)| *key);
-    Ok(reserved.into_iter().map(|(_, job)| job).collect())
+    rows.sort_by_key(|&(id, priority, _, _, late)| (late, priority, id));
+    Ok(rows
+        .into_iter()
+        .map(|(id, _, body, deliveries, _)| reserved_job(id, queue, body, deliveries))
+        .collect())
+}
+
+/// The job of a row just reserved with `deliveries`, its receipt the lease token.
+pub(super) fn reserved_job(
+    id: i64,
+    queue: impl Into<String>,
+    body: Vec<u8>,
+    deliveries: i64,
+) -> Job {
+    Job::new(
+        row_id(id),
+        queue,
+        Bytes::from(body),
+        u32::try_from(deliveries).unwrap_or(u32::MAX),
+    )
+    .with_receipt(Receipt::new(Reservation(deliveries)))
 }
 
 /// Hands back reservations nobody received (a dropped `reserve`): ready again, and not

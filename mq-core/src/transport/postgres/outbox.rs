@@ -15,14 +15,12 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use sqlx::Row;
 use tokio::time::Instant;
 
-use super::ops::{self, Reservation};
+use super::ops;
 use super::PostgresTransport;
-use crate::transport::columns::{ms_duration, row_id};
-use crate::transport::{Job, PutOptions, Receipt, Transport};
+use crate::transport::columns::ms_duration;
+use crate::transport::{Job, PutOptions, Transport};
 use crate::Result;
 
 /// How long a relay holds the rows it took before another may take them, unless told
@@ -42,22 +40,23 @@ pub struct Taken {
     pub options: PutOptions,
 }
 
+/// A row of the take's `RETURNING`: id, queue, priority, TTR and delay left in
+/// milliseconds, deliveries, body.
+type TakenRow = (i64, String, i64, i64, i64, i64, Vec<u8>);
+
 /// `transport` as an outbox: it must be a PostgreSQL schema.
 ///
 /// # Errors
 ///
 /// [`Error::Unsupported`](crate::Error::Unsupported) naming what it is instead.
 pub(crate) fn as_outbox(transport: &dyn Transport) -> Result<&PostgresTransport> {
-    transport
-        .as_any()
-        .downcast_ref::<PostgresTransport>()
-        .ok_or_else(|| crate::Error::Unsupported {
-            what: "an outbox".to_owned(),
-            reason: format!(
-                "the outbox must be a postgres:// schema, not {}",
-                crate::transport::redacted(&transport.describe())
-            ),
-        })
+    PostgresTransport::of(transport).ok_or_else(|| crate::Error::Unsupported {
+        what: "an outbox".to_owned(),
+        reason: format!(
+            "the outbox must be a postgres:// schema, not {}",
+            crate::transport::redacted(&transport.describe())
+        ),
+    })
 }
 
 /// The statement that gives a taken row back, delayed again if its delay has not run out
@@ -150,42 +149,26 @@ impl PostgresTransport {
     }
 
     async fn take_once(&self, max: usize, lease: Duration) -> Result<Vec<Taken>> {
-        let rows = sqlx::query(&self.sql.take)
+        let mut rows: Vec<TakenRow> = sqlx::query_as(&self.sql.take)
             .bind(i64::try_from(max.max(1)).unwrap_or(i64::MAX))
             .bind(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
             .await
             .map_err(ops::op("take from the outbox"))?;
-        let mut taken = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let read = || -> std::result::Result<_, sqlx::Error> {
-                Ok((
-                    row.try_get::<i64, _>(0)?,
-                    row.try_get::<String, _>(1)?,
-                    row.try_get::<i64, _>(2)?,
-                    row.try_get::<i64, _>(3)?,
-                    row.try_get::<i64, _>(4)?,
-                    row.try_get::<i64, _>(5)?,
-                    row.try_get::<Vec<u8>, _>(6)?,
-                ))
-            };
-            let (id, queue, priority, ttr_ms, delay_ms, deliveries, body) =
-                read().map_err(ops::op("take from the outbox"))?;
-            let job = Job::new(
-                row_id(id),
-                queue,
-                Bytes::from(body),
-                u32::try_from(deliveries).unwrap_or(u32::MAX),
+        // RETURNING keeps no order.
+        rows.sort_by_key(|row| row.0);
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, queue, priority, ttr_ms, delay_ms, deliveries, body)| Taken {
+                    job: ops::reserved_job(id, queue, body, deliveries),
+                    options: PutOptions::new(
+                        u32::try_from(priority).unwrap_or(u32::MAX),
+                        ms_duration(delay_ms),
+                        ms_duration(ttr_ms),
+                    ),
+                },
             )
-            .with_receipt(Receipt::new(Reservation::new(deliveries)));
-            let options = PutOptions::new(
-                u32::try_from(priority).unwrap_or(u32::MAX),
-                ms_duration(delay_ms),
-                ms_duration(ttr_ms),
-            );
-            taken.push((id, Taken { job, options }));
-        }
-        taken.sort_by_key(|(id, _)| *id);
-        Ok(taken.into_iter().map(|(_, taken)| taken).collect())
+            .collect())
     }
 }
