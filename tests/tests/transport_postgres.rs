@@ -18,6 +18,22 @@ async fn fresh() -> (FreshDb, Arc<dyn Transport>) {
 
 mq_tests::transport_suite!(fresh());
 
+/// The suite again with every reservation leased at once (`?hold=0`): the path a batch
+/// takes when it outlives its hold, or when the transport has too many batches open.
+mod leased {
+    use super::*;
+
+    async fn fresh() -> (FreshDb, Arc<dyn Transport>) {
+        let db = FreshDb::create().await;
+        let transport = mq::transport::connect(&db.url("hold=0"))
+            .await
+            .expect("connect");
+        (db, transport)
+    }
+
+    mq_tests::transport_suite!(fresh());
+}
+
 fn queue(name: &str) -> Vec<String> {
     vec![name.to_owned()]
 }
@@ -145,11 +161,14 @@ async fn version_one_tables_are_migrated_with_their_items() {
         .unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!(&got[0].body[..], b"ready");
+    let stats = mq_tests::queue_stats(&*transport, "work").await;
+    assert_eq!((stats.ready, stats.reserved, stats.delayed), (0, 1, 1));
     let states: Vec<String> = sqlx::query_scalar("SELECT state FROM mq.mq_messages ORDER BY id")
         .fetch_all(&mut conn)
         .await
         .unwrap();
-    assert_eq!(states, ["reserved", "delayed"]);
+    // Held by the reservation's open transaction (`hold`), the row is still `ready`.
+    assert_eq!(states, ["ready", "delayed"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -84,6 +84,11 @@ impl Wakeups {
         self.notify.notify_waiters();
     }
 
+    /// What wakes this transport's reservers, for whoever else must (see `hold`).
+    pub(super) fn handle(&self) -> Arc<Notify> {
+        self.notify.clone()
+    }
+
     /// How often to look again without a wake-up; `None` when listening.
     pub(super) fn poll_interval(&self) -> Option<Duration> {
         self.poll

@@ -5,17 +5,21 @@
 //! messages are rows of `<schema>.mq_failed`. How each operation maps:
 //!
 //! - `put`: one `INSERT` that also sends `pg_notify`; `put_many`: one transaction.
-//! - `reserve`: one statement per queue of the list (until the batch is full),
-//!   `SELECT ... FOR UPDATE SKIP LOCKED` of the rows whose lease ran out, then of the ready
-//!   and due rows by priority and id, and an `UPDATE` to `reserved` with a lease of the
-//!   item's TTR and `deliveries + 1`. With nothing reservable it waits for a NOTIFY (see `listen`), the
-//!   next delayed item or lease of its queues, or its timeout.
-//! - ack, retry, release, keep-alive and fail touch the row only while it is still reserved
-//!   with the receipt's token (the deliveries count), else
+//! - `reserve`: per queue of the list (until the batch is full), `SELECT ... FOR UPDATE
+//!   SKIP LOCKED` of the rows whose lease ran out, then of the due delayed rows, then of the
+//!   ready rows by priority and id. The batch is held by the transaction of that select,
+//!   left open on a connection of its own for at most `?hold=` (see `hold`); past that, or
+//!   with too many batches open, the rows are leased instead: an `UPDATE` to `reserved`
+//!   with a lease of the item's TTR and `deliveries + 1`. With nothing reservable it waits
+//!   for a NOTIFY (see `listen`), the next delayed item or lease of its queues, or its
+//!   timeout.
+//! - Settling an item of a held batch happens in its transaction (the acks in one
+//!   `DELETE` with the commit); settling a leased one touches the row only while it is
+//!   still reserved with the receipt's token (the deliveries count), else
 //!   [`Error::ReservationLost`](crate::Error::ReservationLost); retry and fail are one
 //!   statement each (delete and insert), so a crash leaves neither half.
-//! - A worker killed at any instant loses nothing: its leases run out and the rows are
-//!   reserved again.
+//! - A worker killed at any instant loses nothing: its transactions roll back when its
+//!   connections close, its leases run out, and the rows are reserved again.
 //!
 //! `reserve` is cancel safe: the statement runs in a task of its own, and reservations
 //! whose caller went away before receiving them are handed back at once (ready, the
@@ -27,14 +31,15 @@
 //! TLS (the connection is plain TCP; use a trusted network).
 //!
 //! Modules: `url` (the URL and its options), `error` (sqlx's errors told for people),
-//! `schema` (the versioned migrations), `ops` (each operation as SQL), `acks` (acks
-//! gathered into one statement), `listen` (waking idle reservers), `failed` (the failure
+//! `schema` (the versioned migrations), `ops` (each operation as SQL), `hold` (batches
+//! held by an open transaction), `acks` (the acks of leases gathered into one statement), `listen` (waking idle reservers), `failed` (the failure
 //! store), `outbox` (taking rows for a relay to a broker). The user-facing description is
 //! `docs/postgres.md`.
 
 mod acks;
 mod error;
 mod failed;
+mod hold;
 mod listen;
 mod ops;
 mod outbox;
@@ -55,8 +60,9 @@ use super::{Capabilities, Failure, FailureStore, Job, PutOptions, QueueStats, Tr
 use crate::{Error, Result};
 use acks::Acks;
 use error::{translate, PgError};
+use hold::{Held, Openings, Settle};
 use listen::Wakeups;
-use ops::{Found, Sql};
+use ops::{Found, Lease, Sql};
 use url::PgUrl;
 
 pub(crate) use outbox::as_outbox;
@@ -92,6 +98,8 @@ pub struct PostgresTransport {
     sql: Arc<Sql>,
     wakeups: Wakeups,
     acks: Acks,
+    /// The batches held by an open transaction, against their limit.
+    openings: Openings,
 }
 
 impl PostgresTransport {
@@ -139,12 +147,14 @@ impl PostgresTransport {
             Wakeups::polling(url.poll)
         };
         let acks = Acks::start(pool.clone(), sql.clone());
+        let openings = Openings::for_pool(url.pool);
         Ok(PostgresTransport {
             url,
             pool,
             sql,
             wakeups,
             acks,
+            openings,
         })
     }
 
@@ -170,13 +180,25 @@ impl PostgresTransport {
 
     /// One reservation attempt, in a task of its own: if this future is dropped before the
     /// answer is received, the task (or the guard) hands the reservations back.
+    /// The batch is held by a transaction when `?hold=` is not zero and fewer batches than
+    /// the limit are open; leased otherwise.
     async fn attempt(&self, queues: Arc<[String]>, max: usize) -> Result<Found> {
         let (send, answer) = oneshot::channel();
         let (pool, sql) = (self.pool.clone(), self.sql.clone());
+        let held = match self.url.hold.is_zero() {
+            true => None,
+            false => self.openings.take(),
+        };
+        let (wakeups, hold) = (self.wakeups.handle(), self.url.hold);
         tokio::spawn(async move {
-            let found = ops::reserve(&pool, &sql, &queues, max).await;
+            let found = match held {
+                Some(opening) => {
+                    hold::reserve(&pool, &sql, &queues, max, opening, wakeups, hold).await
+                }
+                None => ops::reserve(&pool, &sql, &queues, max).await,
+            };
             if let Err(Ok(found)) = send.send(found) {
-                hand_back(&pool, &sql, &found.jobs).await;
+                hand_back(&pool, &sql, found).await;
             }
         });
         let mut pending = HandBack {
@@ -193,11 +215,14 @@ impl PostgresTransport {
     }
 }
 
-async fn hand_back(pool: &PgPool, sql: &Sql, jobs: &[Job]) {
-    if jobs.is_empty() {
+async fn hand_back(pool: &PgPool, sql: &Sql, found: Found) {
+    if let Some(batch) = found.batch {
+        return batch.abandon().await;
+    }
+    if found.jobs.is_empty() {
         return;
     }
-    if let Err(error) = ops::hand_back(pool, sql, jobs).await {
+    if let Err(error) = ops::hand_back(pool, sql, &found.jobs).await {
         tracing::warn!(%error, "could not hand back reservations; they return after their TTR");
     }
 }
@@ -220,8 +245,19 @@ impl Drop for HandBack<'_> {
         if let Ok(Ok(found)) = answer.try_recv() {
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                 let (pool, sql) = (self.pool.clone(), self.sql.clone());
-                runtime.spawn(async move { hand_back(&pool, &sql, &found.jobs).await });
+                runtime.spawn(async move { hand_back(&pool, &sql, found).await });
             }
+        }
+    }
+}
+
+impl PostgresTransport {
+    /// The lease to settle `job` by, or `None` when its batch's transaction settled it
+    /// `how` (see `hold`).
+    async fn lease(&self, job: &Job, how: impl FnOnce() -> Settle) -> Result<Option<Lease>> {
+        match job.token::<Held>() {
+            Ok(held) => held.settle(how()).await,
+            Err(_) => Lease::of(job).map(Some),
         }
     }
 }
@@ -316,10 +352,13 @@ impl Transport for PostgresTransport {
         }
     }
 
-    /// Gathered with the other acks waiting into one statement (see `acks`).
+    /// In a held batch, noted for the `DELETE` that goes with its commit; on a lease,
+    /// gathered with the other acks waiting into one statement (see `acks`).
     async fn ack(&self, job: &Job) -> Result<()> {
-        let id = crate::transport::columns::sql_id(job.id);
-        if self.acks.ack(id, ops::token(job)?).await? {
+        let Some(lease) = self.lease(job, || Settle::Ack).await? else {
+            return Ok(());
+        };
+        if self.acks.ack(lease.id, lease.token).await? {
             Ok(())
         } else {
             Err(Error::ReservationLost(job.id))
@@ -328,19 +367,30 @@ impl Transport for PostgresTransport {
 
     async fn retry(&self, job: &Job, body: Bytes, options: PutOptions) -> Result<()> {
         check_size(&job.queue, &body)?;
-        ops::retry(&self.pool, &self.sql, job, &body, &options).await?;
-        self.wakeups.wake();
+        let how = || Settle::Retry {
+            body: body.clone(),
+            options,
+        };
+        if let Some(lease) = self.lease(job, how).await? {
+            ops::retry(&self.pool, &self.sql, lease, &body, &options).await?;
+            self.wakeups.wake();
+        }
         Ok(())
     }
 
     async fn release(&self, job: &Job) -> Result<()> {
-        ops::release(&self.pool, &self.sql, job).await?;
-        self.wakeups.wake();
+        if let Some(lease) = self.lease(job, || Settle::Release).await? {
+            ops::release(&self.pool, &self.sql, lease).await?;
+            self.wakeups.wake();
+        }
         Ok(())
     }
 
     async fn keep_alive(&self, job: &Job) -> Result<()> {
-        ops::keep_alive(&self.pool, &self.sql, job).await
+        match self.lease(job, || Settle::KeepAlive).await? {
+            Some(lease) => ops::keep_alive(&self.pool, &self.sql, lease).await,
+            None => Ok(()),
+        }
     }
 
     /// Deletes the reserved row and inserts the failure record in one statement.
@@ -351,7 +401,15 @@ impl Transport for PostgresTransport {
         options: PutOptions,
         failure: Failure,
     ) -> Result<()> {
-        ops::fail(&self.pool, &self.sql, job, &body, &options, &failure).await
+        let how = || Settle::Fail {
+            body: body.clone(),
+            options,
+            failure: failure.clone(),
+        };
+        match self.lease(job, how).await? {
+            Some(lease) => ops::fail(&self.pool, &self.sql, lease, &body, &options, &failure).await,
+            None => Ok(()),
+        }
     }
 
     async fn stats(&self) -> Result<Vec<QueueStats>> {

@@ -32,6 +32,14 @@ const BATCH_BYTES: usize = 16 << 20;
 const RESERVABLE: &str = "((state IN ('ready', 'delayed') AND due_at <= now()) \
                           OR (state = 'reserved' AND lease_until <= now()))";
 
+/// The transactions running now, as `xids`: a row whose `xmax` is one of them is locked
+/// (held by a worker's open transaction, see `hold`) or being deleted.
+const RUNNING: &str = "running AS MATERIALIZED (SELECT coalesce(array_agg(transactionid), \
+                       '{}') AS xids FROM pg_locks WHERE locktype = 'transactionid')";
+
+/// Of a row of `mq_messages AS m` (beside `running`): whether a running transaction holds it.
+const HELD: &str = "(m.xmax <> '0'::xid AND m.xmax = ANY(running.xids))";
+
 /// The state of a new row: `delayed` when `$3` (its delay in milliseconds) is positive.
 const NEW_STATE: &str = "CASE WHEN $3 > 0 THEN 'delayed' ELSE 'ready' END";
 
@@ -42,7 +50,7 @@ pub(super) struct Sql {
     pub(super) channel: String,
     put: String,
     put_batch: String,
-    notify: String,
+    pub(super) notify: String,
     reserve: String,
     next_due: String,
     hand_back: String,
@@ -64,6 +72,8 @@ pub(super) struct Sql {
     /// The outbox's take and its undoing (see `outbox`).
     pub(super) take: String,
     pub(super) untake: String,
+    /// The statements of batches held by a transaction (see `hold`).
+    pub(super) held: super::hold::HeldSql,
 }
 
 impl Sql {
@@ -133,19 +143,23 @@ impl Sql {
                  RETURNING id"
             ),
             stats: format!(
-                "SELECT queue, count(*) FILTER (WHERE {RESERVABLE}), \
-                 count(*) FILTER (WHERE state = 'reserved' AND lease_until > now()), \
+                "WITH {RUNNING} SELECT queue, \
+                 count(*) FILTER (WHERE {RESERVABLE} AND NOT held), \
+                 count(*) FILTER (WHERE (state = 'reserved' AND lease_until > now()) \
+                 OR ({RESERVABLE} AND held)), \
                  count(*) FILTER (WHERE state IN ('ready', 'delayed') AND due_at > now()) \
-                 FROM {m} GROUP BY queue"
+                 FROM (SELECT m.queue, m.state, m.due_at, m.lease_until, {HELD} AS held \
+                 FROM {m} AS m, running) AS r GROUP BY queue"
             ),
             failed_counts: format!("SELECT queue, count(*) FROM {f} GROUP BY queue"),
             peek: format!(
-                "SELECT id, queue, body, deliveries FROM {m} WHERE queue = $1 AND {RESERVABLE} \
-                 ORDER BY priority, id LIMIT 1"
+                "WITH {RUNNING} SELECT id, queue, body, deliveries FROM {m} AS m, running \
+                 WHERE queue = $1 AND {RESERVABLE} AND NOT {HELD} ORDER BY priority, id LIMIT 1"
             ),
             flush: format!(
-                "DELETE FROM {m} WHERE queue = $1 \
-                 AND (state IN ('ready', 'delayed') OR lease_until <= now())"
+                "DELETE FROM {m} WHERE id IN (SELECT id FROM {m} WHERE queue = $1 \
+                 AND (state IN ('ready', 'delayed') OR lease_until <= now()) \
+                 FOR UPDATE SKIP LOCKED)"
             ),
             failed_store: format!(
                 "INSERT INTO {f} (queue, priority, delay_ms, ttr_ms, failed_at, failure, body) \
@@ -166,6 +180,7 @@ impl Sql {
             failed_remove: format!("DELETE FROM {f} WHERE id = $1"),
             take: super::outbox::take_sql(schema),
             untake: super::outbox::untake_sql(schema),
+            held: super::hold::HeldSql::new(schema),
         }
     }
 }
@@ -179,26 +194,45 @@ pub(super) fn token(job: &Job) -> Result<i64> {
     job.token().map(|Reservation(deliveries)| *deliveries)
 }
 
+/// A leased row to settle: its id and the token of the reservation.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Lease {
+    pub(super) id: i64,
+    pub(super) token: i64,
+}
+
+impl Lease {
+    /// The lease `job` holds.
+    pub(super) fn of(job: &Job) -> Result<Lease> {
+        Ok(Lease {
+            id: sql_id(job.id),
+            token: token(job)?,
+        })
+    }
+
+    fn lost(self) -> Error {
+        Error::ReservationLost(row_id(self.id))
+    }
+}
+
 fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
-/// `statement` with the reservation's id and token bound as `$1` and `$2`.
-fn settling<'q>(statement: &'q str, job: &Job) -> Result<Query<'q, Postgres, PgArguments>> {
-    Ok(sqlx::query(statement)
-        .bind(sql_id(job.id))
-        .bind(token(job)?))
+/// `statement` with the lease's id and token bound as `$1` and `$2`.
+fn settling(statement: &str, lease: Lease) -> Query<'_, Postgres, PgArguments> {
+    sqlx::query(statement).bind(lease.id).bind(lease.token)
 }
 
 pub(super) fn op(what: &'static str) -> impl Fn(sqlx::Error) -> Error {
     move |error| translate(error, &PgError::Op(what))
 }
 
-fn lost_unless(found: bool, job: &Job) -> Result<()> {
+fn lost_unless(found: bool, lease: Lease) -> Result<()> {
     if found {
         Ok(())
     } else {
-        Err(Error::ReservationLost(job.id))
+        Err(lease.lost())
     }
 }
 
@@ -290,6 +324,8 @@ pub(super) async fn put_all(
 pub(super) struct Found {
     pub(super) jobs: Vec<Job>,
     pub(super) next_due_ms: Option<i64>,
+    /// The transaction that holds the jobs, when they are held by one (see `hold`).
+    pub(super) batch: Option<std::sync::Arc<super::hold::Batch>>,
 }
 
 /// Reserves up to `max` reservable rows of `queues`: queue by queue in the list's order,
@@ -325,15 +361,24 @@ pub(super) async fn reserve(
         }
     }
     let next_due_ms = if jobs.is_empty() {
-        sqlx::query_scalar(&sql.next_due)
-            .bind(queues)
-            .fetch_one(pool)
-            .await
-            .map_err(op("reserve"))?
+        next_due_ms(pool, sql, queues).await?
     } else {
         None
     };
-    Ok(Found { jobs, next_due_ms })
+    Ok(Found {
+        jobs,
+        next_due_ms,
+        batch: None,
+    })
+}
+
+/// In how many milliseconds the next delayed item or lease of `queues` is due, if any.
+pub(super) async fn next_due_ms(pool: &PgPool, sql: &Sql, queues: &[String]) -> Result<Option<i64>> {
+    sqlx::query_scalar(&sql.next_due)
+        .bind(queues)
+        .fetch_one(pool)
+        .await
+        .map_err(op("reserve"))
 }
 
 async fn reserve_from(pool: &PgPool, sql: &Sql, queue: &str, max: usize) -> Result<Vec<Job>> {
@@ -418,11 +463,11 @@ pub(super) async fn ack_all(
 pub(super) async fn retry(
     pool: &PgPool,
     sql: &Sql,
-    job: &Job,
+    lease: Lease,
     body: &[u8],
     options: &PutOptions,
 ) -> Result<()> {
-    let done = settling(&sql.retry, job)?
+    let done = settling(&sql.retry, lease)
         .bind(i64::from(options.priority))
         .bind(ms_ceil(options.delay))
         .bind(ms_ceil(options.ttr))
@@ -431,27 +476,27 @@ pub(super) async fn retry(
         .fetch_optional(pool)
         .await
         .map_err(op("retry"))?;
-    lost_unless(done.is_some(), job)
+    lost_unless(done.is_some(), lease)
 }
 
-pub(super) async fn release(pool: &PgPool, sql: &Sql, job: &Job) -> Result<()> {
-    let done = settling(&sql.release, job)?
+pub(super) async fn release(pool: &PgPool, sql: &Sql, lease: Lease) -> Result<()> {
+    let done = settling(&sql.release, lease)
         .bind(&sql.channel)
         .fetch_optional(pool)
         .await
         .map_err(op("release"))?;
-    lost_unless(done.is_some(), job)
+    lost_unless(done.is_some(), lease)
 }
 
-pub(super) async fn keep_alive(pool: &PgPool, sql: &Sql, job: &Job) -> Result<()> {
-    let done = settling(&sql.renew, job)?
+pub(super) async fn keep_alive(pool: &PgPool, sql: &Sql, lease: Lease) -> Result<()> {
+    let done = settling(&sql.renew, lease)
         .execute(pool)
         .await
         .map_err(op("keep_alive"))?;
-    lost_unless(done.rows_affected() == 1, job)
+    lost_unless(done.rows_affected() == 1, lease)
 }
 
-fn failure_text(failure: &Failure) -> Result<String> {
+pub(super) fn failure_text(failure: &Failure) -> Result<String> {
     serde_json::to_string(failure).map_err(|error| Error::Postgres {
         detail: format!("cannot encode a failure record: {error}"),
         source: Some(Box::new(error)),
@@ -462,12 +507,12 @@ fn failure_text(failure: &Failure) -> Result<String> {
 pub(super) async fn fail(
     pool: &PgPool,
     sql: &Sql,
-    job: &Job,
+    lease: Lease,
     body: &[u8],
     options: &PutOptions,
     failure: &Failure,
 ) -> Result<()> {
-    let moved = settling(&sql.fail, job)?
+    let moved = settling(&sql.fail, lease)
         .bind(i64::from(options.priority))
         .bind(ms_ceil(options.delay))
         .bind(ms_ceil(options.ttr))
@@ -477,7 +522,7 @@ pub(super) async fn fail(
         .fetch_optional(pool)
         .await
         .map_err(op("fail"))?;
-    lost_unless(moved.is_some(), job)
+    lost_unless(moved.is_some(), lease)
 }
 
 /// Counts per queue. Rows whose lease ran out count as ready, as they are.

@@ -1,4 +1,4 @@
-//! `postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?schema=NAME&listen=BOOL&poll=DURATION&pool=N]`:
+//! `postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?schema=NAME&listen=BOOL&poll=DURATION&pool=N&hold=DURATION]`:
 //! the URL, read into its parts, and every way it can be wrong said in one place.
 
 use std::time::Duration;
@@ -17,6 +17,13 @@ pub(super) const DEFAULT_POLL: Duration = Duration::from_millis(250);
 /// The most connections a transport opens unless `?pool=N` says otherwise, the one it
 /// listens on included.
 pub(super) const DEFAULT_POOL: u32 = 10;
+
+/// How long a reserved batch is held by its open transaction before what is still running
+/// goes over to leases (see `hold`), unless `?hold=` says otherwise.
+pub(super) const DEFAULT_HOLD: Duration = Duration::from_secs(1);
+
+/// The longest `?hold=`: a transaction open longer keeps VACUUM from its dead rows.
+const MAX_HOLD: Duration = Duration::from_secs(10);
 
 /// The largest `?pool=N`.
 const MAX_POOL: u32 = 1000;
@@ -41,6 +48,8 @@ pub(super) struct PgUrl {
     pub(super) poll: Duration,
     /// The most connections the transport opens, the listening one included.
     pub(super) pool: u32,
+    /// How long a reserved batch stays in its transaction (`?hold=0`: leases at once).
+    pub(super) hold: Duration,
 }
 
 impl PgUrl {
@@ -94,6 +103,7 @@ impl PgUrl {
             listen: true,
             poll: DEFAULT_POLL,
             pool: DEFAULT_POOL,
+            hold: DEFAULT_HOLD,
         };
         for pair in query.split('&').filter(|pair| !pair.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -135,9 +145,20 @@ impl PgUrl {
                             ))
                         })?;
                 }
+                "hold" => {
+                    parsed.hold = crate::parse_duration(value)
+                        .ok()
+                        .filter(|hold| *hold <= MAX_HOLD)
+                        .ok_or_else(|| {
+                            invalid(format!(
+                                "hold=`{value}`: write a duration up to {MAX_HOLD:?} \
+                                 (`500ms`, `1s`), or hold=0 to lease every reservation"
+                            ))
+                        })?;
+                }
                 _ => {
                     return Err(invalid(format!(
-                        "unknown option `{key}` (known: schema, listen, poll, pool)"
+                        "unknown option `{key}` (known: schema, listen, poll, pool, hold)"
                     )))
                 }
             }
@@ -164,6 +185,9 @@ impl PgUrl {
         }
         if self.pool != DEFAULT_POOL {
             out.push_str(&format!("&pool={}", self.pool));
+        }
+        if self.hold != DEFAULT_HOLD {
+            out.push_str(&format!("&hold={}ms", self.hold.as_millis()));
         }
         out
     }
@@ -231,6 +255,16 @@ mod tests {
         let url = PgUrl::parse("postgres://app@db/shop?pool=32").unwrap();
         assert_eq!(url.pool, 32);
         assert!(url.describe().ends_with("&pool=32"), "{}", url.describe());
+        assert_eq!(url.hold, DEFAULT_HOLD);
+        let url = PgUrl::parse("postgres://app@db/shop?hold=0").unwrap();
+        assert_eq!(url.hold, Duration::ZERO);
+        assert!(url.describe().ends_with("&hold=0ms"), "{}", url.describe());
+        let url = PgUrl::parse("postgres://app@db/shop?hold=250ms").unwrap();
+        assert_eq!(url.hold, Duration::from_millis(250));
+        for bad in ["hold=11s", "hold=soon"] {
+            let error = PgUrl::parse(&format!("postgres://app@db/shop?{bad}")).unwrap_err();
+            assert!(error.to_string().contains("hold=0 to lease"), "{bad}: {error}");
+        }
         for bad in ["pool=1", "pool=0", "pool=many", "pool=1001"] {
             let error = PgUrl::parse(&format!("postgres://app@db/shop?{bad}")).unwrap_err();
             assert!(
