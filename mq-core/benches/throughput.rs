@@ -677,6 +677,27 @@ const PG_CONSUME: &str = "WITH expired AS (SELECT id FROM \"mq\".mq_messages \
                           UNION ALL SELECT id FROM ready LIMIT $2) \
                           DELETE FROM \"mq\".mq_messages AS m USING picked \
                           WHERE m.id = picked.id RETURNING m.id, m.body";
+/// The held reservation's `BEGIN` (`transport/postgres/hold.rs`): `mq_reserve`'s planner
+/// settings and an asynchronous commit, for the transaction.
+const PG_HOLD_BEGIN: &str = "BEGIN; SET LOCAL enable_sort TO off; \
+                             SET LOCAL enable_bitmapscan TO off; SET LOCAL enable_seqscan TO off; \
+                             SET LOCAL synchronous_commit TO off; \
+                             SET LOCAL idle_in_transaction_session_timeout TO '15s'";
+/// The held reservation's pick (`transport/postgres/hold.rs`): the three picks of
+/// [`PG_CONSUME`], selected and locked, neither updated nor deleted.
+const PG_HOLD_PICK: &str =
+    "SELECT id, body FROM (SELECT m.id, m.body FROM \"mq\".mq_messages AS m \
+                            WHERE m.queue = $1 AND m.state = 'reserved' AND m.lease_until <= now() \
+                            ORDER BY m.lease_until LIMIT $2 FOR UPDATE SKIP LOCKED) AS p0 \
+                            UNION ALL SELECT id, body FROM (SELECT m.id, m.body \
+                            FROM \"mq\".mq_messages AS m \
+                            WHERE m.queue = $1 AND m.state = 'delayed' AND m.due_at <= now() \
+                            ORDER BY m.due_at LIMIT $2 FOR UPDATE SKIP LOCKED) AS p1 \
+                            UNION ALL SELECT id, body FROM (SELECT m.id, m.body \
+                            FROM \"mq\".mq_messages AS m \
+                            WHERE m.queue = $1 AND m.state = 'ready' AND m.due_at <= now() \
+                            ORDER BY m.priority, m.id LIMIT $2 FOR UPDATE SKIP LOCKED) AS p2 \
+                            LIMIT $2";
 /// The planner settings `mq_reserve` runs with, for the session of `pg_raw_consume`.
 const PG_PLANNER: &str = "SET enable_sort TO off; SET enable_bitmapscan TO off; \
                           SET enable_seqscan TO off";
@@ -811,6 +832,55 @@ async fn pg_raw_lease(url: &str, queue: &str, n: usize) -> R<f64> {
     Ok(n as f64 / started.elapsed().as_secs_f64())
 }
 
+/// Puts `count` ready rows on `queue` in one statement (not measured), for a ceiling that
+/// needs more rows than `pg_raw_put` made.
+async fn pg_fill(url: &str, queue: &str, count: usize) -> R<()> {
+    let mut connection = pg_connection(url).await?;
+    sqlx::query(
+        "INSERT INTO \"mq\".mq_messages (queue, priority, state, due_at, ttr_ms, body) \
+         SELECT $1, 100, 'ready', now(), 60000, $2 FROM generate_series(1, $3)",
+    )
+    .bind(queue)
+    .bind(&[b'x'; BODY][..])
+    .bind(i64::try_from(count)?)
+    .execute(&mut connection)
+    .await?;
+    Ok(())
+}
+
+/// The ceiling of the held reservation (`transport/postgres/hold.rs`) on one connection:
+/// [`PG_HOLD_BEGIN`], [`PG_HOLD_PICK`] of 64, then `DELETE` of those ids and `COMMIT` in
+/// one round trip, until `n` rows are gone: what a worker on held batches could reach with
+/// no decoding, no slots and no tasks.
+async fn pg_raw_hold(url: &str, queue: &str, n: usize) -> R<f64> {
+    use sqlx::{Executor, Row};
+    use std::fmt::Write;
+    let mut connection = pg_connection(url).await?;
+    let started = Instant::now();
+    let mut done = 0;
+    while done < n {
+        connection.execute(PG_HOLD_BEGIN).await?;
+        let rows = sqlx::query(PG_HOLD_PICK)
+            .bind(queue)
+            .bind(PG_CONSUME_BATCH.min(i64::try_from(n - done)?))
+            .fetch_all(&mut connection)
+            .await?;
+        if rows.is_empty() {
+            return Err(format!("pg_raw_hold: only {done} of {n} rows were ready").into());
+        }
+        let mut delete = String::from("DELETE FROM \"mq\".mq_messages WHERE id = ANY('{");
+        for (i, row) in rows.iter().enumerate() {
+            let _: Vec<u8> = row.try_get(1)?;
+            let comma = if i == 0 { "" } else { "," };
+            write!(delete, "{comma}{}", row.try_get::<i64, _>(0)?)?;
+        }
+        delete.push_str("}'::bigint[]); COMMIT");
+        connection.execute(delete.as_str()).await?;
+        done += rows.len();
+    }
+    Ok(n as f64 / started.elapsed().as_secs_f64())
+}
+
 /// Idle wake-up on PostgreSQL: how long a waiting `reserve` takes to return after a put from
 /// a second transport (its own pool, as from another process), over 20 puts 50 ms apart;
 /// median and max.
@@ -825,6 +895,7 @@ struct PgFigures {
     raw_put: f64,
     raw_consume: f64,
     raw_lease: f64,
+    raw_hold: f64,
     dispatch: f64,
     dispatch_all: f64,
     process: f64,
@@ -835,21 +906,30 @@ struct PgFigures {
 fn pg_run(runtime: &tokio::runtime::Runtime, url: &str, n: usize, rounds: usize) -> R<PgFigures> {
     // The tables first (the ceilings use them as the backend made them).
     runtime.block_on(mq::transport::connect(url))?;
-    let (mut puts, mut consumes, mut leases, mut dispatches, mut processes) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut puts, mut consumes, mut leases, mut holds, mut dispatches, mut processes) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
     for round in 1..=rounds {
         puts.push(runtime.block_on(pg_raw_put(url, "raw", n))?);
         consumes.push(runtime.block_on(pg_raw_consume(url, "raw", n / 2))?);
         leases.push(runtime.block_on(pg_raw_lease(url, "raw", n - n / 2))?);
+        runtime.block_on(pg_fill(url, "raw", n / 2))?;
+        holds.push(runtime.block_on(pg_raw_hold(url, "raw", n / 2))?);
         dispatches.push(runtime.block_on(mq_dispatch(url, n))?);
         processes.push(mq_process(url, n)?.per_second);
         runtime.block_on(check_drained(url, "bench"))?;
         eprintln!(
             "throughput: postgres round {round}: pg_raw_put {:.0}, pg_raw_consume {:.0}, \
-             pg_raw_lease {:.0}, pg_dispatch {:.0}, pg_process {:.0} msg/s",
+             pg_raw_lease {:.0}, pg_raw_hold {:.0}, pg_dispatch {:.0}, pg_process {:.0} msg/s",
             puts[round - 1],
             consumes[round - 1],
             leases[round - 1],
+            holds[round - 1],
             dispatches[round - 1],
             processes[round - 1]
         );
@@ -858,6 +938,7 @@ fn pg_run(runtime: &tokio::runtime::Runtime, url: &str, n: usize, rounds: usize)
         raw_put: median(&mut puts),
         raw_consume: median(&mut consumes),
         raw_lease: median(&mut leases),
+        raw_hold: median(&mut holds),
         dispatch: median(&mut dispatches),
         dispatch_all: runtime.block_on(mq_dispatch_all(url, n))?,
         process: median(&mut processes),
@@ -866,6 +947,7 @@ fn pg_run(runtime: &tokio::runtime::Runtime, url: &str, n: usize, rounds: usize)
     line("pg_raw_put", figures.raw_put, "msg/s");
     line("pg_raw_consume", figures.raw_consume, "msg/s");
     line("pg_raw_lease", figures.raw_lease, "msg/s");
+    line("pg_raw_hold", figures.raw_hold, "msg/s");
     line("pg_dispatch", figures.dispatch, "msg/s");
     line("pg_dispatch_all", figures.dispatch_all, "msg/s");
     line("pg_process", figures.process, "msg/s");
@@ -885,6 +967,7 @@ fn postgres(runtime: &tokio::runtime::Runtime, n: usize, rounds: usize) -> R<()>
     let pg = pg?;
     ratio("pg_process/pg_raw_consume", pg.process / pg.raw_consume);
     ratio("pg_process/pg_raw_lease", pg.process / pg.raw_lease);
+    ratio("pg_process/pg_raw_hold", pg.process / pg.raw_hold);
     ratio("pg_dispatch/pg_raw_put", pg.dispatch / pg.raw_put);
     ratio("pg_dispatch_all/pg_raw_put", pg.dispatch_all / pg.raw_put);
     Ok(())

@@ -495,6 +495,10 @@ impl Batch {
     }
 }
 
+/// A row of the pick: id, priority, body, deliveries (this one counted), and which pick
+/// found it (0: lease run out, 1: delay ended, 2: ready).
+type Picked = (i64, i64, Vec<u8>, i64, i32);
+
 /// Reserves up to `max` items of `queues` in a transaction left open (see the module's
 /// doc), in the order `ops::reserve` gives; with nothing found, it is rolled back at once.
 pub(super) async fn reserve(
@@ -521,17 +525,14 @@ pub(super) async fn reserve(
         if room == 0 {
             break;
         }
-        let picked: std::result::Result<Vec<(i64, i64, Vec<u8>, i64, i32)>, _> =
-            sqlx::query_as(&sql.held.pick)
-                .bind(queue)
-                .bind(i64::try_from(room).unwrap_or(i64::MAX))
-                .fetch_all(tx.connection()?)
-                .await;
-        match picked {
-            Ok(picked) => rows.extend(picked.into_iter().map(|row| (queue, row))),
-            // The transaction is aborted: what earlier queues gave is lost with it.
-            Err(error) => return Err(op("reserve")(error)),
-        }
+        // On an error the transaction is aborted: what earlier queues gave goes with it.
+        let picked: Vec<Picked> = sqlx::query_as(&sql.held.pick)
+            .bind(queue)
+            .bind(i64::try_from(room).unwrap_or(i64::MAX))
+            .fetch_all(tx.connection()?)
+            .await
+            .map_err(op("reserve"))?;
+        rows.extend(picked.into_iter().map(|row| (queue, row)));
     }
     if rows.is_empty() {
         tx.end("ROLLBACK").await.map_err(op("reserve"))?;

@@ -373,7 +373,11 @@ pub(super) async fn reserve(
 }
 
 /// In how many milliseconds the next delayed item or lease of `queues` is due, if any.
-pub(super) async fn next_due_ms(pool: &PgPool, sql: &Sql, queues: &[String]) -> Result<Option<i64>> {
+pub(super) async fn next_due_ms(
+    pool: &PgPool,
+    sql: &Sql,
+    queues: &[String],
+) -> Result<Option<i64>> {
     sqlx::query_scalar(&sql.next_due)
         .bind(queues)
         .fetch_one(pool)

@@ -263,7 +263,10 @@ mod tests {
         assert_eq!(url.hold, Duration::from_millis(250));
         for bad in ["hold=11s", "hold=soon"] {
             let error = PgUrl::parse(&format!("postgres://app@db/shop?{bad}")).unwrap_err();
-            assert!(error.to_string().contains("hold=0 to lease"), "{bad}: {error}");
+            assert!(
+                error.to_string().contains("hold=0 to lease"),
+                "{bad}: {error}"
+            );
         }
         for bad in ["pool=1", "pool=0", "pool=many", "pool=1001"] {
             let error = PgUrl::parse(&format!("postgres://app@db/shop?{bad}")).unwrap_err();

@@ -1,0 +1,238 @@
+//! Batches held by an open transaction (`transport/postgres/hold.rs`): a worker killed while
+//! it holds one gives the rows back at once, not after their TTR; a settle returns only once
+//! committed, whatever the rest of its batch does; a batch past its limit is leased.
+//!
+//! The child is this test binary run again with `MQ_PG_HOLD_CHILD` set: the test
+//! `child_process` does the child's part and is a no-op in a normal run.
+
+use std::io::{BufRead, BufReader};
+use std::time::{Duration, Instant};
+
+use mq::transport::postgres::PostgresTransport;
+use mq::transport::{PutOptions, Transport};
+use mq_tests::postgres::FreshDb;
+use sqlx::PgConnection;
+
+const ROLE: &str = "MQ_PG_HOLD_CHILD";
+const URL: &str = "MQ_PG_HOLD_CHILD_URL";
+
+fn work() -> Vec<String> {
+    vec!["work".to_owned()]
+}
+
+/// How many rows of `work` are in each state, as the table says.
+async fn states(conn: &mut PgConnection) -> Vec<(String, i64)> {
+    sqlx::query_as(
+        "SELECT state, count(*) FROM mq.mq_messages WHERE queue = 'work' \
+         GROUP BY state ORDER BY state",
+    )
+    .fetch_all(conn)
+    .await
+    .unwrap()
+}
+
+/// The child's part: reserve all 50 messages, say so, and hold them without settling any.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn child_process() {
+    let Ok(role) = std::env::var(ROLE) else {
+        return;
+    };
+    assert_eq!(role, "hold-and-hang");
+    let queue = PostgresTransport::connect(&std::env::var(URL).unwrap())
+        .await
+        .unwrap();
+    let jobs = queue
+        .reserve(&work(), 50, Duration::from_secs(5))
+        .await
+        .unwrap();
+    println!("reserved {}", jobs.len());
+    tokio::time::sleep(Duration::from_secs(60)).await;
+}
+
+/// A process killed with SIGKILL while its batch is held (before the batch's hold runs
+/// out): PostgreSQL rolls its transaction back when the connection drops, and every
+/// message is reservable again at once, though their TTR is a minute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_killed_holding_a_batch_gives_it_back_at_once() {
+    let db = FreshDb::create().await;
+    let url = db.url("");
+    let queue = PostgresTransport::connect(&url).await.unwrap();
+    let options = PutOptions::default().with_ttr(Duration::from_secs(60));
+    for n in 0..50 {
+        queue
+            .put("work", format!("m-{n}").into(), options)
+            .await
+            .unwrap();
+    }
+    let mut child = mq_tests::child_process(ROLE, "hold-and-hang")
+        .env(URL, &url)
+        .spawn()
+        .unwrap();
+    let held = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|line| line.split_once("reserved ")?.1.trim().parse::<usize>().ok());
+    assert_eq!(held, Some(50), "the child says what it reserved");
+    let stats = mq_tests::queue_stats(&queue, "work").await;
+    assert_eq!(
+        (stats.ready, stats.reserved),
+        (0, 50),
+        "held, counted as reserved"
+    );
+    assert!(
+        queue
+            .reserve(&work(), 50, Duration::ZERO)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a held message was handed out twice"
+    );
+    child.kill().unwrap(); // SIGKILL, well within the batch's hold of 1 s
+    child.wait().unwrap();
+    let killed_at = Instant::now();
+
+    let mut back = Vec::new();
+    while back.len() < 50 && killed_at.elapsed() < Duration::from_secs(20) {
+        back.extend(
+            queue
+                .reserve(&work(), 50, Duration::from_millis(200))
+                .await
+                .unwrap(),
+        );
+    }
+    let waited = killed_at.elapsed();
+    assert_eq!(back.len(), 50, "every held message came back");
+    assert!(
+        waited < Duration::from_secs(10),
+        "the messages came back after {waited:?}, as if leased for their TTR of 60 s"
+    );
+    for job in &back {
+        queue.ack(job).await.unwrap();
+    }
+    println!("held batch back {waited:?} after the SIGKILL");
+}
+
+/// An ack returns once committed: a second transport (as another process) sees the row
+/// gone when it returns, though the other item of the batch is still running; that one
+/// went over to a lease meanwhile, and settles as a lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ack_returns_once_committed_while_its_batch_runs_on() {
+    let db = FreshDb::create().await;
+    let queue = PostgresTransport::connect(&db.url("")).await.unwrap();
+    let other = PostgresTransport::connect(&db.url("")).await.unwrap();
+    let mut conn = db.connect().await;
+    for body in ["fast", "slow"] {
+        queue
+            .put("work", body.into(), PutOptions::default())
+            .await
+            .unwrap();
+    }
+    let jobs = queue.reserve(&work(), 2, Duration::ZERO).await.unwrap();
+    assert_eq!(jobs.len(), 2);
+    assert_eq!(states(&mut conn).await, [("ready".to_owned(), 2)], "held");
+
+    let started = Instant::now();
+    queue.ack(&jobs[0]).await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(
+        states(&mut conn).await,
+        [("reserved".to_owned(), 1)],
+        "the ack is committed and the running item leased"
+    );
+    let seen = mq_tests::queue_stats(&other, "work").await;
+    assert_eq!((seen.ready, seen.reserved), (0, 1));
+    assert!(
+        other
+            .reserve(&work(), 2, Duration::ZERO)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the leased item was handed out again"
+    );
+    queue.keep_alive(&jobs[1]).await.unwrap();
+    queue.ack(&jobs[1]).await.unwrap();
+    assert!(states(&mut conn).await.is_empty());
+    assert!(matches!(
+        queue.ack(&jobs[0]).await,
+        Err(mq::Error::ReservationLost(_))
+    ));
+    println!("ack with its batch still running returned after {took:?}");
+}
+
+/// A retry and a fail inside a held batch are committed with it: the new row and the
+/// failure record are there, the old rows gone, once both calls returned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_and_fail_in_a_held_batch_are_committed() {
+    let db = FreshDb::create().await;
+    let queue = PostgresTransport::connect(&db.url("")).await.unwrap();
+    let mut conn = db.connect().await;
+    for body in ["again", "broken"] {
+        queue
+            .put("work", body.into(), PutOptions::default())
+            .await
+            .unwrap();
+    }
+    let jobs = queue.reserve(&work(), 2, Duration::ZERO).await.unwrap();
+    let later = PutOptions::default().with_delay(Duration::from_secs(30));
+    let failure = mq::transport::Failure::new(
+        Vec::new(),
+        "undecodable".to_owned(),
+        1,
+        std::time::SystemTime::now(),
+    );
+    let (retried, failed) = tokio::join!(
+        queue.retry(&jobs[0], "again, attempt 2".into(), later),
+        queue.fail(
+            &jobs[1],
+            jobs[1].body.clone(),
+            PutOptions::default(),
+            failure
+        ),
+    );
+    retried.unwrap();
+    failed.unwrap();
+    assert_eq!(states(&mut conn).await, [("delayed".to_owned(), 1)]);
+    let (body, deliveries, wait_s): (Vec<u8>, i64, f64) = sqlx::query_as(
+        "SELECT body, deliveries, extract(epoch FROM due_at - now())::float8 \
+         FROM mq.mq_messages",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(body, b"again, attempt 2");
+    assert_eq!(deliveries, 1, "the held delivery is counted in the retry");
+    assert!(
+        wait_s > 29.0,
+        "the delay runs from the retry: {wait_s} s left"
+    );
+    let failed = queue.failure_store().list(None, 10).await.unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(&failed[0].body[..], b"broken");
+}
+
+/// With a pool of 4 connections, one batch may be held at a time (the listener and the
+/// other statements keep the rest): a second reservation meanwhile is leased.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_open_batches_limit_a_reservation_is_leased() {
+    let db = FreshDb::create().await;
+    let queue = PostgresTransport::connect(&db.url("pool=4")).await.unwrap();
+    let mut conn = db.connect().await;
+    for n in 0..4 {
+        queue
+            .put("work", format!("m-{n}").into(), PutOptions::default())
+            .await
+            .unwrap();
+    }
+    let first = queue.reserve(&work(), 2, Duration::ZERO).await.unwrap();
+    let second = queue.reserve(&work(), 2, Duration::ZERO).await.unwrap();
+    assert_eq!((first.len(), second.len()), (2, 2));
+    assert_eq!(
+        states(&mut conn).await,
+        [("ready".to_owned(), 2), ("reserved".to_owned(), 2)],
+        "one batch held, the other leased"
+    );
+    for job in first.iter().chain(&second) {
+        queue.ack(job).await.unwrap();
+    }
+    assert!(states(&mut conn).await.is_empty());
+}
