@@ -121,7 +121,17 @@ pub fn command(args: &[&str]) -> Command {
 pub fn mq(url: &str, args: &[&str]) -> Run {
     let mut all = vec!["--url", url];
     all.extend_from_slice(args);
-    Run::from(command(&all).output().expect("run mq"))
+    run(&mut command(&all))
+}
+
+/// Runs `mq ARGS...` in `dir`, with `MQ_URL` unset, to completion.
+pub fn mq_in(dir: &Path, args: &[&str]) -> Run {
+    run(command(args).current_dir(dir))
+}
+
+/// Runs `command` to completion.
+pub fn run(command: &mut Command) -> Run {
+    Run::from(command.output().expect("run mq"))
 }
 
 fn runtime() -> tokio::runtime::Runtime {
