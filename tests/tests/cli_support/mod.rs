@@ -369,6 +369,20 @@ pub fn failed_list_show_retry_remove(url: &str) {
     ] {
         assert!(show.contains(text), "{text} missing: {show}");
     }
+    // One count of attempts, the record's, under a name that says what it counts.
+    let keys: Vec<&str> = show
+        .lines()
+        .filter_map(|line| line.split_once(':').map(|(key, _)| key))
+        .collect();
+    assert!(
+        !keys.contains(&"attempt") && !keys.contains(&"attempts"),
+        "{show}"
+    );
+    assert!(
+        show.lines()
+            .any(|line| line.starts_with("attempts made:") && line.ends_with(" 3")),
+        "{show}"
+    );
     let show_bad = mq(url, &["failed", "show", &bad.to_string()]);
     let show_bad = show_bad.ok();
     assert!(show_bad.contains("(undecodable)"), "{show_bad}");

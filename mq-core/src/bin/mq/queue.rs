@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::table::write_fields;
-use crate::view::EnvelopeView;
+use crate::view::{EnvelopeView, Held};
 use crate::{parse_duration, warn, CliError, CliResult, Ctx};
 
 /// The queue of a message that names none (`#[message]` without `queue`).
@@ -123,7 +123,7 @@ pub(crate) async fn peek(ctx: &Ctx, queue: &str) -> CliResult {
         ("item", peeked.item.to_string()),
         ("queue", peeked.queue.clone()),
     ];
-    fields.extend(peeked.envelope.fields());
+    fields.extend(peeked.envelope.fields(Held::Queued));
     write_fields(&mut out, &fields)?;
     Ok(())
 }
