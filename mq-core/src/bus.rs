@@ -89,13 +89,19 @@ impl Bus {
         Ok(self)
     }
 
-    /// Opens the transport `url` names (see [`transport::connect`]).
+    /// Opens the transport `url` names (see [`transport::connect`]) and logs where it points
+    /// (for `sqlite://`, the absolute path of the file) at `info`.
     ///
     /// # Errors
     ///
     /// A malformed URL, or a backend that cannot be opened or reached.
     pub async fn connect(url: &str) -> Result<Bus> {
-        Ok(Bus::new(transport::connect(url).await?))
+        let transport = transport::connect(url).await?;
+        tracing::info!(
+            backend = %transport::redacted(&transport.describe()),
+            "mq bus connected"
+        );
+        Ok(Bus::new(transport))
     }
 
     /// Opens the transport of `MQ_URL`, or the SQLite default when it is unset, and (with

@@ -6,12 +6,7 @@ mod cli_support;
 use cli_support::{command, mq};
 
 fn run(args: &[&str]) -> cli_support::Run {
-    let output = command(args).output().expect("run mq");
-    cli_support::Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    cli_support::run(&mut command(args))
 }
 
 #[test]
@@ -97,7 +92,7 @@ fn memory_backend_works_within_one_run() {
     let stats = mq("memory://", &["stats", "--json"]).json();
     assert_eq!(stats["queues"], serde_json::json!([]));
     assert_eq!(stats["server"], serde_json::json!({}));
-    let id = mq("memory://", &["publish", "Ping", "{}"]);
+    let id = mq("memory://", &["publish", "Ping", "{}", "--queue", "q"]);
     assert_eq!(id.ok().trim().len(), 36);
     assert_eq!(
         mq("memory://", &["failed", "list"]).ok(),
@@ -111,4 +106,37 @@ fn memory_backend_works_within_one_run() {
         mq("memory://", &["peek", "q", "--json"]).json(),
         serde_json::Value::Null
     );
+}
+
+/// Without `--queue` the message goes to `default`, which no worker may read: a warning
+/// names the queue.
+#[test]
+fn publish_without_queue_warns() {
+    let run = mq("memory://", &["publish", "Ping", "{}", "--json"]);
+    assert_eq!(run.code, 0, "{run:#?}");
+    let published: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
+    assert_eq!(published["queue"], "default");
+    assert_eq!(
+        run.stderr,
+        "mq: warning: no --queue given, so the message went to queue `default`, which \
+         workers read only for messages that name no queue: pass --queue with the `queue` of \
+         Ping's #[message]\n"
+    );
+}
+
+/// `--url`'s help lists every backend compiled in (this binary has them all), from the
+/// scheme table.
+#[test]
+fn url_help_lists_every_backend() {
+    let help = run(&["--help"]);
+    let help = help.ok();
+    for scheme in [
+        "sqlite://",
+        "beanstalk://",
+        "nats://",
+        "postgres://",
+        "memory://",
+    ] {
+        assert!(help.contains(scheme), "{scheme} missing: {help}");
+    }
 }

@@ -5,6 +5,8 @@
 //! default, an SQLite file `mq.db` in the working directory), then runs a worker until the
 //! three are handled.
 
+#[cfg(test)]
+mod doc_examples;
 mod mail;
 mod stats;
 

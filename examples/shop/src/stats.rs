@@ -19,9 +19,29 @@ fn count_sale(msg: SendOrderConfirmation, stats: mq::State<Stats>) {
         .fetch_add(msg.total_cents, Ordering::Relaxed)
         + msg.total_cents;
     println!(
-        "stats: order {} counted — {orders} orders, {}.{:02} total",
+        "stats: order {} counted — {}",
         msg.order_id,
-        revenue / 100,
-        revenue % 100
+        totals(orders, revenue)
     );
+}
+
+/// `1 order, 42.00 total`, `2 orders, ...`.
+fn totals(orders: u64, revenue_cents: u64) -> String {
+    let plural = if orders == 1 { "" } else { "s" };
+    format!(
+        "{orders} order{plural}, {}.{:02} total",
+        revenue_cents / 100,
+        revenue_cents % 100
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::totals;
+
+    #[test]
+    fn one_order_is_singular() {
+        assert_eq!(totals(1, 4_200), "1 order, 42.00 total");
+        assert_eq!(totals(2, 6_199), "2 orders, 61.99 total");
+    }
 }

@@ -446,6 +446,19 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Transport>> {
     scheme::lookup(url)?(url).await
 }
 
+/// Like [`connect`], but creates nothing: a queue whose storage is not there yet (an
+/// `sqlite://` file) is an error naming where it looked, instead of a new, empty queue. For
+/// tools that inspect queues (`mq stats`, `mq failed`); backends on a server open as
+/// [`connect`] does.
+///
+/// # Errors
+///
+/// As [`connect`]; [`Error::Sqlite`](crate::Error::Sqlite) with the absolute path when the
+/// file does not exist.
+pub async fn connect_existing(url: &str) -> Result<Arc<dyn Transport>> {
+    scheme::lookup_existing(url)?(url).await
+}
+
 /// `url` with its user information (`user:password@`) replaced by `***@`, for logs.
 pub fn redacted(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {

@@ -3,6 +3,10 @@
 //! backends (the worker's `--url` and `MQ_URL`, the `mq` command's `--url`) come from here,
 //! so they name exactly the backends of this build.
 //!
+//! A backend that keeps its queues in a local file also says how to open one only if it
+//! exists ([`Scheme::connect_existing`], what [`connect_existing`](super::connect_existing)
+//! uses), so that a command that only looks never leaves an empty queue behind.
+//!
 //! A backend of mq is one line of [`BUILT_IN`]; a backend written in another crate plugs in
 //! with `inventory::submit! { mq::transport::Scheme::new("myq", "myq://HOST", connect_myq) }`
 //! (a `fn(&str) -> ConnectFuture`), and `connect` finds it by its scheme.
@@ -31,6 +35,10 @@ pub struct Scheme {
     pub feature: &'static str,
     /// Opens it; `None` when its feature is off in this build.
     pub connect: Option<Connect>,
+    /// Opens it only if its storage already exists, creating nothing (an `sqlite://` file
+    /// that is not there is an error naming its absolute path), for commands that inspect a
+    /// queue; `None` where `connect` creates nothing anyway (a server's backend).
+    pub connect_existing: Option<Connect>,
 }
 
 impl Scheme {
@@ -41,6 +49,7 @@ impl Scheme {
             usage,
             feature: "",
             connect: Some(connect),
+            connect_existing: None,
         }
     }
 }
@@ -54,9 +63,13 @@ pub const BUILT_IN: &[Scheme] = &[
         usage: "sqlite://PATH",
         feature: "sqlite",
         #[cfg(feature = "sqlite")]
-        connect: Some(|url| Box::pin(super::sqlite::connect(path_of(url)))),
+        connect: Some(|url| Box::pin(super::sqlite::connect(path_of(url), sqlite(true)))),
         #[cfg(not(feature = "sqlite"))]
         connect: None,
+        #[cfg(feature = "sqlite")]
+        connect_existing: Some(|url| Box::pin(super::sqlite::connect(path_of(url), sqlite(false)))),
+        #[cfg(not(feature = "sqlite"))]
+        connect_existing: None,
     },
     Scheme {
         scheme: "beanstalk",
@@ -66,6 +79,7 @@ pub const BUILT_IN: &[Scheme] = &[
         connect: Some(|url| Box::pin(super::beanstalk::connect(url))),
         #[cfg(not(feature = "beanstalk"))]
         connect: None,
+        connect_existing: None,
     },
     Scheme {
         scheme: "nats",
@@ -75,18 +89,21 @@ pub const BUILT_IN: &[Scheme] = &[
         connect: Some(|url| Box::pin(super::nats::connect(url))),
         #[cfg(not(feature = "nats"))]
         connect: None,
+        connect_existing: None,
     },
     Scheme {
         scheme: "postgres",
         usage: "postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?schema=NAME]",
         feature: "postgres",
         connect: POSTGRES,
+        connect_existing: None,
     },
     Scheme {
         scheme: "postgresql",
         usage: "postgresql://...",
         feature: "postgres",
         connect: POSTGRES,
+        connect_existing: None,
     },
     Scheme {
         scheme: "memory",
@@ -99,8 +116,15 @@ pub const BUILT_IN: &[Scheme] = &[
                 Ok(transport)
             })
         }),
+        connect_existing: None,
     },
 ];
+
+/// The options of an `sqlite://` open: whether a missing file is created.
+#[cfg(feature = "sqlite")]
+fn sqlite(create_if_missing: bool) -> super::sqlite::SqliteOptions {
+    super::sqlite::SqliteOptions::default().create_if_missing(create_if_missing)
+}
 
 /// `postgres://` and its other spelling `postgresql://`.
 #[cfg(feature = "postgres")]
@@ -128,9 +152,27 @@ pub fn usages() -> String {
     usages.join(", ")
 }
 
+/// The compiled-in scheme `url` names, if any.
+pub fn of(url: &str) -> Option<&'static Scheme> {
+    let (name, _) = url.split_once("://")?;
+    compiled().find(|s| s.scheme == name)
+}
+
 /// The connect function for `url`, or an error that says what to write or which feature to
 /// enable.
 pub(super) fn lookup(url: &str) -> Result<Connect> {
+    Ok(lookup_scheme(url)?.1)
+}
+
+/// Like [`lookup`], the function that opens only what exists (see
+/// [`Scheme::connect_existing`]).
+pub(super) fn lookup_existing(url: &str) -> Result<Connect> {
+    let (scheme, connect) = lookup_scheme(url)?;
+    Ok(scheme.connect_existing.unwrap_or(connect))
+}
+
+/// The scheme of `url` and its connect function.
+fn lookup_scheme(url: &str) -> Result<(&'static Scheme, Connect)> {
     let invalid = |reason: String| Error::InvalidUrl {
         url: url.to_owned(),
         reason,
@@ -141,11 +183,8 @@ pub(super) fn lookup(url: &str) -> Result<Connect> {
             usages()
         )));
     };
-    if let Some(connect) = compiled()
-        .find(|s| s.scheme == name)
-        .and_then(|s| s.connect)
-    {
-        return Ok(connect);
+    if let Some(found) = of(url).and_then(|s| Some((s, s.connect?))) {
+        return Ok(found);
     }
     match BUILT_IN.iter().find(|s| s.scheme == name) {
         Some(scheme) => Err(invalid(format!(

@@ -121,7 +121,17 @@ pub fn command(args: &[&str]) -> Command {
 pub fn mq(url: &str, args: &[&str]) -> Run {
     let mut all = vec!["--url", url];
     all.extend_from_slice(args);
-    Run::from(command(&all).output().expect("run mq"))
+    run(&mut command(&all))
+}
+
+/// Runs `mq ARGS...` in `dir`, with `MQ_URL` unset, to completion.
+pub fn mq_in(dir: &Path, args: &[&str]) -> Run {
+    run(command(args).current_dir(dir))
+}
+
+/// Runs `command` to completion.
+pub fn run(command: &mut Command) -> Run {
+    Run::from(command.output().expect("run mq"))
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -359,6 +369,20 @@ pub fn failed_list_show_retry_remove(url: &str) {
     ] {
         assert!(show.contains(text), "{text} missing: {show}");
     }
+    // One count of attempts, the record's, under a name that says what it counts.
+    let keys: Vec<&str> = show
+        .lines()
+        .filter_map(|line| line.split_once(':').map(|(key, _)| key))
+        .collect();
+    assert!(
+        !keys.contains(&"attempt") && !keys.contains(&"attempts"),
+        "{show}"
+    );
+    assert!(
+        show.lines()
+            .any(|line| line.starts_with("attempts made:") && line.ends_with(" 3")),
+        "{show}"
+    );
     let show_bad = mq(url, &["failed", "show", &bad.to_string()]);
     let show_bad = show_bad.ok();
     assert!(show_bad.contains("(undecodable)"), "{show_bad}");

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::progress::Progress;
 use crate::table::{clip, write_fields, Align, Table};
-use crate::view::{self, EnvelopeView};
+use crate::view::{self, EnvelopeView, Held};
 use crate::{CliError, CliResult, Ctx};
 
 /// Entries listed per round trip by `--all`.
@@ -56,6 +56,7 @@ pub(crate) struct Selection {
 struct FailedView {
     id: u64,
     queue: String,
+    /// Attempts made before it failed (the failure record's count).
     attempts: u32,
     failed_at: String,
     reason: String,
@@ -160,10 +161,11 @@ async fn show(ctx: &Ctx, id: u64) -> CliResult {
         return ctx.print_json(&entry);
     }
     let mut fields = vec![("id", entry.id.to_string()), ("queue", entry.queue.clone())];
-    let mut header = entry.envelope.fields();
+    let mut header = entry.envelope.fields(Held::Failed);
     let body = header.pop();
     fields.extend(header);
-    fields.push(("attempts", entry.attempts.to_string()));
+    // The record's count; the stored envelope's `attempt` is the number a retry will carry.
+    fields.push(("attempts made", entry.attempts.to_string()));
     fields.push(("failed at", entry.failed_at.clone()));
     fields.push(("reason", entry.reason.clone()));
     fields.push((

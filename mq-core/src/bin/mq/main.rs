@@ -159,14 +159,28 @@ async fn run(cli: Cli) -> CliResult {
         Command::Publish(args) => drop(queue::check_publish(args)?),
         _ => {}
     }
-    let url = cli
-        .url
-        .filter(|url| !url.is_empty())
-        .unwrap_or_else(mq::transport::url_from_env);
+    let given = cli.url.filter(|url| !url.is_empty());
+    let defaulted = given.is_none() && std::env::var("MQ_URL").map_or(true, |u| u.is_empty());
+    let url = given.unwrap_or_else(mq::transport::url_from_env);
     if let Command::Migrate(migrate::MigrateArgs { print: true }) = &cli.command {
         return migrate::print(&url);
     }
-    let transport = mq::transport::connect(&url).await?;
+    let transport = if cli.command.writes() {
+        connect_creating(&url).await?
+    } else {
+        mq::transport::connect_existing(&url)
+            .await
+            .map_err(|error| {
+                if !defaulted {
+                    return CliError::from(error);
+                }
+                CliError::Runtime(format!(
+                    "{error} (neither --url nor MQ_URL is set, so mq looked for the default, \
+                     {}, in the working directory)",
+                    mq::transport::DEFAULT_URL
+                ))
+            })?
+    };
     let ctx = Ctx {
         transport,
         json: cli.json,
@@ -180,6 +194,43 @@ async fn run(cli: Cli) -> CliResult {
         Command::Migrate(_) => migrate::run(&ctx),
         Command::Relay(args) => relay::run(&ctx, &args).await,
     }
+}
+
+impl Command {
+    /// Whether the command puts messages or tables where they may not exist yet: it may
+    /// create an SQLite file. The others inspect or delete, and open only what exists.
+    fn writes(&self) -> bool {
+        matches!(
+            self,
+            Command::Publish(_) | Command::Migrate(_) | Command::Relay(_)
+        )
+    }
+}
+
+/// Opens `url`, creating its queue if it stores in a local file that is not there yet, and
+/// then says so on stderr, naming the file (the usual cause: the wrong working directory).
+async fn connect_creating(url: &str) -> CliResult<Arc<dyn Transport>> {
+    let local = mq::transport::scheme::of(url).is_some_and(|s| s.connect_existing.is_some());
+    if local {
+        if let Ok(transport) = mq::transport::connect_existing(url).await {
+            return Ok(transport);
+        }
+    }
+    let transport = mq::transport::connect(url).await?;
+    if local {
+        warn(&format!(
+            "created a new, empty queue {}: a worker sees what is put there only if its \
+             MQ_URL names this file",
+            transport.describe()
+        ));
+    }
+    Ok(transport)
+}
+
+/// One line `mq: warning: ...` on stderr: what the operator should know, though the
+/// command did what it was asked.
+pub(crate) fn warn(text: &str) {
+    let _ = writeln!(io::stderr(), "mq: warning: {text}");
 }
 
 /// clap's errors, as one line and exit 2; `--help` and `--version` print as usual.

@@ -10,8 +10,8 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::table::write_fields;
-use crate::view::EnvelopeView;
-use crate::{parse_duration, CliError, CliResult, Ctx};
+use crate::view::{EnvelopeView, Held};
+use crate::{parse_duration, warn, CliError, CliResult, Ctx};
 
 /// The queue of a message that names none (`#[message]` without `queue`).
 const DEFAULT_QUEUE: &str = "default";
@@ -20,12 +20,13 @@ const DEFAULT_QUEUE: &str = "default";
 pub(crate) struct PublishArgs {
     /// The message's wire name, as its worker knows it (`SendOrderConfirmation`).
     wire_name: String,
-    /// The message body as JSON, e.g. '{"order_id":7,"to":"a@b.c"}'.
+    /// The message body as JSON, e.g. '{"order_id":7,"to":"a@b.c","total_cents":4200}'.
     #[arg(value_name = "JSON")]
     body: String,
-    /// The queue to put it on.
-    #[arg(long, default_value = DEFAULT_QUEUE)]
-    queue: String,
+    /// The queue to put it on: the `queue` of the message's `#[message]` (without it, the
+    /// message goes to `default`, with a warning).
+    #[arg(long)]
+    queue: Option<String>,
     /// Keep it invisible this long first (30s, 2m, 1h).
     #[arg(long, value_parser = parse_duration)]
     delay: Option<Duration>,
@@ -71,17 +72,23 @@ pub(crate) async fn publish(ctx: &Ctx, args: &PublishArgs) -> CliResult {
         args.delay.unwrap_or(defaults.delay),
         args.ttr.unwrap_or(defaults.ttr),
     );
-    mq::transport::check_queue_name(&args.queue)?;
+    let queue = args.queue.as_deref().unwrap_or(DEFAULT_QUEUE);
+    mq::transport::check_queue_name(queue)?;
     let envelope = Envelope::new(&args.wire_name, body);
-    let item = ctx
-        .transport
-        .put(&args.queue, envelope.encode(), options)
-        .await?;
+    let item = ctx.transport.put(queue, envelope.encode(), options).await?;
+    if args.queue.is_none() {
+        warn(&format!(
+            "no --queue given, so the message went to queue `{DEFAULT_QUEUE}`, which workers \
+             read only for messages that name no queue: pass --queue with the `queue` of \
+             {}'s #[message]",
+            args.wire_name
+        ));
+    }
     if ctx.json {
         return ctx.print_json(&Published {
             message_id: &envelope.id,
             name: &envelope.name,
-            queue: &args.queue,
+            queue,
             item,
         });
     }
@@ -116,7 +123,7 @@ pub(crate) async fn peek(ctx: &Ctx, queue: &str) -> CliResult {
         ("item", peeked.item.to_string()),
         ("queue", peeked.queue.clone()),
     ];
-    fields.extend(peeked.envelope.fields());
+    fields.extend(peeked.envelope.fields(Held::Queued));
     write_fields(&mut out, &fields)?;
     Ok(())
 }

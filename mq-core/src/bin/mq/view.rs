@@ -13,7 +13,8 @@ pub(crate) struct EnvelopeView {
     pub(crate) name: Option<String>,
     /// The message id.
     pub(crate) message_id: Option<String>,
-    /// The envelope's attempt counter.
+    /// The envelope's attempt counter: the attempt its next delivery is; in the failure
+    /// store, the number a retry carries (one more than the attempts made).
     pub(crate) attempt: Option<u32>,
     /// The slots still to run (`None`: all, or undecodable).
     pub(crate) slots: Option<Vec<String>>,
@@ -116,22 +117,26 @@ impl EnvelopeView {
             .unwrap_or_else(|| "(undecodable)".to_owned())
     }
 
-    /// The `key: value` lines of the header.
-    pub(crate) fn fields(&self) -> Vec<(&'static str, String)> {
+    /// The `key: value` lines of the header of a message that is `held` as a queued one
+    /// (`peek`: the attempt it is, the slots it runs) or a failed one (`failed show`: the
+    /// slots a retry runs; the attempts made are the failure record's, not shown here).
+    pub(crate) fn fields(&self, held: Held) -> Vec<(&'static str, String)> {
         let mut fields = Vec::new();
         match &self.decode_error {
             None => {
                 fields.push(("message", self.name.clone().unwrap_or_default()));
                 fields.push(("message id", self.message_id.clone().unwrap_or_default()));
-                if let Some(attempt) = self.attempt {
+                if let (Some(attempt), Held::Queued) = (self.attempt, held) {
                     fields.push(("attempt", attempt.to_string()));
                 }
-                fields.push((
-                    "slots to run",
-                    self.slots
-                        .as_ref()
-                        .map_or_else(|| "all".to_owned(), |slots| slots.join(", ")),
-                ));
+                let slots = self
+                    .slots
+                    .as_ref()
+                    .map_or_else(|| "all".to_owned(), |slots| slots.join(", "));
+                match held {
+                    Held::Queued => fields.push(("slots to run", slots)),
+                    Held::Failed => fields.push(("a retry runs", slots)),
+                }
                 if let Some(at) = &self.dispatched_at {
                     fields.push(("dispatched at", at.clone()));
                 }
@@ -147,6 +152,15 @@ impl EnvelopeView {
         fields.push(("body", self.body.text().to_owned()));
         fields
     }
+}
+
+/// Where the shown message is, which decides what its header means.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Held {
+    /// On its queue (`peek`).
+    Queued,
+    /// In the failure store (`failed show`).
+    Failed,
 }
 
 /// How deep arrays and objects nest in `json`, outside strings.

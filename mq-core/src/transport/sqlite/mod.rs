@@ -41,6 +41,7 @@ pub struct SqliteOptions {
     busy_timeout: Duration,
     poll_interval: Duration,
     max_size: Option<u64>,
+    create_if_missing: bool,
 }
 
 impl Default for SqliteOptions {
@@ -49,6 +50,7 @@ impl Default for SqliteOptions {
             busy_timeout: Duration::from_secs(5),
             poll_interval: Duration::from_millis(10),
             max_size: None,
+            create_if_missing: true,
         }
     }
 }
@@ -74,6 +76,15 @@ impl SqliteOptions {
     /// Without a limit, the same happens when less than 4 MiB is free on the file system.
     pub fn max_size(mut self, bytes: u64) -> Self {
         self.max_size = Some(bytes);
+        self
+    }
+
+    /// Whether opening a path where no file is creates a new, empty queue there (default
+    /// `true`, as a worker or producer wants). With `false` a missing file is an
+    /// [`Error::Sqlite`](crate::Error::Sqlite) naming its absolute path: for tools that
+    /// inspect a queue, such as `mq stats`.
+    pub fn create_if_missing(mut self, create: bool) -> Self {
+        self.create_if_missing = create;
         self
     }
 }
@@ -135,7 +146,8 @@ impl SqliteTransport {
 
 /// `sqlite://PATH`: one transport per file and process, shared by every caller, so that a
 /// bus and a worker in one process share one writer thread and wake each other at once.
-pub(crate) async fn connect(path: &str) -> Result<Arc<dyn Transport>> {
+/// `options` apply when this call opens the file (not when it is open already).
+pub(crate) async fn connect(path: &str, options: SqliteOptions) -> Result<Arc<dyn Transport>> {
     type Open = tokio::sync::Mutex<HashMap<PathBuf, Weak<SqliteTransport>>>;
     static OPEN: OnceLock<Open> = OnceLock::new();
     let resolved = open::resolve(Path::new(path))?;
@@ -144,7 +156,7 @@ pub(crate) async fn connect(path: &str) -> Result<Arc<dyn Transport>> {
     if let Some(transport) = open.get(&resolved).and_then(Weak::upgrade) {
         return Ok(transport);
     }
-    let transport = Arc::new(SqliteTransport::open(&resolved).await?);
+    let transport = Arc::new(SqliteTransport::open_with(&resolved, options).await?);
     open.insert(resolved, Arc::downgrade(&transport));
     Ok(transport)
 }

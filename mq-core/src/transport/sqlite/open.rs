@@ -65,8 +65,19 @@ pub(super) fn resolve(path: &Path) -> Result<PathBuf> {
     Ok(resolved)
 }
 
-/// Opens (creating if needed) the queue file and brings its schema up to date.
+/// Opens the queue file (creating it if it is missing and `options` allow) and brings its
+/// schema up to date.
 pub(super) fn connection(path: &Path, options: &SqliteOptions) -> Result<Connection> {
+    let missing = || {
+        fault(
+            path,
+            "no such file, and this open creates none: point MQ_URL (or `mq --url \
+             sqlite://PATH`) at the queue file your workers use",
+        )
+    };
+    if !options.create_if_missing && !path.exists() {
+        return Err(missing());
+    }
     // Checked by hand because SQLite running as root writes to a read-only file anyway.
     if std::fs::metadata(path).is_ok_and(|meta| meta.permissions().readonly()) {
         return Err(fault(
@@ -75,10 +86,18 @@ pub(super) fn connection(path: &Path, options: &SqliteOptions) -> Result<Connect
              another path",
         ));
     }
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-        | OpenFlags::SQLITE_OPEN_CREATE
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags).map_err(|e| error(path, e))?;
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if options.create_if_missing {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| {
+        // Removed since the check above.
+        if !options.create_if_missing && !path.exists() {
+            missing()
+        } else {
+            error(path, e)
+        }
+    })?;
     if conn.is_readonly(MAIN_DB).map_err(|e| error(path, e))? {
         return Err(fault(
             path,
@@ -277,5 +296,20 @@ mod tests {
         assert!(text.contains("switching the file to WAL mode"), "{text}");
         holder.execute_batch("ROLLBACK").unwrap();
         connection(&path, &options).expect("opens once the lock is gone");
+    }
+
+    /// Without `create_if_missing`, a missing file is an error naming it, and stays missing;
+    /// a file that exists opens.
+    #[test]
+    fn a_missing_file_is_not_created_when_asked_not_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mq.db");
+        let existing = SqliteOptions::default().create_if_missing(false);
+        let text = connection(&path, &existing).unwrap_err().to_string();
+        assert!(text.contains(&path.display().to_string()), "{text}");
+        assert!(text.contains("no such file"), "{text}");
+        assert!(!path.exists(), "{text}");
+        drop(connection(&path, &SqliteOptions::default()).expect("creates it"));
+        connection(&path, &existing).expect("opens the file that now exists");
     }
 }
