@@ -897,6 +897,8 @@ struct PgFigures {
     raw_lease: f64,
     raw_hold: f64,
     dispatch: f64,
+    /// `pg_process` with every reservation leased (`?hold=0`), for the held batches' gain.
+    process_leased: f64,
     dispatch_all: f64,
     process: f64,
 }
@@ -914,6 +916,8 @@ fn pg_run(runtime: &tokio::runtime::Runtime, url: &str, n: usize, rounds: usize)
         Vec::new(),
         Vec::new(),
     );
+    let mut leased = Vec::new();
+    let leased_url = format!("{url}?hold=0");
     for round in 1..=rounds {
         puts.push(runtime.block_on(pg_raw_put(url, "raw", n))?);
         consumes.push(runtime.block_on(pg_raw_consume(url, "raw", n / 2))?);
@@ -923,15 +927,20 @@ fn pg_run(runtime: &tokio::runtime::Runtime, url: &str, n: usize, rounds: usize)
         dispatches.push(runtime.block_on(mq_dispatch(url, n))?);
         processes.push(mq_process(url, n)?.per_second);
         runtime.block_on(check_drained(url, "bench"))?;
+        runtime.block_on(mq_dispatch_all(url, n))?;
+        leased.push(mq_process(&leased_url, n)?.per_second);
+        runtime.block_on(check_drained(url, "bench"))?;
         eprintln!(
             "throughput: postgres round {round}: pg_raw_put {:.0}, pg_raw_consume {:.0}, \
-             pg_raw_lease {:.0}, pg_raw_hold {:.0}, pg_dispatch {:.0}, pg_process {:.0} msg/s",
+             pg_raw_lease {:.0}, pg_raw_hold {:.0}, pg_dispatch {:.0}, pg_process {:.0}, \
+             pg_process_leased {:.0} msg/s",
             puts[round - 1],
             consumes[round - 1],
             leases[round - 1],
             holds[round - 1],
             dispatches[round - 1],
-            processes[round - 1]
+            processes[round - 1],
+            leased[round - 1]
         );
     }
     let figures = PgFigures {
@@ -942,6 +951,7 @@ fn pg_run(runtime: &tokio::runtime::Runtime, url: &str, n: usize, rounds: usize)
         dispatch: median(&mut dispatches),
         dispatch_all: runtime.block_on(mq_dispatch_all(url, n))?,
         process: median(&mut processes),
+        process_leased: median(&mut leased),
     };
     runtime.block_on(flush(url, "bench"))?;
     line("pg_raw_put", figures.raw_put, "msg/s");
@@ -951,6 +961,7 @@ fn pg_run(runtime: &tokio::runtime::Runtime, url: &str, n: usize, rounds: usize)
     line("pg_dispatch", figures.dispatch, "msg/s");
     line("pg_dispatch_all", figures.dispatch_all, "msg/s");
     line("pg_process", figures.process, "msg/s");
+    line("pg_process_leased", figures.process_leased, "msg/s");
     let (wake_p50, wake_max) = runtime.block_on(pg_wake(url))?;
     line("pg_wake_p50_ms", wake_p50, "ms");
     line("pg_wake_max_ms", wake_max, "ms");
@@ -968,6 +979,11 @@ fn postgres(runtime: &tokio::runtime::Runtime, n: usize, rounds: usize) -> R<()>
     ratio("pg_process/pg_raw_consume", pg.process / pg.raw_consume);
     ratio("pg_process/pg_raw_lease", pg.process / pg.raw_lease);
     ratio("pg_process/pg_raw_hold", pg.process / pg.raw_hold);
+    ratio(
+        "pg_process/pg_process_leased",
+        pg.process / pg.process_leased,
+    );
+    ratio("pg_raw_hold/pg_raw_consume", pg.raw_hold / pg.raw_consume);
     ratio("pg_dispatch/pg_raw_put", pg.dispatch / pg.raw_put);
     ratio("pg_dispatch_all/pg_raw_put", pg.dispatch_all / pg.raw_put);
     Ok(())

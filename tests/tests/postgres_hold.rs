@@ -236,3 +236,41 @@ async fn past_the_open_batches_limit_a_reservation_is_leased() {
     }
     assert!(states(&mut conn).await.is_empty());
 }
+
+/// A row whose lease ran out goes to a held batch as a lease at once: its old holder, still
+/// running, settles at once with `ReservationLost` rather than waiting on the batch's row
+/// lock for its whole hold (5 s here), and the new holder's settles go through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_holder_does_not_wait_for_a_held_batch() {
+    let db = FreshDb::create().await;
+    let old = PostgresTransport::connect(&db.url("hold=0")).await.unwrap();
+    let new = PostgresTransport::connect(&db.url("hold=5s"))
+        .await
+        .unwrap();
+    let options = PutOptions::default().with_ttr(Duration::from_secs(1));
+    old.put("work", "slow".into(), options).await.unwrap();
+    let stale = old.reserve(&work(), 1, Duration::ZERO).await.unwrap();
+    assert_eq!(stale.len(), 1);
+    let again = new
+        .reserve(&work(), 1, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1, "the item after its lease ran out");
+    assert_eq!(again[0].id, stale[0].id);
+
+    let started = Instant::now();
+    let acked = old.ack(&stale[0]).await;
+    let took = started.elapsed();
+    assert!(
+        matches!(acked, Err(mq::Error::ReservationLost(_))),
+        "{acked:?}"
+    );
+    assert!(
+        took < Duration::from_secs(3),
+        "the stale ack waited {took:?} on the held batch's lock"
+    );
+    new.keep_alive(&again[0]).await.unwrap();
+    new.ack(&again[0]).await.unwrap();
+    let mut conn = db.connect().await;
+    assert!(states(&mut conn).await.is_empty());
+}

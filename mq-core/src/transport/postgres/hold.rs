@@ -27,7 +27,6 @@
 //! the connections the other statements need; beyond that, `reserve` leases.
 
 use std::collections::{HashMap, HashSet};
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,8 +42,27 @@ use crate::transport::{Failure, Job, PutOptions, Receipt};
 use crate::{Error, Result};
 
 /// How long an open batch's transaction may sit idle before PostgreSQL ends it: above the
-/// longest `?hold=` (10 s), so only a worker that stopped answering meets it.
+/// longest `?hold=` (5 s), so only a worker that stopped answering meets it.
 const IDLE_LIMIT: &str = "15s";
+
+/// The longest one statement of a held batch may take before the batch is given up (its
+/// connection closed, so PostgreSQL rolls it back): a server that vanished without closing
+/// the connection must not leave the batch's settles waiting for TCP to notice.
+const STATEMENT_LIMIT: Duration = Duration::from_secs(10);
+
+/// `statement` within [`STATEMENT_LIMIT`].
+async fn limited<T>(
+    statement: impl std::future::Future<Output = std::result::Result<T, sqlx::Error>>,
+) -> std::result::Result<T, sqlx::Error> {
+    tokio::time::timeout(STATEMENT_LIMIT, statement)
+        .await
+        .unwrap_or_else(|_| {
+            Err(sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer from PostgreSQL within {STATEMENT_LIMIT:?}"),
+            )))
+        })
+}
 
 /// The longest a settle waits for the other items of its batch before the batch commits
 /// without them (they go over to leases): what an ack may cost beyond its round trip.
@@ -63,8 +81,9 @@ pub(super) struct HeldSql {
 }
 
 impl HeldSql {
-    /// Times are `statement_timestamp()`: `now()` is when the transaction began, up to
-    /// `hold` earlier, and would shorten a delay or a lease by that much.
+    /// The times a held batch writes are `statement_timestamp()`: `now()` is when the
+    /// transaction began, up to `hold` earlier, and would shorten a delay or a lease by
+    /// that much. (The pick's `now()` is the `BEGIN` just before it.)
     pub(super) fn new(schema: &str) -> HeldSql {
         let m = format!("\"{schema}\".mq_messages");
         let f = format!("\"{schema}\".mq_failed");
@@ -187,7 +206,7 @@ impl Tx {
         let Some(connection) = self.connection.as_deref_mut() else {
             return Ok(());
         };
-        connection.execute(statement).await?;
+        limited(connection.execute(statement)).await?;
         self.connection.take();
         Ok(())
     }
@@ -306,7 +325,11 @@ impl Batch {
                 body,
                 options,
                 failure,
-            } => self.fail(tx, id, body, options, failure).await,
+            } => {
+                // Encoded before the transaction is touched: an error here loses nothing.
+                let text = ops::failure_text(failure)?;
+                self.fail(tx, id, body, options, failure, &text).await
+            }
         };
         if let Err(error) = done {
             self.lose(&mut state, &error);
@@ -345,26 +368,24 @@ impl Batch {
     }
 
     async fn release(&self, tx: &mut Tx, id: i64) -> Result<()> {
-        sqlx::query(&self.sql.held.release)
+        let statement = sqlx::query(&self.sql.held.release)
             .bind(id)
             .bind(&self.sql.channel)
-            .execute(tx.connection()?)
-            .await
-            .map_err(op("release"))?;
+            .execute(tx.connection()?);
+        limited(statement).await.map_err(op("release"))?;
         Ok(())
     }
 
     async fn retry(&self, tx: &mut Tx, id: i64, body: &[u8], options: &PutOptions) -> Result<()> {
-        sqlx::query(&self.sql.held.retry)
+        let statement = sqlx::query(&self.sql.held.retry)
             .bind(id)
             .bind(i64::from(options.priority))
             .bind(ms_ceil(options.delay))
             .bind(ms_ceil(options.ttr))
             .bind(body)
             .bind(&self.sql.channel)
-            .execute(tx.connection()?)
-            .await
-            .map_err(op("retry"))?;
+            .execute(tx.connection()?);
+        limited(statement).await.map_err(op("retry"))?;
         Ok(())
     }
 
@@ -375,35 +396,38 @@ impl Batch {
         body: &[u8],
         options: &PutOptions,
         failure: &Failure,
+        text: &str,
     ) -> Result<()> {
-        sqlx::query(&self.sql.held.fail)
+        let statement = sqlx::query(&self.sql.held.fail)
             .bind(id)
             .bind(i64::from(options.priority))
             .bind(ms_ceil(options.delay))
             .bind(ms_ceil(options.ttr))
             .bind(epoch_ms(failure.failed_at))
-            .bind(ops::failure_text(failure)?)
+            .bind(text)
             .bind(body)
-            .execute(tx.connection()?)
-            .await
-            .map_err(op("fail"))?;
+            .execute(tx.connection()?);
+        limited(statement).await.map_err(op("fail"))?;
         Ok(())
     }
 
     /// Deletes the acked rows and commits, in one round trip; the unsettled items (if
     /// any) were leased, with `tokens`, in the transaction before.
+    ///
+    /// A commit that leases waits for the disk (`synchronous_commit` back on): lost in a
+    /// crash of the server, it would leave rows whose next reservation hands out the same
+    /// token again. One with acks alone need not: losing it redelivers, as a lost ack does.
     async fn commit(&self, state: &mut State, tokens: HashMap<i64, i64>) -> Result<()> {
         let Phase::Open(tx) = std::mem::replace(&mut state.phase, Phase::Closed) else {
             return Ok(());
         };
         let mut statement = String::new();
         if !state.acked.is_empty() {
-            statement.push_str(&self.sql.held.delete);
-            for (n, id) in state.acked.iter().enumerate() {
-                let comma = if n == 0 { "" } else { "," };
-                let _ = write!(statement, "{comma}{id}");
-            }
-            statement.push_str("}'::bigint[]); ");
+            let ids: Vec<String> = state.acked.iter().map(i64::to_string).collect();
+            statement = format!("{}{}}}'::bigint[]); ", self.sql.held.delete, ids.join(","));
+        }
+        if !tokens.is_empty() {
+            statement.push_str("SET LOCAL synchronous_commit TO on; ");
         }
         statement.push_str("COMMIT");
         match tx.end(&statement).await {
@@ -451,12 +475,13 @@ impl Batch {
             return;
         };
         let leased = match tx.connection() {
-            Ok(connection) => sqlx::query_as::<_, (i64, i64, String)>(&self.sql.held.lease)
-                .bind(&ids)
-                .bind(&self.sql.channel)
-                .fetch_all(connection)
-                .await
-                .map_err(op("lease")),
+            Ok(connection) => {
+                let statement = sqlx::query_as::<_, (i64, i64, String)>(&self.sql.held.lease)
+                    .bind(&ids)
+                    .bind(&self.sql.channel)
+                    .fetch_all(connection);
+                limited(statement).await.map_err(op("lease"))
+            }
             Err(error) => Err(error),
         };
         match leased {
@@ -474,15 +499,28 @@ impl Batch {
     }
 
     /// Hands the batch back (the caller of `reserve` went away before receiving it): a
-    /// rollback, and reservers told.
+    /// rollback, or, if it went over to leases already, those handed back; and reservers
+    /// told.
     pub(super) async fn abandon(&self) {
         let mut state = self.state.lock().await;
-        let Phase::Open(tx) = std::mem::replace(&mut state.phase, Phase::Closed) else {
-            return;
-        };
-        if let Err(error) = tx.end("ROLLBACK").await {
-            tracing::debug!(%error, "rollback of an abandoned batch failed; its connection is closed");
+        match std::mem::replace(&mut state.phase, Phase::Closed) {
+            Phase::Open(tx) => {
+                if let Err(error) = tx.end("ROLLBACK").await {
+                    tracing::debug!(%error, "rollback of an abandoned batch failed; its connection is closed");
+                }
+            }
+            Phase::Leased(tokens) => {
+                drop(state);
+                let leases = tokens.into_iter().map(|(id, token)| Lease { id, token });
+                if let Err(error) = ops::hand_back_leases(&self.pool, &self.sql, leases).await {
+                    tracing::warn!(%error, "could not hand back reservations; they return after their TTR");
+                }
+                self.wakeups.notify_waiters();
+                return;
+            }
+            Phase::Closed => return,
         }
+        drop(state);
         if let Err(error) = sqlx::query(&self.sql.notify)
             .bind(&self.sql.channel)
             .bind("")
@@ -510,15 +548,16 @@ pub(super) async fn reserve(
     wakeups: Arc<Notify>,
     hold: Duration,
 ) -> Result<Found> {
-    let mut connection = pool.acquire().await.map_err(op("reserve"))?;
-    connection
-        .execute(sql.held.begin.as_str())
-        .await
-        .map_err(op("reserve"))?;
+    let connection = pool.acquire().await.map_err(op("reserve"))?;
+    // The transaction's guard first: should the `BEGIN` half succeed, the connection is
+    // closed, never given back to the pool inside a transaction.
     let mut tx = Tx {
         connection: Some(connection),
         _opening: opening,
     };
+    limited(tx.connection()?.execute(sql.held.begin.as_str()))
+        .await
+        .map_err(op("reserve"))?;
     let mut rows = Vec::new();
     for queue in queues {
         let room = max - rows.len();
@@ -526,12 +565,11 @@ pub(super) async fn reserve(
             break;
         }
         // On an error the transaction is aborted: what earlier queues gave goes with it.
-        let picked: Vec<Picked> = sqlx::query_as(&sql.held.pick)
+        let pick = sqlx::query_as(&sql.held.pick)
             .bind(queue)
             .bind(i64::try_from(room).unwrap_or(i64::MAX))
-            .fetch_all(tx.connection()?)
-            .await
-            .map_err(op("reserve"))?;
+            .fetch_all(tx.connection()?);
+        let picked: Vec<Picked> = limited(pick).await.map_err(op("reserve"))?;
         rows.extend(picked.into_iter().map(|row| (queue, row)));
     }
     if rows.is_empty() {
@@ -542,6 +580,7 @@ pub(super) async fn reserve(
             batch: None,
         });
     }
+    let expired = rows.iter().any(|(_, (.., late))| *late == 0);
     rows.sort_by_key(|(queue, (id, priority, _, _, late))| {
         let rank = queues.iter().position(|q| q == *queue);
         (rank, *late, *priority, *id)
@@ -574,11 +613,24 @@ pub(super) async fn reserve(
             .with_receipt(Receipt::new(held))
         })
         .collect();
-    let timer = batch.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(hold).await;
-        timer.go_over_to_leases().await;
-    });
+    if expired {
+        // A row whose lease ran out may still be settled by its old holder, whose `DELETE`
+        // would wait on this transaction's lock: leased at once, the lock is gone in a
+        // round trip and the old holder's settle finds the new token.
+        batch.go_over_to_leases().await;
+        if matches!(batch.state.lock().await.phase, Phase::Closed) {
+            return Err(Error::Postgres {
+                detail: "the reservation's transaction failed before its commit".to_owned(),
+                source: None,
+            });
+        }
+    } else {
+        let timer = batch.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(hold).await;
+            timer.go_over_to_leases().await;
+        });
+    }
     Ok(Found {
         jobs,
         next_due_ms: None,

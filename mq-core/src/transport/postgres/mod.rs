@@ -32,9 +32,9 @@
 //!
 //! Modules: `url` (the URL and its options), `error` (sqlx's errors told for people),
 //! `schema` (the versioned migrations), `ops` (each operation as SQL), `hold` (batches
-//! held by an open transaction), `acks` (the acks of leases gathered into one statement), `listen` (waking idle reservers), `failed` (the failure
-//! store), `outbox` (taking rows for a relay to a broker). The user-facing description is
-//! `docs/postgres.md`.
+//! held by an open transaction), `acks` (the acks of leases gathered into one statement),
+//! `listen` (waking idle reservers), `failed` (the failure store), `outbox` (taking rows
+//! for a relay to a broker). The user-facing description is `docs/postgres.md`.
 
 mod acks;
 mod error;

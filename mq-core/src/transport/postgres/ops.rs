@@ -419,10 +419,17 @@ pub(super) fn reserved_job(
 /// Hands back reservations nobody received (a dropped `reserve`): ready again, and not
 /// counted as a delivery.
 pub(super) async fn hand_back(pool: &PgPool, sql: &Sql, jobs: &[Job]) -> Result<()> {
-    let (ids, tokens): (Vec<i64>, Vec<i64>) = jobs
-        .iter()
-        .filter_map(|job| Some((sql_id(job.id), token(job).ok()?)))
-        .unzip();
+    let leases = jobs.iter().filter_map(|job| Lease::of(job).ok());
+    hand_back_leases(pool, sql, leases).await
+}
+
+/// Hands back `leases` nobody received, as [`hand_back`].
+pub(super) async fn hand_back_leases(
+    pool: &PgPool,
+    sql: &Sql,
+    leases: impl Iterator<Item = Lease>,
+) -> Result<()> {
+    let (ids, tokens): (Vec<i64>, Vec<i64>) = leases.map(|l| (l.id, l.token)).unzip();
     let queues: Vec<String> = sqlx::query_scalar(&sql.hand_back)
         .bind(ids)
         .bind(tokens)

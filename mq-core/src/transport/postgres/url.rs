@@ -22,8 +22,9 @@ pub(super) const DEFAULT_POOL: u32 = 10;
 /// goes over to leases (see `hold`), unless `?hold=` says otherwise.
 pub(super) const DEFAULT_HOLD: Duration = Duration::from_secs(1);
 
-/// The longest `?hold=`: a transaction open longer keeps VACUUM from its dead rows.
-const MAX_HOLD: Duration = Duration::from_secs(10);
+/// The longest `?hold=`: a transaction open longer keeps VACUUM from its dead rows, and
+/// would make a migration (which waits 10 s for its locks) give up behind it.
+const MAX_HOLD: Duration = Duration::from_secs(5);
 
 /// The largest `?pool=N`.
 const MAX_POOL: u32 = 1000;
@@ -261,7 +262,7 @@ mod tests {
         assert!(url.describe().ends_with("&hold=0ms"), "{}", url.describe());
         let url = PgUrl::parse("postgres://app@db/shop?hold=250ms").unwrap();
         assert_eq!(url.hold, Duration::from_millis(250));
-        for bad in ["hold=11s", "hold=soon"] {
+        for bad in ["hold=6s", "hold=soon"] {
             let error = PgUrl::parse(&format!("postgres://app@db/shop?{bad}")).unwrap_err();
             assert!(
                 error.to_string().contains("hold=0 to lease"),
