@@ -20,9 +20,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if let Ok(seconds) = text.trim().parse::<u64>() {
         return Ok(Duration::from_secs(seconds));
     }
-    humantime::parse_duration(text.trim()).map_err(|e| {
+    // The parser's own words ("expected number at 0") would only puzzle a person.
+    humantime::parse_duration(text.trim()).map_err(|_| {
         format!(
-            "`{text}` is not a duration ({e}); write e.g. 90s, 2m, 1h30m, 500ms or 30 (seconds)"
+            "`{text}` is not a duration: write a number and a unit, e.g. 90s, 2m, 1h30m, \
+             500ms, or a number of seconds (30)"
         )
     })
 }
@@ -38,7 +40,9 @@ mod tests {
         assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration(" 30 "), Ok(Duration::from_secs(30)));
-        assert!(parse_duration("soon").unwrap_err().contains("e.g. 90s"));
+        let error = parse_duration("soon").unwrap_err();
+        assert!(error.contains("e.g. 90s"), "{error}");
+        assert!(!error.contains("expected"), "{error}");
         assert!(parse_duration("-3").is_err());
     }
 }

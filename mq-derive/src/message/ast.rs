@@ -236,7 +236,7 @@ fn read_duration(
 ) -> syn::Result<Duration> {
     let key = path_text(&meta.path);
     let lit = read_str(meta, &format!("{key} = \"{example}\""))?;
-    let duration = duration::parse(&lit)?;
+    let duration = duration::parse(&key, &lit, example)?;
     if nonzero && duration.is_zero() {
         return Err(syn::Error::new(
             lit.span(),
@@ -251,7 +251,7 @@ fn read_duration(
 
 fn read_ttr(meta: &ParseNestedMeta<'_>) -> syn::Result<Duration> {
     let lit = read_str(meta, "ttr = \"2m\"")?;
-    let ttr = duration::parse(&lit)?;
+    let ttr = duration::parse("ttr", &lit, "2m")?;
     if ttr < Duration::from_secs(1) {
         return Err(syn::Error::new(
             lit.span(),
@@ -304,7 +304,7 @@ mod tests {
         assert!(errors[0].contains("does not support generic types"));
         assert!(errors[1].starts_with("unknown `#[message]` key `queu`; valid keys are `name`"));
         assert!(errors[2].starts_with("`priority` takes a whole number"));
-        assert!(errors[3].starts_with("`soon` is not a duration"));
+        assert!(errors[3].starts_with("`ttr = \"soon\"` is not a duration"));
         assert!(errors[4].starts_with("duplicate `#[message]` key `retries`"));
         assert!(errors[5].starts_with("unknown `#[message]` key `tr`"));
         assert!(errors[6].starts_with("`timeout` must be longer than zero"));
