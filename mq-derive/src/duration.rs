@@ -42,7 +42,10 @@ mod tests {
         let error = parse("timeout", &lit("soon"), "90s")
             .unwrap_err()
             .to_string();
-        assert!(error.starts_with("`timeout = \"soon\"` is not a duration"), "{error}");
+        assert!(
+            error.starts_with("`timeout = \"soon\"` is not a duration"),
+            "{error}"
+        );
         assert!(error.contains("`timeout = \"90s\"`"), "{error}");
         assert!(!error.contains("expected number"), "{error}");
     }

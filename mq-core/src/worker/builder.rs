@@ -207,6 +207,7 @@ impl WorkerBuilder {
                     .into(),
             ));
         }
+        super::memory::check_limit(options.memory_limit, super::memory::resident_bytes())?;
         let transport = match self.transport {
             Some(transport) => transport,
             None => {

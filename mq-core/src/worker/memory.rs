@@ -9,6 +9,20 @@ pub(crate) fn resident_bytes() -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// `--memory-limit` needs a reading of the worker's memory: where there is none (not
+/// Linux), a limit is refused at start-up rather than silently never reached.
+pub(crate) fn check_limit(limit: Option<u64>, reading: Option<u64>) -> crate::Result<()> {
+    match (limit, reading) {
+        (Some(_), None) => Err(crate::Error::Config(
+            "--memory-limit (MQ_MEMORY_LIMIT, WorkerBuilder::memory_limit) needs \
+             /proc/self/status, which only Linux has: leave the limit out on this platform \
+             and bound the worker's memory with the service manager instead"
+                .into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -18,5 +32,15 @@ mod tests {
             rss > 1024 * 1024,
             "a test binary uses more than 1 MiB: {rss}"
         );
+    }
+
+    #[test]
+    fn a_limit_without_a_reading_is_refused() {
+        let error = super::check_limit(Some(1 << 30), None)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("only Linux"), "{error}");
+        assert!(super::check_limit(Some(1 << 30), Some(1 << 20)).is_ok());
+        assert!(super::check_limit(None, None).is_ok());
     }
 }

@@ -30,17 +30,14 @@ impl<T> Drop for AbortOnDrop<T> {
 }
 
 /// First SIGINT/SIGTERM: graceful stop. Second: exit at once with 130.
+///
+/// On Unix. Elsewhere (Windows) the same with Ctrl-C, the one signal tokio offers there.
 pub(super) fn spawn_signal_handler(stop: Arc<watch::Sender<bool>>) -> Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
+    let mut signals = Signals::new()?;
     tokio::spawn(async move {
         let mut seen = 0;
         loop {
-            let name = tokio::select! {
-                _ = interrupt.recv() => "SIGINT",
-                _ = terminate.recv() => "SIGTERM",
-            };
+            let name = signals.next().await;
             seen += 1;
             if seen == 1 {
                 tracing::info!("{name}: stopping gracefully (send it again to exit at once)");
@@ -55,4 +52,51 @@ pub(super) fn spawn_signal_handler(stop: Arc<watch::Sender<bool>>) -> Result<()>
         }
     });
     Ok(())
+}
+
+/// The signals that stop a worker.
+#[cfg(unix)]
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+#[cfg(unix)]
+impl Signals {
+    fn new() -> Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// The name of the next signal.
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "SIGINT",
+            _ = self.terminate.recv() => "SIGTERM",
+        }
+    }
+}
+
+/// The signals that stop a worker.
+#[cfg(not(unix))]
+struct Signals;
+
+#[cfg(not(unix))]
+impl Signals {
+    fn new() -> Result<Signals> {
+        Ok(Signals)
+    }
+
+    /// The name of the next signal; if Ctrl-C cannot be listened for, none ever comes
+    /// (said once in the log).
+    async fn next(&mut self) -> &'static str {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::warn!(%error, "cannot listen for Ctrl-C; stop the worker another way");
+            std::future::pending::<()>().await;
+        }
+        "Ctrl-C"
+    }
 }
