@@ -1,6 +1,7 @@
 //! The `test-worker` binary as a process of a test: started on a queue URL with a record file
 //! (each handled `Work` appends its number), killed when the test ends, passed or failed.
 
+use std::io::Write as _;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -114,6 +115,18 @@ impl Drop for WorkerProcess {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Appends `n` to the record file `path`, for [`recorded`]: one `write` call per line, which
+/// `O_APPEND` makes atomic between processes.
+pub fn record(path: &Path, n: u64) {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("open the record file");
+    file.write_all(format!("{n}\n").as_bytes())
+        .expect("append to the record file");
 }
 
 /// The numbers the workers recorded, one complete line each (one `write` per line, so a
