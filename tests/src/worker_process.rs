@@ -53,6 +53,30 @@ pub struct NeverYieldsWithoutTimeout {
     pub n: u64,
 }
 
+/// What a worker's `--help` mentions: every flag, every `MQ_*` variable, the exit codes.
+pub const HELP_MENTIONS: &[&str] = &[
+    "--url",
+    "--queues",
+    "--concurrency",
+    "--limit",
+    "--time-limit",
+    "--memory-limit",
+    "--failure-limit",
+    "--grace",
+    "--retries",
+    "--list",
+    "MQ_URL",
+    "MQ_QUEUES",
+    "MQ_CONCURRENCY",
+    "MQ_LIMIT",
+    "MQ_TIME_LIMIT",
+    "MQ_MEMORY_LIMIT",
+    "MQ_FAILURE_LIMIT",
+    "MQ_GRACE",
+    "MQ_RETRIES",
+    "Exit codes",
+];
+
 /// A running `test-worker`.
 #[derive(Debug)]
 pub struct WorkerProcess(pub Child);

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use mq::Bus;
-use mq_tests::worker_process::{recorded, Work, WorkerProcess};
+use mq_tests::worker_process::{recorded, Work, WorkerProcess, HELP_MENTIONS};
 
 const STATE_WORKER: &str = env!("CARGO_BIN_EXE_state-worker");
 const TEST_WORKER: &str = env!("CARGO_BIN_EXE_test-worker");
@@ -28,29 +28,13 @@ fn output(binary: &str, args: &[&str]) -> (Option<i32>, String) {
 fn help_lists_the_flags_the_variables_and_the_codes_defaults() {
     let (code, help) = output(STATE_WORKER, &["--help"]);
     assert_eq!(code, Some(0));
-    for needle in [
+    let this_worker = [
         "Usage: state-worker",
-        "--url",
-        "--queues",
-        "--concurrency",
-        "--limit",
-        "--time-limit",
-        "--memory-limit",
-        "--failure-limit",
-        "--grace",
-        "--retries",
-        "--list",
-        "MQ_URL",
-        "MQ_QUEUES",
-        "MQ_CONCURRENCY",
-        "MQ_LIMIT",
-        "MQ_GRACE",
-        "MQ_RETRIES",
-        "Exit codes",
         // What the code set, shown as the defaults an operator may override.
         "Stop after handling N messages [default: 1000]",
         "Messages whose slots run at once [default: 3]",
-    ] {
+    ];
+    for needle in HELP_MENTIONS.iter().chain(&this_worker) {
         assert!(
             help.contains(needle),
             "--help does not mention {needle}:\n{help}"
