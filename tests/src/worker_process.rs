@@ -1,6 +1,7 @@
 //! The `test-worker` binary as a process of a test: started on a queue URL with a record file
 //! (each handled `Work` appends its number), killed when the test ends, passed or failed.
 
+use std::io::Write as _;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -51,6 +52,30 @@ pub struct NeverYieldsWithoutTimeout {
     /// Recorded when the slot starts.
     pub n: u64,
 }
+
+/// What a worker's `--help` mentions: every flag, every `MQ_*` variable, the exit codes.
+pub const HELP_MENTIONS: &[&str] = &[
+    "--url",
+    "--queues",
+    "--concurrency",
+    "--limit",
+    "--time-limit",
+    "--memory-limit",
+    "--failure-limit",
+    "--grace",
+    "--retries",
+    "--list",
+    "MQ_URL",
+    "MQ_QUEUES",
+    "MQ_CONCURRENCY",
+    "MQ_LIMIT",
+    "MQ_TIME_LIMIT",
+    "MQ_MEMORY_LIMIT",
+    "MQ_FAILURE_LIMIT",
+    "MQ_GRACE",
+    "MQ_RETRIES",
+    "Exit codes",
+];
 
 /// A running `test-worker`.
 #[derive(Debug)]
@@ -114,6 +139,18 @@ impl Drop for WorkerProcess {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Appends `n` to the record file `path`, for [`recorded`]: one `write` call per line, which
+/// `O_APPEND` makes atomic between processes.
+pub fn record(path: &Path, n: u64) {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("open the record file");
+    file.write_all(format!("{n}\n").as_bytes())
+        .expect("append to the record file");
 }
 
 /// The numbers the workers recorded, one complete line each (one `write` per line, so a

@@ -246,28 +246,7 @@ fn help_documents_every_flag_and_variable() {
     let output = Command::new(WORKER).arg("--help").output().unwrap();
     assert!(output.status.success());
     let help = String::from_utf8(output.stdout).unwrap();
-    for needle in [
-        "--url",
-        "--queues",
-        "--concurrency",
-        "--limit",
-        "--time-limit",
-        "--memory-limit",
-        "--failure-limit",
-        "--grace",
-        "--retries",
-        "--list",
-        "MQ_URL",
-        "MQ_QUEUES",
-        "MQ_CONCURRENCY",
-        "MQ_LIMIT",
-        "MQ_TIME_LIMIT",
-        "MQ_MEMORY_LIMIT",
-        "MQ_FAILURE_LIMIT",
-        "MQ_GRACE",
-        "MQ_RETRIES",
-        "Exit codes",
-    ] {
+    for needle in mq_tests::worker_process::HELP_MENTIONS {
         assert!(help.contains(needle), "--help does not mention {needle}");
     }
 }

@@ -3,7 +3,8 @@
 //! was rolled back, nor an order whose e-mail was lost.
 //!
 //! Two binaries share this crate: `web` (an axum server: `POST /orders`) and `worker`
-//! (`mq::run_worker()`, whose slot "sends" the e-mail). Both read `MQ_URL`, a
+//! (`mq::Worker::builder()` with the command line of `mq::run_worker()`, whose slot "sends"
+//! the e-mail). Both read `MQ_URL`, a
 //! `postgres://` URL; the web app's own pool uses the same database.
 
 use serde::{Deserialize, Serialize};

@@ -17,7 +17,8 @@ use crate::retry::Backoff;
 use crate::transport::{self, Transport};
 use crate::{Error, Result};
 
-/// Configures a [`Worker`] in code, for applications that own their command line.
+/// Configures a [`Worker`] in code: for applications that own their command line, and, with
+/// [`command_line`](WorkerBuilder::command_line), for worker binaries whose slots need state.
 ///
 /// ```no_run
 /// # struct Mailer;
@@ -34,11 +35,14 @@ use crate::{Error, Result};
 /// ```
 #[derive(Debug)]
 pub struct WorkerBuilder {
-    options: Options,
+    pub(super) options: Options,
     transport: Option<Arc<dyn Transport>>,
-    registry: Option<Registry>,
+    pub(super) registry: Option<Registry>,
     states: States,
     hook: Option<Hook>,
+    /// What `--version` prints after the program's name (see `program`).
+    #[cfg(feature = "cli")]
+    pub(super) app_version: Option<String>,
 }
 
 impl fmt::Debug for States {
@@ -55,6 +59,8 @@ impl WorkerBuilder {
             registry: None,
             states: States::default(),
             hook: None,
+            #[cfg(feature = "cli")]
+            app_version: None,
         }
     }
 
@@ -65,8 +71,8 @@ impl WorkerBuilder {
     }
 
     /// Also relay the messages committed to this `postgres://` outbox onto the worker's
-    /// transport (as `mq relay` does; any number of workers may). Default: `MQ_OUTBOX`
-    /// for [`run_worker`](crate::run_worker), none for the builder.
+    /// transport (as `mq relay` does; any number of workers may). Default: none, unless
+    /// [`command_line`](WorkerBuilder::command_line) reads `MQ_OUTBOX` or `--outbox`.
     pub fn outbox(mut self, url: impl Into<String>) -> Self {
         self.options.outbox = Some(url.into());
         self

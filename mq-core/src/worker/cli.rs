@@ -1,11 +1,13 @@
-//! The command line of `mq::run_worker()`: flags and `MQ_*` variables into [`Options`]
-//! (the `cli` feature).
+//! The worker's command line (the `cli` feature): flags and `MQ_*` variables over the options
+//! the program set, which `--help` shows as the defaults.
 
+use std::ffi::OsString;
+use std::path::Path;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory as _, FromArgMatches as _, Parser};
 
-use super::options::{parse_bytes, Options, DEFAULT_CONCURRENCY};
+use super::options::{format_bytes, parse_bytes, Options, DEFAULT_CONCURRENCY};
 use crate::duration::parse_duration;
 
 /// The `--url` help: the URL forms of the backends compiled into this build.
@@ -15,11 +17,12 @@ fn url_help() -> String {
 
 const ENVIRONMENT: &str = "\
 Environment:
-  MQ_URL            queue URL (default sqlite://mq.db; the --url above lists the backends)
+  MQ_URL            the same as --url (default sqlite://mq.db, unless --url shows another)
   MQ_OUTBOX         the same as --outbox
   MQ_QUEUES, MQ_CONCURRENCY, MQ_LIMIT, MQ_TIME_LIMIT, MQ_MEMORY_LIMIT, MQ_FAILURE_LIMIT,
   MQ_GRACE, MQ_RETRIES   the same as the flags above
   RUST_LOG          log filter (default info), e.g. RUST_LOG=mq=debug
+  A flag wins over its variable, and both over the defaults shown above.
 
 Exit codes:
   0  stopped by SIGINT/SIGTERM, --limit or --time-limit
@@ -29,9 +32,11 @@ Exit codes:
   4  --failure-limit reached
   130  a second SIGINT/SIGTERM: stopped at once, running messages come back to their queue";
 
+// Every option is `None` (empty) unless a flag or its variable gives it: [`Cli::apply`] puts
+// what was given over the program's options. (A doc comment here would be the help's text.)
 /// Consumes messages and emits each to every slot linked into this binary.
 #[derive(Debug, Parser)]
-#[command(version, after_help = ENVIRONMENT)]
+#[command(after_help = ENVIRONMENT)]
 pub(crate) struct Cli {
     // The help lists the backends of this build.
     #[arg(long, env = "MQ_URL", value_name = "URL", help = url_help())]
@@ -42,13 +47,13 @@ pub(crate) struct Cli {
     #[arg(long, env = "MQ_OUTBOX", value_name = "URL")]
     outbox: Option<String>,
 
-    /// Queues to consume, earlier first [default: every queue with a slot in this binary]
+    /// Queues to consume, earlier first; without it, every queue with a slot in this binary
     #[arg(long, env = "MQ_QUEUES", value_delimiter = ',', value_name = "A,B")]
     queues: Vec<String>,
 
     /// Messages whose slots run at once
-    #[arg(long, env = "MQ_CONCURRENCY", default_value_t = DEFAULT_CONCURRENCY as u64, value_parser = clap::value_parser!(u64).range(1..=65536))]
-    concurrency: u64,
+    #[arg(long, env = "MQ_CONCURRENCY", value_name = "N", value_parser = clap::value_parser!(u64).range(1..=65536))]
+    concurrency: Option<u64>,
 
     /// Stop after handling N messages
     #[arg(long, env = "MQ_LIMIT", value_name = "N")]
@@ -67,12 +72,12 @@ pub(crate) struct Cli {
     failure_limit: Option<u64>,
 
     /// On SIGINT/SIGTERM, how long running slots may take to finish
-    #[arg(long, env = "MQ_GRACE", default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
-    grace: Duration,
+    #[arg(long, env = "MQ_GRACE", value_parser = parse_duration, value_name = "DURATION")]
+    grace: Option<Duration>,
 
     /// Retries after the first attempt, for messages without #[message(retries = N)]
-    #[arg(long, env = "MQ_RETRIES", default_value_t = crate::message::DEFAULT_RETRIES)]
-    retries: u32,
+    #[arg(long, env = "MQ_RETRIES", value_name = "N")]
+    retries: Option<u32>,
 
     /// Print the routing table (message, type, queue, slots) and exit
     #[arg(long)]
@@ -80,50 +85,129 @@ pub(crate) struct Cli {
 }
 
 impl Cli {
-    pub(crate) fn into_options(self) -> Options {
-        Options {
-            url: self.url,
-            outbox: self.outbox.filter(|url| !url.is_empty()),
-            queues: self.queues,
-            concurrency: usize::try_from(self.concurrency).unwrap_or(DEFAULT_CONCURRENCY),
-            limit: self.limit,
-            time_limit: self.time_limit,
-            memory_limit: self.memory_limit,
-            failure_limit: self.failure_limit,
-            grace: self.grace,
-            retries: self.retries,
-            ..Options::default()
-        }
+    /// Parses `args` (the program first) and the `MQ_*` variables. `--help` shows `defaults`
+    /// (what the program set) as the defaults; `--version` prints the program's file name and
+    /// `version`, else the version of mq it was built with.
+    pub(crate) fn try_parse_over(
+        args: impl IntoIterator<Item = OsString>,
+        defaults: &Options,
+        version: Option<&str>,
+    ) -> Result<Cli, clap::Error> {
+        let mut args = args.into_iter().peekable();
+        let name = args
+            .peek()
+            .and_then(|program| Path::new(program).file_name())
+            .map_or_else(
+                || "worker".to_owned(),
+                |name| name.to_string_lossy().into_owned(),
+            );
+        let version = version.map_or_else(
+            || format!("(mq {})", env!("CARGO_PKG_VERSION")),
+            str::to_owned,
+        );
+        let command = show_defaults(Cli::command().name(name).version(version), defaults);
+        Cli::from_arg_matches(&command.try_get_matches_from(args)?)
     }
+
+    /// Puts every option given, by a flag or its variable, over `options`.
+    pub(crate) fn apply(self, options: &mut Options) {
+        if self.url.is_some() {
+            options.url = self.url;
+        }
+        if let Some(outbox) = self.outbox {
+            // An empty MQ_OUTBOX turns the outbox off.
+            options.outbox = Some(outbox).filter(|url| !url.is_empty());
+        }
+        if !self.queues.is_empty() {
+            options.queues = self.queues;
+        }
+        if let Some(concurrency) = self.concurrency {
+            options.concurrency = usize::try_from(concurrency).unwrap_or(DEFAULT_CONCURRENCY);
+        }
+        options.limit = self.limit.or(options.limit);
+        options.time_limit = self.time_limit.or(options.time_limit);
+        options.memory_limit = self.memory_limit.or(options.memory_limit);
+        options.failure_limit = self.failure_limit.or(options.failure_limit);
+        options.grace = self.grace.unwrap_or(options.grace);
+        options.retries = self.retries.unwrap_or(options.retries);
+    }
+}
+
+/// Appends `[default: ...]` to the help of each option that `defaults` sets. Shown only, never
+/// parsed: an option not given keeps the program's value as it is (a URL's password hidden).
+fn show_defaults(command: clap::Command, defaults: &Options) -> clap::Command {
+    let duration = |d: Duration| humantime::format_duration(d).to_string();
+    let shown = [
+        (
+            "url",
+            defaults.url.as_deref().map(crate::transport::redacted),
+        ),
+        (
+            "outbox",
+            defaults.outbox.as_deref().map(crate::transport::redacted),
+        ),
+        (
+            "queues",
+            (!defaults.queues.is_empty()).then(|| defaults.queues.join(",")),
+        ),
+        ("concurrency", Some(defaults.concurrency.to_string())),
+        ("limit", defaults.limit.map(|n| n.to_string())),
+        ("time_limit", defaults.time_limit.map(duration)),
+        ("memory_limit", defaults.memory_limit.map(format_bytes)),
+        (
+            "failure_limit",
+            defaults.failure_limit.map(|n| n.to_string()),
+        ),
+        ("grace", Some(duration(defaults.grace))),
+        ("retries", Some(defaults.retries.to_string())),
+    ];
+    shown
+        .into_iter()
+        .fold(command, |command, (id, default)| match default {
+            Some(default) => command.mut_arg(id, |arg| {
+                let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+                arg.help(format!("{help} [default: {default}]"))
+            }),
+            None => command,
+        })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn parse(args: &[&str], defaults: &Options) -> Result<Options, clap::Error> {
+        let args = std::iter::once("worker").chain(args.iter().copied());
+        let cli = Cli::try_parse_over(args.map(OsString::from), defaults, None)?;
+        let mut options = defaults.clone();
+        cli.apply(&mut options);
+        Ok(options)
+    }
+
     #[test]
     fn command_line_reads_every_flag() {
-        let cli = Cli::try_parse_from([
-            "worker",
-            "--queues",
-            "a,b",
-            "--concurrency",
-            "8",
-            "--limit",
-            "10",
-            "--time-limit",
-            "1m",
-            "--memory-limit",
-            "64M",
-            "--failure-limit",
-            "2",
-            "--grace",
-            "5s",
-            "--retries",
-            "7",
-        ])
+        let options = parse(
+            &[
+                "--queues",
+                "a,b",
+                "--concurrency",
+                "8",
+                "--limit",
+                "10",
+                "--time-limit",
+                "1m",
+                "--memory-limit",
+                "64M",
+                "--failure-limit",
+                "2",
+                "--grace",
+                "5s",
+                "--retries",
+                "7",
+            ],
+            &Options::default(),
+        )
         .unwrap();
-        let options = cli.into_options();
         assert_eq!(options.queues, ["a", "b"]);
         assert_eq!(options.concurrency, 8);
         assert_eq!(options.limit, Some(10));
@@ -134,9 +218,73 @@ mod tests {
         assert_eq!(options.retries, 7);
     }
 
+    fn set_in_code() -> Options {
+        Options {
+            url: Some("postgres://app:secret@db/shop".into()),
+            queues: vec!["emails".into()],
+            concurrency: 16,
+            limit: Some(3),
+            time_limit: Some(Duration::from_secs(90)),
+            memory_limit: Some(512 << 20),
+            grace: Duration::from_secs(5),
+            ..Options::default()
+        }
+    }
+
+    #[test]
+    fn what_the_code_set_stays_unless_given() {
+        let defaults = set_in_code();
+        let options = parse(&[], &defaults).unwrap();
+        assert_eq!(options.url, defaults.url);
+        assert_eq!(options.queues, ["emails"]);
+        assert_eq!(options.concurrency, 16);
+        assert_eq!(options.limit, Some(3));
+        assert_eq!(options.time_limit, Some(Duration::from_secs(90)));
+        assert_eq!(options.memory_limit, Some(512 << 20));
+        assert_eq!(options.grace, Duration::from_secs(5));
+
+        let options = parse(&["--limit", "2", "--url", "memory://"], &defaults).unwrap();
+        assert_eq!(options.limit, Some(2));
+        assert_eq!(options.url.as_deref(), Some("memory://"));
+        assert_eq!(options.concurrency, 16);
+    }
+
+    #[test]
+    fn help_shows_what_the_code_set_as_defaults() {
+        let help = parse(&["--help"], &set_in_code()).unwrap_err().to_string();
+        for shown in [
+            "[default: postgres://***@db/shop]",
+            "[default: emails]",
+            "[default: 16]",
+            "[default: 3]",
+            "[default: 1m 30s]",
+            "[default: 512M]",
+            "[default: 5s]",
+            "Usage: worker",
+        ] {
+            assert!(help.contains(shown), "no {shown} in {help}");
+        }
+        assert!(!help.contains("secret"), "{help}");
+    }
+
+    #[test]
+    fn version_names_the_program() {
+        let version = |version| {
+            let args = ["/usr/bin/shop-worker", "--version"].map(OsString::from);
+            let error = Cli::try_parse_over(args, &Options::default(), version).unwrap_err();
+            assert_eq!(error.kind(), clap::error::ErrorKind::DisplayVersion);
+            error.to_string()
+        };
+        assert_eq!(version(Some("2.1.0")), "shop-worker 2.1.0\n");
+        assert_eq!(
+            version(None),
+            format!("shop-worker (mq {})\n", env!("CARGO_PKG_VERSION"))
+        );
+    }
+
     #[test]
     fn zero_concurrency_is_refused() {
-        assert!(Cli::try_parse_from(["worker", "--concurrency", "0"]).is_err());
+        assert!(parse(&["--concurrency", "0"], &Options::default()).is_err());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The worker: reserve → decode → emit to slots → ack, retry or fail; limits; shutdown.
 //!
-//! `builder` takes the options in code, `options` from the command line and `MQ_*`; `run`
+//! `builder` takes the options in code, `cli` the command line and `MQ_*` over them,
+//! `program` runs a worker as `main` (`--list`, exit codes); `options` holds them; `run`
 //! is the reservation loop, `capacity` its bound, `held` the reserved items and their
 //! keep-alive; `emit` runs one message's slots and settles it; `exit` holds the limits and
 //! exit codes, `shutdown` signals and hand-back.
@@ -15,6 +16,7 @@ mod exit;
 mod held;
 mod memory;
 mod options;
+mod program;
 mod run;
 mod settle;
 mod shutdown;
@@ -29,7 +31,9 @@ pub use run::Worker;
 ///
 /// `--help` documents every flag, variable and exit code; `--list` prints the routing table.
 /// Logs go to stderr through `tracing` (filter with `RUST_LOG`) unless the application
-/// installed its own subscriber.
+/// installed its own subscriber. It is `Worker::builder().command_line().run_and_exit()`:
+/// when slots need state, write that with `.state(..)` (see
+/// [`WorkerBuilder::command_line`]).
 ///
 /// # Errors
 ///
@@ -37,24 +41,5 @@ pub use run::Worker;
 /// state): the worker does not start.
 #[cfg(feature = "cli")]
 pub async fn run_worker() -> crate::Result<()> {
-    use clap::Parser as _;
-    let cli = cli::Cli::parse();
-    #[cfg(feature = "logging")]
-    crate::init_logging();
-    let registry = crate::Registry::linked()?;
-    if cli.list {
-        print!("{}", registry.table());
-        return Ok(());
-    }
-    let worker = WorkerBuilder::from_options(cli.into_options())
-        .registry(registry)
-        .build()
-        .await?;
-    let exit = worker.run().await?;
-    // tokio's runtime waits for its threads when it shuts down, and a slot abandoned by its
-    // timeout or the grace may never return: exit without waiting for it.
-    if exit.code() != 0 || worker.slots_left_running() > 0 {
-        std::process::exit(exit.code());
-    }
-    Ok(())
+    Worker::builder().command_line().run_and_exit().await
 }

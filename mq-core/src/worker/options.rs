@@ -84,6 +84,18 @@ pub(crate) fn parse_bytes(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("`{text}` is too large"))
 }
 
+/// A size as [`parse_bytes`] reads it back: in the largest unit that divides it.
+#[cfg_attr(not(feature = "cli"), allow(dead_code))]
+pub(crate) fn format_bytes(bytes: u64) -> String {
+    [(30, "G"), (20, "M"), (10, "K")]
+        .into_iter()
+        .find(|(shift, _)| bytes != 0 && bytes.trailing_zeros() >= *shift)
+        .map_or_else(
+            || bytes.to_string(),
+            |(shift, unit)| format!("{}{unit}", bytes >> shift),
+        )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,5 +109,18 @@ mod tests {
             .unwrap_err()
             .contains("unknown size unit"));
         assert!(parse_bytes("lots").is_err());
+    }
+
+    #[test]
+    fn sizes_read_back() {
+        for (bytes, text) in [
+            (512 << 20, "512M"),
+            (3 << 30, "3G"),
+            (1536, "1536"),
+            (0, "0"),
+        ] {
+            assert_eq!(format_bytes(bytes), text);
+            assert_eq!(parse_bytes(text), Ok(bytes));
+        }
     }
 }

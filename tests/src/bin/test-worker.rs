@@ -1,8 +1,6 @@
 //! The worker binary of the process tests: `mq::run_worker()` over the slots below and the
 //! `extra-slots` crate. Each handled message appends `n` to the file `$MQ_TEST_RECORD`.
 
-use std::io::Write as _;
-
 use serde::{Deserialize, Serialize};
 
 use extra_slots as _;
@@ -66,17 +64,9 @@ mod stuck {
 }
 
 fn record(n: u64) {
-    let Some(path) = std::env::var_os("MQ_TEST_RECORD") else {
-        return;
-    };
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .expect("open the record file");
-    // One write call per line: O_APPEND makes it atomic between processes.
-    file.write_all(format!("{n}\n").as_bytes())
-        .expect("append to the record file");
+    if let Some(path) = std::env::var_os("MQ_TEST_RECORD") {
+        mq_tests::worker_process::record(path.as_ref(), n);
+    }
 }
 
 // Four runtime threads whatever the machine: a slot that never yields holds one of them.

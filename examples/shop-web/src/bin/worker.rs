@@ -3,10 +3,12 @@
 
 use shop_web as _;
 
-fn main() -> mq::Result<()> {
-    if std::env::var_os("MQ_URL").is_none() {
-        // Before any thread exists: the worker reads MQ_URL.
-        std::env::set_var("MQ_URL", shop_web::DEFAULT_URL);
-    }
-    tokio::runtime::Runtime::new()?.block_on(mq::run_worker())
+#[tokio::main]
+async fn main() -> mq::Result<()> {
+    mq::Worker::builder()
+        .url(shop_web::DEFAULT_URL) // a default: MQ_URL or --url override it
+        .app_version(env!("CARGO_PKG_VERSION"))
+        .command_line()
+        .run_and_exit()
+        .await
 }

@@ -1,0 +1,110 @@
+//! The worker as a program's `main`: [`WorkerBuilder::command_line`] puts the flags and
+//! `MQ_*` variables over what the code set, [`WorkerBuilder::run_and_exit`] runs it with the
+//! exit codes. [`run_worker`](crate::run_worker) is both over the defaults.
+
+use super::builder::WorkerBuilder;
+use crate::Result;
+
+impl WorkerBuilder {
+    /// The application's version, which `--version` prints after the program's name
+    /// (default: the version of mq, as `NAME (mq 0.1.0)`). Call it before
+    /// [`command_line`](WorkerBuilder::command_line), with `env!("CARGO_PKG_VERSION")`: a
+    /// library cannot read its caller's version by itself.
+    #[cfg(feature = "cli")]
+    pub fn app_version(mut self, version: impl Into<String>) -> Self {
+        self.app_version = Some(version.into());
+        self
+    }
+
+    /// Reads the command line and the `MQ_*` variables, as [`run_worker`](crate::run_worker)
+    /// does, over what this builder was given so far.
+    ///
+    /// A flag wins over its `MQ_*` variable, and both over the builder's methods, which are
+    /// the defaults an operator may override (`--help` shows them as such): the code says
+    /// `.concurrency(16)`, `MQ_CONCURRENCY=32` overrides it, `--concurrency 8` overrides
+    /// both. A method called after this one overrides the command line in turn. State, the
+    /// registry, the hook and a transport are code only.
+    ///
+    /// Some arguments end the process here, as `run_worker`'s do: `--help` and `--version`
+    /// print and exit 0; a bad command line prints why and exits 2; `--list` prints the
+    /// routing table (of [`registry`](WorkerBuilder::registry) if given before, else every
+    /// linked slot) and exits 0, or 1 when the registry is broken. So call it before doing
+    /// anything that `--help` should not do, and after `.registry(..)` and
+    /// [`app_version`](WorkerBuilder::app_version).
+    ///
+    /// ```no_run
+    /// # struct Mailer;
+    /// # impl Mailer { fn new() -> Mailer { Mailer } }
+    /// #[tokio::main]
+    /// async fn main() -> mq::Result<()> {
+    ///     mq::Worker::builder()
+    ///         .state(Mailer::new()) // for slots taking mq::State<Mailer>
+    ///         .concurrency(16) // a default: MQ_CONCURRENCY or --concurrency override it
+    ///         .app_version(env!("CARGO_PKG_VERSION"))
+    ///         .command_line() // --help, --version, --list, the flags, MQ_*
+    ///         .run_and_exit()
+    ///         .await
+    /// }
+    /// ```
+    #[cfg(feature = "cli")]
+    pub fn command_line(mut self) -> Self {
+        let cli = super::cli::Cli::try_parse_over(
+            std::env::args_os(),
+            &self.options,
+            self.app_version.as_deref(),
+        )
+        .unwrap_or_else(|error| error.exit());
+        if cli.list {
+            self.list_and_exit();
+        }
+        cli.apply(&mut self.options);
+        self
+    }
+
+    /// `--list`: prints the routing table and exits 0, or the registry's error and exits 1.
+    #[cfg(feature = "cli")]
+    fn list_and_exit(self) -> ! {
+        use std::io::Write as _;
+        let registry = match self.registry {
+            Some(registry) => Ok(registry),
+            None => crate::Registry::linked(),
+        };
+        match registry {
+            Ok(registry) => {
+                let mut stdout = std::io::stdout().lock();
+                // A closed pipe (`--list | head`) is no error of the worker's.
+                let _ = stdout
+                    .write_all(registry.table().as_bytes())
+                    .and_then(|()| stdout.flush());
+                std::process::exit(0)
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                std::process::exit(1)
+            }
+        }
+    }
+
+    /// Runs the worker as the program's `main`: starts logging to stderr (unless the
+    /// application installed a subscriber; see [`init_logging`](crate::init_logging)),
+    /// builds and runs the worker, and exits the process with [`Exit::code`](super::Exit::code)
+    /// when it stopped for a limit whose code is not 0, or when a slot abandoned by its
+    /// timeout or the grace still holds a thread (the runtime would wait for it). Returns
+    /// `Ok(())` otherwise, so that `main` returns it.
+    ///
+    /// # Errors
+    ///
+    /// As [`WorkerBuilder::build`]: the worker did not start, and `main` exits 1.
+    pub async fn run_and_exit(self) -> Result<()> {
+        #[cfg(feature = "logging")]
+        crate::init_logging();
+        let worker = self.build().await?;
+        let exit = worker.run().await?;
+        // tokio's runtime waits for its threads when it shuts down, and a slot abandoned by
+        // its timeout or the grace may never return: exit without waiting for it.
+        if exit.code() != 0 || worker.slots_left_running() > 0 {
+            std::process::exit(exit.code());
+        }
+        Ok(())
+    }
+}
