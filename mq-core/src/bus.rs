@@ -106,7 +106,7 @@ impl Bus {
 
     /// Opens the transport of `MQ_URL`, or the SQLite default when it is unset, and (with
     /// the `postgres` feature) the outbox of `MQ_OUTBOX` when it is set (see
-    /// [`Bus::with_outbox`]).
+    /// `Bus::with_outbox`, with that feature).
     ///
     /// # Errors
     ///

@@ -15,7 +15,7 @@ pub(crate) const VERSION: u32 = 1;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Envelope {
-    /// Format version; [`VERSION`].
+    /// Format version: 1 (see `docs/wire-format.md`).
     pub v: u32,
     /// The message's wire name.
     pub name: String,

@@ -96,7 +96,7 @@ impl WorkerBuilder {
         self
     }
 
-    /// Messages whose slots run at once (default [`DEFAULT_CONCURRENCY`]); at least 1.
+    /// Messages whose slots run at once (default 64); at least 1.
     /// A message whose slots are done gives its place back while its ack is on the way;
     /// at most twice this many are held.
     pub fn concurrency(mut self, concurrency: usize) -> Self {

@@ -11,7 +11,7 @@ use super::options::Options;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Exit {
-    /// SIGINT or SIGTERM (or [`Worker::stop`]): stopped gracefully.
+    /// SIGINT or SIGTERM (or [`Worker::stop`](super::Worker::stop)): stopped gracefully.
     Stopped,
     /// `--limit` messages were handled.
     Limit,

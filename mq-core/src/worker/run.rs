@@ -72,7 +72,7 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// A builder with the defaults (see `--help` of [`run_worker`]).
+    /// A builder with the defaults (see `--help` of [`run_worker`](crate::run_worker)).
     pub fn builder() -> WorkerBuilder {
         WorkerBuilder::from_options(Options::default())
     }
@@ -92,7 +92,7 @@ impl Worker {
     /// `timeout` or the grace of a stop. Such code cannot be stopped, and a tokio runtime
     /// waits for it when it shuts down (the end of `#[tokio::main]`): when this is not 0,
     /// exit the process (`std::process::exit`) instead of returning from `main`, as
-    /// [`run_worker`] does.
+    /// [`run_worker`](crate::run_worker) does.
     pub fn slots_left_running(&self) -> usize {
         self.shared
             .slots_alive

@@ -16,7 +16,7 @@
 //! - Settling an item of a held batch happens in its transaction (the acks in one
 //!   `DELETE` with the commit); settling a leased one touches the row only while it is
 //!   still reserved with the receipt's token (the deliveries count), else
-//!   [`Error::ReservationLost`](crate::Error::ReservationLost); retry and fail are one
+//!   [`Error::ReservationLost`]; retry and fail are one
 //!   statement each (delete and insert), so a crash leaves neither half.
 //! - A worker killed at any instant loses nothing: its transactions roll back when its
 //!   connections close, its leases run out, and the rows are reserved again.
