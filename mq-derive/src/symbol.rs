@@ -10,9 +10,10 @@ pub(crate) const TIMEOUT: &str = "timeout";
 pub(crate) const RETRIES: &str = "retries";
 pub(crate) const BACKOFF: &str = "backoff";
 pub(crate) const BACKOFF_MAX: &str = "backoff_max";
+pub(crate) const CRATE: &str = "crate";
 
 /// Every key, in the order the error message lists them.
-pub(crate) const ALL: [&str; 9] = [
+pub(crate) const ALL: [&str; 10] = [
     NAME,
     QUEUE,
     PRIORITY,
@@ -22,4 +23,5 @@ pub(crate) const ALL: [&str; 9] = [
     RETRIES,
     BACKOFF,
     BACKOFF_MAX,
+    CRATE,
 ];

@@ -27,6 +27,8 @@ pub(crate) struct Options {
     pub(crate) retries: Option<u32>,
     pub(crate) backoff: Option<Duration>,
     pub(crate) backoff_max: Option<Duration>,
+    /// The path of mq-core in the user's crate (`crate = "my_mq"`).
+    pub(crate) krate: Option<syn::Path>,
 }
 
 impl<'a> Input<'a> {
@@ -76,6 +78,32 @@ impl<'a> Input<'a> {
     }
 }
 
+/// The `crate = "..."` of `input`'s `#[message(...)]`, read past any other mistake: the
+/// stub impl of a refused type must name mq as the user's crate does.
+pub(crate) fn krate_of(input: &DeriveInput) -> Option<syn::Path> {
+    let mut found = None;
+    for attr in input
+        .attrs
+        .iter()
+        .filter(|a| a.path().is_ident(symbol::MESSAGE))
+    {
+        let _ = attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident(symbol::CRATE) {
+                if let Ok(syn::Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Str(lit),
+                    ..
+                })) = meta.value().and_then(|v| v.parse::<syn::Expr>())
+                {
+                    found = crate::krate::read(&lit).ok();
+                }
+                return Ok(());
+            }
+            skip_value(&meta)
+        });
+    }
+    found
+}
+
 /// Consumes the value after a key that was refused (`= value` or `(...)`), so that the next
 /// key is still read.
 fn skip_value(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
@@ -110,6 +138,10 @@ impl Options {
                 &mut self.backoff_max,
                 read_duration(meta, "10m", true)?,
             ),
+            symbol::CRATE => {
+                let lit = read_str(meta, "crate = \"my_mq\"")?;
+                set(meta, &mut self.krate, crate::krate::read(&lit)?)
+            }
             _ => Err(syn::Error::new_spanned(
                 &meta.path,
                 format!(

@@ -7,38 +7,41 @@ use quote::{quote, quote_spanned};
 use syn::{Data, DeriveInput};
 
 use super::ast::Input;
+use crate::krate;
 
 pub(crate) fn derive(input: &Input<'_>) -> TokenStream {
     let ident = input.ident;
     let options = &input.options;
+    let m = &krate::private(options.krate.as_ref());
     let name = options.name.clone().unwrap_or_else(|| ident.to_string());
     let queue = options.queue.as_deref().unwrap_or("default");
     let priority = options.priority.unwrap_or(1024);
-    let delay = duration(options.delay.unwrap_or(Duration::ZERO));
-    let ttr = duration(options.ttr.unwrap_or(Duration::from_secs(60)));
-    let timeout = optional(options.timeout.map(duration));
-    let retries = optional(options.retries.map(|r| quote!(#r)));
+    let delay = duration(m, options.delay.unwrap_or(Duration::ZERO));
+    let ttr = duration(m, options.ttr.unwrap_or(Duration::from_secs(60)));
+    let timeout = optional(m, options.timeout.map(|t| duration(m, t)));
+    let retries = optional(m, options.retries.map(|r| quote!(#r)));
     let backoff = match (options.backoff, options.backoff_max) {
-        (None, None) => quote!(::mq::__private::None),
+        (None, None) => quote!(#m::None),
         (base, max) => {
-            let base = duration(base.unwrap_or(Duration::from_secs(1)));
-            let max = duration(max.unwrap_or(Duration::from_secs(600)));
-            quote!(::mq::__private::Some(::mq::__private::Backoff { base: #base, max: #max }))
+            let base = duration(m, base.unwrap_or(Duration::from_secs(1)));
+            let max = duration(m, max.unwrap_or(Duration::from_secs(600)));
+            quote!(#m::Some(#m::Backoff { base: #base, max: #max }))
         }
     };
     // Spanned at the type's name, so a missing Serialize or Deserialize points there.
+    let m_ident = krate::private_at(options.krate.as_ref(), ident.span());
     let message_impl = quote_spanned! {ident.span()=>
-        impl ::mq::__private::Message for #ident
+        impl #m_ident::Message for #ident
     };
     quote! {
         const _: () = {
             #message_impl {
                 const NAME: &'static str = #name;
-                const OPTIONS: ::mq::__private::MessageOptions =
-                    ::mq::__private::message_options(#queue, #priority, #delay, #ttr, #timeout, #retries, #backoff);
+                const OPTIONS: #m::MessageOptions =
+                    #m::message_options(#queue, #priority, #delay, #ttr, #timeout, #retries, #backoff);
             }
-            ::mq::__private::inventory::submit! {
-                ::mq::__private::MessageDef::of::<#ident>()
+            #m::inventory::submit! {
+                #m::MessageDef::of::<#ident>()
             }
         };
     }
@@ -54,26 +57,27 @@ pub(crate) fn fallback(input: &DeriveInput, error: syn::Error) -> TokenStream {
     }
     let ident = &input.ident;
     let name = ident.to_string();
+    let m = krate::private(super::ast::krate_of(input).as_ref());
     quote! {
         #error
         const _: () = {
-            impl ::mq::__private::Message for #ident {
+            impl #m::Message for #ident {
                 const NAME: &'static str = #name;
-                const OPTIONS: ::mq::__private::MessageOptions = ::mq::__private::MessageOptions::DEFAULT;
+                const OPTIONS: #m::MessageOptions = #m::MessageOptions::DEFAULT;
             }
         };
     }
 }
 
-fn duration(duration: Duration) -> TokenStream {
+fn duration(m: &TokenStream, duration: Duration) -> TokenStream {
     let secs = duration.as_secs();
     let nanos = duration.subsec_nanos();
-    quote!(::mq::__private::Duration::new(#secs, #nanos))
+    quote!(#m::Duration::new(#secs, #nanos))
 }
 
-fn optional(value: Option<TokenStream>) -> TokenStream {
+fn optional(m: &TokenStream, value: Option<TokenStream>) -> TokenStream {
     match value {
-        Some(value) => quote!(::mq::__private::Some(#value)),
-        None => quote!(::mq::__private::None),
+        Some(value) => quote!(#m::Some(#value)),
+        None => quote!(#m::None),
     }
 }

@@ -4,11 +4,12 @@
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{FnArg, ItemFn, ReturnType, Type};
+use syn::{FnArg, ItemFn, Path, ReturnType, Type};
 
 use super::ast::Slot;
 
-pub(crate) fn slot(item: &ItemFn, slot: &Slot<'_>) -> TokenStream {
+pub(crate) fn slot(item: &ItemFn, slot: &Slot<'_>, krate: Option<&Path>) -> TokenStream {
+    let m = &crate::krate::private(krate);
     let ident = &item.sig.ident;
     let path = ident.to_string();
     let message = slot.message;
@@ -21,14 +22,15 @@ pub(crate) fn slot(item: &ItemFn, slot: &Slot<'_>) -> TokenStream {
         .map(|i| format_ident!("__mq_param_{}", i))
         .collect();
     let take_params = slot.params.iter().zip(&names).map(|(ty, name)| {
+        let m = crate::krate::private_at(krate, ty.span());
         quote_spanned! {ty.span()=>
-            let #name = ::mq::__private::param::<#ty>(&__mq_context)?;
+            let #name = #m::param::<#ty>(&__mq_context)?;
         }
     });
     let requirements = slot.params.iter().map(|ty| {
         quote! {
-            if let ::mq::__private::Some(requirement) =
-                (&&::mq::__private::Probe::<#ty>::new()).requirement()
+            if let #m::Some(requirement) =
+                (&&#m::Probe::<#ty>::new()).requirement()
             {
                 requirements.push(requirement);
             }
@@ -40,21 +42,22 @@ pub(crate) fn slot(item: &ItemFn, slot: &Slot<'_>) -> TokenStream {
         ReturnType::Default => ident.span(),
     };
     // The conversion is spanned at the return type, so an unsupported one is reported there.
+    let m_return = crate::krate::private_at(krate, return_span);
     let run = if item.sig.asyncness.is_some() {
-        let convert =
-            quote_spanned! {return_span=> ::mq::__private::into_slot_result(__mq_result) };
+        let convert = quote_spanned! {return_span=> #m_return::into_slot_result(__mq_result) };
         quote! {
             let __mq_result = #call.await;
             #convert
         }
     } else {
-        quote_spanned! {return_span=> ::mq::__private::run_blocking(move || #call).await }
+        quote_spanned! {return_span=> #m_return::run_blocking(move || #call).await }
     };
     let message_type = quote_spanned! {message.span()=> type Message = #message; };
     // Spanned at `async`, so that a slot whose future is not `Send` is reported there.
     let future_span = item.sig.asyncness.map_or(ident.span(), |a| a.span);
+    let m_future = crate::krate::private_at(krate, future_span);
     let future = quote_spanned! {future_span=>
-        ::mq::__private::Box::pin(async move {
+        #m_future::Box::pin(async move {
             #(#take_params)*
             #run
         })
@@ -67,29 +70,29 @@ pub(crate) fn slot(item: &ItemFn, slot: &Slot<'_>) -> TokenStream {
 
         const _: () = {
             #[allow(unused_imports)]
-            use ::mq::__private::ProbeRequirement as _;
+            use #m::ProbeRequirement as _;
 
-            impl ::mq::__private::Slot for #ident {
+            impl #m::Slot for #ident {
                 #message_type
                 const PATH: &'static str = ::core::concat!(::core::module_path!(), "::", #path);
 
-                fn requirements() -> ::mq::__private::Vec<::mq::__private::Requirement> {
+                fn requirements() -> #m::Vec<#m::Requirement> {
                     #[allow(unused_mut)]
-                    let mut requirements = ::mq::__private::Vec::new();
+                    let mut requirements = #m::Vec::new();
                     #(#requirements)*
                     requirements
                 }
 
                 fn call(
                     __mq_message: Self::Message,
-                    __mq_context: ::mq::__private::Context,
-                ) -> ::mq::__private::SlotFuture {
+                    __mq_context: #m::Context,
+                ) -> #m::SlotFuture {
                     #future
                 }
             }
 
-            ::mq::__private::inventory::submit! {
-                ::mq::__private::SlotDef::of::<#ident>()
+            #m::inventory::submit! {
+                #m::SlotDef::of::<#ident>()
             }
         };
     }
@@ -109,7 +112,8 @@ fn hidden_type(item: &ItemFn) -> TokenStream {
 /// The error, the function unchanged and, when its message type is plain to see, a stub
 /// registration that never runs, so that code naming the slot (`SlotDef::of::<f>()`) adds
 /// no errors of its own.
-pub(crate) fn fallback(item: &ItemFn, error: syn::Error) -> TokenStream {
+pub(crate) fn fallback(item: &ItemFn, error: syn::Error, krate: Option<&Path>) -> TokenStream {
+    let m = crate::krate::private(krate);
     let error = error.into_compile_error();
     let Some(message) = stub_message(item) else {
         return quote! { #error #item };
@@ -124,19 +128,19 @@ pub(crate) fn fallback(item: &ItemFn, error: syn::Error) -> TokenStream {
         #hidden_type
 
         const _: () = {
-            impl ::mq::__private::Slot for #ident {
+            impl #m::Slot for #ident {
                 type Message = #message;
                 const PATH: &'static str = ::core::concat!(::core::module_path!(), "::", #path);
 
-                fn requirements() -> ::mq::__private::Vec<::mq::__private::Requirement> {
-                    ::mq::__private::Vec::new()
+                fn requirements() -> #m::Vec<#m::Requirement> {
+                    #m::Vec::new()
                 }
 
                 fn call(
                     _: Self::Message,
-                    _: ::mq::__private::Context,
-                ) -> ::mq::__private::SlotFuture {
-                    ::mq::__private::Box::pin(async { ::core::result::Result::Ok(()) })
+                    _: #m::Context,
+                ) -> #m::SlotFuture {
+                    #m::Box::pin(async { ::core::result::Result::Ok(()) })
                 }
             }
         };

@@ -6,7 +6,7 @@ mod expand;
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
 use syn::spanned::Spanned;
-use syn::{Item, ItemFn};
+use syn::{Item, ItemFn, Path};
 
 pub(crate) fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
     let item: ItemFn = match syn::parse2(input.clone()) {
@@ -16,19 +16,42 @@ pub(crate) fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
             return quote! { #error #input };
         }
     };
-    let checked = if args.is_empty() {
-        ast::Slot::from_syn(&item)
-    } else {
-        Err(syn::Error::new_spanned(
-            args,
-            "#[mq::slot] takes no arguments: remove them, and put queue and retry options on \
-             the message type's #[message(...)]",
-        ))
+    let (krate, checked) = match read_args(args) {
+        Ok(krate) => (krate.clone(), ast::Slot::from_syn(&item)),
+        Err(error) => (None, Err(error)),
     };
     match checked {
-        Ok(slot) => expand::slot(&item, &slot),
-        Err(error) => expand::fallback(&item, error),
+        Ok(slot) => expand::slot(&item, &slot, krate.as_ref()),
+        Err(error) => expand::fallback(&item, error, krate.as_ref()),
     }
+}
+
+/// The one option a slot takes, `crate = "my_mq"`; anything else is an error at it.
+fn read_args(args: TokenStream) -> syn::Result<Option<Path>> {
+    let mut krate = None;
+    let parser = syn::meta::parser(|meta| {
+        if !meta.path.is_ident(crate::symbol::CRATE) {
+            return Err(meta.error(
+                "#[mq::slot] takes no option but `crate = \"...\"`: put queue and retry \
+                 options on the message type's #[message(...)]",
+            ));
+        }
+        match meta.value()?.parse::<syn::Expr>()? {
+            syn::Expr::Lit(syn::ExprLit {
+                lit: syn::Lit::Str(lit),
+                ..
+            }) => krate = Some(crate::krate::read(&lit)?),
+            other => {
+                return Err(syn::Error::new_spanned(
+                    other,
+                    "`crate` takes a string literal, e.g. `#[mq::slot(crate = \"my_mq\")]`",
+                ))
+            }
+        }
+        Ok(())
+    });
+    syn::parse::Parser::parse2(parser, args)?;
+    Ok(krate)
 }
 
 /// The error for `#[slot]` on something other than a function, at its keyword.
