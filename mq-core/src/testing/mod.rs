@@ -1,0 +1,82 @@
+//! What users' tests need: a [`RecordingBus`] with typed assertions, a [`Context`] for
+//! calling a slot directly ([`RecordingBus::context`]), and a worker that runs until its
+//! queues are idle and reports what happened
+//! ([`WorkerBuilder::run_until_idle`](crate::WorkerBuilder::run_until_idle)).
+//!
+//! `recorder` is the transport that notes each put, `bus` the assertions, `context` the
+//! [`ContextBuilder`], `idle` the worker, `report` its [`Report`]. `docs/testing.md` tells
+//! the same story at more length.
+//!
+//! A message, two slots (one dispatches a follow-up), a unit test of each and a test from
+//! dispatch to the end:
+//!
+//! ```
+//! use mq::testing::{Outcome, RecordingBus};
+//! use mq::{Context, Registry, SlotDef};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(mq::Message, Serialize, Deserialize, Debug)]
+//! #[message(queue = "orders")]
+//! struct OrderPlaced { order_id: u64 }
+//!
+//! #[derive(mq::Message, Serialize, Deserialize, Debug)]
+//! #[message(queue = "emails")]
+//! struct SendOrderConfirmation { order_id: u64 }
+//!
+//! #[mq::slot]
+//! async fn confirm(msg: &OrderPlaced, ctx: Context) -> Result<(), mq::Error> {
+//!     ctx.dispatch(SendOrderConfirmation { order_id: msg.order_id }).await?;
+//!     Ok(())
+//! }
+//!
+//! #[mq::slot]
+//! fn send_confirmation(msg: SendOrderConfirmation) -> Result<(), String> {
+//!     if msg.order_id == 0 { Err("no such order".into()) } else { Ok(()) }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> mq::Result<()> {
+//! // A unit test of a slot that takes a Context: call it, assert on what it dispatched.
+//! let bus = RecordingBus::new();
+//! confirm(&OrderPlaced { order_id: 7 }, bus.context::<OrderPlaced>().build()).await?;
+//! bus.assert_dispatched_once::<SendOrderConfirmation>(|m| m.order_id == 7);
+//!
+//! // A unit test of a plain slot: it is a function.
+//! assert!(send_confirmation(SendOrderConfirmation { order_id: 0 }).is_err());
+//!
+//! // From dispatch to the end: a real worker on the bus's queue, until it is idle.
+//! let bus = RecordingBus::new();
+//! bus.dispatch(OrderPlaced { order_id: 7 }).await?;
+//! let report = bus
+//!     .worker()
+//!     .registry(Registry::from_slots([
+//!         SlotDef::of::<confirm>(),
+//!         SlotDef::of::<send_confirmation>(),
+//!     ])?)
+//!     .run_until_idle()
+//!     .await?;
+//! report.assert_all_finished();
+//! assert_eq!(report.of::<SendOrderConfirmation>().len(), 1);
+//! assert_eq!(report.count(Outcome::Finished), 2);
+//! bus.assert_dispatched_once::<SendOrderConfirmation>(|m| m.order_id == 7);
+//! # Ok(()) }
+//! ```
+//!
+//! Code that dispatches with the process-wide [`mq::dispatch`](crate::dispatch) cannot be
+//! pointed at a recording bus: that bus is opened once per process from `MQ_URL`, and tests
+//! run in parallel threads of one process. Let such code take a `&Bus` (or a `Bus` in its
+//! state) and give it a `RecordingBus` in tests.
+
+mod bus;
+mod context;
+mod idle;
+mod recorder;
+mod report;
+
+pub use bus::RecordingBus;
+pub use context::ContextBuilder;
+pub use recorder::Dispatched;
+pub use report::{Handled, Outcome, Report, SlotRun};
+
+#[cfg(doc)]
+use crate::Context;
