@@ -224,7 +224,11 @@ impl fmt::Display for Report {
                 }
             }
         }
-        write!(f, "  stopped: {:?}", self.exit)?;
+        if self.idle() {
+            write!(f, "  the queues went idle")?;
+        } else {
+            write!(f, "  stopped before the queues went idle: {:?}", self.exit)?;
+        }
         if self.delayed > 0 {
             write!(f, "; {} delayed message(s) not waited for", self.delayed)?;
         }
