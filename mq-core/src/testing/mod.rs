@@ -7,12 +7,12 @@
 //! [`ContextBuilder`], `idle` the worker, `report` its [`Report`]. `docs/testing.md` tells
 //! the same story at more length.
 //!
-//! A message, two slots (one dispatches a follow-up), a unit test of each and a test from
-//! dispatch to the end:
+//! The example of `docs/testing.md`: a message, two slots (one dispatches a follow-up, one
+//! fails once), a unit test of each, and a test from dispatch to the end:
 //!
 //! ```
 //! use mq::testing::{Outcome, RecordingBus};
-//! use mq::{Context, Registry, SlotDef};
+//! use mq::{Bus, Context, Registry, SlotDef, SlotError};
 //! use serde::{Deserialize, Serialize};
 //!
 //! #[derive(mq::Message, Serialize, Deserialize, Debug)]
@@ -20,8 +20,14 @@
 //! struct OrderPlaced { order_id: u64 }
 //!
 //! #[derive(mq::Message, Serialize, Deserialize, Debug)]
-//! #[message(queue = "emails")]
+//! #[message(queue = "emails", retries = 2)]
 //! struct SendOrderConfirmation { order_id: u64 }
+//!
+//! /// The application code under test takes a `&Bus`.
+//! async fn place_order(bus: &Bus, order_id: u64) -> mq::Result<()> {
+//!     bus.dispatch(OrderPlaced { order_id }).await?;
+//!     Ok(())
+//! }
 //!
 //! #[mq::slot]
 //! async fn confirm(msg: &OrderPlaced, ctx: Context) -> Result<(), mq::Error> {
@@ -30,23 +36,34 @@
 //! }
 //!
 //! #[mq::slot]
-//! fn send_confirmation(msg: SendOrderConfirmation) -> Result<(), String> {
-//!     if msg.order_id == 0 { Err("no such order".into()) } else { Ok(()) }
+//! async fn send_confirmation(msg: SendOrderConfirmation, ctx: Context) -> Result<(), SlotError> {
+//!     if ctx.attempt() == 1 {
+//!         return Err(SlotError::retry("smtp timeout")); // fails once, then succeeds
+//!     }
+//!     let _ = msg.order_id;
+//!     Ok(())
 //! }
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> mq::Result<()> {
-//! // A unit test of a slot that takes a Context: call it, assert on what it dispatched.
+//! // The producer: a recording bus where the code takes a &Bus.
+//! let bus = RecordingBus::new();
+//! place_order(&bus, 7).await?;
+//! bus.assert_dispatched_once::<OrderPlaced>(|m| m.order_id == 7);
+//! bus.assert_not_dispatched::<SendOrderConfirmation>();
+//!
+//! // A slot that takes a Context: call it, assert on what it dispatched.
 //! let bus = RecordingBus::new();
 //! confirm(&OrderPlaced { order_id: 7 }, bus.context::<OrderPlaced>().build()).await?;
 //! bus.assert_dispatched_once::<SendOrderConfirmation>(|m| m.order_id == 7);
 //!
-//! // A unit test of a plain slot: it is a function.
-//! assert!(send_confirmation(SendOrderConfirmation { order_id: 0 }).is_err());
+//! let ctx = bus.context::<SendOrderConfirmation>().attempt(1).build();
+//! let error = send_confirmation(SendOrderConfirmation { order_id: 7 }, ctx).await.unwrap_err();
+//! assert!(!error.is_permanent());
 //!
 //! // From dispatch to the end: a real worker on the bus's queue, until it is idle.
 //! let bus = RecordingBus::new();
-//! bus.dispatch(OrderPlaced { order_id: 7 }).await?;
+//! place_order(&bus, 7).await?;
 //! let report = bus
 //!     .worker()
 //!     .registry(Registry::from_slots([
@@ -56,8 +73,11 @@
 //!     .run_until_idle()
 //!     .await?;
 //! report.assert_all_finished();
-//! assert_eq!(report.of::<SendOrderConfirmation>().len(), 1);
-//! assert_eq!(report.count(Outcome::Finished), 2);
+//!
+//! let mail = report.of::<SendOrderConfirmation>()[0];
+//! assert_eq!((mail.outcome, mail.attempts), (Outcome::Finished, 2));
+//! assert_eq!(mail.slot("send_confirmation").map(|slot| slot.runs), Some(2));
+//! assert!(mail.errors[0].ends_with("send_confirmation: smtp timeout"));
 //! bus.assert_dispatched_once::<SendOrderConfirmation>(|m| m.order_id == 7);
 //! # Ok(()) }
 //! ```
