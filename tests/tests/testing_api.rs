@@ -5,7 +5,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
-use mq::testing::{Outcome, RecordingBus};
+use mq::testing::{Outcome, RecordingBus, Report};
 use mq::{Bus, Context, EventKind, Exit, Registry, SlotDef, SlotError};
 use serde::{Deserialize, Serialize};
 
@@ -175,18 +175,22 @@ fn slots() -> Registry {
     .unwrap()
 }
 
+/// A worker of `slots()` on `bus`'s queue, until it is idle.
+async fn run_until_idle(bus: &RecordingBus) -> Report {
+    bus.worker()
+        .registry(slots())
+        .run_until_idle()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn run_until_idle_reports_each_message_and_slot() {
     let bus = RecordingBus::new();
     for order_id in [1, 2, 3, 4] {
         place_order(&bus, order_id).await.unwrap();
     }
-    let report = bus
-        .worker()
-        .registry(slots())
-        .run_until_idle()
-        .await
-        .unwrap();
+    let report = run_until_idle(&bus).await;
     assert!(report.idle(), "{report}");
     assert_eq!(report.exit(), Exit::Stopped);
 
@@ -269,12 +273,7 @@ async fn run_until_idle_reports_each_message_and_slot() {
 #[tokio::test]
 async fn run_until_idle_on_nothing_returns_at_once_and_leaves_delayed_messages() {
     let bus = RecordingBus::new();
-    let report = bus
-        .worker()
-        .registry(slots())
-        .run_until_idle()
-        .await
-        .unwrap();
+    let report = run_until_idle(&bus).await;
     assert!(report.messages().is_empty());
     report.assert_all_finished();
 
@@ -282,12 +281,7 @@ async fn run_until_idle_on_nothing_returns_at_once_and_leaves_delayed_messages()
         .delay(Duration::from_secs(3600))
         .await
         .unwrap();
-    let report = bus
-        .worker()
-        .registry(slots())
-        .run_until_idle()
-        .await
-        .unwrap();
+    let report = run_until_idle(&bus).await;
     assert!(report.messages().is_empty());
     assert_eq!(report.delayed(), 1);
 }
