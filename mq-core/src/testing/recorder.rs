@@ -14,13 +14,13 @@ use crate::{Message, Result, Transport};
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Dispatched {
-    /// The wire name (the envelope's `name`).
+    /// The wire name (the envelope's `name`; empty for an item that is not an envelope).
     pub name: String,
     /// The message id.
     pub id: String,
     /// The queue it was put on.
     pub queue: String,
-    /// The body as JSON text.
+    /// The body as JSON text (for an item that is not an envelope, the whole item).
     pub body: String,
     /// The delay it was dispatched with.
     pub delay: Duration,
@@ -32,7 +32,12 @@ impl Dispatched {
     fn of(queue: &str, bytes: &Bytes, options: PutOptions) -> Dispatched {
         let (name, id, body) = match Envelope::decode(bytes) {
             Ok(envelope) => (envelope.name, envelope.id, envelope.body.get().to_owned()),
-            Err(_) => Default::default(),
+            // Not an envelope (a raw put on the transport): the bytes as they are.
+            Err(_) => (
+                String::new(),
+                String::new(),
+                String::from_utf8_lossy(bytes).into_owned(),
+            ),
         };
         Dispatched {
             name,
