@@ -4,6 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::transport::SlotFailure;
+
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -40,6 +42,9 @@ pub struct Event {
     pub slot: Option<String>,
     /// The error text, for `Retried`, `Failed` and `Timeout`.
     pub error: Option<String>,
+    /// The slots that failed this attempt, each with its error, for `Retried` and `Failed`
+    /// (empty when no slot ran: an unknown wire name, an unreadable item).
+    pub slots: Vec<SlotFailure>,
     /// The delay before the next attempt, for `Retried`.
     pub delay: Option<Duration>,
     /// How long the slots ran, for `Finished`, `Retried` and `Failed`.
@@ -56,6 +61,7 @@ impl Event {
             attempt,
             slot: None,
             error: None,
+            slots: Vec::new(),
             delay: None,
             elapsed: None,
         }

@@ -35,11 +35,11 @@ use crate::{Error, Result};
 /// ```
 #[derive(Debug)]
 pub struct WorkerBuilder {
-    pub(super) options: Options,
+    pub(crate) options: Options,
     transport: Option<Arc<dyn Transport>>,
     pub(super) registry: Option<Registry>,
     states: States,
-    hook: Option<Hook>,
+    pub(crate) hook: Option<Hook>,
     /// What `--version` prints after the program's name (see `program`).
     #[cfg(feature = "cli")]
     pub(super) app_version: Option<String>,

@@ -40,6 +40,8 @@ pub(crate) enum Decision {
         error: String,
         /// The log line, e.g. `retried: 1 of 2 slots failed`.
         note: String,
+        /// The slots that failed, each with its error.
+        slots: Vec<SlotFailure>,
     },
     /// Move the item to the failure store; `next` is what a retry from the store runs.
     Fail {
@@ -74,6 +76,13 @@ pub(crate) fn decide(
         slots: Some(failures.iter().map(|f| f.slot.clone()).collect()),
         ..envelope.clone()
     };
+    let slots = failures
+        .into_iter()
+        .map(|f| SlotFailure {
+            slot: f.slot,
+            error: f.error,
+        })
+        .collect();
     if permanent || envelope.attempt > policy.retries {
         let reason = if permanent {
             format!("permanent failure: {summary}")
@@ -82,13 +91,6 @@ pub(crate) fn decide(
             let plural = if attempts == 1 { "" } else { "s" };
             format!("failed after {attempts} attempt{plural}: {summary}")
         };
-        let slots = failures
-            .into_iter()
-            .map(|f| SlotFailure {
-                slot: f.slot,
-                error: f.error,
-            })
-            .collect();
         return Decision::Fail {
             next,
             options: put,
@@ -108,6 +110,7 @@ pub(crate) fn decide(
         },
         error: summary,
         note,
+        slots,
     }
 }
 
@@ -142,6 +145,7 @@ pub(crate) fn decide_unknown(
         },
         error: reason,
         note: "retried: unknown message".into(),
+        slots: Vec::new(),
     }
 }
 
@@ -199,6 +203,7 @@ mod tests {
             options,
             error,
             note,
+            slots,
         } = decision
         else {
             panic!("not a retry: {decision:?}");
@@ -213,6 +218,7 @@ mod tests {
         );
         assert_eq!(error, "b: b broke");
         assert_eq!(note, "retried: 1 of 2 slots failed");
+        assert_eq!((slots[0].slot.as_str(), slots.len()), ("b", 1));
     }
 
     #[test]

@@ -23,6 +23,9 @@ pub(crate) struct Options {
     pub(crate) unknown_backoff: Backoff,
     pub(crate) poll: Duration,
     pub(crate) handle_signals: bool,
+    /// Put retries back ready at once instead of after their backoff (the testing worker,
+    /// [`run_until_idle`](super::WorkerBuilder::run_until_idle)).
+    pub(crate) retry_now: bool,
 }
 
 /// Default for `--concurrency`: messages whose slots run at once.
@@ -52,6 +55,7 @@ impl Default for Options {
             },
             poll: Duration::from_secs(1),
             handle_signals: true,
+            retry_now: false,
         }
     }
 }

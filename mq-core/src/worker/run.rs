@@ -82,6 +82,16 @@ impl Worker {
         &self.shared.registry
     }
 
+    /// The transport this worker reserves from.
+    pub(crate) fn transport(&self) -> &Arc<dyn Transport> {
+        &self.shared.transport
+    }
+
+    /// The queues this worker consumes.
+    pub(crate) fn queues(&self) -> &[String] {
+        &self.shared.options.queues
+    }
+
     /// Asks the worker to stop as on SIGTERM: no more reservations, running slots finish.
     pub fn stop(&self) {
         self.stop.send_replace(true);

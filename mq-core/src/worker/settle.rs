@@ -33,17 +33,13 @@ pub(super) async fn settle(
             options,
             error,
             note,
+            slots,
         } => {
-            put_back(
-                shared,
-                job,
-                &next,
-                options,
-                error,
-                &note,
-                event(EventKind::Retried),
-            )
-            .await
+            let retried = Event {
+                slots,
+                ..event(EventKind::Retried)
+            };
+            put_back(shared, job, &next, options, error, &note, retried).await
         }
         Decision::Fail {
             next,
@@ -52,8 +48,11 @@ pub(super) async fn settle(
             slots,
         } => {
             let attempts = next.attempt.saturating_sub(1);
+            let failed = Event {
+                slots: slots.clone(),
+                ..event(EventKind::Failed)
+            };
             let failure = failure(slots, reason, attempts);
-            let failed = event(EventKind::Failed);
             move_to_failure_store(shared, job, next.encode(), options, failure, failed).await
         }
     }
@@ -109,7 +108,13 @@ async fn put_back(
     event: Event,
 ) -> Outcome {
     let body = next.encode();
-    match shared.transport.retry(job, body.clone(), put).await {
+    // A test's worker runs the next attempt at once; the event still says the backoff.
+    let queued = if shared.options.retry_now {
+        put.with_delay(std::time::Duration::ZERO)
+    } else {
+        put
+    };
+    match shared.transport.retry(job, body.clone(), queued).await {
         // The next attempt cannot be queued (it grew past the backend's size limit): retrying
         // would run every slot again each TTR, forever. The failure store keeps it.
         Err(refused @ Error::TooLarge { .. }) => {
