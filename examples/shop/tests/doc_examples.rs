@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::SendOrderConfirmation;
+use shop::SendOrderConfirmation;
 
 /// The files that show `mq publish SendOrderConfirmation`.
 const FILES: &[&str] = &["README.md", "docs/cli.md", "docs/wire-format.md"];
