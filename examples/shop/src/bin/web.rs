@@ -1,6 +1,6 @@
-//! The shop's web app: `cargo run -p shop --bin web`, on `MQ_URL` (unset: `sqlite://mq.db`
-//! in the working directory); listens on `127.0.0.1:3000` or `SHOP_ADDR`. Stops on Ctrl-C
-//! or SIGTERM.
+//! The shop's web app, `cargo run --bin web` (in mq's repository: `cargo run -p shop --bin
+//! web`), on `MQ_URL` (unset: `sqlite://mq.db` in the working directory). It listens on
+//! `127.0.0.1:3000` or `SHOP_ADDR`, and stops on Ctrl-C or SIGTERM.
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
