@@ -12,6 +12,8 @@ mod server;
 pub mod suite;
 pub mod worker_process;
 
+pub use server::free_port;
+
 use mq::transport::{QueueStats, Transport};
 
 /// The counts of `queue` (all zero when the transport does not list it).
