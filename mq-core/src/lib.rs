@@ -71,7 +71,7 @@ pub use worker::{Exit, Worker, WorkerBuilder};
 #[doc(hidden)]
 pub mod __private {
     pub use crate::context::Context;
-    pub use crate::message::{Message, MessageOptions};
+    pub use crate::message::{DeserializeMessage, Message, MessageOptions, SerializeMessage};
     pub use crate::registry::{MessageDef, Route};
     pub use crate::retry::Backoff;
     pub use crate::slot::{

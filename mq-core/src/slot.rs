@@ -13,15 +13,18 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde_json::value::RawValue;
 
 use crate::context::Context;
-use crate::message::{Message, MessageInfo};
+use crate::message::{DeserializeMessage, Message, MessageInfo};
 
 /// The future a slot returns, boxed so that slots of any shape share one type.
 pub type SlotFuture = Pin<Box<dyn Future<Output = Result<(), SlotError>> + Send + 'static>>;
 
 /// A slot function, as `#[mq::slot]` describes it. Not implemented by hand.
 pub trait Slot: 'static {
-    /// The message type the slot listens for.
-    type Message: Message;
+    /// The message type the slot listens for; a [`Message`], which [`SlotDef::of`] requires.
+    /// Not a bound here: rustc would check the bound's supertraits too, and a type that is
+    /// not a message at all would get an error for each (not `Serialize`, not
+    /// `Deserialize`) besides the one that says so.
+    type Message;
     /// The slot's path, `module::function`.
     const PATH: &'static str;
     /// What the slot's parameters need from the worker (the `State<T>` types).
@@ -81,7 +84,10 @@ impl SlotDef {
     /// let registry = mq::Registry::from_slots([mq::SlotDef::of::<pong>()]).unwrap();
     /// assert_eq!(registry.route("Ping").unwrap().slots().count(), 1);
     /// ```
-    pub const fn of<S: Slot>() -> SlotDef {
+    pub const fn of<S: Slot>() -> SlotDef
+    where
+        S::Message: Message,
+    {
         SlotDef {
             path: S::PATH,
             message: MessageInfo::of::<S::Message>,
@@ -121,8 +127,11 @@ impl fmt::Debug for SlotDef {
 
 inventory::collect!(SlotDef);
 
-fn decode_and_call<S: Slot>(body: &RawValue, context: Context) -> SlotFuture {
-    match serde_json::from_str::<S::Message>(body.get()) {
+fn decode_and_call<S: Slot>(body: &RawValue, context: Context) -> SlotFuture
+where
+    S::Message: Message,
+{
+    match <S::Message as DeserializeMessage>::decode_body(body.get()) {
         Ok(message) => S::call(message, context),
         Err(e) => {
             let error = SlotError::undecodable(format!(

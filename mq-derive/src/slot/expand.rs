@@ -52,7 +52,12 @@ pub(crate) fn slot(item: &ItemFn, slot: &Slot<'_>, krate: Option<&Path>) -> Toke
     } else {
         quote_spanned! {return_span=> #m_return::run_blocking(move || #call).await }
     };
-    let message_type = quote_spanned! {message.span()=> type Message = #message; };
+    // `SlotDef::of` is where a type that is not a message fails; rustc reports that at the
+    // type argument, so the slot's name is given the message type's span.
+    let m_message = crate::krate::private_at(krate, message.span());
+    let mut slot_at_message = ident.clone();
+    slot_at_message.set_span(message.span());
+    let slot_def = quote_spanned! {message.span()=> #m_message::SlotDef::of::<#slot_at_message>() };
     // Spanned at `async`, so that a slot whose future is not `Send` is reported there.
     let future_span = item.sig.asyncness.map_or(ident.span(), |a| a.span);
     let m_future = crate::krate::private_at(krate, future_span);
@@ -73,7 +78,7 @@ pub(crate) fn slot(item: &ItemFn, slot: &Slot<'_>, krate: Option<&Path>) -> Toke
             use #m::ProbeRequirement as _;
 
             impl #m::Slot for #ident {
-                #message_type
+                type Message = #message;
                 const PATH: &'static str = ::core::concat!(::core::module_path!(), "::", #path);
 
                 fn requirements() -> #m::Vec<#m::Requirement> {
@@ -92,7 +97,7 @@ pub(crate) fn slot(item: &ItemFn, slot: &Slot<'_>, krate: Option<&Path>) -> Toke
             }
 
             #m::inventory::submit! {
-                #m::SlotDef::of::<#ident>()
+                #slot_def
             }
         };
     }
