@@ -75,7 +75,7 @@ pub mod __private {
     pub use crate::registry::{MessageDef, Route};
     pub use crate::retry::Backoff;
     pub use crate::slot::{
-        IntoSlotResult, Requirement, Slot, SlotDef, SlotError, SlotFuture, SlotParam,
+        IntoSlotResult, Requirement, Slot, SlotDef, SlotError, SlotErrorType, SlotFuture, SlotParam,
     };
     pub use inventory;
     pub use serde;

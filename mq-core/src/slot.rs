@@ -249,7 +249,7 @@ impl IntoSlotResult for () {
     }
 }
 
-impl<E: fmt::Display + 'static> IntoSlotResult for Result<(), E> {
+impl<E: SlotErrorType> IntoSlotResult for Result<(), E> {
     fn into_slot_result(self) -> Result<(), SlotError> {
         self.map_err(|error| {
             if TypeId::of::<E>() == TypeId::of::<SlotError>() {
@@ -265,6 +265,20 @@ impl<E: fmt::Display + 'static> IntoSlotResult for Result<(), E> {
         })
     }
 }
+
+/// The error type of a slot's `Result<(), E>`: any `E: Display + 'static`. A trait of its
+/// own, with a blanket impl rustc does not recommend, so that an error type without
+/// `Display` is reported in mq's words at the slot's `E`.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a slot's error type: it does not implement `std::fmt::Display`",
+    label = "not `Display`",
+    note = "the worker keeps the error's text with the failed message: implement `std::fmt::Display` for `{Self}` (thiserror's `#[derive(Error)]` does), or return `Result<(), mq::SlotError>` with `mq::SlotError::retry(format!(\"{{e:?}}\"))`"
+)]
+pub trait SlotErrorType: fmt::Display + 'static {}
+
+#[diagnostic::do_not_recommend]
+impl<E: fmt::Display + 'static> SlotErrorType for E {}
 
 /// Synchronous slots running now, on tokio's blocking pool.
 static BLOCKING_RUNNING: AtomicUsize = AtomicUsize::new(0);

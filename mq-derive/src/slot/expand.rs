@@ -4,7 +4,7 @@
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{FnArg, ItemFn, Path, ReturnType, Type};
+use syn::{FnArg, GenericArgument, ItemFn, Path, PathArguments, ReturnType, Type};
 
 use super::ast::Slot;
 
@@ -38,10 +38,11 @@ pub(crate) fn slot(item: &ItemFn, slot: &Slot<'_>, krate: Option<&Path>) -> Toke
     });
     let call = quote!(#ident(#message_arg #(, #names)*));
     let return_span = match &item.sig.output {
-        ReturnType::Type(_, ty) => ty.span(),
+        ReturnType::Type(_, ty) => error_type(ty).unwrap_or(ty).span(),
         ReturnType::Default => ident.span(),
     };
-    // The conversion is spanned at the return type, so an unsupported one is reported there.
+    // The conversion is spanned at the return type, so an unsupported one is reported there;
+    // at `E` in `Result<(), E>`, the one part of a `Result` that can be wrong.
     let m_return = crate::krate::private_at(krate, return_span);
     let run = if item.sig.asyncness.is_some() {
         let convert = quote_spanned! {return_span=> #m_return::into_slot_result(__mq_result) };
@@ -100,6 +101,28 @@ pub(crate) fn slot(item: &ItemFn, slot: &Slot<'_>, krate: Option<&Path>) -> Toke
                 #slot_def
             }
         };
+    }
+}
+
+/// `E` of a return type written `Result<(), E>` (any path ending in `Result`).
+fn error_type(ty: &Type) -> Option<&Type> {
+    let Type::Path(path) = ty else {
+        return None;
+    };
+    let last = path.path.segments.last()?;
+    let PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    if last.ident != "Result" {
+        return None;
+    }
+    let mut types = args.args.iter().filter_map(|arg| match arg {
+        GenericArgument::Type(ty) => Some(ty),
+        _ => None,
+    });
+    match (types.next(), types.next(), types.next()) {
+        (Some(Type::Tuple(unit)), Some(error), None) if unit.elems.is_empty() => Some(error),
+        _ => None,
     }
 }
 
