@@ -93,6 +93,18 @@ pub mod __private {
         crate::slot::run_blocking(f).await
     }
 
+    /// Boxes the future of a slot's call. The `Send` bound has a line of its own that says
+    /// what to do: rustc's error for a future that is not `Send` is its own ("future cannot
+    /// be sent between threads safely", no `on_unimplemented` replaces it), and it quotes
+    /// that line under "required by a bound".
+    pub fn slot_future<F>(future: F) -> SlotFuture
+    where
+        F: std::future::Future<Output = Result<(), SlotError>> + 'static,
+        F: Send, // hold no Rc, RefCell or MutexGuard across an .await in a slot, or make the slot a sync fn
+    {
+        Box::pin(future)
+    }
+
     /// Turns a slot's return value into the worker's outcome.
     pub fn into_slot_result<R: IntoSlotResult>(result: R) -> Result<(), SlotError> {
         result.into_slot_result()

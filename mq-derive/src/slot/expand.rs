@@ -63,7 +63,7 @@ pub(crate) fn slot(item: &ItemFn, slot: &Slot<'_>, krate: Option<&Path>) -> Toke
     let future_span = item.sig.asyncness.map_or(ident.span(), |a| a.span);
     let m_future = crate::krate::private_at(krate, future_span);
     let future = quote_spanned! {future_span=>
-        #m_future::Box::pin(async move {
+        #m_future::slot_future(async move {
             #(#take_params)*
             #run
         })
