@@ -250,7 +250,7 @@ impl Bus {
         message: &M,
         options: &PutOptions,
     ) -> Result<(Envelope, bytes::Bytes)> {
-        let body = serde_json::value::to_raw_value(message).map_err(|source| Error::Encode {
+        let body = message.encode_body().map_err(|source| Error::Encode {
             name: M::NAME.to_owned(),
             source,
         })?;

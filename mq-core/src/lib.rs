@@ -71,11 +71,11 @@ pub use worker::{Exit, Worker, WorkerBuilder};
 #[doc(hidden)]
 pub mod __private {
     pub use crate::context::Context;
-    pub use crate::message::{Message, MessageOptions};
+    pub use crate::message::{DeserializeMessage, Message, MessageOptions, SerializeMessage};
     pub use crate::registry::{MessageDef, Route};
     pub use crate::retry::Backoff;
     pub use crate::slot::{
-        IntoSlotResult, Requirement, Slot, SlotDef, SlotError, SlotFuture, SlotParam,
+        IntoSlotResult, Requirement, Slot, SlotDef, SlotError, SlotErrorType, SlotFuture, SlotParam,
     };
     pub use inventory;
     pub use serde;
@@ -91,6 +91,18 @@ pub mod __private {
         R: IntoSlotResult + Send + 'static,
     {
         crate::slot::run_blocking(f).await
+    }
+
+    /// Boxes the future of a slot's call. The `Send` bound has a line of its own that says
+    /// what to do: rustc's error for a future that is not `Send` is its own ("future cannot
+    /// be sent between threads safely", no `on_unimplemented` replaces it), and it quotes
+    /// that line under "required by a bound".
+    pub fn slot_future<F>(future: F) -> SlotFuture
+    where
+        F: std::future::Future<Output = Result<(), SlotError>> + 'static,
+        F: Send, // hold no Rc, RefCell or MutexGuard across an .await in a slot, or make the slot a sync fn
+    {
+        Box::pin(future)
     }
 
     /// Turns a slot's return value into the worker's outcome.

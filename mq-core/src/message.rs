@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde_json::value::RawValue;
 
 use crate::retry::Backoff;
 
@@ -19,7 +20,11 @@ pub(crate) const DEFAULT_QUEUE: &str = "default";
 /// A type that can be dispatched to a queue and handled by slots.
 ///
 /// Implement it with `#[derive(mq::Message)]`, never by hand: the derive also registers the
-/// type so that the worker can check for duplicate wire names at start-up.
+/// type so that the worker can check for duplicate wire names at start-up. A message must
+/// also derive `serde::Serialize` and `serde::Deserialize` (owning its data), and be
+/// `Send + Sync + 'static`; the hidden supertraits that check the serde part say in mq's
+/// words which derive is missing. In generic code, `M: Message` does not imply
+/// `M: Serialize`: add the bound if you serialize `M` yourself.
 ///
 /// ```
 /// use serde::{Deserialize, Serialize};
@@ -40,11 +45,55 @@ pub(crate) const DEFAULT_QUEUE: &str = "default";
     label = "not an mq message",
     note = "add `#[derive(mq::Message, serde::Serialize, serde::Deserialize)]` to the definition of `{Self}`"
 )]
-pub trait Message: Serialize + DeserializeOwned + Send + Sync + 'static {
+pub trait Message: SerializeMessage + DeserializeMessage + Send + Sync + 'static {
     /// The wire name: what the envelope's `name` field says.
     const NAME: &'static str;
     /// Queue, priority, delays and retry policy.
     const OPTIONS: MessageOptions;
+}
+
+/// `serde::Serialize`, as a supertrait of [`Message`] whose failure says what to derive.
+///
+/// Not `Serialize` itself as a supertrait: rustc checks a supertrait's own supertraits
+/// directly and would report serde's bound in serde's words. The blanket impl is
+/// `do_not_recommend`, so a type that is not `Serialize` is reported as not this trait,
+/// with this message.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` must derive serde's `Serialize` to be an mq message",
+    label = "not `serde::Serialize`",
+    note = "add `#[derive(serde::Serialize, serde::Deserialize)]` to the definition of `{Self}`: mq sends a message as JSON"
+)]
+pub trait SerializeMessage {
+    /// The message as the JSON body of an envelope.
+    fn encode_body(&self) -> Result<Box<RawValue>, serde_json::Error>;
+}
+
+#[diagnostic::do_not_recommend]
+impl<T: Serialize> SerializeMessage for T {
+    fn encode_body(&self) -> Result<Box<RawValue>, serde_json::Error> {
+        serde_json::value::to_raw_value(self)
+    }
+}
+
+/// `serde::DeserializeOwned`, as a supertrait of [`Message`] whose failure says what to
+/// derive (see [`SerializeMessage`]).
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` must derive serde's `Deserialize` to be an mq message",
+    label = "not `serde::Deserialize`",
+    note = "add `#[derive(serde::Serialize, serde::Deserialize)]` to the definition of `{Self}`: mq sends a message as JSON, and a message owns its data (no borrowed `&'de str`)"
+)]
+pub trait DeserializeMessage: Sized {
+    /// The message from the JSON body of an envelope.
+    fn decode_body(body: &str) -> Result<Self, serde_json::Error>;
+}
+
+#[diagnostic::do_not_recommend]
+impl<T: DeserializeOwned> DeserializeMessage for T {
+    fn decode_body(body: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(body)
+    }
 }
 
 /// Per-type options, from `#[message(...)]`.

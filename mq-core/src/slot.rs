@@ -13,15 +13,18 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde_json::value::RawValue;
 
 use crate::context::Context;
-use crate::message::{Message, MessageInfo};
+use crate::message::{DeserializeMessage, Message, MessageInfo};
 
 /// The future a slot returns, boxed so that slots of any shape share one type.
 pub type SlotFuture = Pin<Box<dyn Future<Output = Result<(), SlotError>> + Send + 'static>>;
 
 /// A slot function, as `#[mq::slot]` describes it. Not implemented by hand.
 pub trait Slot: 'static {
-    /// The message type the slot listens for.
-    type Message: Message;
+    /// The message type the slot listens for; a [`Message`], which [`SlotDef::of`] requires.
+    /// Not a bound here: rustc would check the bound's supertraits too, and a type that is
+    /// not a message at all would get an error for each (not `Serialize`, not
+    /// `Deserialize`) besides the one that says so.
+    type Message;
     /// The slot's path, `module::function`.
     const PATH: &'static str;
     /// What the slot's parameters need from the worker (the `State<T>` types).
@@ -81,7 +84,10 @@ impl SlotDef {
     /// let registry = mq::Registry::from_slots([mq::SlotDef::of::<pong>()]).unwrap();
     /// assert_eq!(registry.route("Ping").unwrap().slots().count(), 1);
     /// ```
-    pub const fn of<S: Slot>() -> SlotDef {
+    pub const fn of<S: Slot>() -> SlotDef
+    where
+        S::Message: Message,
+    {
         SlotDef {
             path: S::PATH,
             message: MessageInfo::of::<S::Message>,
@@ -121,8 +127,11 @@ impl fmt::Debug for SlotDef {
 
 inventory::collect!(SlotDef);
 
-fn decode_and_call<S: Slot>(body: &RawValue, context: Context) -> SlotFuture {
-    match serde_json::from_str::<S::Message>(body.get()) {
+fn decode_and_call<S: Slot>(body: &RawValue, context: Context) -> SlotFuture
+where
+    S::Message: Message,
+{
+    match <S::Message as DeserializeMessage>::decode_body(body.get()) {
         Ok(message) => S::call(message, context),
         Err(e) => {
             let error = SlotError::undecodable(format!(
@@ -240,7 +249,7 @@ impl IntoSlotResult for () {
     }
 }
 
-impl<E: fmt::Display + 'static> IntoSlotResult for Result<(), E> {
+impl<E: SlotErrorType> IntoSlotResult for Result<(), E> {
     fn into_slot_result(self) -> Result<(), SlotError> {
         self.map_err(|error| {
             if TypeId::of::<E>() == TypeId::of::<SlotError>() {
@@ -256,6 +265,20 @@ impl<E: fmt::Display + 'static> IntoSlotResult for Result<(), E> {
         })
     }
 }
+
+/// The error type of a slot's `Result<(), E>`: any `E: Display + 'static`. A trait of its
+/// own, with a blanket impl rustc does not recommend, so that an error type without
+/// `Display` is reported in mq's words at the slot's `E`.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a slot's error type: it does not implement `std::fmt::Display`",
+    label = "not `Display`",
+    note = "the worker keeps the error's text with the failed message: implement `std::fmt::Display` for `{Self}` (thiserror's `#[derive(Error)]` does), or return `Result<(), mq::SlotError>` with `mq::SlotError::retry(format!(\"{{e:?}}\"))`"
+)]
+pub trait SlotErrorType: fmt::Display + 'static {}
+
+#[diagnostic::do_not_recommend]
+impl<E: fmt::Display + 'static> SlotErrorType for E {}
 
 /// Synchronous slots running now, on tokio's blocking pool.
 static BLOCKING_RUNNING: AtomicUsize = AtomicUsize::new(0);

@@ -17,11 +17,77 @@ use syn::{parse_macro_input, DeriveInput};
 
 /// Implements `mq::Message` and registers the type with the worker's registry.
 ///
-/// Options, all optional: `#[message(name = "Wire", queue = "emails", priority = 100,
-/// delay = "30s", ttr = "2m", timeout = "90s", retries = 5, backoff = "2s",
-/// backoff_max = "10m")]`; `crate = "my_mq"` when the crate renamed its dependency on
-/// mq-core (generated code then names `my_mq` instead of `mq`). An unknown key, a repeated key or a bad value is a compile error
-/// at that key or value (all of them at once); `mq-derive/tests/ui/message/` pins each one.
+/// ```
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(mq::Message, Serialize, Deserialize)]
+/// #[message(queue = "emails", priority = 100, ttr = "2m", retries = 5)]
+/// struct SendOrderConfirmation {
+///     order_id: u64,
+/// }
+/// ```
+///
+/// The type must also derive `serde::Serialize` and `serde::Deserialize` (mq sends it as
+/// JSON), own its data, and be `Send + Sync + 'static`; it cannot be generic or a union.
+///
+/// # Options
+///
+/// All optional, in `#[message(...)]`; durations are strings such as `"500ms"`, `"30s"`,
+/// `"2m"`, `"1h30m"` (units `ms`, `s`, `m`, `h`, `d`).
+///
+/// | Option | Type | Default | Meaning |
+/// |---|---|---|---|
+/// | `name` | string | the type's name | the wire name in the envelope |
+/// | `queue` | string | `"default"` | the queue (beanstalkd tube): 1 to 200 letters, digits and `-+/;.$_()`, not starting with `-` |
+/// | `priority` | `u32` | `1024` | lower is sooner |
+/// | `delay` | duration | `"0s"` | how long a dispatched message waits before it is ready |
+/// | `ttr` | duration, at least `"1s"` | `"60s"` | time to run: a reservation lasts this long and is kept alive at half of it |
+/// | `timeout` | duration, above zero | none | a slot that runs longer is cancelled; the attempt fails |
+/// | `retries` | `u32` | the worker's (3) | retries after the first attempt |
+/// | `backoff` | duration | the worker's | first delay of the exponential backoff between attempts (`"1s"` when only `backoff_max` is given) |
+/// | `backoff_max` | duration | the worker's | longest delay between attempts (`"10m"` when only `backoff` is given) |
+/// | `crate` | path string | `mq` | the name a crate gave its dependency on mq-core, e.g. `crate = "my_mq"` |
+///
+/// # Compile errors
+///
+/// Every bad key and value is reported at once, each at its token; the words, and the fix:
+///
+/// - ``unknown `#[message]` key `queu`; valid keys are `name`, `queue`, …``: spell the key
+///   as listed.
+/// - ``duplicate `#[message]` key `queue`: give it once``.
+/// - ``` `#[message]` key `queue` needs a value, e.g. `queue = "emails"` ```, and
+///   ``` `#[message]` takes a list of options ```: write `key = value`.
+/// - `` `priority` takes a whole number from 0 to 4294967295 `` (or ``… takes a string
+///   literal``): give the value the type of the table above.
+/// - `` `priority = 5000000000` is out of range ``: stay within `u32`.
+/// - ``` `ttr = "soon"` is not a duration ```: a number and a unit, e.g. `"2m"`.
+/// - `` `ttr` must be at least 1s ``; `` `timeout` must be longer than zero `` (the same for
+///   `backoff`, `backoff_max`): raise it, or leave the key out.
+/// - `` `order emails` is not a valid queue name ``; ``a wire name must be non-empty text
+///   without control characters``: change the text.
+/// - ``` `crate = "not a path"` is not a path ```: write the dependency's name.
+/// - ``#[derive(mq::Message)] does not support generic types`` / ``unions``: define one
+///   concrete struct or enum per message.
+/// - `` `Ping` must derive serde's `Serialize` to be an mq message `` (and the same for
+///   `Deserialize`): add `#[derive(serde::Serialize, serde::Deserialize)]`.
+///
+/// `mq-derive/tests/ui/message/` pins each one. For example, a missing serde derive:
+///
+/// ```compile_fail,E0277
+/// #[derive(mq::Message)]
+/// struct Ping {
+///     id: u64,
+/// }
+/// ```
+///
+/// and a misspelt key:
+///
+/// ```compile_fail
+/// # use serde::{Deserialize, Serialize};
+/// #[derive(mq::Message, Serialize, Deserialize)]
+/// #[message(queu = "emails")]
+/// struct Ping;
+/// ```
 #[proc_macro_derive(Message, attributes(message))]
 pub fn derive_message(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
@@ -30,11 +96,84 @@ pub fn derive_message(input: TokenStream) -> TokenStream {
 
 /// Registers a function as a slot of the message type of its first argument.
 ///
-/// The function is free (no `self`), not generic, `async` or not; it takes the message by
-/// value or as `&Message`, then any of `mq::Context` and `mq::State<T>`, and returns `()` or
-/// `Result<(), E>` with `E: Display`. Anything else is a compile error at the offending
-/// token; `mq-derive/tests/ui/slot/` pins each one. Its one option is
-/// `#[mq::slot(crate = "my_mq")]`, for a crate that renamed its dependency on mq-core.
+/// ```
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(mq::Message, Serialize, Deserialize)]
+/// # struct SendOrderConfirmation { order_id: u64 }
+/// # #[derive(Debug)] struct Mailer;
+/// #[mq::slot]
+/// async fn send(
+///     msg: SendOrderConfirmation,
+///     mailer: mq::State<Mailer>,
+///     ctx: mq::Context,
+/// ) -> Result<(), std::io::Error> {
+///     let _ = (msg.order_id, mailer, ctx);
+///     Ok(())
+/// }
+///
+/// #[mq::slot]
+/// fn audit(msg: &SendOrderConfirmation) {
+///     let _ = msg.order_id;
+/// }
+/// ```
+///
+/// The function is free (no `self`), not generic, `async` or not (a plain `fn` runs on the
+/// blocking pool); it takes the message by value or as `&Message`, then any of
+/// `mq::Context` and `mq::State<T>`, and returns `()` or `Result<(), E>` with
+/// `E: Display`. Its one option is `#[mq::slot(crate = "my_mq")]`, for a crate that renamed
+/// its dependency on mq-core.
+///
+/// # Compile errors
+///
+/// Each at the offending token; the words, and the fix:
+///
+/// - ``#[mq::slot] goes on a free function, not on a struct``: put it on a `fn`.
+/// - ``#[mq::slot] takes no option but `crate = "..."` ``: put queue and retry options on
+///   the message's `#[message(...)]`.
+/// - ``a slot takes the message as its first argument``: add it.
+/// - ``a slot cannot take `self` ``: make it a free function; pass state as
+///   `mq::State<T>`.
+/// - ``a slot cannot be generic`` / ``cannot have lifetime parameters``: one slot per
+///   concrete message type, the message by value or `&Message`.
+/// - ``a slot cannot take `impl Trait` ``: name the type.
+/// - ``a slot takes its message by value or by shared reference, not `&mut` ``: remove
+///   `mut`.
+/// - ``a slot cannot be `unsafe` `` / ``variadic``: remove it.
+/// - `` `Order` is not an mq message ``: add
+///   `#[derive(mq::Message, serde::Serialize, serde::Deserialize)]` to `Order`.
+/// - `` `String` cannot be a slot parameter ``: after the message, take only `mq::Context`
+///   and `mq::State<T>`.
+/// - `` `i32` is not a valid slot return type ``: return `()` or `Result<(), E>`.
+/// - `` `NotDisplay` cannot be a slot's error type: it does not implement
+///   `std::fmt::Display` ``: implement `Display` for it, or return
+///   `Result<(), mq::SlotError>`.
+/// - ``future cannot be sent between threads safely`` (rustc's words; the note quotes mq's
+///   "hold no Rc, RefCell or MutexGuard across an .await in a slot, or make the slot a
+///   sync fn"): drop the value before the `.await`, use `Arc` / `tokio::sync::Mutex`, or
+///   make the slot a plain `fn`.
+///
+/// `mq-derive/tests/ui/slot/` pins each one. For example, a slot of a type that is not a
+/// message:
+///
+/// ```compile_fail,E0277
+/// struct Order {
+///     id: u64,
+/// }
+///
+/// #[mq::slot]
+/// fn handle(msg: Order) {
+///     let _ = msg.id;
+/// }
+/// ```
+///
+/// and a slot that takes its message as `&mut`:
+///
+/// ```compile_fail
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(mq::Message, Serialize, Deserialize)] struct Order;
+/// #[mq::slot]
+/// fn handle(msg: &mut Order) {}
+/// ```
 #[proc_macro_attribute]
 pub fn slot(args: TokenStream, input: TokenStream) -> TokenStream {
     slot::expand(args.into(), input.into()).into()

@@ -61,7 +61,7 @@ impl Dispatched {
     /// The text of serde's error, when the body is not an `M` (another type of the same wire
     /// name, or an `M` whose `Serialize` and `Deserialize` disagree).
     pub fn decode<M: Message>(&self) -> std::result::Result<M, String> {
-        serde_json::from_str(&self.body).map_err(|error| {
+        M::decode_body(&self.body).map_err(|error| {
             format!(
                 "the body of `{}` {} does not decode as `{}`: {error}",
                 self.name,

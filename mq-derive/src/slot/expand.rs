@@ -4,7 +4,7 @@
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{FnArg, ItemFn, Path, ReturnType, Type};
+use syn::{FnArg, GenericArgument, ItemFn, Path, PathArguments, ReturnType, Type};
 
 use super::ast::Slot;
 
@@ -38,10 +38,11 @@ pub(crate) fn slot(item: &ItemFn, slot: &Slot<'_>, krate: Option<&Path>) -> Toke
     });
     let call = quote!(#ident(#message_arg #(, #names)*));
     let return_span = match &item.sig.output {
-        ReturnType::Type(_, ty) => ty.span(),
+        ReturnType::Type(_, ty) => error_type(ty).unwrap_or(ty).span(),
         ReturnType::Default => ident.span(),
     };
-    // The conversion is spanned at the return type, so an unsupported one is reported there.
+    // The conversion is spanned at the return type, so an unsupported one is reported there;
+    // at `E` in `Result<(), E>`, the one part of a `Result` that can be wrong.
     let m_return = crate::krate::private_at(krate, return_span);
     let run = if item.sig.asyncness.is_some() {
         let convert = quote_spanned! {return_span=> #m_return::into_slot_result(__mq_result) };
@@ -52,12 +53,17 @@ pub(crate) fn slot(item: &ItemFn, slot: &Slot<'_>, krate: Option<&Path>) -> Toke
     } else {
         quote_spanned! {return_span=> #m_return::run_blocking(move || #call).await }
     };
-    let message_type = quote_spanned! {message.span()=> type Message = #message; };
+    // `SlotDef::of` is where a type that is not a message fails; rustc reports that at the
+    // type argument, so the slot's name is given the message type's span.
+    let m_message = crate::krate::private_at(krate, message.span());
+    let mut slot_at_message = ident.clone();
+    slot_at_message.set_span(message.span());
+    let slot_def = quote_spanned! {message.span()=> #m_message::SlotDef::of::<#slot_at_message>() };
     // Spanned at `async`, so that a slot whose future is not `Send` is reported there.
     let future_span = item.sig.asyncness.map_or(ident.span(), |a| a.span);
     let m_future = crate::krate::private_at(krate, future_span);
     let future = quote_spanned! {future_span=>
-        #m_future::Box::pin(async move {
+        #m_future::slot_future(async move {
             #(#take_params)*
             #run
         })
@@ -73,7 +79,7 @@ pub(crate) fn slot(item: &ItemFn, slot: &Slot<'_>, krate: Option<&Path>) -> Toke
             use #m::ProbeRequirement as _;
 
             impl #m::Slot for #ident {
-                #message_type
+                type Message = #message;
                 const PATH: &'static str = ::core::concat!(::core::module_path!(), "::", #path);
 
                 fn requirements() -> #m::Vec<#m::Requirement> {
@@ -92,9 +98,31 @@ pub(crate) fn slot(item: &ItemFn, slot: &Slot<'_>, krate: Option<&Path>) -> Toke
             }
 
             #m::inventory::submit! {
-                #m::SlotDef::of::<#ident>()
+                #slot_def
             }
         };
+    }
+}
+
+/// `E` of a return type written `Result<(), E>` (any path ending in `Result`).
+fn error_type(ty: &Type) -> Option<&Type> {
+    let Type::Path(path) = ty else {
+        return None;
+    };
+    let last = path.path.segments.last()?;
+    let PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    if last.ident != "Result" {
+        return None;
+    }
+    let mut types = args.args.iter().filter_map(|arg| match arg {
+        GenericArgument::Type(ty) => Some(ty),
+        _ => None,
+    });
+    match (types.next(), types.next(), types.next()) {
+        (Some(Type::Tuple(unit)), Some(error), None) if unit.elems.is_empty() => Some(error),
+        _ => None,
     }
 }
 
