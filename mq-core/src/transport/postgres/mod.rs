@@ -147,7 +147,7 @@ impl PostgresTransport {
             Wakeups::polling(url.poll)
         };
         let acks = Acks::start(pool.clone(), sql.clone());
-        let openings = Openings::for_pool(url.pool);
+        let openings = Openings::for_url(&url);
         Ok(PostgresTransport {
             url,
             pool,
@@ -178,17 +178,23 @@ impl PostgresTransport {
             .map_err(|error| translate(error, &context))
     }
 
+    /// The lease to settle `job` by, or `None` when its batch's transaction settled it
+    /// `how` (see `hold`).
+    async fn lease(&self, job: &Job, how: impl FnOnce() -> Settle) -> Result<Option<Lease>> {
+        match job.token::<Held>() {
+            Ok(held) => held.settle(how()).await,
+            Err(_) => Lease::of(job).map(Some),
+        }
+    }
+
     /// One reservation attempt, in a task of its own: if this future is dropped before the
     /// answer is received, the task (or the guard) hands the reservations back.
-    /// The batch is held by a transaction when `?hold=` is not zero and fewer batches than
-    /// the limit are open; leased otherwise.
+    /// The batch is held by a transaction when fewer batches than the limit are open (none
+    /// with `?hold=0`); leased otherwise.
     async fn attempt(&self, queues: Arc<[String]>, max: usize) -> Result<Found> {
         let (send, answer) = oneshot::channel();
         let (pool, sql) = (self.pool.clone(), self.sql.clone());
-        let held = match self.url.hold.is_zero() {
-            true => None,
-            false => self.openings.take(),
-        };
+        let held = self.openings.take();
         let (wakeups, hold) = (self.wakeups.handle(), self.url.hold);
         tokio::spawn(async move {
             let found = match held {
@@ -247,17 +253,6 @@ impl Drop for HandBack<'_> {
                 let (pool, sql) = (self.pool.clone(), self.sql.clone());
                 runtime.spawn(async move { hand_back(&pool, &sql, found).await });
             }
-        }
-    }
-}
-
-impl PostgresTransport {
-    /// The lease to settle `job` by, or `None` when its batch's transaction settled it
-    /// `how` (see `hold`).
-    async fn lease(&self, job: &Job, how: impl FnOnce() -> Settle) -> Result<Option<Lease>> {
-        match job.token::<Held>() {
-            Ok(held) => held.settle(how()).await,
-            Err(_) => Lease::of(job).map(Some),
         }
     }
 }

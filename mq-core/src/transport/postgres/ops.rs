@@ -386,18 +386,38 @@ pub(super) async fn next_due_ms(
 }
 
 async fn reserve_from(pool: &PgPool, sql: &Sql, queue: &str, max: usize) -> Result<Vec<Job>> {
-    let mut rows: Vec<(i64, i64, Vec<u8>, i64, i32)> = sqlx::query_as(&sql.reserve)
+    let mut rows: Vec<Picked> = sqlx::query_as(&sql.reserve)
         .bind(queue)
         .bind(i64::try_from(max).unwrap_or(i64::MAX))
         .fetch_all(pool)
         .await
         .map_err(op("reserve"))?;
-    // RETURNING keeps no order.
-    rows.sort_by_key(|&(id, priority, _, _, late)| (late, priority, id));
+    in_reserve_order(&mut rows);
     Ok(rows
         .into_iter()
         .map(|(id, _, body, deliveries, _)| reserved_job(id, queue, body, deliveries))
         .collect())
+}
+
+/// A row a reservation picked (`mq_reserve`'s, or a held batch's): id, priority, body, its
+/// deliveries with this one counted, and which pick found it (0: lease run out, 1: delay
+/// ended, 2: ready).
+pub(super) type Picked = (i64, i64, Vec<u8>, i64, i32);
+
+/// The rows one queue gave, in the order a reservation hands them out: by pick, then by
+/// priority, then by age (`RETURNING` keeps no order).
+pub(super) fn in_reserve_order(rows: &mut [Picked]) {
+    rows.sort_by_key(|&(id, priority, _, _, late)| (late, priority, id));
+}
+
+/// The job of a row, with no receipt yet.
+pub(super) fn row_job(id: i64, queue: impl Into<String>, body: Vec<u8>, deliveries: i64) -> Job {
+    Job::new(
+        row_id(id),
+        queue,
+        Bytes::from(body),
+        u32::try_from(deliveries).unwrap_or(u32::MAX),
+    )
 }
 
 /// The job of a row just reserved with `deliveries`, its receipt the lease token.
@@ -407,13 +427,7 @@ pub(super) fn reserved_job(
     body: Vec<u8>,
     deliveries: i64,
 ) -> Job {
-    Job::new(
-        row_id(id),
-        queue,
-        Bytes::from(body),
-        u32::try_from(deliveries).unwrap_or(u32::MAX),
-    )
-    .with_receipt(Receipt::new(Reservation(deliveries)))
+    row_job(id, queue, body, deliveries).with_receipt(Receipt::new(Reservation(deliveries)))
 }
 
 /// Hands back reservations nobody received (a dropped `reserve`): ready again, and not
@@ -568,14 +582,7 @@ pub(super) async fn peek(pool: &PgPool, sql: &Sql, queue: &str) -> Result<Option
         .fetch_optional(pool)
         .await
         .map_err(op("peek"))?;
-    Ok(row.map(|(id, queue, body, deliveries)| {
-        Job::new(
-            row_id(id),
-            queue,
-            Bytes::from(body),
-            u32::try_from(deliveries).unwrap_or(u32::MAX),
-        )
-    }))
+    Ok(row.map(|(id, queue, body, deliveries)| row_job(id, queue, body, deliveries)))
 }
 
 /// Deletes the ready and delayed rows of `queue`; reserved ones stay with their workers.

@@ -14,7 +14,7 @@
 //! is still unsettled then goes over to leases (the `UPDATE` a leased reservation makes), in
 //! the same commit as the acks so far, and is settled as a lease from then on. So a slow
 //! slot costs what it cost before, and no transaction stays open long enough to hold
-//! VACUUM back. The transaction's `idle_in_transaction_session_timeout` ([`IDLE_LIMIT`])
+//! VACUUM back. The transaction's `idle_in_transaction_session_timeout` ([`IDLE_LIMIT`](sql::IDLE_LIMIT))
 //! ends one whose process hangs, or whose machine went away without closing its
 //! connection.
 //!
@@ -25,200 +25,32 @@
 //! at least once, as ever, never lost. At most `(pool - 2) / 2` batches of
 //! a transport are open at once (4 with the default pool of 10), so that they never take
 //! the connections the other statements need; beyond that, `reserve` leases.
+//!
+//! Modules: `sql` (the statements), `tx` (the transaction's connection, the limit on open
+//! batches, each statement's time limit); here the batch and its settles.
+
+mod sql;
+mod tx;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use sqlx::pool::PoolConnection;
-use sqlx::{Executor, PgConnection, PgPool, Postgres};
+use sqlx::PgPool;
 use tokio::sync::{watch, Mutex, Notify};
 
-use super::ops::{self, op, Found, Lease, Sql};
+use super::ops::{self, op, Found, Lease, Picked, Sql};
 use crate::transport::columns::{epoch_ms, ms_ceil, row_id};
-use crate::transport::{Failure, Job, PutOptions, Receipt};
+use crate::transport::{Failure, PutOptions, Receipt};
 use crate::{Error, Result};
-
-/// How long an open batch's transaction may sit idle before PostgreSQL ends it: above the
-/// longest `?hold=` (5 s), so only a worker that stopped answering meets it.
-const IDLE_LIMIT: &str = "15s";
-
-/// The longest one statement of a held batch may take before the batch is given up (its
-/// connection closed, so PostgreSQL rolls it back): a server that vanished without closing
-/// the connection must not leave the batch's settles waiting for TCP to notice.
-const STATEMENT_LIMIT: Duration = Duration::from_secs(10);
-
-/// `statement` within [`STATEMENT_LIMIT`].
-async fn limited<T>(
-    statement: impl std::future::Future<Output = std::result::Result<T, sqlx::Error>>,
-) -> std::result::Result<T, sqlx::Error> {
-    tokio::time::timeout(STATEMENT_LIMIT, statement)
-        .await
-        .unwrap_or_else(|_| {
-            Err(sqlx::Error::Io(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("no answer from PostgreSQL within {STATEMENT_LIMIT:?}"),
-            )))
-        })
-}
+pub(super) use sql::HeldSql;
+pub(super) use tx::Openings;
+use tx::{limited, Opening, Tx};
 
 /// The longest a settle waits for the other items of its batch before the batch commits
 /// without them (they go over to leases): what an ack may cost beyond its round trip.
 const SETTLE_WAIT: Duration = Duration::from_millis(5);
-
-/// The statements of held batches, written once for the URL's schema.
-#[derive(Debug)]
-pub(super) struct HeldSql {
-    begin: String,
-    pick: String,
-    release: String,
-    retry: String,
-    fail: String,
-    lease: String,
-    delete: String,
-}
-
-impl HeldSql {
-    /// The times a held batch writes are `statement_timestamp()`: `now()` is when the
-    /// transaction began, up to `hold` earlier, and would shorten a delay or a lease by
-    /// that much. (The pick's `now()` is the `BEGIN` just before it.)
-    pub(super) fn new(schema: &str) -> HeldSql {
-        let m = format!("\"{schema}\".mq_messages");
-        let f = format!("\"{schema}\".mq_failed");
-        let pick = |late: u8, filter: &str, order: &str| {
-            format!(
-                "SELECT id, priority, body, deliveries + 1, {late} AS late FROM ( \
-                 SELECT m.id, m.priority, m.body, m.deliveries FROM {m} AS m \
-                 WHERE m.queue = $1 AND {filter} ORDER BY {order} LIMIT $2 \
-                 FOR UPDATE SKIP LOCKED) AS p{late}"
-            )
-        };
-        HeldSql {
-            // The planner settings of `mq_reserve` (see `schema::V2`), for this transaction.
-            begin: format!(
-                "BEGIN; SET LOCAL enable_sort TO off; SET LOCAL enable_bitmapscan TO off; \
-                 SET LOCAL enable_seqscan TO off; SET LOCAL synchronous_commit TO off; \
-                 SET LOCAL idle_in_transaction_session_timeout TO '{IDLE_LIMIT}'"
-            ),
-            pick: format!(
-                "{} UNION ALL {} UNION ALL {} LIMIT $2",
-                pick(
-                    0,
-                    "m.state = 'reserved' AND m.lease_until <= now()",
-                    "m.lease_until"
-                ),
-                pick(
-                    1,
-                    "m.state = 'delayed' AND m.due_at <= now()",
-                    "m.due_at"
-                ),
-                pick(
-                    2,
-                    "m.state = 'ready' AND m.due_at <= now()",
-                    "m.priority, m.id"
-                ),
-            ),
-            release: format!(
-                "UPDATE {m} SET deliveries = deliveries + 1 WHERE id = $1 \
-                 RETURNING pg_notify($2, queue)::text"
-            ),
-            retry: format!(
-                "WITH gone AS (DELETE FROM {m} WHERE id = $1 RETURNING queue, deliveries), \
-                 put AS (INSERT INTO {m} (queue, priority, state, due_at, ttr_ms, deliveries, body) \
-                 SELECT queue, $2, CASE WHEN $3 > 0 THEN 'delayed' ELSE 'ready' END, \
-                 statement_timestamp() + $3 * interval '1 millisecond', $4, deliveries + 1, $5 \
-                 FROM gone RETURNING queue) \
-                 SELECT pg_notify($6, queue)::text FROM put"
-            ),
-            fail: format!(
-                "WITH gone AS (DELETE FROM {m} WHERE id = $1 RETURNING queue) \
-                 INSERT INTO {f} (queue, priority, delay_ms, ttr_ms, failed_at, failure, body) \
-                 SELECT queue, $2, $3, $4, to_timestamp($5 / 1000.0), $6, $7 FROM gone \
-                 RETURNING id"
-            ),
-            lease: format!(
-                "UPDATE {m} SET state = 'reserved', \
-                 lease_until = statement_timestamp() + ttr_ms * interval '1 millisecond', \
-                 deliveries = deliveries + 1 WHERE id = ANY($1) \
-                 RETURNING id, deliveries, pg_notify($2, queue)::text"
-            ),
-            delete: format!("DELETE FROM {m} WHERE id = ANY('{{"),
-        }
-    }
-}
-
-/// The open batches of one transport, against their limit.
-#[derive(Debug)]
-pub(super) struct Openings {
-    open: Arc<AtomicUsize>,
-    max: usize,
-}
-
-impl Openings {
-    /// At most `(pool - 2) / 2` open at once: the listener and the other statements keep
-    /// the rest of the pool.
-    pub(super) fn for_pool(pool: u32) -> Openings {
-        Openings {
-            open: Arc::default(),
-            max: usize::try_from(pool.saturating_sub(2) / 2).unwrap_or(0),
-        }
-    }
-
-    /// A place for one more open batch, if there is room.
-    pub(super) fn take(&self) -> Option<Opening> {
-        self.open
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
-                (open < self.max).then_some(open + 1)
-            })
-            .ok()
-            .map(|_| Opening(self.open.clone()))
-    }
-}
-
-/// One open batch's place, given back when its transaction ends.
-#[derive(Debug)]
-pub(super) struct Opening(Arc<AtomicUsize>);
-
-impl Drop for Opening {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-/// The connection of an open transaction. Dropped while the transaction is still open, it
-/// is closed rather than given back to the pool, which ends the transaction (a rollback).
-#[derive(Debug)]
-struct Tx {
-    connection: Option<PoolConnection<Postgres>>,
-    _opening: Opening,
-}
-
-impl Tx {
-    fn connection(&mut self) -> Result<&mut PgConnection> {
-        self.connection.as_deref_mut().ok_or(Error::Closed)
-    }
-
-    /// Ends the transaction with `statement` (a `COMMIT` or `ROLLBACK`, after whatever
-    /// goes with it in the same round trip); the connection goes back to the pool.
-    async fn end(mut self, statement: &str) -> std::result::Result<(), sqlx::Error> {
-        let Some(connection) = self.connection.as_deref_mut() else {
-            return Ok(());
-        };
-        limited(connection.execute(statement)).await?;
-        self.connection.take();
-        Ok(())
-    }
-}
-
-impl Drop for Tx {
-    fn drop(&mut self) {
-        if let Some(connection) = &mut self.connection {
-            connection.close_on_drop();
-        }
-    }
-}
 
 /// The receipt of an item of a held batch.
 #[derive(Debug)]
@@ -345,11 +177,7 @@ impl Batch {
         let mut ended = self.ended.subscribe();
         if !state.waiting {
             state.waiting = true;
-            let batch = self.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(SETTLE_WAIT).await;
-                batch.go_over_to_leases().await;
-            });
+            self.lease_after(SETTLE_WAIT);
         }
         drop(state);
         let ended = ended
@@ -465,14 +293,26 @@ impl Batch {
         self.wakeups.notify_waiters();
     }
 
-    /// `hold` after the reservation, or [`SETTLE_WAIT`] after a settle began to wait for
-    /// the others: what is still unsettled goes over to leases, and the transaction
-    /// commits.
-    async fn go_over_to_leases(&self) {
+    /// After `wait`, what is still unsettled goes over to leases (see
+    /// [`go_over_to_leases`](Self::go_over_to_leases)): `hold` after the reservation, or
+    /// [`SETTLE_WAIT`] after a settle began to wait for the others.
+    fn lease_after(self: &Arc<Self>, wait: Duration) {
+        let batch = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            if let Err(error) = batch.go_over_to_leases().await {
+                tracing::warn!(%error, "could not lease a batch's slow messages");
+            }
+        });
+    }
+
+    /// What is still unsettled goes over to leases, and the transaction commits; nothing
+    /// when it is no longer open. On an error the batch is lost.
+    async fn go_over_to_leases(&self) -> Result<()> {
         let mut state = self.state.lock().await;
         let ids: Vec<i64> = state.unsettled.iter().copied().collect();
         let Phase::Open(tx) = &mut state.phase else {
-            return;
+            return Ok(());
         };
         let leased = match tx.connection() {
             Ok(connection) => {
@@ -487,13 +327,11 @@ impl Batch {
         match leased {
             Ok(rows) => {
                 let tokens = rows.into_iter().map(|(id, token, _)| (id, token)).collect();
-                if let Err(error) = self.commit(&mut state, tokens).await {
-                    tracing::warn!(%error, "could not lease a batch's slow messages");
-                }
+                self.commit(&mut state, tokens).await
             }
             Err(error) => {
-                tracing::warn!(%error, "could not lease a batch's slow messages");
                 self.lose(&mut state, &error);
+                Err(error)
             }
         }
     }
@@ -533,10 +371,6 @@ impl Batch {
     }
 }
 
-/// A row of the pick: id, priority, body, deliveries (this one counted), and which pick
-/// found it (0: lease run out, 1: delay ended, 2: ready).
-type Picked = (i64, i64, Vec<u8>, i64, i32);
-
 /// Reserves up to `max` items of `queues` in a transaction left open (see the module's
 /// doc), in the order `ops::reserve` gives; with nothing found, it is rolled back at once.
 pub(super) async fn reserve(
@@ -548,14 +382,7 @@ pub(super) async fn reserve(
     wakeups: Arc<Notify>,
     hold: Duration,
 ) -> Result<Found> {
-    let connection = pool.acquire().await.map_err(op("reserve"))?;
-    // The transaction's guard first: should the `BEGIN` half succeed, the connection is
-    // closed, never given back to the pool inside a transaction.
-    let mut tx = Tx {
-        connection: Some(connection),
-        _opening: opening,
-    };
-    limited(tx.connection()?.execute(sql.held.begin.as_str()))
+    let mut tx = Tx::begin(pool, opening, &sql.held.begin)
         .await
         .map_err(op("reserve"))?;
     let mut rows = Vec::new();
@@ -569,7 +396,8 @@ pub(super) async fn reserve(
             .bind(queue)
             .bind(i64::try_from(room).unwrap_or(i64::MAX))
             .fetch_all(tx.connection()?);
-        let picked: Vec<Picked> = limited(pick).await.map_err(op("reserve"))?;
+        let mut picked: Vec<Picked> = limited(pick).await.map_err(op("reserve"))?;
+        ops::in_reserve_order(&mut picked);
         rows.extend(picked.into_iter().map(|row| (queue, row)));
     }
     if rows.is_empty() {
@@ -581,10 +409,6 @@ pub(super) async fn reserve(
         });
     }
     let expired = rows.iter().any(|(_, (.., late))| *late == 0);
-    rows.sort_by_key(|(queue, (id, priority, _, _, late))| {
-        let rank = queues.iter().position(|q| q == *queue);
-        (rank, *late, *priority, *id)
-    });
     let batch = Arc::new(Batch {
         state: Mutex::new(State {
             phase: Phase::Open(tx),
@@ -604,32 +428,16 @@ pub(super) async fn reserve(
                 batch: batch.clone(),
                 id,
             };
-            Job::new(
-                row_id(id),
-                queue.clone(),
-                Bytes::from(body),
-                u32::try_from(deliveries).unwrap_or(u32::MAX),
-            )
-            .with_receipt(Receipt::new(held))
+            ops::row_job(id, queue.clone(), body, deliveries).with_receipt(Receipt::new(held))
         })
         .collect();
     if expired {
         // A row whose lease ran out may still be settled by its old holder, whose `DELETE`
         // would wait on this transaction's lock: leased at once, the lock is gone in a
         // round trip and the old holder's settle finds the new token.
-        batch.go_over_to_leases().await;
-        if matches!(batch.state.lock().await.phase, Phase::Closed) {
-            return Err(Error::Postgres {
-                detail: "the reservation's transaction failed before its commit".to_owned(),
-                source: None,
-            });
-        }
+        batch.go_over_to_leases().await?;
     } else {
-        let timer = batch.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(hold).await;
-            timer.go_over_to_leases().await;
-        });
+        batch.lease_after(hold);
     }
     Ok(Found {
         jobs,

@@ -1,0 +1,87 @@
+//! The statements of held batches, for the URL's schema: the transaction's `BEGIN`, the
+//! pick, and each settle as it runs inside the transaction.
+
+/// How long an open batch's transaction may sit idle before PostgreSQL ends it: above the
+/// longest `?hold=` (5 s), so only a worker that stopped answering meets it.
+pub(super) const IDLE_LIMIT: &str = "15s";
+
+/// The statements of held batches, written once for the URL's schema.
+#[derive(Debug)]
+pub(in crate::transport::postgres) struct HeldSql {
+    pub(super) begin: String,
+    pub(super) pick: String,
+    pub(super) release: String,
+    pub(super) retry: String,
+    pub(super) fail: String,
+    pub(super) lease: String,
+    pub(super) delete: String,
+}
+
+impl HeldSql {
+    /// The times a held batch writes are `statement_timestamp()`: `now()` is when the
+    /// transaction began, up to `hold` earlier, and would shorten a delay or a lease by
+    /// that much. (The pick's `now()` is the `BEGIN` just before it.)
+    pub(in crate::transport::postgres) fn new(schema: &str) -> HeldSql {
+        let m = format!("\"{schema}\".mq_messages");
+        let f = format!("\"{schema}\".mq_failed");
+        let pick = |late: u8, filter: &str, order: &str| {
+            format!(
+                "SELECT id, priority, body, deliveries + 1, {late} AS late FROM ( \
+                 SELECT m.id, m.priority, m.body, m.deliveries FROM {m} AS m \
+                 WHERE m.queue = $1 AND {filter} ORDER BY {order} LIMIT $2 \
+                 FOR UPDATE SKIP LOCKED) AS p{late}"
+            )
+        };
+        HeldSql {
+            // The planner settings of `mq_reserve` (see `schema::V2`), for this transaction.
+            begin: format!(
+                "BEGIN; SET LOCAL enable_sort TO off; SET LOCAL enable_bitmapscan TO off; \
+                 SET LOCAL enable_seqscan TO off; SET LOCAL synchronous_commit TO off; \
+                 SET LOCAL idle_in_transaction_session_timeout TO '{IDLE_LIMIT}'"
+            ),
+            pick: format!(
+                "{} UNION ALL {} UNION ALL {} LIMIT $2",
+                pick(
+                    0,
+                    "m.state = 'reserved' AND m.lease_until <= now()",
+                    "m.lease_until"
+                ),
+                pick(
+                    1,
+                    "m.state = 'delayed' AND m.due_at <= now()",
+                    "m.due_at"
+                ),
+                pick(
+                    2,
+                    "m.state = 'ready' AND m.due_at <= now()",
+                    "m.priority, m.id"
+                ),
+            ),
+            release: format!(
+                "UPDATE {m} SET deliveries = deliveries + 1 WHERE id = $1 \
+                 RETURNING pg_notify($2, queue)::text"
+            ),
+            retry: format!(
+                "WITH gone AS (DELETE FROM {m} WHERE id = $1 RETURNING queue, deliveries), \
+                 put AS (INSERT INTO {m} (queue, priority, state, due_at, ttr_ms, deliveries, body) \
+                 SELECT queue, $2, CASE WHEN $3 > 0 THEN 'delayed' ELSE 'ready' END, \
+                 statement_timestamp() + $3 * interval '1 millisecond', $4, deliveries + 1, $5 \
+                 FROM gone RETURNING queue) \
+                 SELECT pg_notify($6, queue)::text FROM put"
+            ),
+            fail: format!(
+                "WITH gone AS (DELETE FROM {m} WHERE id = $1 RETURNING queue) \
+                 INSERT INTO {f} (queue, priority, delay_ms, ttr_ms, failed_at, failure, body) \
+                 SELECT queue, $2, $3, $4, to_timestamp($5 / 1000.0), $6, $7 FROM gone \
+                 RETURNING id"
+            ),
+            lease: format!(
+                "UPDATE {m} SET state = 'reserved', \
+                 lease_until = statement_timestamp() + ttr_ms * interval '1 millisecond', \
+                 deliveries = deliveries + 1 WHERE id = ANY($1) \
+                 RETURNING id, deliveries, pg_notify($2, queue)::text"
+            ),
+            delete: format!("DELETE FROM {m} WHERE id = ANY('{{"),
+        }
+    }
+}
