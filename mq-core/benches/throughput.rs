@@ -677,13 +677,13 @@ const PG_CONSUME: &str = "WITH expired AS (SELECT id FROM \"mq\".mq_messages \
                           UNION ALL SELECT id FROM ready LIMIT $2) \
                           DELETE FROM \"mq\".mq_messages AS m USING picked \
                           WHERE m.id = picked.id RETURNING m.id, m.body";
-/// The held reservation's `BEGIN` (`transport/postgres/hold.rs`): `mq_reserve`'s planner
+/// The held reservation's `BEGIN` (`transport/postgres/hold/sql.rs`): `mq_reserve`'s planner
 /// settings and an asynchronous commit, for the transaction.
 const PG_HOLD_BEGIN: &str = "BEGIN; SET LOCAL enable_sort TO off; \
                              SET LOCAL enable_bitmapscan TO off; SET LOCAL enable_seqscan TO off; \
                              SET LOCAL synchronous_commit TO off; \
                              SET LOCAL idle_in_transaction_session_timeout TO '15s'";
-/// The held reservation's pick (`transport/postgres/hold.rs`): the three picks of
+/// The held reservation's pick (`transport/postgres/hold/sql.rs`): the three picks of
 /// [`PG_CONSUME`], selected and locked, neither updated nor deleted.
 const PG_HOLD_PICK: &str =
     "SELECT id, body FROM (SELECT m.id, m.body FROM \"mq\".mq_messages AS m \
@@ -848,7 +848,7 @@ async fn pg_fill(url: &str, queue: &str, count: usize) -> R<()> {
     Ok(())
 }
 
-/// The ceiling of the held reservation (`transport/postgres/hold.rs`) on one connection:
+/// The ceiling of the held reservation (`transport/postgres/hold/`) on one connection:
 /// [`PG_HOLD_BEGIN`], [`PG_HOLD_PICK`] of 64, then `DELETE` of those ids and `COMMIT` in
 /// one round trip, until `n` rows are gone: what a worker on held batches could reach with
 /// no decoding, no slots and no tasks.

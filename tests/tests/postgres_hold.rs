@@ -1,4 +1,4 @@
-//! Batches held by an open transaction (`transport/postgres/hold.rs`): a worker killed while
+//! Batches held by an open transaction (`transport/postgres/hold/`): a worker killed while
 //! it holds one gives the rows back at once, not after their TTR; a settle returns only once
 //! committed, whatever the rest of its batch does; a batch past its limit is leased.
 //!
