@@ -74,10 +74,10 @@ impl Bus {
         }
     }
 
-    /// This bus, with `outbox` (a `postgres://` schema of the application's database that
-    /// no worker consumes) as where [`Dispatch::within`] writes while the bus itself is on
-    /// a broker; run a [`Relay`](crate::relay::Relay) (`mq relay`) to move what commits
-    /// there to the broker. See `docs/postgres.md` § "An outbox for the brokers".
+    /// This bus, with `outbox` (a `postgres://` schema of the application's database that no worker
+    /// consumes) as where [`Dispatch::within`] writes while the bus itself is on a broker; run a
+    /// [`Relay`](crate::relay::Relay) (`mq relay`) to move what commits there to the broker. See
+    /// [`guide::postgres`](crate::guide::postgres) § "An outbox for the brokers".
     ///
     /// # Errors
     ///

@@ -1,4 +1,5 @@
-//! The wire format: one JSON envelope per queued item (see `docs/wire-format.md`).
+//! The wire format: one JSON envelope per queued item (see
+//! [`guide::wire_format`](crate::guide::wire_format)).
 //!
 //! Decoding reads the header and keeps the body as raw JSON text, so each slot deserializes
 //! the body straight into its own type and nothing is parsed twice.
@@ -15,7 +16,7 @@ pub(crate) const VERSION: u32 = 1;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Envelope {
-    /// Format version: 1 (see `docs/wire-format.md`).
+    /// Format version: 1 (see [`guide::wire_format`](crate::guide::wire_format)).
     pub v: u32,
     /// The message's wire name.
     pub name: String,

@@ -1,29 +1,7 @@
-//! Typed asynchronous messages.
-//!
-//! Dispatch a plain data struct; a worker process reserves it from a queue and emits it to
-//! every slot (handler function) that listens for its type.
-//!
-//! ```
-//! use serde::{Deserialize, Serialize};
-//!
-//! #[derive(mq::Message, Serialize, Deserialize)]
-//! #[message(queue = "emails", priority = 100, ttr = "2m", retries = 5)]
-//! struct SendOrderConfirmation { order_id: u64, to: String }
-//!
-//! #[mq::slot]
-//! async fn send_confirmation(msg: SendOrderConfirmation) -> Result<(), std::io::Error> {
-//!     println!("mailing order {} to {}", msg.order_id, msg.to);
-//!     Ok(())
-//! }
-//!
-//! #[mq::slot]
-//! fn audit(msg: &SendOrderConfirmation) {
-//!     println!("order {} confirmed", msg.order_id);
-//! }
-//! ```
-//!
-//! The producer calls `mq::dispatch(msg).await?`; the worker binary is
-//! `mq::run_worker().await`. See the README and `docs/` for the semantics and the wire format.
+// The crate's documentation is the README (`mq-core/README.md` is a link to the repository's),
+// after the definitions that point its links to the guides at `mq::guide`.
+#![doc = include_str!("guide/links.md")]
+#![doc = include_str!("../README.md")]
 #![warn(
     missing_debug_implementations,
     missing_docs,
@@ -37,6 +15,7 @@ mod duration;
 mod envelope;
 mod error;
 pub mod event;
+pub mod guide;
 #[cfg(feature = "logging")]
 mod logging;
 mod message;

@@ -71,7 +71,7 @@ use syn::{parse_macro_input, DeriveInput};
 /// - `` `Ping` must derive serde's `Serialize` to be an mq message `` (and the same for
 ///   `Deserialize`): add `#[derive(serde::Serialize, serde::Deserialize)]`.
 ///
-/// `mq-derive/tests/ui/message/` pins each one. For example, a missing serde derive:
+/// A compile-fail test of the repository pins each one. For example, a missing serde derive:
 ///
 /// ```compile_fail,E0277
 /// #[derive(mq::Message)]
@@ -152,8 +152,8 @@ pub fn derive_message(input: TokenStream) -> TokenStream {
 ///   sync fn"): drop the value before the `.await`, use `Arc` / `tokio::sync::Mutex`, or
 ///   make the slot a plain `fn`.
 ///
-/// `mq-derive/tests/ui/slot/` pins each one. For example, a slot of a type that is not a
-/// message:
+/// A compile-fail test of the repository pins each one. For example, a slot of a type that
+/// is not a message:
 ///
 /// ```compile_fail,E0277
 /// struct Order {

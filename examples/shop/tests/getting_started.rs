@@ -85,7 +85,10 @@ fn the_page_shows_the_examples_files() {
         let named = FILES
             .iter()
             .find(|file| before.contains(&format!("`{file}`")));
-        let (Some(file), "rust") = (named, info.as_str()) else {
+        // `rust ignore`: the page is also a rustdoc page (`mq::guide`), where its files
+        // cannot compile alone.
+        let language = info.split([' ', ',']).next();
+        let (Some(file), Some("rust")) = (named, language) else {
             continue;
         };
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);

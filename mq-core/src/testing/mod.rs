@@ -4,11 +4,11 @@
 //! ([`WorkerBuilder::run_until_idle`](crate::WorkerBuilder::run_until_idle)).
 //!
 //! `recorder` is the transport that notes each put, `bus` the assertions, `context` the
-//! [`ContextBuilder`], `idle` the worker, `report` its [`Report`]. `docs/testing.md` tells
-//! the same story at more length.
+//! [`ContextBuilder`], `idle` the worker, `report` its [`Report`].
+//! [`guide::testing`](crate::guide::testing) tells the same story at more length.
 //!
-//! The example of `docs/testing.md`: a message, two slots (one dispatches a follow-up, one
-//! fails once), a unit test of each, and a test from dispatch to the end:
+//! The example of [`guide::testing`](crate::guide::testing): a message, two slots (one dispatches a
+//! follow-up, one fails once), a unit test of each, and a test from dispatch to the end:
 //!
 //! ```
 //! use mq::testing::{Outcome, RecordingBus};

@@ -3,7 +3,7 @@
 //! trait only, so it needs none of the application's message types.
 //!
 //! Exit codes: 0 success, 1 runtime error (unreachable server, unknown id, ...), 2 usage
-//! error (unknown command, bad argument, `flush` without `--force`). See `docs/cli.md`.
+//! error (unknown command, bad argument, `flush` without `--force`). See `mq::guide::cli`.
 
 mod failed;
 mod migrate;

@@ -22,9 +22,10 @@
 //! - `ack` is `delete`, `keep_alive` is `touch`, `release` is `release` with the job's own
 //!   priority (read with `stats-job`), `retry` puts the new envelope with its delay and
 //!   then deletes the old job: a crash between the two leaves a duplicate, never a loss.
-//! - The failure store is a tube per queue, `mq-failed.QUEUE`, of buried jobs whose bodies
-//!   are JSON records `{queue, options, failure, envelope}` (see `docs/beanstalkd.md`,
-//!   which also says how listing works and what it costs). No worker watches these tubes.
+//! - The failure store is a tube per queue, `mq-failed.QUEUE`, of buried jobs whose bodies are JSON
+//!   records `{queue, options, failure, envelope}` (see
+//!   [`guide::beanstalkd`](crate::guide::beanstalkd), which also says how listing works and what it
+//!   costs). No worker watches these tubes.
 //!
 //! # Connections
 //!

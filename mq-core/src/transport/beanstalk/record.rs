@@ -1,5 +1,5 @@
 //! The failure store: a tube `mq-failed.QUEUE` per queue of buried jobs whose bodies are
-//! failure records (see `docs/beanstalkd.md`), and the operations on it.
+//! failure records (see [`guide::beanstalkd`](crate::guide::beanstalkd)), and the operations on it.
 
 use std::time::Duration;
 

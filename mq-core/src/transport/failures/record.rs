@@ -1,6 +1,6 @@
 //! The failure record: how a failed message is kept where a backend stores it as the body
 //! of an item (beanstalkd's buried jobs, [`QueuedFailures`](super::QueuedFailures)); the
-//! format `docs/beanstalkd.md` documents.
+//! format [`guide::beanstalkd`](crate::guide::beanstalkd) documents.
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -8,7 +8,7 @@ use serde_json::value::RawValue;
 
 use crate::transport::{FailedMessage, Failure, PutOptions};
 
-/// The stored form of a failure record (see `docs/beanstalkd.md`).
+/// The stored form of a failure record (see [`guide::beanstalkd`](crate::guide::beanstalkd)).
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Record {
     pub(crate) queue: String,

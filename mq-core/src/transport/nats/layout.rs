@@ -1,10 +1,10 @@
 //! Names and settings of the streams, subjects and consumers mq uses on JetStream.
 //!
 //! One work-queue stream `MQ` holds every queue (`mq.<queue>.p.<band>` for ready items,
-//! `mq.<queue>.delayed` for items waiting for their delay); one limits stream `MQ_FAILED`
-//! holds the failure store (`mq_failed.<queue>`). Each (queue, priority band) has a durable
-//! pull consumer named `<queue>_p<band>`, and each queue one `<queue>_delayed`. Stream
-//! sequences are unique over all queues, so they serve as item ids. `docs/nats.md` says why.
+//! `mq.<queue>.delayed` for items waiting for their delay); one limits stream `MQ_FAILED` holds the
+//! failure store (`mq_failed.<queue>`). Each (queue, priority band) has a durable pull consumer
+//! named `<queue>_p<band>`, and each queue one `<queue>_delayed`. Stream sequences are unique over
+//! all queues, so they serve as item ids. [`guide::nats`](crate::guide::nats) says why.
 
 use std::time::Duration;
 

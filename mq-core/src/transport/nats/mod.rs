@@ -1,9 +1,9 @@
 //! `nats://HOST:PORT[,HOST:PORT...][?replicas=N&ack_wait=30s]`: NATS JetStream.
 //!
-//! One work-queue stream holds every queue, a subject per priority band; a durable pull
-//! consumer per band is shared by every worker of the queue; delayed items wait on a
-//! subject of their own and are held back with `nak` and a delay until they are due;
-//! failed items go to a second stream. `docs/nats.md` gives the layout and its reasons.
+//! One work-queue stream holds every queue, a subject per priority band; a durable pull consumer
+//! per band is shared by every worker of the queue; delayed items wait on a subject of their own
+//! and are held back with `nak` and a delay until they are due; failed items go to a second stream.
+//! [`guide::nats`](crate::guide::nats) gives the layout and its reasons.
 //!
 //! The TTR of an item is kept by this transport: it sends `in_progress` while the item is
 //! reserved and hands the item back (`nak`) when its TTR runs out, so a TTR may be shorter

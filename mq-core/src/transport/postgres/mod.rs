@@ -30,11 +30,11 @@
 //! the same call writes there, and [`crate::relay`] moves the rows to the broker. Not yet:
 //! TLS (the connection is plain TCP; use a trusted network).
 //!
-//! Modules: `url` (the URL and its options), `error` (sqlx's errors told for people),
-//! `schema` (the versioned migrations), `ops` (each operation as SQL), `hold` (batches
-//! held by an open transaction), `acks` (the acks of leases gathered into one statement),
-//! `listen` (waking idle reservers), `failed` (the failure store), `outbox` (taking rows
-//! for a relay to a broker). The user-facing description is `docs/postgres.md`.
+//! Modules: `url` (the URL and its options), `error` (sqlx's errors told for people), `schema` (the
+//! versioned migrations), `ops` (each operation as SQL), `hold` (batches held by an open
+//! transaction), `acks` (the acks of leases gathered into one statement), `listen` (waking idle
+//! reservers), `failed` (the failure store), `outbox` (taking rows for a relay to a broker). The
+//! user-facing description is [`guide::postgres`](crate::guide::postgres).
 
 mod acks;
 mod error;

@@ -8,10 +8,10 @@
 //! A reservation is a lease of the message's TTR: a worker that dies holding messages loses
 //! nothing, they are handed out again once their lease ends. `keep_alive` renews it.
 //!
-//! Modules: `schema` (the versioned tables), `open` (path checks, pragmas, errors), `busy`
-//! (waiting out locks SQLite does not wait for), `ops` (each operation as SQL), `writer`
-//! (the thread and its group commit). The user-facing
-//! description, including how fast an idle worker sees a new message, is `docs/sqlite.md`.
+//! Modules: `schema` (the versioned tables), `open` (path checks, pragmas, errors), `busy` (waiting
+//! out locks SQLite does not wait for), `ops` (each operation as SQL), `writer` (the thread and its
+//! group commit). The user-facing description, including how fast an idle worker sees a new
+//! message, is [`guide::sqlite`](crate::guide::sqlite).
 
 mod busy;
 mod open;
