@@ -10,6 +10,7 @@ pub mod pg_server;
 pub mod postgres;
 mod server;
 pub mod suite;
+pub mod tls;
 pub mod worker_process;
 
 pub use server::free_port;

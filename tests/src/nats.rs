@@ -25,19 +25,23 @@ pub struct NatsServer {
 impl NatsServer {
     /// A standalone server with JetStream (`-js`) and file storage in a fresh folder.
     pub fn start() -> NatsServer {
+        NatsServer::start_with("")
+    }
+
+    /// The same, with `config` added to its configuration file (nats-server's syntax:
+    /// `authorization { user: a, password: b }`, `tls { cert_file: ..., key_file: ... }`).
+    pub fn start_with(config: &str) -> NatsServer {
         let mut last = String::new();
         for _ in 0..10 {
             let store = tempfile::tempdir().expect("temporary folder");
             let port = free_port();
-            let args = vec![
-                "-js".into(),
-                "-a".into(),
-                "127.0.0.1".into(),
-                "-p".into(),
-                port.to_string(),
-                "-sd".into(),
-                store.path().display().to_string(),
-            ];
+            let file = store.path().join("server.conf");
+            let contents = format!(
+                "listen: \"127.0.0.1:{port}\"\njetstream {{ store_dir: \"{}\" }}\n{config}\n",
+                store.path().display()
+            );
+            std::fs::write(&file, contents).expect("write the server's configuration");
+            let args = vec!["-c".into(), file.display().to_string()];
             let mut server = NatsServer {
                 child: None,
                 port,

@@ -433,9 +433,9 @@ pub const DEFAULT_URL: &str = "sqlite://mq.db";
 /// Opens the transport a URL names: one of the [`scheme::compiled`] schemes, e.g.
 /// `memory://[NAME]` (an in-process queue shared by every user of the same name in this
 /// process), `sqlite://PATH`, `beanstalk://HOST[:PORT]`,
-/// `nats://HOST:PORT[,HOST:PORT...][?replicas=N&ack_wait=DURATION]` (NATS JetStream, with
-/// the `nats` feature), `postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?schema=NAME]` (with the
-/// `postgres` feature).
+/// `nats://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...][?replicas=N&ack_wait=DURATION&ca=PATH]`
+/// (NATS JetStream, with the `nats` feature),
+/// `postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?schema=NAME]` (with the `postgres` feature).
 ///
 /// # Errors
 ///

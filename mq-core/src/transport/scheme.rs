@@ -83,7 +83,7 @@ pub const BUILT_IN: &[Scheme] = &[
     },
     Scheme {
         scheme: "nats",
-        usage: "nats://HOST:PORT[,HOST:PORT...]",
+        usage: "nats://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...]",
         feature: "nats",
         #[cfg(feature = "nats")]
         connect: Some(|url| Box::pin(super::nats::connect(url))),

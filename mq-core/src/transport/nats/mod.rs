@@ -1,4 +1,5 @@
-//! `nats://HOST:PORT[,HOST:PORT...][?replicas=N&ack_wait=30s]`: NATS JetStream.
+//! `nats://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...][?replicas=N&ack_wait=30s&tls=true&ca=PATH]`:
+//! NATS JetStream; `url` reads the URL, its credentials and TLS.
 //!
 //! One work-queue stream holds every queue, a subject per priority band; a durable pull consumer
 //! per band is shared by every worker of the queue; delayed items wait on a subject of their own
@@ -21,6 +22,7 @@ mod layout;
 mod lease;
 mod link;
 mod residue;
+mod url;
 mod views;
 
 use std::collections::{BTreeMap, HashMap};
@@ -44,6 +46,7 @@ use crate::{Error, Result};
 use layout::{Settings, Slot};
 use lease::{reap, Held};
 use link::Link;
+use url::NatsUrl;
 
 /// How often a waiting `reserve` looks again, and how often held items are checked.
 const POLL: Duration = Duration::from_millis(50);
@@ -119,10 +122,43 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Transport>> {
     Ok(Arc::new(NatsTransport::connect(url).await?))
 }
 
-fn invalid(url: &str, reason: impl Into<String>) -> Error {
-    Error::InvalidUrl {
-        url: url.to_owned(),
-        reason: reason.into(),
+/// The error of a first connection that failed: refused credentials and TLS said as such,
+/// anything else as an unreachable server.
+fn refused(url: &NatsUrl, error: async_nats::ConnectError) -> Error {
+    use async_nats::ConnectErrorKind as Kind;
+    // rustls's verdict on a certificate reaches us as an I/O error of the handshake.
+    let handshake = matches!(error.kind(), Kind::Io) && {
+        let mut text = error.to_string();
+        let mut source = std::error::Error::source(&error);
+        while let Some(cause) = source {
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        text.contains("certificate") || text.contains("TLS") || text.contains("tls")
+    };
+    match error.kind() {
+        Kind::AuthorizationViolation | Kind::Authentication => Error::Nats {
+            detail: format!(
+                "{} refused the connection's credentials ({error}): {}",
+                url.hosts,
+                url.credentials_source()
+            ),
+            source: Some(Box::new(error)),
+        },
+        Kind::Tls => tls_failed(url, error),
+        Kind::Io if handshake => tls_failed(url, error),
+        _ => Error::unreachable_by(url.hosts.clone(), error),
+    }
+}
+
+fn tls_failed(url: &NatsUrl, error: async_nats::ConnectError) -> Error {
+    Error::Unreachable {
+        address: url.hosts.clone(),
+        cause: format!(
+            "{error}: the TLS handshake failed; check tls=, ca= (the certificate authority \
+                 that signed the server's certificate) and cert=/key="
+        ),
+        source: Some(Box::new(error)),
     }
 }
 
@@ -131,70 +167,29 @@ impl NatsTransport {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidUrl`] for a malformed URL, [`Error::Unreachable`] when no server
-    /// answers.
+    /// [`Error::InvalidUrl`] for a malformed URL or a TLS file that is not there,
+    /// [`Error::Unreachable`] when no server answers or the TLS handshake fails,
+    /// [`Error::Nats`] when the server refuses the credentials.
     pub async fn connect(url: &str) -> Result<NatsTransport> {
-        let rest = url
-            .strip_prefix("nats://")
-            .ok_or_else(|| invalid(url, "expected nats://HOST:PORT[,HOST:PORT...]"))?;
-        let (hosts, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let mut settings = Settings {
-            replicas: None,
-            ack_wait: Duration::from_secs(30),
-        };
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            match pair.split_once('=') {
-                Some(("replicas", n)) => match n.parse::<usize>() {
-                    Ok(n @ 1..=5) => settings.replicas = Some(n),
-                    _ => return Err(invalid(url, format!("replicas={n}: expected 1 to 5"))),
-                },
-                Some(("ack_wait", d)) => match humantime::parse_duration(d) {
-                    Ok(d) if d >= Duration::from_secs(1) => settings.ack_wait = d,
-                    _ => {
-                        return Err(invalid(
-                            url,
-                            format!("ack_wait={d}: expected a duration of 1s or more, e.g. 30s"),
-                        ))
-                    }
-                },
-                _ => {
-                    return Err(invalid(
-                        url,
-                        format!("unknown option `{pair}`; known: replicas=N, ack_wait=DURATION"),
-                    ))
-                }
-            }
-        }
-        let mut addrs = Vec::new();
-        for host in hosts.split(',') {
-            if host.is_empty() || host.contains('/') {
-                return Err(invalid(url, format!("`{host}` is not HOST:PORT")));
-            }
-            let host = if host.contains(':') {
-                host.to_owned()
-            } else {
-                format!("{host}:4222")
-            };
-            let addr: async_nats::ServerAddr = format!("nats://{host}")
-                .parse()
-                .map_err(|error| invalid(url, format!("`{host}`: {error}")))?;
-            addrs.push(addr);
-        }
-        let options = async_nats::ConnectOptions::new()
+        let parsed = NatsUrl::parse(url, |name| std::env::var(name).ok())?;
+        let hosts = parsed.hosts.as_str();
+        let options = parsed
+            .options(url)
+            .await?
             .name("mq")
             .connection_timeout(REQUEST_TIMEOUT)
             .request_timeout(Some(REQUEST_TIMEOUT));
         let (options, link) = Link::watch(hosts, options);
-        let client = async_nats::connect_with_options(addrs, options)
+        let client = async_nats::connect_with_options(parsed.servers.clone(), options)
             .await
-            .map_err(|error| Error::unreachable_by(hosts, error))?;
+            .map_err(|error| refused(&parsed, error))?;
         let max_payload = client.server_info().max_payload;
         let js = jetstream::new(client.clone());
         let shared = Arc::new(Shared {
-            url: url.to_owned(),
+            url: super::redacted(url),
             client,
             js,
-            settings,
+            settings: parsed.settings,
             max_payload,
             stream: OnceCell::new(),
             failed: OnceCell::new(),
