@@ -18,7 +18,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use std::os::unix::fs::PermissionsExt as _;
+
 use crate::server::{self, free_port};
+use crate::tls::Certificates;
 
 /// How long a start (crash recovery included) may take before it counts as failed.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -37,11 +40,22 @@ pub enum Stop {
     Kill,
 }
 
+/// What a private server asks of its clients beyond trust over plain TCP.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Security<'a> {
+    /// Password authentication (`scram-sha-256`) for user `postgres`, with this password.
+    pub password: Option<&'a str>,
+    /// TLS with this server certificate (`ssl=on`); plain connections are still allowed.
+    pub tls: Option<&'a Certificates>,
+}
+
 /// A private PostgreSQL server.
 #[derive(Debug)]
 pub struct PgServer {
     child: Option<Child>,
     port: u16,
+    /// `-c name=value` settings beyond the defaults (TLS).
+    settings: Vec<String>,
     bindir: PathBuf,
     /// The OS user (uid, gid) the server runs as, when this process is root.
     owner: Option<(u32, u32)>,
@@ -52,6 +66,11 @@ pub struct PgServer {
 impl PgServer {
     /// `initdb`, then a server on a free port; waits until it accepts connections.
     pub fn start() -> PgServer {
+        PgServer::start_secured(Security::default())
+    }
+
+    /// The same, asking for a password or offering TLS as `security` says.
+    pub fn start_secured(security: Security<'_>) -> PgServer {
         let bindir = bindir();
         let owner = owner();
         let dir = tempfile::Builder::new()
@@ -65,11 +84,15 @@ impl PgServer {
         let mut server = PgServer {
             child: None,
             port: 0,
+            settings: Vec::new(),
             bindir,
             owner,
             dir,
         };
-        server.initdb();
+        server.initdb(security.password);
+        if let Some(certificates) = security.tls {
+            server.offer_tls(certificates);
+        }
         // Another test may take the port between our look and the server's bind: retry.
         let mut last = String::new();
         for _ in 0..10 {
@@ -99,12 +122,24 @@ impl PgServer {
         self.dir.path().join("postgres.log")
     }
 
-    fn initdb(&self) {
-        let output = self
-            .command("initdb")
-            .arg("-D")
-            .arg(self.data())
-            .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C"])
+    fn initdb(&self, password: Option<&str>) {
+        let mut command = self.command("initdb");
+        command.arg("-D").arg(self.data());
+        match password {
+            Some(password) => {
+                let file = self.dir.path().join("password");
+                std::fs::write(&file, password).expect("write the password file");
+                command
+                    .args(["-A", "scram-sha-256"])
+                    .arg("--pwfile")
+                    .arg(file);
+            }
+            None => {
+                command.args(["-A", "trust"]);
+            }
+        }
+        let output = command
+            .args(["-U", "postgres", "-E", "UTF8", "--locale=C"])
             .arg("--no-sync")
             .output()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.bindir.join("initdb").display()));
@@ -115,6 +150,27 @@ impl PgServer {
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
+    }
+
+    /// Copies the server's certificate and key beside the data (the key must belong to the
+    /// server's user and be readable by it alone) and turns `ssl` on.
+    fn offer_tls(&mut self, certificates: &Certificates) {
+        let cert = self.dir.path().join("server.pem");
+        let key = self.dir.path().join("server.key");
+        std::fs::copy(certificates.server_cert(), &cert).expect("copy the certificate");
+        std::fs::copy(certificates.server_key(), &key).expect("copy the key");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
+            .expect("make the key private");
+        if let Some((uid, gid)) = self.owner {
+            for file in [&cert, &key] {
+                std::os::unix::fs::chown(file, Some(uid), Some(gid)).expect("give a TLS file");
+            }
+        }
+        self.settings = vec![
+            "ssl=on".to_owned(),
+            format!("ssl_cert_file={}", cert.display()),
+            format!("ssl_key_file={}", key.display()),
+        ];
     }
 
     /// Starts `postgres` on `self.port` and waits until it accepts connections; an error
@@ -135,6 +191,7 @@ impl PgServer {
             .args(["-c", &format!("unix_socket_directories={socket_dir}")])
             .args(["-c", "fsync=off", "-c", "max_connections=50"])
             .args(["-c", "shared_buffers=16MB"])
+            .args(self.settings.iter().flat_map(|setting| ["-c", setting]))
             .stdout(Stdio::null())
             .stderr(log);
         let mut child = command

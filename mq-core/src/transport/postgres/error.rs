@@ -33,6 +33,14 @@ pub(super) fn translate(error: sqlx::Error, context: &PgError<'_>) -> Error {
         _ => None,
     };
     match (context, code.as_deref(), &error) {
+        // rustls's verdict on the server's certificate comes as an I/O error of the
+        // handshake (InvalidData); the server's refusal of TLS as sqlx's Tls.
+        (PgError::Connect { address, .. }, _, sqlx::Error::Tls(_)) => tls_failed(address, error),
+        (PgError::Connect { address, .. }, _, sqlx::Error::Io(io))
+            if io.kind() == std::io::ErrorKind::InvalidData =>
+        {
+            tls_failed(address, error)
+        }
         (PgError::Connect { address, .. }, _, sqlx::Error::Io(io)) => Error::Unreachable {
             address: (*address).to_owned(),
             cause: format!(
@@ -63,8 +71,8 @@ pub(super) fn translate(error: sqlx::Error, context: &PgError<'_>) -> Error {
         ),
         (PgError::Connect { user, address, .. }, Some("28P01" | "28000"), _) => postgres(
             format!(
-                "{address} refused user `{user}`: check the user and password in the URL, \
-                 and the server's pg_hba.conf"
+                "{address} refused user `{user}`: check the user and password in the URL \
+                 (or PGPASSWORD when the URL has none), and the server's pg_hba.conf"
             ),
             error,
         ),
@@ -131,5 +139,18 @@ pub(super) fn translate(error: sqlx::Error, context: &PgError<'_>) -> Error {
         (PgError::Connect { address, .. }, _, _) => {
             postgres(format!("connecting to {address}: {error}"), error)
         }
+    }
+}
+
+/// A TLS handshake that failed at connect: what to check.
+fn tls_failed(address: &str, error: sqlx::Error) -> Error {
+    Error::Unreachable {
+        address: address.to_owned(),
+        cause: format!(
+            "TLS: {error}; check sslmode= (the server may not offer TLS: see its `ssl` \
+             setting) and sslrootcert= (the authority that signed the server's certificate; \
+             verify-full also needs the certificate to name the URL's host)"
+        ),
+        source: Some(Box::new(error)),
     }
 }

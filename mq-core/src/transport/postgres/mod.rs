@@ -102,6 +102,17 @@ pub struct PostgresTransport {
     openings: Openings,
 }
 
+/// sqlx's value for the URL's `sslmode`.
+fn ssl_mode(mode: url::SslMode) -> PgSslMode {
+    match mode {
+        url::SslMode::Disable => PgSslMode::Disable,
+        url::SslMode::Prefer => PgSslMode::Prefer,
+        url::SslMode::Require => PgSslMode::Require,
+        url::SslMode::VerifyCa => PgSslMode::VerifyCa,
+        url::SslMode::VerifyFull => PgSslMode::VerifyFull,
+    }
+}
+
 impl PostgresTransport {
     /// Connects, creating or migrating the URL's schema and its tables if needed.
     ///
@@ -118,10 +129,16 @@ impl PostgresTransport {
             .port(url.port)
             .username(&url.user)
             .database(&url.database)
-            .ssl_mode(PgSslMode::Disable)
+            .ssl_mode(ssl_mode(url.tls.mode))
             .application_name("mq");
         if let Some(password) = &url.password {
             options = options.password(password);
+        }
+        if let Some(root) = &url.tls.root_cert {
+            options = options.ssl_root_cert(root);
+        }
+        if let Some((cert, key)) = &url.tls.client {
+            options = options.ssl_client_cert(cert).ssl_client_key(key);
         }
         let address = url.address();
         let context = PgError::Connect {

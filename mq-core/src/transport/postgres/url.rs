@@ -1,6 +1,7 @@
-//! `postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?schema=NAME&listen=BOOL&poll=DURATION&pool=N&hold=DURATION]`:
+//! `postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?schema=NAME&listen=BOOL&poll=DURATION&pool=N&hold=DURATION&sslmode=MODE&sslrootcert=PATH&sslcert=PATH&sslkey=PATH]`:
 //! the URL, read into its parts, and every way it can be wrong said in one place.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::{Error, Result};
@@ -51,6 +52,57 @@ pub(super) struct PgUrl {
     pub(super) pool: u32,
     /// How long a reserved batch stays in its transaction (`?hold=0`: leases at once).
     pub(super) hold: Duration,
+    /// TLS to the server: `disable` unless the URL says otherwise.
+    pub(super) tls: Tls,
+}
+
+/// libpq's `sslmode` values that mq takes (`allow` is left out: it tries plain text first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum SslMode {
+    /// Plain TCP (mq's default: say `sslmode=` to have TLS).
+    Disable,
+    /// TLS when the server offers it, else plain; the certificate is not checked.
+    Prefer,
+    /// TLS or nothing; the certificate is not checked.
+    Require,
+    /// TLS, the certificate signed by a trusted authority (`sslrootcert=`).
+    VerifyCa,
+    /// As `verify-ca`, and the certificate names the URL's host.
+    VerifyFull,
+}
+
+impl SslMode {
+    fn parse(value: &str) -> Option<SslMode> {
+        Some(match value {
+            "disable" => SslMode::Disable,
+            "prefer" => SslMode::Prefer,
+            "require" => SslMode::Require,
+            "verify-ca" => SslMode::VerifyCa,
+            "verify-full" => SslMode::VerifyFull,
+            _ => return None,
+        })
+    }
+
+    /// The value as the URL writes it.
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+}
+
+/// How the connections use TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Tls {
+    pub(super) mode: SslMode,
+    /// The authorities to trust, PEM (`sslrootcert=`); else the bundled web roots.
+    pub(super) root_cert: Option<PathBuf>,
+    /// A client certificate and its key, PEM (`sslcert=` and `sslkey=`).
+    pub(super) client: Option<(PathBuf, PathBuf)>,
 }
 
 impl PgUrl {
@@ -105,7 +157,13 @@ impl PgUrl {
             poll: DEFAULT_POLL,
             pool: DEFAULT_POOL,
             hold: DEFAULT_HOLD,
+            tls: Tls {
+                mode: SslMode::Disable,
+                root_cert: None,
+                client: None,
+            },
         };
+        let (mut cert, mut cert_key) = (None, None);
         for pair in query.split('&').filter(|pair| !pair.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             match key {
@@ -157,12 +215,44 @@ impl PgUrl {
                             ))
                         })?;
                 }
+                "sslmode" => {
+                    parsed.tls.mode = SslMode::parse(value).ok_or_else(|| {
+                        invalid(format!(
+                            "sslmode=`{value}`: write disable, prefer, require, verify-ca or \
+                             verify-full"
+                        ))
+                    })?;
+                }
+                "sslrootcert" => {
+                    parsed.tls.root_cert = Some(existing_file(key, value).map_err(invalid)?);
+                }
+                "sslcert" => cert = Some(existing_file(key, value).map_err(invalid)?),
+                "sslkey" => cert_key = Some(existing_file(key, value).map_err(invalid)?),
                 _ => {
                     return Err(invalid(format!(
-                        "unknown option `{key}` (known: schema, listen, poll, pool, hold)"
+                        "unknown option `{key}` (known: schema, listen, poll, pool, hold, \
+                         sslmode, sslrootcert, sslcert, sslkey)"
                     )))
                 }
             }
+        }
+        parsed.tls.client = match (cert, cert_key) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => {
+                return Err(invalid(
+                    "a client certificate needs both sslcert=PATH and sslkey=PATH".to_owned(),
+                ))
+            }
+        };
+        if parsed.tls.mode == SslMode::Disable
+            && (parsed.tls.root_cert.is_some() || parsed.tls.client.is_some())
+        {
+            return Err(invalid(
+                "sslrootcert, sslcert and sslkey need TLS: add sslmode=verify-full (or \
+                 verify-ca, require)"
+                    .to_owned(),
+            ));
         }
         Ok(parsed)
     }
@@ -189,6 +279,9 @@ impl PgUrl {
         }
         if self.hold != DEFAULT_HOLD {
             out.push_str(&format!("&hold={}ms", self.hold.as_millis()));
+        }
+        if self.tls.mode != SslMode::Disable {
+            out.push_str(&format!("&sslmode={}", self.tls.mode.as_str()));
         }
         out
     }
@@ -226,6 +319,17 @@ fn is_plain_identifier(name: &str) -> bool {
             .next()
             .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// `path` when it names a file that exists; the error says which option named it.
+fn existing_file(option: &str, path: &str) -> Result<PathBuf, String> {
+    let file = Path::new(path);
+    match std::fs::metadata(file) {
+        Ok(metadata) if metadata.is_file() => Ok(file.to_owned()),
+        Ok(_) => Err(format!("{option}={path}: not a file")),
+        Err(_) if path.is_empty() => Err(format!("{option}= needs a file's path")),
+        Err(error) => Err(format!("{option}={path}: {error}")),
+    }
 }
 
 /// Percent-decoding (`p%40ss` is `p@ss`); `None` for a bad escape or bytes that are not UTF-8.
@@ -279,6 +383,39 @@ mod tests {
     }
 
     #[test]
+    fn reads_tls_options() {
+        let url = PgUrl::parse("postgres://u@h/db").unwrap();
+        assert_eq!(url.tls.mode, SslMode::Disable);
+        let url = PgUrl::parse("postgres://u@h/db?sslmode=require").unwrap();
+        assert_eq!(url.tls.mode, SslMode::Require);
+        assert!(
+            url.describe().ends_with("&sslmode=require"),
+            "{}",
+            url.describe()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "pem").unwrap();
+        let ca = ca.display();
+        let url = PgUrl::parse(&format!(
+            "postgres://u@h/db?sslmode=verify-full&sslrootcert={ca}"
+        ))
+        .unwrap();
+        assert_eq!(url.tls.mode, SslMode::VerifyFull);
+        assert!(url.tls.root_cert.is_some());
+        for (query, says) in [
+            (format!("sslrootcert={ca}"), "need TLS"),
+            (
+                format!("sslmode=require&sslcert={ca}"),
+                "both sslcert=PATH and sslkey=PATH",
+            ),
+        ] {
+            let error = PgUrl::parse(&format!("postgres://u@h/db?{query}")).unwrap_err();
+            assert!(error.to_string().contains(says), "{query}: {error}");
+        }
+    }
+
+    #[test]
     fn malformed_urls_say_how_to_write_them() {
         for (url, says) in [
             ("postgres://localhost/db", "no user"),
@@ -289,9 +426,11 @@ mod tests {
             ("postgres://u@h/db?schema=Bad-Name", "schema `Bad-Name`"),
             ("postgres://u@h/db?listen=maybe", "listen=true"),
             ("postgres://u@h/db?poll=soon", "poll=`soon`"),
+            ("postgres://u@h/db?ssl=1", "unknown option `ssl`"),
+            ("postgres://u@h/db?sslmode=on", "sslmode=`on`"),
             (
-                "postgres://u@h/db?sslmode=require",
-                "unknown option `sslmode`",
+                "postgres://u@h/db?sslmode=require&sslrootcert=/none",
+                "sslrootcert=/none: ",
             ),
             ("postgres://u:secret@h/", "not a database name"),
         ] {
