@@ -15,7 +15,37 @@ pub mod worker_process;
 
 pub use server::free_port;
 
+use std::time::Duration;
+
 use mq::transport::{QueueStats, Transport};
+
+/// Connects to `url`, checks that `describe()` shows none of `secrets`, puts one item on
+/// queue `round-trip`, reserves and acks it; returns the transport (for the credential
+/// and TLS tests).
+pub async fn round_trip(url: &str, secrets: &[&str]) -> std::sync::Arc<dyn Transport> {
+    let transport = mq::transport::connect(url).await.expect("connect");
+    let described = transport.describe();
+    for secret in secrets {
+        assert!(
+            !described.contains(secret),
+            "describe() shows a secret: {described}"
+        );
+    }
+    let options = mq::transport::PutOptions::new(10, Duration::ZERO, Duration::from_secs(30));
+    let body = bytes::Bytes::from_static(b"{}");
+    transport
+        .put("round-trip", body, options)
+        .await
+        .expect("put");
+    let queues = ["round-trip".to_owned()];
+    let jobs = transport
+        .reserve(&queues, 1, Duration::from_secs(5))
+        .await
+        .expect("reserve");
+    assert_eq!(jobs.len(), 1, "the item put is reserved");
+    transport.ack(&jobs[0]).await.expect("ack");
+    transport
+}
 
 /// The counts of `queue` (all zero when the transport does not list it).
 pub async fn queue_stats(transport: &dyn Transport, queue: &str) -> QueueStats {

@@ -7,8 +7,6 @@ mod cli_support;
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use mq::transport::PutOptions;
 use mq::Bus;
 use mq_tests::nats::NatsServer;
 use mq_tests::tls::Certificates;
@@ -28,25 +26,9 @@ fn user_url(server: &NatsServer) -> String {
     format!("nats://mq:{PASSWORD}@127.0.0.1:{}", server.port())
 }
 
-/// Puts one item on `url`, reserves and acks it.
+/// Connects, checks `describe()`, puts, reserves and acks one item.
 async fn round_trip(url: &str) {
-    let transport = mq::transport::connect(url).await.expect("connect");
-    assert!(
-        !transport.describe().contains(PASSWORD) && !transport.describe().contains(TOKEN),
-        "describe() shows a secret: {}",
-        transport.describe()
-    );
-    let options = PutOptions::new(10, Duration::ZERO, Duration::from_secs(30));
-    transport
-        .put("auth", Bytes::from_static(b"{}"), options)
-        .await
-        .expect("put");
-    let jobs = transport
-        .reserve(&["auth".to_owned()], 1, Duration::from_secs(5))
-        .await
-        .expect("reserve");
-    assert_eq!(jobs.len(), 1, "the item put is reserved");
-    transport.ack(&jobs[0]).await.expect("ack");
+    mq_tests::round_trip(url, &[PASSWORD, TOKEN]).await;
 }
 
 fn assert_hidden(text: &str) {

@@ -5,37 +5,12 @@
 
 mod cli_support;
 
-use std::time::Duration;
-
-use bytes::Bytes;
-use mq::transport::{PutOptions, Transport};
 use mq_tests::pg_server::{PgServer, Security};
+use mq_tests::round_trip;
 use mq_tests::tls::Certificates;
 use sqlx::Connection as _;
 
 const PASSWORD: &str = "pg-Wv93-secret";
-
-/// Connects to `url`, puts one item, reserves and acks it; returns the transport.
-async fn round_trip(url: &str) -> std::sync::Arc<dyn Transport> {
-    let transport = mq::transport::connect(url).await.expect("connect");
-    assert!(
-        !transport.describe().contains(PASSWORD),
-        "{}",
-        transport.describe()
-    );
-    let options = PutOptions::new(10, Duration::ZERO, Duration::from_secs(30));
-    transport
-        .put("tls", Bytes::from_static(b"{}"), options)
-        .await
-        .expect("put");
-    let jobs = transport
-        .reserve(&["tls".to_owned()], 1, Duration::from_secs(5))
-        .await
-        .expect("reserve");
-    assert_eq!(jobs.len(), 1, "the item put is reserved");
-    transport.ack(&jobs[0]).await.expect("ack");
-    transport
-}
 
 #[tokio::test]
 async fn verify_full_with_the_tests_authority() {
@@ -49,7 +24,7 @@ async fn verify_full_with_the_tests_authority() {
         server.url(),
         certs.ca().display()
     );
-    let transport = round_trip(&url).await;
+    let transport = round_trip(&url, &[PASSWORD]).await;
     assert!(transport.describe().contains("sslmode=verify-full"));
 
     // The server sees mq's connections encrypted (this one is plain: it does not ask).
@@ -104,10 +79,8 @@ async fn a_password_is_never_shown() {
         tls: None,
     });
     let port = server.port();
-    round_trip(&format!(
-        "postgres://postgres:{PASSWORD}@127.0.0.1:{port}/postgres"
-    ))
-    .await;
+    let url = format!("postgres://postgres:{PASSWORD}@127.0.0.1:{port}/postgres");
+    round_trip(&url, &[PASSWORD]).await;
 
     let wrong = format!("postgres://postgres:not-{PASSWORD}@127.0.0.1:{port}/postgres");
     let error = mq::transport::connect(&wrong)
