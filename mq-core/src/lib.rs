@@ -23,6 +23,7 @@ mod registry;
 #[cfg(feature = "postgres")]
 pub mod relay;
 pub mod retry;
+pub mod signing;
 mod slot;
 pub mod testing;
 pub mod transport;
