@@ -78,7 +78,7 @@ pub(super) fn parse(text: &str) -> Result<Vec<Key>, KeyError> {
 /// Hex when the text is only hex digits (an even count), else base64 of either alphabet.
 fn decode(text: &str) -> Option<Vec<u8>> {
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return (text.len() % 2 == 0).then(|| {
+        return text.len().is_multiple_of(2).then(|| {
             text.as_bytes()
                 .chunks(2)
                 .map(|pair| {
