@@ -1,8 +1,8 @@
 //! Running the real `mq` binary, and the operator scenarios every backend must pass.
 //!
 //! The binary belongs to mq-core, so cargo does not build it for this package's tests:
-//! [`binary`] builds it once per test process (with every backend: `--features
-//! nats,postgres`) with the cargo that runs the tests, into the same target directory and
+//! [`binary`] builds it once per test process (with every backend and the dashboard:
+//! `--features nats,postgres,dashboard`) with the cargo that runs the tests, into the same target directory and
 //! profile (found from the test executable's own path), and runs `TARGET/PROFILE/mq`. `MQ_CLI_BIN` names a prebuilt binary instead.
 
 #![allow(dead_code)] // each test file uses its own subset
@@ -42,7 +42,7 @@ pub fn binary() -> &'static Path {
                 "-p",
                 "mq-core",
                 "--features",
-                "nats,postgres",
+                "nats,postgres,dashboard",
                 "--bin",
                 "mq",
                 "--profile",

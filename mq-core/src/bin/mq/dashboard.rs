@@ -79,19 +79,34 @@ async fn stop() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-/// Refuses the command before anything is opened when this build has no dashboard.
-pub(crate) fn check() -> CliResult {
-    if cfg!(feature = "dashboard") {
-        return Ok(());
+/// Refuses the command before anything is opened: a build without the dashboard, a
+/// `--listen` that is not an address, a public address without a token or `--read-only`.
+pub(crate) fn check(args: &DashboardArgs) -> CliResult {
+    if !cfg!(feature = "dashboard") {
+        return Err(CliError::Usage(
+            "this mq was built without the dashboard: install it with \
+             `cargo install mq-core --features dashboard`"
+                .into(),
+        ));
     }
-    Err(CliError::Usage(
-        "this mq was built without the dashboard: install it with \
-         `cargo install mq-core --features dashboard`"
-            .into(),
-    ))
+    let address: std::net::SocketAddr = args.listen.trim().parse().map_err(|_| {
+        CliError::Usage(format!(
+            "--listen {:?} is not an address with a port, such as 127.0.0.1:8080 or [::1]:8080",
+            args.listen
+        ))
+    })?;
+    let token = std::env::var("MQ_DASHBOARD_TOKEN").is_ok_and(|t| !t.is_empty());
+    if !address.ip().is_loopback() && !token && !args.read_only {
+        return Err(CliError::Usage(format!(
+            "refusing to serve the dashboard on {address}, which is not a loopback address, \
+             without MQ_DASHBOARD_TOKEN or --read-only: set a token (actions need it) or pass \
+             --read-only to show it to everyone who can reach it"
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(not(feature = "dashboard"))]
-pub(crate) async fn run(_ctx: &Ctx, _args: &DashboardArgs) -> CliResult {
-    check()
+pub(crate) async fn run(_ctx: &Ctx, args: &DashboardArgs) -> CliResult {
+    check(args)
 }

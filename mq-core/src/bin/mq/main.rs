@@ -160,7 +160,7 @@ async fn run(cli: Cli) -> CliResult {
     match &cli.command {
         Command::Flush(args) => queue::check_flush(args)?,
         Command::Publish(args) => drop(queue::check_publish(args)?),
-        Command::Dashboard(_) => dashboard::check()?,
+        Command::Dashboard(args) => dashboard::check(args)?,
         _ => {}
     }
     let given = cli.url.filter(|url| !url.is_empty());
