@@ -60,7 +60,9 @@ async fn secure(mut response: Response) -> Response {
         ),
         (X_FRAME_OPTIONS, "DENY"),
         (X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (REFERRER_POLICY, "no-referrer"),
+        // `same-origin`, not `no-referrer`: with the latter a browser sends `Origin: null` on
+        // the dashboard's own form posts, which the anti-forgery check refuses.
+        (REFERRER_POLICY, "same-origin"),
         (CACHE_CONTROL, "no-store"),
     ];
     for (name, value) in set {
