@@ -15,13 +15,11 @@ use super::search::{self, encode, Search, SCAN_LIMIT};
 use super::state::{AppState, Outage};
 use crate::Error;
 
-/// Refuses the request unless the viewer is a signed-in operator and it is not forged.
-fn allowed(viewer: &Viewer, headers: &HeaderMap, csrf: Option<&str>) -> Result<(), Response> {
-    let refused = refusal(viewer).or_else(|| check_forgery(viewer, headers, csrf).err());
-    match refused {
-        Some((status, why)) => Err(error_page(viewer, status, "Refused", &why)),
-        None => Ok(()),
-    }
+/// The refusal page, unless the viewer is a signed-in operator and the request is not
+/// forged.
+fn refused(viewer: &Viewer, headers: &HeaderMap, csrf: Option<&str>) -> Option<Response> {
+    let (status, why) = refusal(viewer).or_else(|| check_forgery(viewer, headers, csrf).err())?;
+    Some(error_page(viewer, status, "Refused", &why))
 }
 
 fn outage_page(viewer: &Viewer, outage: &Outage) -> Response {
@@ -77,7 +75,7 @@ async fn one(
     csrf: Option<String>,
     op: Op,
 ) -> Response {
-    if let Err(refused) = allowed(&viewer, &headers, csrf.as_deref()) {
+    if let Some(refused) = refused(&viewer, &headers, csrf.as_deref()) {
         return refused;
     }
     let Ok(number) = id.parse::<u64>() else {
@@ -134,7 +132,7 @@ async fn matching(
     form: BulkForm,
     op: Op,
 ) -> Response {
-    if let Err(refused) = allowed(&viewer, &headers, form.csrf.as_deref()) {
+    if let Some(refused) = refused(&viewer, &headers, form.csrf.as_deref()) {
         return refused;
     }
     let store = state.transport.failure_store();
@@ -195,7 +193,7 @@ pub(crate) async fn flush(
     Path(name): Path<String>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if let Err(refused) = allowed(&viewer, &headers, form.csrf.as_deref()) {
+    if let Some(refused) = refused(&viewer, &headers, form.csrf.as_deref()) {
         return refused;
     }
     match state.call("flush", state.transport.flush(&name)).await {
