@@ -35,7 +35,32 @@ pub fn binary() -> &'static Path {
             Some(other) => other,
         };
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(&cargo)
+        let mut command = Command::new(&cargo);
+        // The variables cargo sets for this test (CARGO_PKG_NAME, CARGO_MANIFEST_DIR, ...)
+        // are not the outer build's: ring's build script reruns when they change, and with
+        // it rustls, async-nats and mq-core would be rebuilt here and again by the next
+        // `cargo test`.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            let set_for_the_test = [
+                "CARGO_PKG_",
+                "CARGO_MANIFEST_",
+                "CARGO_CRATE_",
+                "CARGO_BIN_",
+            ]
+            .iter()
+            .any(|prefix| name.starts_with(prefix))
+                || [
+                    "CARGO_PRIMARY_PACKAGE",
+                    "CARGO_TARGET_TMPDIR",
+                    "CARGO_RUSTC_CURRENT_DIR",
+                ]
+                .contains(&name.as_ref());
+            if set_for_the_test {
+                command.env_remove(name.as_ref());
+            }
+        }
+        let status = command
             .args([
                 "build",
                 "--quiet",
