@@ -11,6 +11,8 @@
 
 mod bus;
 mod context;
+#[cfg(feature = "dashboard")]
+pub mod dashboard;
 mod duration;
 mod envelope;
 mod error;

@@ -32,6 +32,7 @@ pages! {
     semantics => "semantics", "The contract: delivery, retries, failures, shutdown";
     testing => "testing", "Testing an application's messages and slots";
     cli => "cli", "The `mq` command";
+    dashboard => "dashboard", "The web dashboard: queues, failures and slots in the browser";
     wire_format => "wire-format", "The envelope, for producers in other languages";
     sqlite => "sqlite", "The embedded SQLite backend";
     beanstalkd => "beanstalkd", "The beanstalkd backend";

@@ -1,8 +1,8 @@
 //! Running the real `mq` binary, and the operator scenarios every backend must pass.
 //!
 //! The binary belongs to mq-core, so cargo does not build it for this package's tests:
-//! [`binary`] builds it once per test process (with every backend: `--features
-//! nats,postgres`) with the cargo that runs the tests, into the same target directory and
+//! [`binary`] builds it once per test process (with every backend and the dashboard:
+//! `--features nats,postgres,dashboard`) with the cargo that runs the tests, into the same target directory and
 //! profile (found from the test executable's own path), and runs `TARGET/PROFILE/mq`. `MQ_CLI_BIN` names a prebuilt binary instead.
 
 #![allow(dead_code)] // each test file uses its own subset
@@ -35,14 +35,39 @@ pub fn binary() -> &'static Path {
             Some(other) => other,
         };
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(&cargo)
+        let mut command = Command::new(&cargo);
+        // The variables cargo sets for this test (CARGO_PKG_NAME, CARGO_MANIFEST_DIR, ...)
+        // are not the outer build's: ring's build script reruns when they change, and with
+        // it rustls, async-nats and mq-core would be rebuilt here and again by the next
+        // `cargo test`.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            let set_for_the_test = [
+                "CARGO_PKG_",
+                "CARGO_MANIFEST_",
+                "CARGO_CRATE_",
+                "CARGO_BIN_",
+            ]
+            .iter()
+            .any(|prefix| name.starts_with(prefix))
+                || [
+                    "CARGO_PRIMARY_PACKAGE",
+                    "CARGO_TARGET_TMPDIR",
+                    "CARGO_RUSTC_CURRENT_DIR",
+                ]
+                .contains(&name.as_ref());
+            if set_for_the_test {
+                command.env_remove(name.as_ref());
+            }
+        }
+        let status = command
             .args([
                 "build",
                 "--quiet",
                 "-p",
                 "mq-core",
                 "--features",
-                "nats,postgres",
+                "nats,postgres,dashboard",
                 "--bin",
                 "mq",
                 "--profile",

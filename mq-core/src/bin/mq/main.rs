@@ -5,6 +5,7 @@
 //! Exit codes: 0 success, 1 runtime error (unreachable server, unknown id, ...), 2 usage
 //! error (unknown command, bad argument, `flush` without `--force`). See `mq::guide::cli`.
 
+mod dashboard;
 mod failed;
 mod migrate;
 mod progress;
@@ -54,6 +55,8 @@ enum Command {
     Migrate(migrate::MigrateArgs),
     /// Move what was committed to a PostgreSQL outbox (--outbox) onto the broker of --url.
     Relay(relay::RelayArgs),
+    /// Serve the web dashboard: queues, failures, retry and remove in the browser.
+    Dashboard(dashboard::DashboardArgs),
 }
 
 #[derive(Debug, Args)]
@@ -157,6 +160,7 @@ async fn run(cli: Cli) -> CliResult {
     match &cli.command {
         Command::Flush(args) => queue::check_flush(args)?,
         Command::Publish(args) => drop(queue::check_publish(args)?),
+        Command::Dashboard(args) => dashboard::check(args)?,
         _ => {}
     }
     let given = cli.url.filter(|url| !url.is_empty());
@@ -193,6 +197,7 @@ async fn run(cli: Cli) -> CliResult {
         Command::Flush(args) => queue::flush(&ctx, &args).await,
         Command::Migrate(_) => migrate::run(&ctx),
         Command::Relay(args) => relay::run(&ctx, &args).await,
+        Command::Dashboard(args) => dashboard::run(&ctx, &args).await,
     }
 }
 
