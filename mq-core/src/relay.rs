@@ -29,6 +29,17 @@ use crate::{Backoff, Error, Result};
 const LOOK: Duration = Duration::from_secs(1);
 
 /// What a relay did until it stopped.
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> mq::Result<()> {
+/// use mq::relay::{Relay, RelayStats};
+///
+/// let relay = Relay::connect("postgres://app@127.0.0.1/shop?schema=outbox", "beanstalk://127.0.0.1").await?;
+/// let RelayStats { relayed, refused, .. } = relay.run(async { let _ = tokio::signal::ctrl_c().await; }).await?;
+/// println!("relayed {relayed}, refused {refused}");
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RelayStats {
@@ -40,6 +51,15 @@ pub struct RelayStats {
 }
 
 /// A relay from one outbox (a `postgres://` schema no worker consumes) to one broker.
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> mq::Result<()> {
+/// let outbox = "postgres://app@127.0.0.1/shop?schema=outbox";
+/// let relay = mq::relay::Relay::connect(outbox, "nats://127.0.0.1:4222").await?.batch(64);
+/// let stats = relay.run(async { let _ = tokio::signal::ctrl_c().await; }).await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Relay {
     outbox: Arc<dyn Transport>,
@@ -55,6 +75,19 @@ impl Relay {
     ///
     /// [`Error::Unsupported`] when `outbox` is not a PostgreSQL transport, or is the same
     /// schema as `target` (a relay onto itself would loop).
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// use mq::relay::Relay;
+    /// use mq::transport::memory::MemoryTransport;
+    ///
+    /// let outbox = mq::transport::connect("postgres://app@127.0.0.1/shop?schema=outbox").await?;
+    /// let relay = Relay::new(outbox, MemoryTransport::named("broker"))?;
+    /// // Only a PostgreSQL schema can be an outbox:
+    /// assert!(Relay::new(MemoryTransport::new(), MemoryTransport::new()).is_err());
+    /// # Ok(()) }
+    /// ```
     pub fn new(outbox: Arc<dyn Transport>, target: Arc<dyn Transport>) -> Result<Relay> {
         let from = as_outbox(&*outbox)?;
         let onto = PostgresTransport::of(&*target);
@@ -81,6 +114,14 @@ impl Relay {
     /// # Errors
     ///
     /// As [`transport::connect`] for either URL, and as [`Relay::new`].
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// let outbox = "postgres://app@127.0.0.1/shop?schema=outbox";
+    /// let relay = mq::relay::Relay::connect(outbox, "beanstalk://10.0.0.7").await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn connect(outbox: &str, target: &str) -> Result<Relay> {
         Relay::new(
             transport::connect(outbox).await?,
@@ -90,6 +131,14 @@ impl Relay {
 
     /// At most this many messages per batch (256 unless set): also the most a killed relay
     /// can put twice.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// let outbox = "postgres://app@127.0.0.1/shop?schema=outbox";
+    /// let relay = mq::relay::Relay::connect(outbox, "beanstalk://10.0.0.7").await?.batch(32);
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub fn batch(mut self, batch: usize) -> Relay {
         self.batch = batch.max(1);
@@ -99,6 +148,17 @@ impl Relay {
     /// How long a relay holds a batch before another relay may take it (what a killed
     /// relay's rows wait): [`RELAY_LEASE`] unless set. Keep it longer than the broker takes
     /// to confirm a batch, and on NATS shorter than the stream's duplicate window.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// use std::time::Duration;
+    ///
+    /// let outbox = "postgres://app@127.0.0.1/shop?schema=outbox";
+    /// let relay = mq::relay::Relay::connect(outbox, "nats://127.0.0.1:4222").await?
+    ///     .lease(Duration::from_secs(60)); // brokers that take long to confirm a batch
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub fn lease(mut self, lease: Duration) -> Relay {
         self.lease = lease.max(Duration::from_millis(1));
@@ -112,6 +172,19 @@ impl Relay {
     /// Relays until `stop` completes: checked between batches, so within about a second,
     /// never in the middle of one. An outbox that fails (PostgreSQL restarting, say) is
     /// logged and tried again with a backoff, as is a broker that refuses.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// use std::time::Duration;
+    ///
+    /// let outbox = "postgres://app@127.0.0.1/shop?schema=outbox";
+    /// let relay = mq::relay::Relay::connect(outbox, "nats://127.0.0.1:4222").await?;
+    /// // Relay for a minute, then stop between two batches.
+    /// let stats = relay.run(tokio::time::sleep(Duration::from_secs(60))).await?;
+    /// println!("{} relayed", stats.relayed);
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     ///

@@ -39,6 +39,18 @@ pub use run::Worker;
 ///
 /// A bad URL, an unreachable server, or a registry problem (duplicate wire name, missing
 /// state): the worker does not start.
+///
+/// ```no_run
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(mq::Message, Serialize, Deserialize)] struct Ping;
+/// #[mq::slot]
+/// fn pong(_: Ping) {}
+///
+/// #[tokio::main]
+/// async fn main() -> mq::Result<()> {
+///     mq::run_worker().await // `worker --help`, `worker --list`, `MQ_URL=... worker`
+/// }
+/// ```
 #[cfg(feature = "cli")]
 pub async fn run_worker() -> crate::Result<()> {
     Worker::builder().command_line().run_and_exit().await

@@ -56,6 +56,17 @@ const DELAYED_BATCH: usize = 256;
 const PUBLISH_CHUNK: usize = 256;
 
 /// A NATS JetStream transport.
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> mq::Result<()> {
+/// use mq::transport::nats::NatsTransport;
+/// use mq::transport::{PutOptions, Transport};
+///
+/// let queue = NatsTransport::connect("nats://10.0.0.1:4222,10.0.0.2:4222?replicas=3").await?;
+/// queue.put("emails", "hello".into(), PutOptions::default()).await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct NatsTransport {
     shared: Arc<Shared>,
@@ -115,6 +126,14 @@ fn nats_by(
 /// # Errors
 ///
 /// [`Error::InvalidUrl`] for a malformed URL, [`Error::Unreachable`] when no server answers.
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> mq::Result<()> {
+/// let transport = mq::transport::nats::connect("nats://127.0.0.1:4222").await?;
+/// let bus = mq::Bus::new(transport);
+/// # Ok(()) }
+/// ```
 pub async fn connect(url: &str) -> Result<Arc<dyn Transport>> {
     Ok(Arc::new(NatsTransport::connect(url).await?))
 }
@@ -133,6 +152,15 @@ impl NatsTransport {
     ///
     /// [`Error::InvalidUrl`] for a malformed URL, [`Error::Unreachable`] when no server
     /// answers.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// use mq::transport::nats::NatsTransport;
+    ///
+    /// let queue = NatsTransport::connect("nats://127.0.0.1:4222?ack_wait=30s").await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn connect(url: &str) -> Result<NatsTransport> {
         let rest = url
             .strip_prefix("nats://")
