@@ -97,7 +97,9 @@ pub trait SlotParam: Sized + Send + 'static {
     /// let ctx = bus.context::<Ping>().build();
     /// assert_eq!(mq::Context::from_context(&ctx)?.name(), "Ping");
     /// struct Mailer;
-    /// let error = mq::State::<Mailer>::from_context(&ctx).unwrap_err(); // not given to this worker
+    /// let Err(error) = mq::State::<Mailer>::from_context(&ctx) else {
+    ///     unreachable!("no worker was given a Mailer");
+    /// };
     /// assert!(error.is_permanent());
     /// # Ok::<(), mq::SlotError>(())
     /// ```
