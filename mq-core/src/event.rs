@@ -1,4 +1,19 @@
 //! Lifecycle events: what happened to a message, for metrics hooks.
+//!
+//! # Examples
+//!
+//! ```
+//! use std::sync::atomic::{AtomicU64, Ordering};
+//! use std::sync::Arc;
+//!
+//! let failed = Arc::new(AtomicU64::new(0));
+//! let counter = failed.clone();
+//! let builder = mq::Worker::builder().on_event(move |event: &mq::event::Event| {
+//!     if event.kind == mq::event::EventKind::Failed {
+//!         counter.fetch_add(1, Ordering::Relaxed); // export it as a metric
+//!     }
+//! });
+//! ```
 
 use std::fmt;
 use std::sync::Arc;

@@ -47,8 +47,28 @@ pub(crate) const DEFAULT_QUEUE: &str = "default";
 )]
 pub trait Message: SerializeMessage + DeserializeMessage + Send + Sync + 'static {
     /// The wire name: what the envelope's `name` field says.
+    ///
+    /// ```
+    /// use mq::Message as _;
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(mq::Message, Serialize, Deserialize)]
+    /// #[message(name = "shop.OrderPlaced.v2")]
+    /// struct OrderPlaced { id: u64 }
+    ///
+    /// assert_eq!(OrderPlaced::NAME, "shop.OrderPlaced.v2");
+    /// ```
     const NAME: &'static str;
     /// Queue, priority, delays and retry policy.
+    ///
+    /// ```
+    /// use mq::Message as _;
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(mq::Message, Serialize, Deserialize)]
+    /// #[message(queue = "emails", priority = 10)]
+    /// struct Welcome { to: String }
+    ///
+    /// assert_eq!((Welcome::OPTIONS.queue, Welcome::OPTIONS.priority), ("emails", 10));
+    /// ```
     const OPTIONS: MessageOptions;
 }
 

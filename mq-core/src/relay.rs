@@ -13,6 +13,21 @@
 //! NATS the copies carry the same `Nats-Msg-Id` and the stream drops them; on beanstalkd
 //! they are duplicates, which at-least-once delivery allows. Any number of relays may run
 //! on one outbox: each row goes to one of them at a time.
+//!
+//! # Examples
+//!
+//! ```no_run
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> mq::Result<()> {
+//! let relay = mq::relay::Relay::connect(
+//!     "postgres://app@127.0.0.1/shop?schema=outbox", // where `dispatch(..).within(&mut tx)` writes
+//!     "beanstalk://127.0.0.1",                        // where the workers are
+//! )
+//! .await?;
+//! let stats = relay.run(async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! println!("{} relayed", stats.relayed);
+//! # Ok(()) }
+//! ```
 
 use std::future::Future;
 use std::sync::Arc;

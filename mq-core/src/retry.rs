@@ -1,4 +1,14 @@
 //! Backoff between attempts: exponential, capped, with full jitter on the upper half.
+//!
+//! # Examples
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! let backoff = mq::retry::Backoff { base: Duration::from_millis(100), max: Duration::from_secs(1) };
+//! let worker = mq::Worker::builder().retries(10).backoff(backoff);
+//! assert!(backoff.delay(20) <= Duration::from_secs(1));
+//! ```
 
 use std::time::Duration;
 

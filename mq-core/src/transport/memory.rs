@@ -4,6 +4,17 @@
 //! lost when the process exits. Its failure store is the default one,
 //! [`QueuedFailures`]: the records are items of its own queues. Transports of the same name are one queue
 //! within a process, so a bus and a worker in one test meet on `memory://NAME`.
+//!
+//! # Examples
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> mq::Result<()> {
+//! let bus = mq::Bus::connect("memory://tests").await?;
+//! let same = mq::transport::connect("memory://tests").await?; // the same queue
+//! assert_eq!(same.describe(), bus.transport().describe());
+//! # Ok(()) }
+//! ```
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};

@@ -10,6 +10,21 @@
 //! [`Receipt`] that only its backend reads, what differs between backends is declared in
 //! [`Capabilities`], and the failure store is a trait of its own ([`FailureStore`]) with a
 //! default ([`QueuedFailures`]) that any backend gets by keeping records on its own queues.
+//!
+//! # Examples
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> mq::Result<()> {
+//! use mq::transport::{PutOptions, Transport};
+//! use std::time::Duration;
+//!
+//! let queue = mq::transport::connect("memory://transport-module-doc").await?;
+//! queue.put("emails", "hello".into(), PutOptions::default()).await?;
+//! let job = queue.reserve(&["emails".into()], 1, Duration::ZERO).await?.remove(0);
+//! queue.ack(&job).await?;
+//! # Ok(()) }
+//! ```
 
 use std::any::Any;
 use std::fmt;

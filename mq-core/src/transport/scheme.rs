@@ -8,8 +8,17 @@
 //! uses), so that a command that only looks never leaves an empty queue behind.
 //!
 //! A backend of mq is one line of [`BUILT_IN`]; a backend written in another crate plugs in
-//! with `inventory::submit! { mq::transport::Scheme::new("myq", "myq://HOST", connect_myq) }`
+//! with `inventory::submit! { mq::transport::scheme::Scheme::new("myq", "myq://HOST", connect_myq) }`
 //! (a `fn(&str) -> ConnectFuture`), and `connect` finds it by its scheme.
+//!
+//! # Examples
+//!
+//! ```
+//! for scheme in mq::transport::scheme::BUILT_IN {
+//!     let state = if scheme.connect.is_some() { "compiled in" } else { "off" };
+//!     println!("{:<10} {state}", scheme.scheme);
+//! }
+//! ```
 
 use std::future::Future;
 use std::pin::Pin;

@@ -5,6 +5,22 @@
 //! is the reservation loop, `capacity` its bound, `held` the reserved items and their
 //! keep-alive; `emit` runs one message's slots and settles it; `exit` holds the limits and
 //! exit codes, `shutdown` signals and hand-back.
+//!
+//! # Examples
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> mq::Result<()> {
+//! # use serde::{Deserialize, Serialize};
+//! # #[derive(mq::Message, Serialize, Deserialize)] struct Ping;
+//! # #[mq::slot] fn pong(_: Ping) {}
+//! let worker = mq::worker::Worker::builder()
+//!     .url("memory://")
+//!     .concurrency(mq::worker::DEFAULT_CONCURRENCY / 4)
+//!     .build()
+//!     .await?;
+//! # Ok(()) }
+//! ```
 
 mod builder;
 mod capacity;

@@ -22,6 +22,20 @@
 //! waiting and later call fails with [`Error::Unreachable`] saying no reply came, and the
 //! socket is closed. A caller therefore hears within about `REPLY_TIMEOUT`; a plain
 //! `reserve` (no timeout) is the one command without a deadline.
+//!
+//! # Examples
+//!
+//! ```no_run
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> mq::Result<()> {
+//! use mq::transport::beanstalk::connection::Connection;
+//! use mq::transport::beanstalk::proto::{Command, Decoder};
+//!
+//! let address = "127.0.0.1:11300".parse().unwrap();
+//! let connection = Connection::connect("127.0.0.1:11300", &[address], Decoder::default()).await?;
+//! let replies = connection.send(&[Command::Stats, Command::ListTubes]).await?; // one round trip
+//! # Ok(()) }
+//! ```
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;

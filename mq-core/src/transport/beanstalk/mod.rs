@@ -45,6 +45,15 @@
 //! server: the next `reserve` logs how many, reconnects (the worker retries a failed
 //! `reserve` with backoff), and acks of those jobs fail with [`Error::ReservationLost`]
 //! (at-least-once: they run again). The producing connection reconnects on the next call.
+//!
+//! # Examples
+//!
+//! ```no_run
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> mq::Result<()> {
+//! let bus = mq::Bus::connect("beanstalk://127.0.0.1:11300").await?;
+//! # Ok(()) }
+//! ```
 
 mod acks;
 mod admin;

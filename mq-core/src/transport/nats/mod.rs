@@ -14,6 +14,15 @@
 //! operation fails at once with [`Error::Unreachable`] (see `link`), and the client
 //! reconnects by itself. Handled items that a restarted server brought back below a
 //! consumer's ack floor are removed (see `residue`).
+//!
+//! # Examples
+//!
+//! ```no_run
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> mq::Result<()> {
+//! let bus = mq::Bus::connect("nats://10.0.0.1:4222,10.0.0.2:4222?replicas=3").await?;
+//! # Ok(()) }
+//! ```
 
 mod account;
 mod failed;

@@ -35,6 +35,15 @@
 //! transaction), `acks` (the acks of leases gathered into one statement), `listen` (waking idle
 //! reservers), `failed` (the failure store), `outbox` (taking rows for a relay to a broker). The
 //! user-facing description is [`guide::postgres`](crate::guide::postgres).
+//!
+//! # Examples
+//!
+//! ```no_run
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> mq::Result<()> {
+//! let bus = mq::Bus::connect("postgres://app@db.internal/shop?schema=jobs").await?;
+//! # Ok(()) }
+//! ```
 
 mod acks;
 mod error;

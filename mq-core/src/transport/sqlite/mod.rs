@@ -12,6 +12,17 @@
 //! out locks SQLite does not wait for), `ops` (each operation as SQL), `writer` (the thread and its
 //! group commit). The user-facing description, including how fast an idle worker sees a new
 //! message, is [`guide::sqlite`](crate::guide::sqlite).
+//!
+//! # Examples
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> mq::Result<()> {
+//! # let dir = tempfile::tempdir()?;
+//! let url = format!("sqlite://{}", dir.path().join("mq.db").display());
+//! let bus = mq::Bus::connect(&url).await?; // creates the file and its tables
+//! # Ok(()) }
+//! ```
 
 mod busy;
 mod open;

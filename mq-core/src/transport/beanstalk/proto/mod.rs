@@ -11,6 +11,20 @@
 //!
 //! Every length is bounded: a reply line by [`Decoder::max_line`], a body by
 //! [`Decoder::max_body`], checked before any buffer space is reserved for it.
+//!
+//! # Examples
+//!
+//! ```
+//! use mq::transport::beanstalk::proto::{Command, Decoder, Response};
+//! use bytes::BytesMut;
+//!
+//! let mut out = Vec::new();
+//! Command::Delete(7).encode(&mut out);
+//! assert_eq!(out, b"delete 7\r\n");
+//!
+//! let mut replies = BytesMut::from("DELETED\r\n");
+//! assert_eq!(Decoder::default().decode(&mut replies), Ok(Some(Response::Deleted)));
+//! ```
 
 use std::collections::BTreeMap;
 use std::fmt;
