@@ -17,11 +17,27 @@ use crate::transport::{self, PutOptions, Transport};
 use crate::{Error, Result};
 
 /// The id of a dispatched message: the envelope's `id`, kept across retries.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> mq::Result<()> {
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(mq::Message, Serialize, Deserialize)] struct Ping;
+/// let bus = mq::testing::RecordingBus::new();
+/// let id: mq::MessageId = bus.dispatch(Ping).await?;
+/// assert_eq!(id.to_string(), bus.dispatches()[0].id);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MessageId(pub String);
 
 impl MessageId {
     /// The id as text.
+    ///
+    /// ```
+    /// let id = mq::MessageId("01a24169-671b-7365-9c2e-41c78ec07e1b".to_owned());
+    /// assert_eq!(id.as_str(), "01a24169-671b-7365-9c2e-41c78ec07e1b");
+    /// ```
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -60,6 +76,13 @@ pub struct Bus {
 
 impl Bus {
     /// A bus on an open transport.
+    ///
+    /// ```
+    /// use mq::transport::memory::MemoryTransport;
+    ///
+    /// let bus = mq::Bus::new(MemoryTransport::named("bus-new-doc"));
+    /// assert_eq!(bus.transport().describe(), "memory://bus-new-doc");
+    /// ```
     pub fn new(transport: Arc<dyn Transport>) -> Bus {
         Bus::with_hook(transport, None)
     }
@@ -79,6 +102,14 @@ impl Bus {
     /// [`Relay`](crate::relay::Relay) (`mq relay`) to move what commits there to the broker. See
     /// [`guide::postgres`](crate::guide::postgres) § "An outbox for the brokers".
     ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// let outbox = mq::transport::connect("postgres://app@127.0.0.1/shop?schema=outbox").await?;
+    /// let bus = mq::Bus::connect("nats://127.0.0.1:4222").await?.with_outbox(outbox)?;
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`Error::Unsupported`] when `outbox` is not a PostgreSQL transport.
@@ -91,6 +122,17 @@ impl Bus {
 
     /// Opens the transport `url` names (see [`transport::connect`]) and logs where it points
     /// (for `sqlite://`, the absolute path of the file) at `info`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// let url = format!("sqlite://{}", dir.path().join("mq.db").display());
+    /// let bus = mq::Bus::connect(&url).await?;
+    /// assert!(bus.transport().describe().starts_with("sqlite://"));
+    /// assert!(mq::Bus::connect("smtp://127.0.0.1").await.is_err());
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     ///
@@ -108,6 +150,15 @@ impl Bus {
     /// the `postgres` feature) the outbox of `MQ_OUTBOX` when it is set (see
     /// `Bus::with_outbox`, with that feature).
     ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// std::env::set_var("MQ_URL", "memory://from-env-doc");
+    /// let bus = mq::Bus::from_env().await?;
+    /// assert_eq!(bus.transport().describe(), "memory://from-env-doc");
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     ///
     /// As [`Bus::connect`], for either URL.
@@ -124,11 +175,38 @@ impl Bus {
     }
 
     /// The transport this bus puts on.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(mq::Message, Serialize, Deserialize)] struct Ping;
+    /// let bus = mq::Bus::connect("memory://bus-transport-doc").await?;
+    /// bus.dispatch(Ping).await?;
+    /// let stats = bus.transport().stats().await?;
+    /// assert_eq!((stats[0].queue.as_str(), stats[0].ready), ("default", 1));
+    /// # Ok(()) }
+    /// ```
     pub fn transport(&self) -> &Arc<dyn Transport> {
         &self.transport
     }
 
     /// Starts dispatching `message`; await the result to put it on its queue.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(mq::Message, Serialize, Deserialize)]
+    /// #[message(queue = "emails")]
+    /// struct SendOrderConfirmation { order_id: u64 }
+    ///
+    /// let bus = mq::Bus::connect("memory://bus-dispatch-doc").await?;
+    /// let id = bus.dispatch(SendOrderConfirmation { order_id: 7 }).await?;
+    /// let job = bus.transport().peek("emails").await?.expect("queued");
+    /// assert_eq!(mq::Envelope::decode(&job.body).unwrap().id, id.as_str());
+    /// # Ok(()) }
+    /// ```
     pub fn dispatch<M: Message>(&self, message: M) -> Dispatch<'_, M> {
         Dispatch {
             bus: Some(self),
@@ -299,6 +377,16 @@ static GLOBAL: OnceCell<Bus> = OnceCell::const_new();
 
 /// The process-wide bus: opened from `MQ_URL` on first use.
 ///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> mq::Result<()> {
+/// std::env::set_var("MQ_URL", "memory://global-doc");
+/// let bus = mq::global().await?;
+/// assert_eq!(bus.transport().describe(), "memory://global-doc");
+/// assert!(std::ptr::eq(bus, mq::global().await?)); // opened once
+/// # Ok(()) }
+/// ```
+///
 /// # Errors
 ///
 /// As [`Bus::from_env`]; a failed first use is tried again by the next.
@@ -316,9 +404,10 @@ async fn bus_or_global(bus: Option<&Bus>) -> Result<&Bus> {
 
 /// Dispatches `message` on the process-wide bus (see [`global`]).
 ///
-/// ```no_run
+/// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> mq::Result<()> {
+/// # std::env::set_var("MQ_URL", "memory://dispatch-doc");
 /// # use serde::{Deserialize, Serialize};
 /// #[derive(mq::Message, Serialize, Deserialize)]
 /// #[message(queue = "emails")]
@@ -327,6 +416,8 @@ async fn bus_or_global(bus: Option<&Bus>) -> Result<&Bus> {
 /// let id = mq::dispatch(SendOrderConfirmation { order_id: 7, to: "a@b.c".into() })
 ///     .delay(std::time::Duration::from_secs(30))
 ///     .await?;
+/// # let stats = mq::global().await?.transport().stats().await?;
+/// # assert_eq!((stats[0].queue.as_str(), stats[0].delayed), ("emails", 1));
 /// # Ok(()) }
 /// ```
 pub fn dispatch<M: Message>(message: M) -> Dispatch<'static, M> {
@@ -341,15 +432,17 @@ pub fn dispatch<M: Message>(message: M) -> Dispatch<'static, M> {
 /// Dispatches every message of `messages` together on the process-wide bus (see
 /// [`global`]); as [`Bus::dispatch_all`].
 ///
-/// ```no_run
+/// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> mq::Result<()> {
+/// # std::env::set_var("MQ_URL", "memory://dispatch-all-doc");
 /// # use serde::{Deserialize, Serialize};
 /// #[derive(mq::Message, Serialize, Deserialize)]
 /// #[message(queue = "search")]
 /// struct Reindex { shard: u32 }
 ///
 /// let ids = mq::dispatch_all((0..64).map(|shard| Reindex { shard })).await?;
+/// assert_eq!(ids.len(), 64);
 /// # Ok(()) }
 /// ```
 ///
@@ -366,6 +459,22 @@ where
 }
 
 /// A message about to be dispatched; `.await` it to put it on its queue and get its id.
+///
+/// Made by [`Bus::dispatch`], [`Context::dispatch`](crate::Context::dispatch) and
+/// [`dispatch`]; nothing is sent until it is awaited.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> mq::Result<()> {
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(mq::Message, Serialize, Deserialize)] struct Ping;
+/// let bus = mq::testing::RecordingBus::new();
+/// let dispatch: mq::Dispatch<'_, Ping> = bus.dispatch(Ping).priority(0);
+/// bus.assert_nothing_dispatched(); // not yet awaited
+/// dispatch.await?;
+/// assert_eq!(bus.dispatches().len(), 1);
+/// # Ok(()) }
+/// ```
 #[must_use = "a dispatch does nothing until it is awaited"]
 pub struct Dispatch<'a, M> {
     bus: Option<&'a Bus>,
@@ -376,12 +485,41 @@ pub struct Dispatch<'a, M> {
 
 impl<M> Dispatch<'_, M> {
     /// Keeps the message invisible for `delay` (beanstalkd rounds up to whole seconds).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(mq::Message, Serialize, Deserialize)] struct Ping;
+    /// use std::time::Duration;
+    ///
+    /// let bus = mq::testing::RecordingBus::new();
+    /// bus.dispatch(Ping).delay(Duration::from_secs(30)).await?;
+    /// assert_eq!(bus.dispatches()[0].delay, Duration::from_secs(30));
+    /// # Ok(()) }
+    /// ```
     pub fn delay(mut self, delay: Duration) -> Self {
         self.delay = Some(delay);
         self
     }
 
     /// Overrides the message type's priority; lower is sooner.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(mq::Message, Serialize, Deserialize)]
+    /// #[message(priority = 100)]
+    /// struct Ping;
+    ///
+    /// let bus = mq::testing::RecordingBus::new();
+    /// bus.dispatch(Ping).await?;
+    /// bus.dispatch(Ping).priority(0).await?;
+    /// let priorities: Vec<u32> = bus.dispatches().iter().map(|d| d.priority).collect();
+    /// assert_eq!(priorities, [100, 0]);
+    /// # Ok(()) }
+    /// ```
     pub fn priority(mut self, priority: u32) -> Self {
         self.priority = Some(priority);
         self
@@ -470,6 +608,21 @@ impl<'a, M: Message> IntoFuture for Dispatch<'a, M> {
 
 /// Messages about to be dispatched together; `.await` it to put them on their queue and
 /// get their ids, in order.
+///
+/// Made by [`Bus::dispatch_all`] and [`dispatch_all`]; nothing is sent until it is awaited.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> mq::Result<()> {
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(mq::Message, Serialize, Deserialize)] struct Reindex { shard: u32 }
+/// let bus = mq::testing::RecordingBus::new();
+/// let batch: mq::DispatchAll<'_, Reindex> = bus.dispatch_all((0..3).map(|shard| Reindex { shard }));
+/// let ids = batch.await?;
+/// assert_eq!(ids.len(), 3);
+/// assert_eq!(bus.dispatched::<Reindex>()[2].shard, 2);
+/// # Ok(()) }
+/// ```
 #[must_use = "a dispatch does nothing until it is awaited"]
 pub struct DispatchAll<'a, M> {
     bus: Option<&'a Bus>,
@@ -489,12 +642,37 @@ impl<'a, M> DispatchAll<'a, M> {
     }
 
     /// Keeps every message invisible for `delay` (beanstalkd rounds up to whole seconds).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(mq::Message, Serialize, Deserialize)] struct Reindex { shard: u32 }
+    /// use std::time::Duration;
+    ///
+    /// let bus = mq::testing::RecordingBus::new();
+    /// let shards = (0..4).map(|shard| Reindex { shard });
+    /// bus.dispatch_all(shards).delay(Duration::from_secs(60)).await?;
+    /// assert!(bus.dispatches().iter().all(|d| d.delay == Duration::from_secs(60)));
+    /// # Ok(()) }
+    /// ```
     pub fn delay(mut self, delay: Duration) -> Self {
         self.delay = Some(delay);
         self
     }
 
     /// Overrides the message type's priority for every message; lower is sooner.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(mq::Message, Serialize, Deserialize)] struct Reindex { shard: u32 }
+    /// let bus = mq::testing::RecordingBus::new();
+    /// bus.dispatch_all((0..4).map(|shard| Reindex { shard })).priority(5).await?;
+    /// assert!(bus.dispatches().iter().all(|d| d.priority == 5));
+    /// # Ok(()) }
+    /// ```
     pub fn priority(mut self, priority: u32) -> Self {
         self.priority = Some(priority);
         self

@@ -83,31 +83,105 @@ impl Context {
     }
 
     /// The message id, the same on every attempt.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(mq::Message, Serialize, Deserialize)]
+    /// # #[message(queue = "orders")]
+    /// # struct OrderPlaced { id: u64 }
+    /// let bus = mq::testing::RecordingBus::new();
+    /// let ctx = bus.context::<OrderPlaced>().id("order-7").build();
+    /// assert_eq!(ctx.id(), "order-7");
+    /// ```
     pub fn id(&self) -> &str {
         &self.inner.id
     }
 
     /// 1 on the first attempt.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(mq::Message, Serialize, Deserialize)]
+    /// # #[message(queue = "orders")]
+    /// # struct OrderPlaced { id: u64 }
+    /// let bus = mq::testing::RecordingBus::new();
+    /// assert_eq!(bus.context::<OrderPlaced>().build().attempt(), 1);
+    /// assert_eq!(bus.context::<OrderPlaced>().attempt(3).build().attempt(), 3);
+    /// ```
     pub fn attempt(&self) -> u32 {
         self.inner.attempt
     }
 
     /// The queue the message was reserved from.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(mq::Message, Serialize, Deserialize)]
+    /// # #[message(queue = "orders")]
+    /// # struct OrderPlaced { id: u64 }
+    /// let bus = mq::testing::RecordingBus::new();
+    /// assert_eq!(bus.context::<OrderPlaced>().build().queue(), "orders");
+    /// ```
     pub fn queue(&self) -> &str {
         &self.inner.queue
     }
 
     /// The message's wire name.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(mq::Message, Serialize, Deserialize)]
+    /// # #[message(queue = "orders")]
+    /// # struct OrderPlaced { id: u64 }
+    /// let bus = mq::testing::RecordingBus::new();
+    /// assert_eq!(bus.context::<OrderPlaced>().build().name(), "OrderPlaced");
+    /// ```
     pub fn name(&self) -> &str {
         &self.inner.name
     }
 
     /// The worker's bus, on the worker's transport.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(mq::Message, Serialize, Deserialize)]
+    /// # #[message(queue = "orders")]
+    /// # struct OrderPlaced { id: u64 }
+    /// # #[derive(mq::Message, Serialize, Deserialize)] struct Reindex { shard: u32 }
+    /// // A slot that passes the bus to code that takes a `&mq::Bus`.
+    /// async fn reindex_all(bus: &mq::Bus) -> mq::Result<()> {
+    ///     bus.dispatch_all((0..4).map(|shard| Reindex { shard })).await?;
+    ///     Ok(())
+    /// }
+    ///
+    /// let bus = mq::testing::RecordingBus::new();
+    /// let ctx = bus.context::<OrderPlaced>().build();
+    /// reindex_all(ctx.bus()).await?;
+    /// assert_eq!(bus.dispatched::<Reindex>().len(), 4);
+    /// # Ok(()) }
+    /// ```
     pub fn bus(&self) -> &Bus {
         &self.inner.bus
     }
 
     /// Dispatches a follow-up message on the worker's transport.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(mq::Message, Serialize, Deserialize)]
+    /// # #[message(queue = "orders")]
+    /// # struct OrderPlaced { id: u64 }
+    /// # #[derive(mq::Message, Serialize, Deserialize)] struct ShipOrder { id: u64 }
+    /// let bus = mq::testing::RecordingBus::new();
+    /// let ctx = bus.context::<OrderPlaced>().build();
+    /// ctx.dispatch(ShipOrder { id: 7 }).await?;
+    /// bus.assert_dispatched_once::<ShipOrder>(|m| m.id == 7);
+    /// # Ok(()) }
+    /// ```
     pub fn dispatch<M: Message>(&self, message: M) -> Dispatch<'_, M> {
         self.inner.bus.dispatch(message)
     }

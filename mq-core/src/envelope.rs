@@ -13,6 +13,13 @@ use serde_json::value::RawValue;
 pub(crate) const VERSION: u32 = 1;
 
 /// A decoded envelope: the header, with the body kept as raw JSON.
+///
+/// ```
+/// let body = serde_json::value::to_raw_value(&serde_json::json!({"order_id": 7})).unwrap();
+/// let envelope = mq::Envelope::new("OrderPlaced", body);
+/// assert_eq!((envelope.v, envelope.attempt, envelope.slots.clone()), (1, 1, None));
+/// assert_eq!(envelope.body.get(), r#"{"order_id":7}"#);
+/// ```
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Envelope {
@@ -36,6 +43,14 @@ pub struct Envelope {
 
 impl Envelope {
     /// A first-attempt envelope of `body` (already JSON) with a fresh id.
+    ///
+    /// ```
+    /// let body = serde_json::value::RawValue::from_string("{}".to_owned()).unwrap();
+    /// let first = mq::Envelope::new("Ping", body.clone());
+    /// let second = mq::Envelope::new("Ping", body);
+    /// assert_eq!((first.name.as_str(), first.attempt), ("Ping", 1));
+    /// assert_ne!(first.id, second.id);
+    /// ```
     pub fn new(name: &str, body: Box<RawValue>) -> Envelope {
         Envelope {
             v: VERSION,
@@ -53,6 +68,14 @@ impl Envelope {
     /// # Errors
     ///
     /// A text for the failure store: not JSON, not an envelope, or a newer version.
+    ///
+    /// ```
+    /// let item = br#"{"v":1,"name":"Ping","id":"01a2","attempt":2,
+    ///     "dispatched_at":"2026-01-01T00:00:00.000Z","body":null}"#;
+    /// let envelope = mq::Envelope::decode(item).unwrap();
+    /// assert_eq!((envelope.name.as_str(), envelope.attempt), ("Ping", 2));
+    /// assert!(mq::Envelope::decode(b"hello").unwrap_err().starts_with("not an mq envelope"));
+    /// ```
     pub fn decode(bytes: &[u8]) -> Result<Envelope, String> {
         let envelope: Envelope =
             serde_json::from_slice(bytes).map_err(|e| format!("not an mq envelope: {e}"))?;
@@ -66,6 +89,13 @@ impl Envelope {
     }
 
     /// The bytes to put on a queue.
+    ///
+    /// ```
+    /// let body = serde_json::value::RawValue::from_string("[1,2]".to_owned()).unwrap();
+    /// let envelope = mq::Envelope::new("Batch", body);
+    /// let again = mq::Envelope::decode(&envelope.encode()).unwrap();
+    /// assert_eq!((again.id, again.body.get()), (envelope.id, "[1,2]"));
+    /// ```
     pub fn encode(&self) -> bytes::Bytes {
         // Serializing a struct of strings, numbers and already-valid raw JSON cannot fail.
         serde_json::to_vec(self)

@@ -4,16 +4,41 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// A `Result` whose error defaults to [`mq::Error`](Error).
+///
+/// ```
+/// fn check(queue: &str) -> mq::Result<()> {
+///     mq::transport::check_queue_name(queue)
+/// }
+/// assert!(check("emails").is_ok());
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The underlying error an [`Error`] came from (an I/O, SQLite or NATS client error), as
 /// [`std::error::Error::source`] returns it.
+///
+/// ```
+/// let cause: mq::Cause = Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+/// assert!(cause.is::<std::io::Error>());
+/// ```
 pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Everything that can go wrong in mq outside a slot.
 ///
 /// Errors a slot returns are [`SlotError`](crate::SlotError)s; they decide retries and never
 /// become an `Error`.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// match mq::Bus::connect("smtp://127.0.0.1").await {
+///     Err(mq::Error::InvalidUrl { url, reason }) => {
+///         assert_eq!(url, "smtp://127.0.0.1");
+///         println!("{reason}"); // lists the schemes this build can open
+///     }
+///     other => panic!("expected an invalid URL, got {other:?}"),
+/// }
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -165,6 +190,11 @@ pub enum Error {
 impl Error {
     /// [`Error::Unreachable`] without an underlying error (for backends, mq's own and
     /// others').
+    ///
+    /// ```
+    /// let error = mq::Error::unreachable("10.0.0.1:11300", "no answer within 5s");
+    /// assert_eq!(error.to_string(), "cannot reach 10.0.0.1:11300: no answer within 5s");
+    /// ```
     pub fn unreachable(address: impl Into<String>, cause: impl Into<String>) -> Error {
         Error::Unreachable {
             address: address.into(),
@@ -174,6 +204,15 @@ impl Error {
     }
 
     /// [`Error::Unreachable`] caused by `source`, whose text is the cause.
+    ///
+    /// ```
+    /// use std::error::Error as _;
+    ///
+    /// let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+    /// let error = mq::Error::unreachable_by("127.0.0.1:1", io);
+    /// assert_eq!(error.to_string(), "cannot reach 127.0.0.1:1: refused");
+    /// assert!(error.source().is_some());
+    /// ```
     pub fn unreachable_by(
         address: impl Into<String>,
         source: impl std::error::Error + Send + Sync + 'static,

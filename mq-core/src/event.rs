@@ -1,4 +1,19 @@
 //! Lifecycle events: what happened to a message, for metrics hooks.
+//!
+//! # Examples
+//!
+//! ```
+//! use std::sync::atomic::{AtomicU64, Ordering};
+//! use std::sync::Arc;
+//!
+//! let failed = Arc::new(AtomicU64::new(0));
+//! let counter = failed.clone();
+//! let builder = mq::Worker::builder().on_event(move |event: &mq::event::Event| {
+//!     if event.kind == mq::event::EventKind::Failed {
+//!         counter.fetch_add(1, Ordering::Relaxed); // export it as a metric
+//!     }
+//! });
+//! ```
 
 use std::fmt;
 use std::sync::Arc;
@@ -7,6 +22,21 @@ use std::time::Duration;
 use crate::transport::SlotFailure;
 
 /// What happened.
+///
+/// ```
+/// use mq::EventKind;
+///
+/// fn counter(kind: EventKind) -> Option<&'static str> {
+///     match kind {
+///         EventKind::Finished => Some("mq_finished_total"),
+///         EventKind::Retried | EventKind::Timeout => Some("mq_retried_total"),
+///         EventKind::Failed => Some("mq_failed_total"),
+///         _ => None, // the enum is non_exhaustive
+///     }
+/// }
+/// assert_eq!(counter(EventKind::Failed), Some("mq_failed_total"));
+/// assert_eq!(counter(EventKind::Reserved), None);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum EventKind {
@@ -25,6 +55,31 @@ pub enum EventKind {
 }
 
 /// One lifecycle event, given to the hook of `Worker::builder().on_event(..)`.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> mq::Result<()> {
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(mq::Message, Serialize, Deserialize)] struct Ping;
+/// use std::sync::{Arc, Mutex};
+/// use mq::{Event, EventKind};
+///
+/// #[mq::slot]
+/// fn pong(_: Ping) {}
+///
+/// let bus = mq::testing::RecordingBus::new();
+/// bus.dispatch(Ping).await?;
+/// let seen = Arc::new(Mutex::new(Vec::new()));
+/// let hook = seen.clone();
+/// bus.worker()
+///     .registry(mq::Registry::from_slots([mq::SlotDef::of::<pong>()])?)
+///     .on_event(move |event: &Event| hook.lock().unwrap().push((event.kind, event.name.clone())))
+///     .run_until_idle()
+///     .await?;
+/// let seen = seen.lock().unwrap();
+/// assert_eq!(seen.last(), Some(&(EventKind::Finished, "Ping".to_owned())));
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Event {

@@ -4,12 +4,23 @@
 /// Sends `tracing` output to stderr, filtered by `RUST_LOG` (default `info`), unless the
 /// application installed its own subscriber. `run_worker` calls it; call it before
 /// `Worker::builder()...run()` to see the worker's log.
+///
+/// ```
+/// mq::init_logging();
+/// mq::init_logging(); // a second call keeps the first subscriber
+/// tracing::info!("printed on stderr");
+/// ```
 pub fn init_logging() {
     init_logging_at("info");
 }
 
 /// As [`init_logging`], with `default_filter` (a `RUST_LOG` directive such as `warn`) when
 /// `RUST_LOG` is unset or invalid.
+///
+/// ```
+/// mq::init_logging_at("warn,mq=debug"); // RUST_LOG, when set, wins
+/// tracing::debug!(target: "mq", "printed on stderr unless RUST_LOG says otherwise");
+/// ```
 pub fn init_logging_at(default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));

@@ -47,8 +47,28 @@ pub(crate) const DEFAULT_QUEUE: &str = "default";
 )]
 pub trait Message: SerializeMessage + DeserializeMessage + Send + Sync + 'static {
     /// The wire name: what the envelope's `name` field says.
+    ///
+    /// ```
+    /// use mq::Message as _;
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(mq::Message, Serialize, Deserialize)]
+    /// #[message(name = "shop.OrderPlaced.v2")]
+    /// struct OrderPlaced { id: u64 }
+    ///
+    /// assert_eq!(OrderPlaced::NAME, "shop.OrderPlaced.v2");
+    /// ```
     const NAME: &'static str;
     /// Queue, priority, delays and retry policy.
+    ///
+    /// ```
+    /// use mq::Message as _;
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(mq::Message, Serialize, Deserialize)]
+    /// #[message(queue = "emails", priority = 10)]
+    /// struct Welcome { to: String }
+    ///
+    /// assert_eq!((Welcome::OPTIONS.queue, Welcome::OPTIONS.priority), ("emails", 10));
+    /// ```
     const OPTIONS: MessageOptions;
 }
 
@@ -97,6 +117,20 @@ impl<T: DeserializeOwned> DeserializeMessage for T {
 }
 
 /// Per-type options, from `#[message(...)]`.
+///
+/// ```
+/// use mq::Message as _;
+/// # use serde::{Deserialize, Serialize};
+/// use std::time::Duration;
+///
+/// #[derive(mq::Message, Serialize, Deserialize)]
+/// #[message(queue = "emails", delay = "30s", retries = 5)]
+/// struct SendOrderConfirmation { order_id: u64 }
+///
+/// let options = SendOrderConfirmation::OPTIONS;
+/// assert_eq!((options.queue, options.delay), ("emails", Duration::from_secs(30)));
+/// assert_eq!((options.retries, options.backoff), (Some(5), None));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct MessageOptions {
@@ -118,6 +152,16 @@ pub struct MessageOptions {
 
 impl MessageOptions {
     /// The options of a message without `#[message(...)]`.
+    ///
+    /// ```
+    /// use mq::Message as _;
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(mq::Message, Serialize, Deserialize)]
+    /// struct Ping;
+    ///
+    /// assert_eq!(Ping::OPTIONS, mq::MessageOptions::DEFAULT);
+    /// assert_eq!((Ping::OPTIONS.queue, Ping::OPTIONS.priority), ("default", 1024));
+    /// ```
     pub const DEFAULT: MessageOptions = MessageOptions {
         queue: DEFAULT_QUEUE,
         priority: DEFAULT_PRIORITY,
@@ -136,6 +180,17 @@ impl Default for MessageOptions {
 }
 
 /// What the registry knows of one message type.
+///
+/// ```
+/// # use serde::{Deserialize, Serialize};
+/// #[derive(mq::Message, Serialize, Deserialize)]
+/// #[message(name = "shop.OrderPlaced")]
+/// struct OrderPlaced { id: u64 }
+///
+/// let info = mq::MessageInfo::of::<OrderPlaced>();
+/// assert_eq!(info.name, "shop.OrderPlaced");
+/// assert!(info.rust_type.ends_with("OrderPlaced"));
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct MessageInfo {
     /// The wire name.
@@ -148,6 +203,16 @@ pub struct MessageInfo {
 
 impl MessageInfo {
     /// The info of `M`.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(mq::Message, Serialize, Deserialize)]
+    /// #[message(queue = "emails")]
+    /// struct SendOrderConfirmation { order_id: u64 }
+    ///
+    /// let info = mq::MessageInfo::of::<SendOrderConfirmation>();
+    /// assert_eq!((info.name, info.options.queue), ("SendOrderConfirmation", "emails"));
+    /// ```
     pub fn of<M: Message>() -> MessageInfo {
         MessageInfo {
             name: M::NAME,

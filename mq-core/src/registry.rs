@@ -52,6 +52,17 @@ impl Route {
 }
 
 /// Message types and slots by wire name.
+///
+/// ```
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(mq::Message, Serialize, Deserialize)] struct Ping;
+/// #[mq::slot]
+/// fn pong(_: Ping) {}
+///
+/// let registry = mq::Registry::from_slots([mq::SlotDef::of::<pong>()])?;
+/// assert_eq!(registry.queues(), ["default"]);
+/// # Ok::<(), mq::Error>(())
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
     routes: BTreeMap<&'static str, Route>,
@@ -63,6 +74,20 @@ impl Registry {
     /// # Errors
     ///
     /// [`Error::Registry`] when two message types share a wire name.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(mq::Message, Serialize, Deserialize)]
+    /// struct Ping;
+    ///
+    /// #[mq::slot]
+    /// fn pong(_: Ping) {}
+    ///
+    /// let registry = mq::Registry::linked()?;
+    /// let route = registry.route("Ping").expect("linked by the derive");
+    /// assert!(route.slots().any(|slot| slot.path().ends_with("::pong")));
+    /// # Ok::<(), mq::Error>(())
+    /// ```
     pub fn linked() -> Result<Registry> {
         let messages = inventory::iter::<MessageDef>
             .into_iter()
@@ -75,6 +100,21 @@ impl Registry {
     /// # Errors
     ///
     /// As [`Registry::linked`].
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(mq::Message, Serialize, Deserialize)] struct Ping;
+    /// # #[derive(mq::Message, Serialize, Deserialize)] struct Other;
+    /// #[mq::slot]
+    /// fn pong(_: Ping) {}
+    /// #[mq::slot]
+    /// fn other(_: Other) {}
+    ///
+    /// let registry = mq::Registry::from_slots([mq::SlotDef::of::<pong>()])?;
+    /// assert!(registry.route("Ping").is_some());
+    /// assert!(registry.route("Other").is_none()); // linked, but not given
+    /// # Ok::<(), mq::Error>(())
+    /// ```
     pub fn from_slots(slots: impl IntoIterator<Item = SlotDef>) -> Result<Registry> {
         Registry::build(std::iter::empty(), slots)
     }
@@ -116,16 +156,86 @@ impl Registry {
     }
 
     /// The route of a wire name.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(mq::Message, Serialize, Deserialize)]
+    /// # #[message(queue = "emails")]
+    /// # struct Welcome { to: String }
+    /// # #[derive(mq::Message, Serialize, Deserialize)]
+    /// # #[message(queue = "orders")]
+    /// # struct OrderPlaced { id: u64 }
+    /// # #[mq::slot] fn welcome(_: &Welcome) {}
+    /// # #[mq::slot] fn audit(_: &OrderPlaced) {}
+    /// # #[mq::slot] fn ship(_: &OrderPlaced) {}
+    /// use mq::{Registry, SlotDef};
+    ///
+    /// let registry = Registry::from_slots([
+    ///     SlotDef::of::<welcome>(),
+    ///     SlotDef::of::<ship>(),
+    ///     SlotDef::of::<audit>(),
+    /// ])?;
+    /// let route = registry.route("OrderPlaced").unwrap();
+    /// assert_eq!(route.info().options.queue, "orders");
+    /// let slots: Vec<&str> = route.slots().map(|slot| slot.path()).collect();
+    /// assert!(slots[0].ends_with("::audit") && slots[1].ends_with("::ship")); // by path
+    /// # Ok::<(), mq::Error>(())
+    /// ```
     pub fn route(&self, name: &str) -> Option<&Route> {
         self.routes.get(name)
     }
 
     /// Every route, by wire name.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(mq::Message, Serialize, Deserialize)]
+    /// # #[message(queue = "emails")]
+    /// # struct Welcome { to: String }
+    /// # #[derive(mq::Message, Serialize, Deserialize)]
+    /// # #[message(queue = "orders")]
+    /// # struct OrderPlaced { id: u64 }
+    /// # #[mq::slot] fn welcome(_: &Welcome) {}
+    /// # #[mq::slot] fn audit(_: &OrderPlaced) {}
+    /// # #[mq::slot] fn ship(_: &OrderPlaced) {}
+    /// use mq::{Registry, SlotDef};
+    ///
+    /// let registry = Registry::from_slots([
+    ///     SlotDef::of::<welcome>(),
+    ///     SlotDef::of::<ship>(),
+    ///     SlotDef::of::<audit>(),
+    /// ])?;
+    /// let names: Vec<&str> = registry.routes().map(|route| route.info().name).collect();
+    /// assert_eq!(names, ["OrderPlaced", "Welcome"]);
+    /// # Ok::<(), mq::Error>(())
+    /// ```
     pub fn routes(&self) -> impl Iterator<Item = &Route> {
         self.routes.values()
     }
 
     /// The queues that have at least one slot here, sorted.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(mq::Message, Serialize, Deserialize)]
+    /// # #[message(queue = "emails")]
+    /// # struct Welcome { to: String }
+    /// # #[derive(mq::Message, Serialize, Deserialize)]
+    /// # #[message(queue = "orders")]
+    /// # struct OrderPlaced { id: u64 }
+    /// # #[mq::slot] fn welcome(_: &Welcome) {}
+    /// # #[mq::slot] fn audit(_: &OrderPlaced) {}
+    /// # #[mq::slot] fn ship(_: &OrderPlaced) {}
+    /// use mq::{Registry, SlotDef};
+    ///
+    /// let registry = Registry::from_slots([
+    ///     SlotDef::of::<welcome>(),
+    ///     SlotDef::of::<ship>(),
+    ///     SlotDef::of::<audit>(),
+    /// ])?;
+    /// assert_eq!(registry.queues(), ["emails", "orders"]);
+    /// # Ok::<(), mq::Error>(())
+    /// ```
     pub fn queues(&self) -> Vec<String> {
         let mut queues: Vec<String> = self
             .routes
@@ -139,6 +249,30 @@ impl Registry {
     }
 
     /// The routing table as aligned text: wire name, Rust type, queue, slots.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(mq::Message, Serialize, Deserialize)]
+    /// # #[message(queue = "emails")]
+    /// # struct Welcome { to: String }
+    /// # #[derive(mq::Message, Serialize, Deserialize)]
+    /// # #[message(queue = "orders")]
+    /// # struct OrderPlaced { id: u64 }
+    /// # #[mq::slot] fn welcome(_: &Welcome) {}
+    /// # #[mq::slot] fn audit(_: &OrderPlaced) {}
+    /// # #[mq::slot] fn ship(_: &OrderPlaced) {}
+    /// use mq::{Registry, SlotDef};
+    ///
+    /// let registry = Registry::from_slots([
+    ///     SlotDef::of::<welcome>(),
+    ///     SlotDef::of::<ship>(),
+    ///     SlotDef::of::<audit>(),
+    /// ])?;
+    /// let table = registry.table();
+    /// assert!(table.starts_with("MESSAGE"));
+    /// assert_eq!(table.lines().count(), 3); // the header and two messages
+    /// # Ok::<(), mq::Error>(())
+    /// ```
     pub fn table(&self) -> String {
         let rows: Vec<[String; 4]> = self
             .routes

@@ -13,6 +13,21 @@
 //! NATS the copies carry the same `Nats-Msg-Id` and the stream drops them; on beanstalkd
 //! they are duplicates, which at-least-once delivery allows. Any number of relays may run
 //! on one outbox: each row goes to one of them at a time.
+//!
+//! # Examples
+//!
+//! ```no_run
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> mq::Result<()> {
+//! let relay = mq::relay::Relay::connect(
+//!     "postgres://app@127.0.0.1/shop?schema=outbox", // where `dispatch(..).within(&mut tx)` writes
+//!     "beanstalk://127.0.0.1",                        // where the workers are
+//! )
+//! .await?;
+//! let stats = relay.run(async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! println!("{} relayed", stats.relayed);
+//! # Ok(()) }
+//! ```
 
 use std::future::Future;
 use std::sync::Arc;
@@ -29,6 +44,17 @@ use crate::{Backoff, Error, Result};
 const LOOK: Duration = Duration::from_secs(1);
 
 /// What a relay did until it stopped.
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> mq::Result<()> {
+/// use mq::relay::{Relay, RelayStats};
+///
+/// let relay = Relay::connect("postgres://app@127.0.0.1/shop?schema=outbox", "beanstalk://127.0.0.1").await?;
+/// let RelayStats { relayed, refused, .. } = relay.run(async { let _ = tokio::signal::ctrl_c().await; }).await?;
+/// println!("relayed {relayed}, refused {refused}");
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RelayStats {
@@ -40,6 +66,15 @@ pub struct RelayStats {
 }
 
 /// A relay from one outbox (a `postgres://` schema no worker consumes) to one broker.
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> mq::Result<()> {
+/// let outbox = "postgres://app@127.0.0.1/shop?schema=outbox";
+/// let relay = mq::relay::Relay::connect(outbox, "nats://127.0.0.1:4222").await?.batch(64);
+/// let stats = relay.run(async { let _ = tokio::signal::ctrl_c().await; }).await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Relay {
     outbox: Arc<dyn Transport>,
@@ -55,6 +90,19 @@ impl Relay {
     ///
     /// [`Error::Unsupported`] when `outbox` is not a PostgreSQL transport, or is the same
     /// schema as `target` (a relay onto itself would loop).
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// use mq::relay::Relay;
+    /// use mq::transport::memory::MemoryTransport;
+    ///
+    /// let outbox = mq::transport::connect("postgres://app@127.0.0.1/shop?schema=outbox").await?;
+    /// let relay = Relay::new(outbox, MemoryTransport::named("broker"))?;
+    /// // Only a PostgreSQL schema can be an outbox:
+    /// assert!(Relay::new(MemoryTransport::new(), MemoryTransport::new()).is_err());
+    /// # Ok(()) }
+    /// ```
     pub fn new(outbox: Arc<dyn Transport>, target: Arc<dyn Transport>) -> Result<Relay> {
         let from = as_outbox(&*outbox)?;
         let onto = PostgresTransport::of(&*target);
@@ -81,6 +129,14 @@ impl Relay {
     /// # Errors
     ///
     /// As [`transport::connect`] for either URL, and as [`Relay::new`].
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// let outbox = "postgres://app@127.0.0.1/shop?schema=outbox";
+    /// let relay = mq::relay::Relay::connect(outbox, "beanstalk://10.0.0.7").await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn connect(outbox: &str, target: &str) -> Result<Relay> {
         Relay::new(
             transport::connect(outbox).await?,
@@ -90,6 +146,14 @@ impl Relay {
 
     /// At most this many messages per batch (256 unless set): also the most a killed relay
     /// can put twice.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// let outbox = "postgres://app@127.0.0.1/shop?schema=outbox";
+    /// let relay = mq::relay::Relay::connect(outbox, "beanstalk://10.0.0.7").await?.batch(32);
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub fn batch(mut self, batch: usize) -> Relay {
         self.batch = batch.max(1);
@@ -99,6 +163,17 @@ impl Relay {
     /// How long a relay holds a batch before another relay may take it (what a killed
     /// relay's rows wait): [`RELAY_LEASE`] unless set. Keep it longer than the broker takes
     /// to confirm a batch, and on NATS shorter than the stream's duplicate window.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// use std::time::Duration;
+    ///
+    /// let outbox = "postgres://app@127.0.0.1/shop?schema=outbox";
+    /// let relay = mq::relay::Relay::connect(outbox, "nats://127.0.0.1:4222").await?
+    ///     .lease(Duration::from_secs(60)); // brokers that take long to confirm a batch
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub fn lease(mut self, lease: Duration) -> Relay {
         self.lease = lease.max(Duration::from_millis(1));
@@ -112,6 +187,19 @@ impl Relay {
     /// Relays until `stop` completes: checked between batches, so within about a second,
     /// never in the middle of one. An outbox that fails (PostgreSQL restarting, say) is
     /// logged and tried again with a backoff, as is a broker that refuses.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// use std::time::Duration;
+    ///
+    /// let outbox = "postgres://app@127.0.0.1/shop?schema=outbox";
+    /// let relay = mq::relay::Relay::connect(outbox, "nats://127.0.0.1:4222").await?;
+    /// // Relay for a minute, then stop between two batches.
+    /// let stats = relay.run(tokio::time::sleep(Duration::from_secs(60))).await?;
+    /// println!("{} relayed", stats.relayed);
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     ///

@@ -34,6 +34,16 @@ pub trait Slot: 'static {
 }
 
 /// Something a slot parameter needs from the worker: a `State<T>`.
+///
+/// ```
+/// use mq::SlotParam as _;
+///
+/// struct Mailer;
+/// let requirement = mq::State::<Mailer>::requirement().unwrap();
+/// assert_eq!(requirement.type_id, std::any::TypeId::of::<Mailer>());
+/// assert!(requirement.type_name.ends_with("Mailer"));
+/// assert_eq!(mq::Context::requirement(), None); // a Context needs nothing
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Requirement {
     /// The type of the state.
@@ -44,6 +54,28 @@ pub struct Requirement {
 
 /// A slot parameter after the message: [`Context`], [`State<T>`](crate::State), or a new
 /// kind added with one impl.
+///
+/// ```
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(mq::Message, Serialize, Deserialize)] struct Charge { cents: i64 }
+/// /// The attempt, as a slot parameter of its own.
+/// struct Attempt(u32);
+///
+/// impl mq::SlotParam for Attempt {
+///     fn from_context(context: &mq::Context) -> Result<Self, mq::SlotError> {
+///         Ok(Attempt(context.attempt()))
+///     }
+/// }
+///
+/// #[mq::slot]
+/// async fn charge(msg: Charge, attempt: Attempt) {
+///     println!("charging {} (attempt {})", msg.cents, attempt.0);
+/// }
+///
+/// let bus = mq::testing::RecordingBus::new();
+/// let ctx = bus.context::<Charge>().attempt(2).build();
+/// assert_eq!(<Attempt as mq::SlotParam>::from_context(&ctx).map(|a| a.0).ok(), Some(2));
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a slot parameter",
     label = "not a slot parameter",
@@ -55,15 +87,49 @@ pub trait SlotParam: Sized + Send + 'static {
     /// # Errors
     ///
     /// The slot fails with this error, without running.
+    ///
+    /// ```
+    /// use mq::SlotParam as _;
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(mq::Message, Serialize, Deserialize)] struct Ping;
+    ///
+    /// let bus = mq::testing::RecordingBus::new();
+    /// let ctx = bus.context::<Ping>().build();
+    /// assert_eq!(mq::Context::from_context(&ctx)?.name(), "Ping");
+    /// struct Mailer;
+    /// let Err(error) = mq::State::<Mailer>::from_context(&ctx) else {
+    ///     unreachable!("no worker was given a Mailer");
+    /// };
+    /// assert!(error.is_permanent());
+    /// # Ok::<(), mq::SlotError>(())
+    /// ```
     fn from_context(context: &Context) -> Result<Self, SlotError>;
 
     /// What this parameter needs from the worker; checked at start-up.
+    ///
+    /// ```
+    /// use mq::SlotParam as _;
+    ///
+    /// struct Mailer;
+    /// assert!(mq::State::<Mailer>::requirement().is_some()); // the worker must have a Mailer
+    /// assert!(mq::Context::requirement().is_none()); // the default: needs nothing
+    /// ```
     fn requirement() -> Option<Requirement> {
         None
     }
 }
 
 /// The registry's record of one slot: a `Slot` with its types erased.
+///
+/// ```
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(mq::Message, Serialize, Deserialize)] struct Ping;
+/// #[mq::slot]
+/// fn pong(_: Ping) {}
+///
+/// let slot: mq::SlotDef = mq::SlotDef::of::<pong>();
+/// assert_eq!(slot.message().name, "Ping");
+/// ```
 #[derive(Clone, Copy)]
 pub struct SlotDef {
     pub(crate) path: &'static str,
@@ -97,16 +163,51 @@ impl SlotDef {
     }
 
     /// The slot's path, `module::function`.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(mq::Message, Serialize, Deserialize)] struct Ping;
+    /// #[mq::slot]
+    /// fn pong(_: Ping) {}
+    ///
+    /// assert!(mq::SlotDef::of::<pong>().path().ends_with("::pong"));
+    /// ```
     pub fn path(&self) -> &'static str {
         self.path
     }
 
     /// The message it listens for.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(mq::Message, Serialize, Deserialize)]
+    /// #[message(queue = "emails")]
+    /// struct Welcome { to: String }
+    ///
+    /// #[mq::slot]
+    /// fn welcome(_: &Welcome) {}
+    ///
+    /// let info = mq::SlotDef::of::<welcome>().message();
+    /// assert_eq!((info.name, info.options.queue), ("Welcome", "emails"));
+    /// ```
     pub fn message(&self) -> MessageInfo {
         (self.message)()
     }
 
     /// The states it needs from the worker.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(mq::Message, Serialize, Deserialize)] struct Welcome { to: String }
+    /// # struct Mailer;
+    /// #[mq::slot]
+    /// async fn welcome(msg: Welcome, mailer: mq::State<Mailer>) {}
+    ///
+    /// let slot = mq::SlotDef::of::<welcome>();
+    /// let needs = slot.requirements();
+    /// assert_eq!(needs.len(), 1);
+    /// assert_eq!(needs[0].type_id, std::any::TypeId::of::<Mailer>());
+    /// ```
     pub fn requirements(&self) -> Vec<Requirement> {
         (self.requirements)()
     }
@@ -178,6 +279,12 @@ enum SlotErrorKind {
 
 impl SlotError {
     /// A failure worth retrying (the default for any error).
+    ///
+    /// ```
+    /// let error = mq::SlotError::retry(format!("smtp: {}", "timeout"));
+    /// assert!(!error.is_permanent());
+    /// assert_eq!(error.message(), "smtp: timeout");
+    /// ```
     pub fn retry(error: impl fmt::Display) -> SlotError {
         SlotError {
             message: error.to_string(),
@@ -186,6 +293,11 @@ impl SlotError {
     }
 
     /// A failure no retry can fix: the message goes to the failure store at once.
+    ///
+    /// ```
+    /// let error = mq::SlotError::permanent("negative amount");
+    /// assert!(error.is_permanent());
+    /// ```
     pub fn permanent(error: impl fmt::Display) -> SlotError {
         SlotError {
             message: error.to_string(),
@@ -201,11 +313,23 @@ impl SlotError {
     }
 
     /// True if retrying is pointless (permanent, or the payload does not decode).
+    ///
+    /// ```
+    /// let io = std::io::Error::other("connection reset");
+    /// let error: mq::SlotError = io.into(); // what `?` does in a slot
+    /// assert!(!error.is_permanent());
+    /// assert!(mq::SlotError::permanent("bad data").is_permanent());
+    /// ```
     pub fn is_permanent(&self) -> bool {
         self.kind != SlotErrorKind::Retry
     }
 
     /// The error text.
+    ///
+    /// ```
+    /// let error = mq::SlotError::from("x".parse::<u32>().unwrap_err());
+    /// assert_eq!(error.message(), "invalid digit found in string");
+    /// ```
     pub fn message(&self) -> &str {
         &self.message
     }

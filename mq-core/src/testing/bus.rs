@@ -40,11 +40,48 @@ pub struct RecordingBus {
 
 impl RecordingBus {
     /// A recording bus on a new `memory://` queue, shared with no one.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(mq::Message, Serialize, Deserialize, Debug)]
+    /// # #[message(queue = "emails")]
+    /// # struct SendOrderConfirmation { order_id: u64 }
+    /// # #[derive(mq::Message, Serialize, Deserialize, Debug)] struct Ping;
+    /// use mq::testing::RecordingBus;
+    ///
+    /// let bus = RecordingBus::new();
+    /// let other = RecordingBus::new();
+    /// bus.dispatch(Ping).await?;
+    /// other.assert_nothing_dispatched(); // its own queue, its own record
+    /// # Ok(()) }
+    /// ```
     pub fn new() -> RecordingBus {
         RecordingBus::on(MemoryTransport::new())
     }
 
     /// A recording bus on `transport` (e.g. an `sqlite://` file in a temporary directory).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(mq::Message, Serialize, Deserialize, Debug)]
+    /// # #[message(queue = "emails")]
+    /// # struct SendOrderConfirmation { order_id: u64 }
+    /// # #[derive(mq::Message, Serialize, Deserialize, Debug)] struct Ping;
+    /// use mq::testing::RecordingBus;
+    ///
+    /// use mq::transport::sqlite::SqliteTransport;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let file = SqliteTransport::open(dir.path().join("mq.db")).await?;
+    /// let bus = RecordingBus::on(std::sync::Arc::new(file));
+    /// bus.dispatch(Ping).await?;
+    /// assert_eq!(bus.transport().stats().await?[0].ready, 1); // in the file
+    /// # Ok(()) }
+    /// ```
     pub fn on(transport: Arc<dyn Transport>) -> RecordingBus {
         let recorder = Arc::new(Recorder::new(transport));
         RecordingBus {
@@ -54,6 +91,23 @@ impl RecordingBus {
     }
 
     /// The bus itself.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(mq::Message, Serialize, Deserialize, Debug)]
+    /// # #[message(queue = "emails")]
+    /// # struct SendOrderConfirmation { order_id: u64 }
+    /// # #[derive(mq::Message, Serialize, Deserialize, Debug)] struct Ping;
+    /// use mq::testing::RecordingBus;
+    ///
+    /// let bus = RecordingBus::new();
+    /// let plain: mq::Bus = bus.bus().clone(); // still records
+    /// plain.dispatch(Ping).await?;
+    /// assert_eq!(bus.dispatches().len(), 1);
+    /// # Ok(()) }
+    /// ```
     pub fn bus(&self) -> &Bus {
         &self.bus
     }
@@ -61,6 +115,30 @@ impl RecordingBus {
     /// A worker builder on this bus's queue, not stopped by signals: add `.registry(..)`,
     /// `.state(..)`, then [`run_until_idle`](WorkerBuilder::run_until_idle). What its slots
     /// dispatch through their [`Context`](crate::Context) is recorded here too.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(mq::Message, Serialize, Deserialize, Debug)]
+    /// # #[message(queue = "emails")]
+    /// # struct SendOrderConfirmation { order_id: u64 }
+    /// # #[derive(mq::Message, Serialize, Deserialize, Debug)] struct Ping;
+    /// use mq::testing::RecordingBus;
+    ///
+    /// let bus = RecordingBus::new();
+    /// #[mq::slot]
+    /// async fn confirm(msg: &Ping, ctx: mq::Context) -> mq::Result<()> {
+    ///     ctx.dispatch(SendOrderConfirmation { order_id: 7 }).await?;
+    ///     Ok(())
+    /// }
+    ///
+    /// bus.dispatch(Ping).await?;
+    /// let registry = mq::Registry::from_slots([mq::SlotDef::of::<confirm>()])?;
+    /// bus.worker().registry(registry).queues(["default"]).run_until_idle().await?;
+    /// bus.assert_dispatched_once::<SendOrderConfirmation>(|m| m.order_id == 7);
+    /// # Ok(()) }
+    /// ```
     pub fn worker(&self) -> WorkerBuilder {
         Worker::builder()
             .transport(self.recorder.clone())
@@ -69,21 +147,94 @@ impl RecordingBus {
 
     /// A [`Context`](crate::Context) for calling a slot that takes one directly: attempt 1,
     /// `M`'s queue and wire name, a fresh id; its `dispatch` records here.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(mq::Message, Serialize, Deserialize, Debug)]
+    /// # #[message(queue = "emails")]
+    /// # struct SendOrderConfirmation { order_id: u64 }
+    /// # #[derive(mq::Message, Serialize, Deserialize, Debug)] struct Ping;
+    /// use mq::testing::RecordingBus;
+    ///
+    /// let bus = RecordingBus::new();
+    /// let ctx = bus.context::<SendOrderConfirmation>().build();
+    /// assert_eq!((ctx.attempt(), ctx.queue()), (1, "emails"));
+    /// ctx.dispatch(Ping).await?;
+    /// bus.assert_dispatched_once::<Ping>(|_| true);
+    /// # Ok(()) }
+    /// ```
     pub fn context<M: Message>(&self) -> ContextBuilder {
         ContextBuilder::new::<M>(self.bus.clone())
     }
 
     /// Every message put on the queue so far, oldest first.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(mq::Message, Serialize, Deserialize, Debug)]
+    /// # #[message(queue = "emails")]
+    /// # struct SendOrderConfirmation { order_id: u64 }
+    /// # #[derive(mq::Message, Serialize, Deserialize, Debug)] struct Ping;
+    /// use mq::testing::RecordingBus;
+    ///
+    /// let bus = RecordingBus::new();
+    /// bus.dispatch(SendOrderConfirmation { order_id: 7 }).priority(10).await?;
+    /// let first = &bus.dispatches()[0];
+    /// assert_eq!((first.name.as_str(), first.queue.as_str()), ("SendOrderConfirmation", "emails"));
+    /// assert_eq!((first.body.as_str(), first.priority), (r#"{"order_id":7}"#, 10));
+    /// # Ok(()) }
+    /// ```
     pub fn dispatches(&self) -> Vec<Dispatched> {
         self.recorder.log().clone()
     }
 
     /// Forgets what was recorded (the queue keeps its messages).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(mq::Message, Serialize, Deserialize, Debug)]
+    /// # #[message(queue = "emails")]
+    /// # struct SendOrderConfirmation { order_id: u64 }
+    /// # #[derive(mq::Message, Serialize, Deserialize, Debug)] struct Ping;
+    /// use mq::testing::RecordingBus;
+    ///
+    /// let bus = RecordingBus::new();
+    /// bus.dispatch(Ping).await?;
+    /// bus.clear();
+    /// bus.assert_nothing_dispatched();
+    /// assert_eq!(bus.transport().stats().await?[0].ready, 1);
+    /// # Ok(()) }
+    /// ```
     pub fn clear(&self) {
         self.recorder.log().clear();
     }
 
     /// Every `M` dispatched so far, oldest first.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(mq::Message, Serialize, Deserialize, Debug)]
+    /// # #[message(queue = "emails")]
+    /// # struct SendOrderConfirmation { order_id: u64 }
+    /// # #[derive(mq::Message, Serialize, Deserialize, Debug)] struct Ping;
+    /// use mq::testing::RecordingBus;
+    ///
+    /// let bus = RecordingBus::new();
+    /// bus.dispatch(SendOrderConfirmation { order_id: 1 }).await?;
+    /// bus.dispatch(Ping).await?;
+    /// bus.dispatch(SendOrderConfirmation { order_id: 2 }).await?;
+    /// let ids: Vec<u64> = bus.dispatched::<SendOrderConfirmation>().iter().map(|m| m.order_id).collect();
+    /// assert_eq!(ids, [1, 2]);
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Panics
     ///
@@ -103,6 +254,23 @@ impl RecordingBus {
     /// Asserts that at least one `M` for which `matches` is true was dispatched, and returns
     /// the first.
     ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(mq::Message, Serialize, Deserialize, Debug)]
+    /// # #[message(queue = "emails")]
+    /// # struct SendOrderConfirmation { order_id: u64 }
+    /// # #[derive(mq::Message, Serialize, Deserialize, Debug)] struct Ping;
+    /// use mq::testing::RecordingBus;
+    ///
+    /// let bus = RecordingBus::new();
+    /// bus.dispatch_all((1..=3).map(|order_id| SendOrderConfirmation { order_id })).await?;
+    /// let found = bus.assert_dispatched::<SendOrderConfirmation>(|m| m.order_id > 1);
+    /// assert_eq!(found.order_id, 2);
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Panics
     ///
     /// When none was, listing every message that was dispatched.
@@ -117,6 +285,23 @@ impl RecordingBus {
 
     /// Asserts that exactly one `M` for which `matches` is true was dispatched, and returns
     /// it.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(mq::Message, Serialize, Deserialize, Debug)]
+    /// # #[message(queue = "emails")]
+    /// # struct SendOrderConfirmation { order_id: u64 }
+    /// # #[derive(mq::Message, Serialize, Deserialize, Debug)] struct Ping;
+    /// use mq::testing::RecordingBus;
+    ///
+    /// let bus = RecordingBus::new();
+    /// bus.dispatch(SendOrderConfirmation { order_id: 7 }).await?;
+    /// let sent = bus.assert_dispatched_once::<SendOrderConfirmation>(|m| m.order_id == 7);
+    /// assert_eq!(sent.order_id, 7);
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Panics
     ///
@@ -136,6 +321,22 @@ impl RecordingBus {
 
     /// Asserts that no `M` was dispatched.
     ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(mq::Message, Serialize, Deserialize, Debug)]
+    /// # #[message(queue = "emails")]
+    /// # struct SendOrderConfirmation { order_id: u64 }
+    /// # #[derive(mq::Message, Serialize, Deserialize, Debug)] struct Ping;
+    /// use mq::testing::RecordingBus;
+    ///
+    /// let bus = RecordingBus::new();
+    /// bus.dispatch(Ping).await?;
+    /// bus.assert_not_dispatched::<SendOrderConfirmation>();
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Panics
     ///
     /// When one was, listing every message that was dispatched.
@@ -147,6 +348,25 @@ impl RecordingBus {
     }
 
     /// Asserts that nothing was dispatched.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(mq::Message, Serialize, Deserialize, Debug)]
+    /// # #[message(queue = "emails")]
+    /// # struct SendOrderConfirmation { order_id: u64 }
+    /// # #[derive(mq::Message, Serialize, Deserialize, Debug)] struct Ping;
+    /// use mq::testing::RecordingBus;
+    ///
+    /// let bus = RecordingBus::new();
+    /// bus.assert_nothing_dispatched();
+    /// bus.dispatch(Ping).await?;
+    /// let check = std::panic::AssertUnwindSafe(|| bus.assert_nothing_dispatched());
+    /// let failed = std::panic::catch_unwind(check);
+    /// assert!(failed.is_err()); // and the panic lists `1. Ping null`
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Panics
     ///

@@ -24,6 +24,29 @@ impl WorkerBuilder {
     /// that has not passed are not waited for ([`Report::delayed`] counts them). Signals do
     /// not stop it; a builder without a time limit gets one of 60 s.
     ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(mq::Message, Serialize, Deserialize)] struct Ping;
+    /// use std::time::Duration;
+    ///
+    /// #[mq::slot]
+    /// fn pong(_: Ping) {}
+    ///
+    /// let bus = mq::testing::RecordingBus::new();
+    /// bus.dispatch_all([Ping, Ping]).await?;
+    /// bus.dispatch(Ping).delay(Duration::from_secs(3600)).await?;
+    /// let report = bus
+    ///     .worker()
+    ///     .registry(mq::Registry::from_slots([mq::SlotDef::of::<pong>()])?)
+    ///     .run_until_idle()
+    ///     .await?;
+    /// report.assert_all_finished();
+    /// assert_eq!((report.messages().len(), report.delayed()), (2, 1));
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     ///
     /// As [`WorkerBuilder::build`].

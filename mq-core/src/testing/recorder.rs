@@ -11,6 +11,22 @@ use crate::transport::{Capabilities, Failure, FailureStore, Job, PutOptions, Que
 use crate::{Message, Result, Transport};
 
 /// One message put on a queue, as a [`RecordingBus`](super::RecordingBus) saw it.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> mq::Result<()> {
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(mq::Message, Serialize, Deserialize, Debug, PartialEq)]
+/// # struct Welcome { to: String }
+/// # #[derive(mq::Message, Serialize, Deserialize)] struct Ping;
+/// let bus = mq::testing::RecordingBus::new();
+/// bus.dispatch(Welcome { to: "ada@example.com".into() }).await?;
+/// let dispatched = &bus.dispatches()[0];
+/// assert_eq!(dispatched.name, "Welcome");
+/// assert_eq!(dispatched.body, r#"{"to":"ada@example.com"}"#);
+/// assert_eq!((dispatched.queue.as_str(), dispatched.priority), ("default", 1024));
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Dispatched {
@@ -50,11 +66,42 @@ impl Dispatched {
     }
 
     /// True if this is a message of type `M` (by wire name).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(mq::Message, Serialize, Deserialize, Debug, PartialEq)]
+    /// # struct Welcome { to: String }
+    /// # #[derive(mq::Message, Serialize, Deserialize)] struct Ping;
+    /// let bus = mq::testing::RecordingBus::new();
+    /// bus.dispatch(Welcome { to: "ada@example.com".into() }).await?;
+    /// let dispatched = &bus.dispatches()[0];
+    /// assert!(dispatched.is::<Welcome>());
+    /// assert!(!dispatched.is::<Ping>());
+    /// # Ok(()) }
+    /// ```
     pub fn is<M: Message>(&self) -> bool {
         self.name == M::NAME
     }
 
     /// The body as an `M`, or why it does not decode as one.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(mq::Message, Serialize, Deserialize, Debug, PartialEq)]
+    /// # struct Welcome { to: String }
+    /// # #[derive(mq::Message, Serialize, Deserialize)] struct Ping;
+    /// let bus = mq::testing::RecordingBus::new();
+    /// bus.dispatch(Welcome { to: "ada@example.com".into() }).await?;
+    /// let dispatched = &bus.dispatches()[0];
+    /// let welcome: Welcome = dispatched.decode()?;
+    /// assert_eq!(welcome, Welcome { to: "ada@example.com".into() });
+    /// assert!(dispatched.decode::<Ping>().is_err()); // `Ping` is a unit struct
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     ///

@@ -8,6 +8,30 @@ use crate::event::{Event, EventKind};
 use crate::{Exit, Message, Registry};
 
 /// How the handling of a message, or of one of its slots, ended.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> mq::Result<()> {
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(mq::Message, Serialize, Deserialize)] struct Ping;
+/// use mq::testing::{Outcome, RecordingBus};
+///
+/// #[mq::slot]
+/// async fn pong(_: Ping, ctx: mq::Context) -> Result<(), String> {
+///     if ctx.attempt() == 1 {
+///         return Err("not yet".into()); // fails once
+///     }
+///     Ok(())
+/// }
+///
+/// let bus = RecordingBus::new();
+/// bus.dispatch(Ping).await?;
+/// let registry = mq::Registry::from_slots([mq::SlotDef::of::<pong>()])?;
+/// let report = bus.worker().registry(registry).run_until_idle().await?;
+/// assert_eq!(report.messages()[0].outcome, Outcome::Finished);
+/// assert_eq!(report.count(Outcome::Failed), 0);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Outcome {
@@ -21,6 +45,31 @@ pub enum Outcome {
 }
 
 /// One slot of a handled message.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> mq::Result<()> {
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(mq::Message, Serialize, Deserialize)] struct Ping;
+/// # use mq::testing::{Outcome, RecordingBus};
+/// #
+/// # #[mq::slot]
+/// # async fn pong(_: Ping, ctx: mq::Context) -> Result<(), String> {
+/// #     if ctx.attempt() == 1 {
+/// #         return Err("not yet".into()); // fails once
+/// #     }
+/// #     Ok(())
+/// # }
+/// #
+/// # let bus = RecordingBus::new();
+/// # bus.dispatch(Ping).await?;
+/// # let registry = mq::Registry::from_slots([mq::SlotDef::of::<pong>()])?;
+/// # let report = bus.worker().registry(registry).run_until_idle().await?;
+/// let run: &mq::testing::SlotRun = &report.messages()[0].slots[0];
+/// assert!(run.slot.ends_with("::pong"));
+/// assert_eq!((run.runs, run.outcome, run.error.as_deref()), (2, Outcome::Finished, Some("not yet")));
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SlotRun {
@@ -35,6 +84,34 @@ pub struct SlotRun {
 }
 
 /// One message the worker handled.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> mq::Result<()> {
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(mq::Message, Serialize, Deserialize)] struct Ping;
+/// # use mq::testing::{Outcome, RecordingBus};
+/// #
+/// # #[mq::slot]
+/// # async fn pong(_: Ping, ctx: mq::Context) -> Result<(), String> {
+/// #     if ctx.attempt() == 1 {
+/// #         return Err("not yet".into()); // fails once
+/// #     }
+/// #     Ok(())
+/// # }
+/// #
+/// # let bus = RecordingBus::new();
+/// # bus.dispatch(Ping).await?;
+/// # let registry = mq::Registry::from_slots([mq::SlotDef::of::<pong>()])?;
+/// # let report = bus.worker().registry(registry).run_until_idle().await?;
+/// let ping: &mq::testing::Handled = &report.messages()[0];
+/// assert_eq!((ping.name.as_str(), ping.queue.as_str()), ("Ping", "default"));
+/// assert_eq!((ping.attempts, ping.outcome), (2, Outcome::Finished));
+/// assert_eq!(ping.errors.len(), 1);
+/// assert!(ping.errors[0].ends_with("pong: not yet"));
+/// assert_eq!(ping.backoffs.len(), 1); // what a real worker would have waited
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Handled {
@@ -59,6 +136,31 @@ pub struct Handled {
 
 impl Handled {
     /// The slot whose path is `slot` or ends with `::slot` (its function's name).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(mq::Message, Serialize, Deserialize)] struct Ping;
+    /// # use mq::testing::{Outcome, RecordingBus};
+    /// #
+    /// # #[mq::slot]
+    /// # async fn pong(_: Ping, ctx: mq::Context) -> Result<(), String> {
+    /// #     if ctx.attempt() == 1 {
+    /// #         return Err("not yet".into()); // fails once
+    /// #     }
+    /// #     Ok(())
+    /// # }
+    /// #
+    /// # let bus = RecordingBus::new();
+    /// # bus.dispatch(Ping).await?;
+    /// # let registry = mq::Registry::from_slots([mq::SlotDef::of::<pong>()])?;
+    /// # let report = bus.worker().registry(registry).run_until_idle().await?;
+    /// let ping = &report.messages()[0];
+    /// assert_eq!(ping.slot("pong").map(|run| run.runs), Some(2));
+    /// assert!(ping.slot("ong").is_none()); // a whole name, not a suffix
+    /// # Ok(()) }
+    /// ```
     pub fn slot(&self, slot: &str) -> Option<&SlotRun> {
         self.slots.iter().find(|run| {
             run.slot == slot
@@ -102,6 +204,30 @@ impl Handled {
 ///
 /// Its `Display` is a table of them, which [`assert_all_finished`](Report::assert_all_finished)
 /// prints when it fails.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> mq::Result<()> {
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(mq::Message, Serialize, Deserialize)] struct Ping;
+/// use mq::testing::{Outcome, RecordingBus};
+///
+/// #[mq::slot]
+/// async fn pong(_: Ping, ctx: mq::Context) -> Result<(), String> {
+///     if ctx.attempt() == 1 {
+///         return Err("not yet".into()); // fails once
+///     }
+///     Ok(())
+/// }
+///
+/// let bus = RecordingBus::new();
+/// bus.dispatch(Ping).await?;
+/// let registry = mq::Registry::from_slots([mq::SlotDef::of::<pong>()])?;
+/// let report = bus.worker().registry(registry).run_until_idle().await?;
+/// report.assert_all_finished();
+/// println!("{report}"); // a table: one line per message
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Report {
     messages: Vec<Handled>,
@@ -153,16 +279,87 @@ impl Report {
     }
 
     /// Every message handled.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(mq::Message, Serialize, Deserialize)] struct Ping;
+    /// # use mq::testing::{Outcome, RecordingBus};
+    /// #
+    /// # #[mq::slot]
+    /// # async fn pong(_: Ping, ctx: mq::Context) -> Result<(), String> {
+    /// #     if ctx.attempt() == 1 {
+    /// #         return Err("not yet".into()); // fails once
+    /// #     }
+    /// #     Ok(())
+    /// # }
+    /// #
+    /// # let bus = RecordingBus::new();
+    /// # bus.dispatch(Ping).await?;
+    /// # let registry = mq::Registry::from_slots([mq::SlotDef::of::<pong>()])?;
+    /// # let report = bus.worker().registry(registry).run_until_idle().await?;
+    /// assert_eq!(report.messages().len(), 1);
+    /// # Ok(()) }
+    /// ```
     pub fn messages(&self) -> &[Handled] {
         &self.messages
     }
 
     /// The messages of type `M` handled.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(mq::Message, Serialize, Deserialize)] struct Ping;
+    /// # use mq::testing::{Outcome, RecordingBus};
+    /// #
+    /// # #[mq::slot]
+    /// # async fn pong(_: Ping, ctx: mq::Context) -> Result<(), String> {
+    /// #     if ctx.attempt() == 1 {
+    /// #         return Err("not yet".into()); // fails once
+    /// #     }
+    /// #     Ok(())
+    /// # }
+    /// #
+    /// # let bus = RecordingBus::new();
+    /// # bus.dispatch(Ping).await?;
+    /// # let registry = mq::Registry::from_slots([mq::SlotDef::of::<pong>()])?;
+    /// # let report = bus.worker().registry(registry).run_until_idle().await?;
+    /// let pings = report.of::<Ping>();
+    /// assert_eq!(pings[0].attempts, 2);
+    /// # Ok(()) }
+    /// ```
     pub fn of<M: Message>(&self) -> Vec<&Handled> {
         self.messages.iter().filter(|m| m.name == M::NAME).collect()
     }
 
     /// How many messages ended with `outcome`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(mq::Message, Serialize, Deserialize)] struct Ping;
+    /// # use mq::testing::{Outcome, RecordingBus};
+    /// #
+    /// # #[mq::slot]
+    /// # async fn pong(_: Ping, ctx: mq::Context) -> Result<(), String> {
+    /// #     if ctx.attempt() == 1 {
+    /// #         return Err("not yet".into()); // fails once
+    /// #     }
+    /// #     Ok(())
+    /// # }
+    /// #
+    /// # let bus = RecordingBus::new();
+    /// # bus.dispatch(Ping).await?;
+    /// # let registry = mq::Registry::from_slots([mq::SlotDef::of::<pong>()])?;
+    /// # let report = bus.worker().registry(registry).run_until_idle().await?;
+    /// assert_eq!(report.count(Outcome::Finished), 1);
+    /// assert_eq!(report.count(Outcome::Retried), 0); // retried, then finished
+    /// # Ok(()) }
+    /// ```
     pub fn count(&self, outcome: Outcome) -> usize {
         self.messages
             .iter()
@@ -171,21 +368,113 @@ impl Report {
     }
 
     /// True if the worker stopped because its queues were idle, not for a limit.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(mq::Message, Serialize, Deserialize)] struct Ping;
+    /// # use mq::testing::{Outcome, RecordingBus};
+    /// #
+    /// # #[mq::slot]
+    /// # async fn pong(_: Ping, ctx: mq::Context) -> Result<(), String> {
+    /// #     if ctx.attempt() == 1 {
+    /// #         return Err("not yet".into()); // fails once
+    /// #     }
+    /// #     Ok(())
+    /// # }
+    /// #
+    /// # let bus = RecordingBus::new();
+    /// # bus.dispatch(Ping).await?;
+    /// # let registry = mq::Registry::from_slots([mq::SlotDef::of::<pong>()])?;
+    /// # let report = bus.worker().registry(registry).run_until_idle().await?;
+    /// assert!(report.idle());
+    /// # Ok(()) }
+    /// ```
     pub fn idle(&self) -> bool {
         self.exit == Exit::Stopped
     }
 
     /// Why the worker stopped: [`Exit::Stopped`] when its queues went idle.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(mq::Message, Serialize, Deserialize)] struct Ping;
+    /// # use mq::testing::{Outcome, RecordingBus};
+    /// #
+    /// # #[mq::slot]
+    /// # async fn pong(_: Ping, ctx: mq::Context) -> Result<(), String> {
+    /// #     if ctx.attempt() == 1 {
+    /// #         return Err("not yet".into()); // fails once
+    /// #     }
+    /// #     Ok(())
+    /// # }
+    /// #
+    /// # let bus = RecordingBus::new();
+    /// # bus.dispatch(Ping).await?;
+    /// # let registry = mq::Registry::from_slots([mq::SlotDef::of::<pong>()])?;
+    /// # let report = bus.worker().registry(registry).run_until_idle().await?;
+    /// assert_eq!(report.exit(), mq::Exit::Stopped);
+    /// # Ok(()) }
+    /// ```
     pub fn exit(&self) -> Exit {
         self.exit
     }
 
     /// Messages left waiting for their delay (not waited for).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(mq::Message, Serialize, Deserialize)] struct Ping;
+    /// # use mq::testing::{Outcome, RecordingBus};
+    /// #
+    /// # #[mq::slot]
+    /// # async fn pong(_: Ping, ctx: mq::Context) -> Result<(), String> {
+    /// #     if ctx.attempt() == 1 {
+    /// #         return Err("not yet".into()); // fails once
+    /// #     }
+    /// #     Ok(())
+    /// # }
+    /// #
+    /// # let bus = RecordingBus::new();
+    /// # bus.dispatch(Ping).await?;
+    /// # let registry = mq::Registry::from_slots([mq::SlotDef::of::<pong>()])?;
+    /// # let report = bus.worker().registry(registry).run_until_idle().await?;
+    /// assert_eq!(report.delayed(), 0);
+    /// # Ok(()) }
+    /// ```
     pub fn delayed(&self) -> u64 {
         self.delayed
     }
 
     /// Asserts that the queues went idle and every message handled finished.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(mq::Message, Serialize, Deserialize)] struct Ping;
+    /// # use mq::testing::{Outcome, RecordingBus};
+    /// #
+    /// # #[mq::slot]
+    /// # async fn pong(_: Ping, ctx: mq::Context) -> Result<(), String> {
+    /// #     if ctx.attempt() == 1 {
+    /// #         return Err("not yet".into()); // fails once
+    /// #     }
+    /// #     Ok(())
+    /// # }
+    /// #
+    /// # let bus = RecordingBus::new();
+    /// # bus.dispatch(Ping).await?;
+    /// # let registry = mq::Registry::from_slots([mq::SlotDef::of::<pong>()])?;
+    /// # let report = bus.worker().registry(registry).run_until_idle().await?;
+    /// report.assert_all_finished();
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Panics
     ///

@@ -10,6 +10,17 @@ use crate::message::{MessageInfo, DEFAULT_PRIORITY};
 use crate::{Error, Result};
 
 /// What a backend can do. Each backend builds its own from [`Capabilities::new`].
+///
+/// ```
+/// use mq::transport::{Capabilities, KeepAlive, Priorities};
+/// use std::time::Duration;
+///
+/// // What a backend like beanstalkd declares.
+/// let can = Capabilities::new()
+///     .with_delays(Duration::from_secs(1), Some(Duration::from_secs(u32::MAX.into())))
+///     .with_max_message_size(65_535);
+/// assert_eq!((can.priorities, can.keep_alive), (Priorities::Exact, KeepAlive::Native));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Capabilities {
@@ -27,6 +38,13 @@ pub struct Capabilities {
 }
 
 /// How a backend orders ready items by priority.
+///
+/// ```
+/// use mq::transport::{Capabilities, Priorities};
+///
+/// let banded = Capabilities::new().with_priorities(Priorities::Banded { exact_below: 10 });
+/// assert!(matches!(banded.priorities, Priorities::Banded { exact_below: 10 }));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Priorities {
@@ -44,6 +62,14 @@ pub enum Priorities {
 }
 
 /// How a reservation is kept alive.
+///
+/// ```
+/// use mq::transport::{Capabilities, KeepAlive};
+/// use std::time::Duration;
+///
+/// let lease = KeepAlive::Emulated { lease: Duration::from_secs(30) };
+/// assert_eq!(Capabilities::new().with_keep_alive(lease).keep_alive, lease);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum KeepAlive {
@@ -64,6 +90,13 @@ pub enum KeepAlive {
 impl Capabilities {
     /// A backend with exact priorities, millisecond delays of any length, no size limit and
     /// native keep-alive; change the fields that differ.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let can = mq::transport::Capabilities::new();
+    /// assert_eq!((can.delay_step, can.max_delay), (Duration::from_millis(1), None));
+    /// ```
     pub fn new() -> Capabilities {
         Capabilities {
             priorities: Priorities::Exact,
@@ -75,11 +108,25 @@ impl Capabilities {
     }
 
     /// The same with another priority order.
+    ///
+    /// ```
+    /// use mq::transport::{Capabilities, Priorities};
+    ///
+    /// let fifo = Capabilities::new().with_priorities(Priorities::None);
+    /// assert_eq!(fifo.priorities, Priorities::None);
+    /// ```
     pub fn with_priorities(self, priorities: Priorities) -> Capabilities {
         Capabilities { priorities, ..self }
     }
 
     /// The same with delays and TTRs counted in `step`, at most `max`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let seconds = mq::transport::Capabilities::new().with_delays(Duration::from_secs(1), None);
+    /// assert_eq!(seconds.delay_step, Duration::from_secs(1));
+    /// ```
     pub fn with_delays(self, step: Duration, max: Option<Duration>) -> Capabilities {
         Capabilities {
             delay_step: step,
@@ -89,6 +136,11 @@ impl Capabilities {
     }
 
     /// The same with a size limit.
+    ///
+    /// ```
+    /// let small = mq::transport::Capabilities::new().with_max_message_size(65_535);
+    /// assert_eq!(small.max_message_size, Some(65_535));
+    /// ```
     pub fn with_max_message_size(self, limit: usize) -> Capabilities {
         Capabilities {
             max_message_size: Some(limit),
@@ -97,6 +149,14 @@ impl Capabilities {
     }
 
     /// The same with another kind of keep-alive.
+    ///
+    /// ```
+    /// use mq::transport::{Capabilities, KeepAlive};
+    /// use std::time::Duration;
+    ///
+    /// let lease = KeepAlive::Emulated { lease: Duration::from_secs(30) };
+    /// assert_eq!(Capabilities::new().with_keep_alive(lease).keep_alive, lease);
+    /// ```
     pub fn with_keep_alive(self, keep_alive: KeepAlive) -> Capabilities {
         Capabilities { keep_alive, ..self }
     }

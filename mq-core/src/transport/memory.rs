@@ -4,6 +4,17 @@
 //! lost when the process exits. Its failure store is the default one,
 //! [`QueuedFailures`]: the records are items of its own queues. Transports of the same name are one queue
 //! within a process, so a bus and a worker in one test meet on `memory://NAME`.
+//!
+//! # Examples
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> mq::Result<()> {
+//! let bus = mq::Bus::connect("memory://tests").await?;
+//! let same = mq::transport::connect("memory://tests").await?; // the same queue
+//! assert_eq!(same.describe(), bus.transport().describe());
+//! # Ok(()) }
+//! ```
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -21,6 +32,19 @@ use super::{
 use crate::{Error, Result};
 
 /// An in-process queue.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> mq::Result<()> {
+/// use mq::transport::{memory::MemoryTransport, PutOptions, Transport};
+/// use std::time::Duration;
+///
+/// let queue = MemoryTransport::new();
+/// queue.put("emails", "hello".into(), PutOptions::default()).await?;
+/// let jobs = queue.reserve(&["emails".into()], 10, Duration::ZERO).await?;
+/// queue.ack(&jobs[0]).await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Default)]
 pub struct MemoryTransport {
     name: String,
@@ -63,11 +87,27 @@ enum Place {
 
 impl MemoryTransport {
     /// A new queue of its own, shared with no one.
+    ///
+    /// ```
+    /// use mq::transport::memory::MemoryTransport;
+    ///
+    /// let bus = mq::Bus::new(MemoryTransport::new());
+    /// let worker = mq::Worker::builder().transport(bus.transport().clone());
+    /// ```
     pub fn new() -> Arc<MemoryTransport> {
         Arc::new(MemoryTransport::default())
     }
 
     /// The process-wide queue called `name` (`memory://NAME`); created on first use.
+    ///
+    /// ```
+    /// use mq::transport::memory::MemoryTransport;
+    /// use std::sync::Arc;
+    ///
+    /// let a = MemoryTransport::named("jobs");
+    /// assert!(Arc::ptr_eq(&a, &MemoryTransport::named("jobs")));
+    /// assert!(!Arc::ptr_eq(&a, &MemoryTransport::named("other")));
+    /// ```
     pub fn named(name: &str) -> Arc<MemoryTransport> {
         static NAMED: OnceLock<Mutex<HashMap<String, Arc<MemoryTransport>>>> = OnceLock::new();
         let mut named = NAMED

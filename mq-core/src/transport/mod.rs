@@ -10,6 +10,21 @@
 //! [`Receipt`] that only its backend reads, what differs between backends is declared in
 //! [`Capabilities`], and the failure store is a trait of its own ([`FailureStore`]) with a
 //! default ([`QueuedFailures`]) that any backend gets by keeping records on its own queues.
+//!
+//! # Examples
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> mq::Result<()> {
+//! use mq::transport::{PutOptions, Transport};
+//! use std::time::Duration;
+//!
+//! let queue = mq::transport::connect("memory://transport-module-doc").await?;
+//! queue.put("emails", "hello".into(), PutOptions::default()).await?;
+//! let job = queue.reserve(&["emails".into()], 1, Duration::ZERO).await?.remove(0);
+//! queue.ack(&job).await?;
+//! # Ok(()) }
+//! ```
 
 use std::any::Any;
 use std::fmt;
@@ -47,6 +62,14 @@ pub use failures::{
 };
 
 /// How a message is put on its queue.
+///
+/// ```
+/// use mq::transport::PutOptions;
+/// use std::time::Duration;
+///
+/// let options = PutOptions::default().with_delay(Duration::from_secs(30));
+/// assert_eq!((options.priority, options.delay), (1024, Duration::from_secs(30)));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct PutOptions {
@@ -62,6 +85,13 @@ pub struct PutOptions {
 
 impl PutOptions {
     /// Options with this priority, delay and TTR.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let options = mq::transport::PutOptions::new(0, Duration::ZERO, Duration::from_secs(120));
+    /// assert_eq!(options.ttr, Duration::from_secs(120));
+    /// ```
     pub fn new(priority: u32, delay: Duration, ttr: Duration) -> PutOptions {
         PutOptions {
             priority,
@@ -71,16 +101,35 @@ impl PutOptions {
     }
 
     /// The same with another priority.
+    ///
+    /// ```
+    /// let urgent = mq::transport::PutOptions::default().with_priority(0);
+    /// assert_eq!(urgent.priority, 0);
+    /// ```
     pub fn with_priority(self, priority: u32) -> PutOptions {
         PutOptions { priority, ..self }
     }
 
     /// The same with another delay.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let later = mq::transport::PutOptions::default().with_delay(Duration::from_secs(60));
+    /// assert_eq!(later.delay, Duration::from_secs(60));
+    /// ```
     pub fn with_delay(self, delay: Duration) -> PutOptions {
         PutOptions { delay, ..self }
     }
 
     /// The same with another TTR.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let long = mq::transport::PutOptions::default().with_ttr(Duration::from_secs(600));
+    /// assert_eq!(long.ttr, Duration::from_secs(600));
+    /// ```
     pub fn with_ttr(self, ttr: Duration) -> PutOptions {
         PutOptions { ttr, ..self }
     }
@@ -97,6 +146,21 @@ impl Default for PutOptions {
 }
 
 /// A reserved item: the worker holds it until it acks, retries, releases or fails it.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> mq::Result<()> {
+/// use mq::transport::{memory::MemoryTransport, PutOptions, Transport};
+/// use std::time::Duration;
+///
+/// let queue = MemoryTransport::new();
+/// queue.put("emails", "hello".into(), PutOptions::default()).await?;
+/// let jobs = queue.reserve(&["emails".into()], 10, Duration::ZERO).await?;
+/// let job: &mq::transport::Job = &jobs[0];
+/// assert_eq!((job.queue.as_str(), &job.body[..], job.deliveries), ("emails", &b"hello"[..], 1));
+/// queue.ack(job).await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Job {
@@ -118,21 +182,49 @@ pub struct Job {
 /// A backend makes one with [`Receipt::new`] when it reserves an item and reads it back with
 /// [`Receipt::get`]; a job that was peeked, not reserved, has [`Receipt::none`]. Cloning is
 /// cheap (a reference count).
+///
+/// ```
+/// use mq::transport::Receipt;
+///
+/// #[derive(Debug, PartialEq)]
+/// struct Lease { token: u64 }
+///
+/// let receipt = Receipt::new(Lease { token: 7 });
+/// assert_eq!(receipt.get::<Lease>(), Some(&Lease { token: 7 }));
+/// assert_eq!(receipt.get::<String>(), None); // another backend's receipt
+/// assert!(Receipt::none().get::<Lease>().is_none());
+/// ```
 #[derive(Clone, Default)]
 pub struct Receipt(Option<Arc<dyn Any + Send + Sync>>);
 
 impl Receipt {
     /// A receipt holding `token`.
+    ///
+    /// ```
+    /// let receipt = mq::transport::Receipt::new(42_u64);
+    /// assert_eq!(receipt.get::<u64>(), Some(&42));
+    /// ```
     pub fn new<T: Any + Send + Sync>(token: T) -> Receipt {
         Receipt(Some(Arc::new(token)))
     }
 
     /// The receipt of an item that was not reserved.
+    ///
+    /// ```
+    /// let receipt = mq::transport::Receipt::none();
+    /// assert!(receipt.get::<u64>().is_none());
+    /// ```
     pub fn none() -> Receipt {
         Receipt(None)
     }
 
     /// The token, if this receipt holds a `T` (made by the same backend).
+    ///
+    /// ```
+    /// let receipt = mq::transport::Receipt::new("lease-7".to_owned());
+    /// assert_eq!(receipt.get::<String>().map(String::as_str), Some("lease-7"));
+    /// assert_eq!(receipt.get::<u64>(), None);
+    /// ```
     pub fn get<T: Any>(&self) -> Option<&T> {
         self.0.as_deref()?.downcast_ref()
     }
@@ -149,6 +241,19 @@ impl fmt::Debug for Receipt {
 }
 
 /// Why a message went to the failure store.
+///
+/// ```
+/// use mq::transport::{Failure, SlotFailure};
+/// use std::time::SystemTime;
+///
+/// let failure = Failure::new(
+///     vec![SlotFailure { slot: "shop::mail::send".into(), error: "smtp timeout".into() }],
+///     "1 of 1 slots failed after 4 attempts".into(),
+///     4,
+///     SystemTime::now(),
+/// );
+/// assert_eq!(failure.slots[0].error, "smtp timeout");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Failure {
@@ -167,6 +272,14 @@ pub struct Failure {
 impl Job {
     /// An item as a backend hands it out; without a receipt until
     /// [`with_receipt`](Job::with_receipt).
+    ///
+    /// ```
+    /// use mq::transport::Job;
+    ///
+    /// let job = Job::new(7, "emails", "hello".into(), 1);
+    /// assert_eq!((job.id, job.queue.as_str()), (7, "emails"));
+    /// assert!(job.token::<u64>().is_err()); // no receipt: not reserved
+    /// ```
     pub fn new(id: u64, queue: impl Into<String>, body: Bytes, deliveries: u32) -> Job {
         Job {
             id,
@@ -178,6 +291,13 @@ impl Job {
     }
 
     /// The same job, holding the receipt of its reservation.
+    ///
+    /// ```
+    /// use mq::transport::{Job, Receipt};
+    ///
+    /// let job = Job::new(7, "emails", "hello".into(), 1).with_receipt(Receipt::new(3_u32));
+    /// assert_eq!(job.receipt.get::<u32>(), Some(&3));
+    /// ```
     pub fn with_receipt(self, receipt: Receipt) -> Job {
         Job { receipt, ..self }
     }
@@ -186,6 +306,18 @@ impl Job {
     /// when this job holds none of type `T` (it was peeked, or reserved by another kind of
     /// backend). Two transports of one kind tell their jobs apart themselves, where they can
     /// (beanstalkd by the connection in the receipt).
+    ///
+    /// ```
+    /// use mq::transport::{Job, Receipt};
+    ///
+    /// /// A backend's lease on one item.
+    /// struct Lease(u32);
+    ///
+    /// let job = Job::new(7, "emails", "hello".into(), 1).with_receipt(Receipt::new(Lease(2)));
+    /// assert_eq!(job.token::<Lease>()?.0, 2);
+    /// assert!(matches!(job.token::<String>(), Err(mq::Error::ReservationLost(7))));
+    /// # Ok::<(), mq::Error>(())
+    /// ```
     pub fn token<T: Any>(&self) -> Result<&T> {
         self.receipt
             .get()
@@ -195,6 +327,13 @@ impl Job {
 
 impl Failure {
     /// A failure record.
+    ///
+    /// ```
+    /// use std::time::SystemTime;
+    ///
+    /// let failure = mq::transport::Failure::new(Vec::new(), "no slot for `Ping`".into(), 1, SystemTime::now());
+    /// assert!(failure.slots.is_empty());
+    /// ```
     pub fn new(
         slots: Vec<SlotFailure>,
         reason: String,
@@ -211,6 +350,15 @@ impl Failure {
 }
 
 /// One failing slot of a failed message.
+///
+/// ```
+/// let failed = mq::transport::SlotFailure {
+///     slot: "shop::mail::send_confirmation".into(),
+///     error: "smtp timeout".into(),
+/// };
+/// assert_eq!(serde_json::to_string(&failed).unwrap(),
+///     r#"{"slot":"shop::mail::send_confirmation","error":"smtp timeout"}"#);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SlotFailure {
     /// The slot's path, e.g. `shop::mail::send_confirmation`.
@@ -220,6 +368,22 @@ pub struct SlotFailure {
 }
 
 /// An entry of the failure store.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> mq::Result<()> {
+/// # use mq::transport::{memory::MemoryTransport, PutOptions, Transport};
+/// # use std::time::Duration;
+/// #
+/// # let queue = MemoryTransport::new();
+/// # queue.put("emails", "hello".into(), PutOptions::default()).await?;
+/// # let job = queue.reserve(&["emails".into()], 1, Duration::ZERO).await?.remove(0);
+/// # let failure = mq::transport::Failure::new(Vec::new(), "bad payload".into(), 1, std::time::SystemTime::now());
+/// # queue.fail(&job, job.body.clone(), PutOptions::default(), failure).await?;
+/// let failed: Vec<mq::transport::FailedMessage> = queue.failure_store().list(None, 10).await?;
+/// assert_eq!((failed[0].queue.as_str(), failed[0].failure.reason.as_str()), ("emails", "bad payload"));
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct FailedMessage {
@@ -236,6 +400,20 @@ pub struct FailedMessage {
 }
 
 /// Counts of one queue.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> mq::Result<()> {
+/// use mq::transport::{memory::MemoryTransport, PutOptions, Transport};
+/// use std::time::Duration;
+///
+/// let queue = MemoryTransport::new();
+/// queue.put("emails", "now".into(), PutOptions::default()).await?;
+/// queue.put("emails", "later".into(), PutOptions::default().with_delay(Duration::from_secs(60))).await?;
+/// let stats: Vec<mq::transport::QueueStats> = queue.stats().await?;
+/// assert_eq!((stats[0].queue.as_str(), stats[0].ready, stats[0].delayed), ("emails", 1, 1));
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct QueueStats {
@@ -253,6 +431,15 @@ pub struct QueueStats {
 
 impl FailedMessage {
     /// An entry of the failure store, as a backend lists it.
+    ///
+    /// ```
+    /// use mq::transport::{FailedMessage, Failure, PutOptions};
+    /// use std::time::SystemTime;
+    ///
+    /// let failure = Failure::new(Vec::new(), "bad payload".into(), 1, SystemTime::now());
+    /// let entry = FailedMessage::new(12, "emails", "hello".into(), PutOptions::default(), failure);
+    /// assert_eq!((entry.id, entry.queue.as_str()), (12, "emails"));
+    /// ```
     pub fn new(
         id: u64,
         queue: impl Into<String>,
@@ -272,6 +459,12 @@ impl FailedMessage {
 
 impl QueueStats {
     /// All-zero counts of `queue`; set the fields that are not.
+    ///
+    /// ```
+    /// let mut stats = mq::transport::QueueStats::new("emails");
+    /// stats.ready = 3;
+    /// assert_eq!((stats.ready, stats.reserved, stats.delayed, stats.failed), (3, 0, 0, 0));
+    /// ```
     pub fn new(queue: impl Into<String>) -> QueueStats {
         QueueStats {
             queue: queue.into(),
@@ -292,21 +485,88 @@ impl QueueStats {
 /// The worker never cancels a call other than [`reserve`](Transport::reserve); `reserve`
 /// must not lose an item when its future is dropped (an item reserved but not returned
 /// comes back when its TTR runs out, which is allowed but slow: prefer not to reserve then).
+///
+/// # Examples
+///
+/// What a worker does with one item, on any backend:
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> mq::Result<()> {
+/// use mq::transport::{PutOptions, Transport};
+/// use std::sync::Arc;
+/// use std::time::Duration;
+///
+/// let queue: Arc<dyn Transport> = mq::transport::connect("memory://transport-doc").await?;
+/// queue.put("emails", "hello".into(), PutOptions::default()).await?;
+/// for job in queue.reserve(&["emails".into()], 16, Duration::from_secs(1)).await? {
+///     println!("{} bytes from {}", job.body.len(), job.queue);
+///     queue.ack(&job).await?;
+/// }
+/// assert!(queue.stats().await?.is_empty());
+/// # Ok(()) }
+/// ```
 #[async_trait]
 pub trait Transport: AsAny + Send + Sync + fmt::Debug + 'static {
     /// Where this transport points, for start-up lines and errors (`sqlite:///srv/mq.db`).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use mq::transport::{memory::MemoryTransport, PutOptions, Transport};
+    /// # use std::time::Duration;
+    /// # let queue: std::sync::Arc<dyn Transport> = MemoryTransport::named("doc");
+    /// assert_eq!(queue.describe(), "memory://doc");
+    /// # Ok(()) }
+    /// ```
     fn describe(&self) -> String;
 
     /// What this backend can do: checked by dispatch (size, priorities, delays) and by the
     /// worker at start-up (the registered messages' options).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use mq::transport::{memory::MemoryTransport, PutOptions, Transport};
+    /// # use std::time::Duration;
+    /// # let queue: std::sync::Arc<dyn Transport> = MemoryTransport::named("doc");
+    /// use mq::transport::{KeepAlive, Priorities};
+    ///
+    /// let can = queue.capabilities();
+    /// assert_eq!((can.priorities, can.keep_alive), (Priorities::Exact, KeepAlive::Native));
+    /// assert_eq!(can.max_message_size, None);
+    /// # Ok(()) }
+    /// ```
     fn capabilities(&self) -> Capabilities;
 
     /// The failure store: where a message goes after its last attempt, and what
     /// `mq failed` lists, shows, retries and removes. A backend without a store of its own
     /// returns [`QueuedFailures::new(self)`](QueuedFailures::new).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use mq::transport::{memory::MemoryTransport, PutOptions, Transport};
+    /// # use std::time::Duration;
+    /// # let queue: std::sync::Arc<dyn Transport> = MemoryTransport::named("doc");
+    /// let store = queue.failure_store();
+    /// assert!(store.list(Some("emails"), 10).await?.is_empty());
+    /// # Ok(()) }
+    /// ```
     fn failure_store(&self) -> Box<dyn FailureStore + '_>;
 
     /// Dispatch: puts one item on `queue` and returns its id.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use mq::transport::{memory::MemoryTransport, PutOptions, Transport};
+    /// # use std::time::Duration;
+    /// # let queue: std::sync::Arc<dyn Transport> = MemoryTransport::named("doc");
+    /// let id = queue.put("emails", "hello".into(), PutOptions::default().with_priority(10)).await?;
+    /// assert_eq!(queue.peek("emails").await?.map(|job| job.id), Some(id));
+    /// # Ok(()) }
+    /// ```
     async fn put(&self, queue: &str, body: Bytes, options: PutOptions) -> Result<u64>;
 
     /// Puts one item as [`put`](Transport::put) does, naming it with `key`, the same for
@@ -314,6 +574,19 @@ pub trait Transport: AsAny + Send + Sync + fmt::Debug + 'static {
     /// backend able to drop duplicates does: NATS JetStream drops a publish whose
     /// `Nats-Msg-Id` it saw within the stream's duplicate window (two minutes by default).
     /// The default is `put`, the key unused: beanstalkd, SQLite and PostgreSQL keep both.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use mq::transport::{memory::MemoryTransport, PutOptions, Transport};
+    /// # use std::time::Duration;
+    /// # let queue: std::sync::Arc<dyn Transport> = MemoryTransport::named("doc");
+    /// let key = "01a24169-671b-7365-9c2e-41c78ec07e1b"; // the envelope's id
+    /// queue.put_keyed("emails", "hello".into(), PutOptions::default(), key).await?;
+    /// queue.put_keyed("emails", "hello".into(), PutOptions::default(), key).await?;
+    /// assert_eq!(queue.stats().await?[0].ready, 2); // memory:// keeps both
+    /// # Ok(()) }
+    /// ```
     async fn put_keyed(
         &self,
         queue: &str,
@@ -330,6 +603,19 @@ pub trait Transport: AsAny + Send + Sync + fmt::Debug + 'static {
     /// put, or, as for a failed [`put`](Transport::put), that the backend went away and what
     /// it kept is unknown. The default puts them one by one; backends override it to send the
     /// batch at once.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use mq::transport::{memory::MemoryTransport, PutOptions, Transport};
+    /// # use std::time::Duration;
+    /// # let queue: std::sync::Arc<dyn Transport> = MemoryTransport::named("doc");
+    /// let bodies = vec!["a".into(), "b".into(), "c".into()];
+    /// let answers = queue.put_many("emails", bodies, PutOptions::default()).await?;
+    /// assert!(answers.iter().all(Result::is_ok));
+    /// assert_eq!(queue.stats().await?[0].ready, 3);
+    /// # Ok(()) }
+    /// ```
     async fn put_many(
         &self,
         queue: &str,
@@ -346,22 +632,90 @@ pub trait Transport: AsAny + Send + Sync + fmt::Debug + 'static {
     /// The worker's intake: reserves up to `max` ready items of `queues`, earlier queues
     /// first, then by priority, then by age, each with the [`Receipt`] that settles it. Waits
     /// up to `timeout` for the first one; returns an empty list if none came.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use mq::transport::{memory::MemoryTransport, PutOptions, Transport};
+    /// # use std::time::Duration;
+    /// # let queue: std::sync::Arc<dyn Transport> = MemoryTransport::named("doc");
+    /// queue.put("emails", "later".into(), PutOptions::default().with_priority(9)).await?;
+    /// queue.put("emails", "first".into(), PutOptions::default().with_priority(1)).await?;
+    /// let jobs = queue.reserve(&["emails".into()], 10, Duration::from_millis(100)).await?;
+    /// assert_eq!(jobs.iter().map(|job| &job.body[..]).collect::<Vec<_>>(), [b"first", b"later"]);
+    /// # Ok(()) }
+    /// ```
     async fn reserve(&self, queues: &[String], max: usize, timeout: Duration) -> Result<Vec<Job>>;
 
     /// Every slot succeeded: deletes the reserved item.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use mq::transport::{memory::MemoryTransport, PutOptions, Transport};
+    /// # use std::time::Duration;
+    /// # let queue: std::sync::Arc<dyn Transport> = MemoryTransport::named("doc");
+    /// # queue.put("emails", "hello".into(), PutOptions::default()).await?;
+    /// let job = queue.reserve(&["emails".into()], 1, Duration::ZERO).await?.remove(0);
+    /// queue.ack(&job).await?;
+    /// assert!(queue.stats().await?.is_empty());
+    /// assert!(queue.ack(&job).await.is_err()); // once
+    /// # Ok(()) }
+    /// ```
     async fn ack(&self, job: &Job) -> Result<()>;
 
     /// Some slots failed and have attempts left: replaces the reserved item by `body` (the
     /// envelope naming the slots still to run), ready after `options.delay`. A crash between
     /// the two steps may leave both (a duplicate), never neither.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use mq::transport::{memory::MemoryTransport, PutOptions, Transport};
+    /// # use std::time::Duration;
+    /// # let queue: std::sync::Arc<dyn Transport> = MemoryTransport::named("doc");
+    /// # queue.put("emails", "hello".into(), PutOptions::default()).await?;
+    /// let job = queue.reserve(&["emails".into()], 1, Duration::ZERO).await?.remove(0);
+    /// let later = PutOptions::default().with_delay(Duration::from_secs(5));
+    /// queue.retry(&job, "hello, again".into(), later).await?;
+    /// let stats = &queue.stats().await?[0];
+    /// assert_eq!((stats.ready, stats.reserved, stats.delayed), (0, 0, 1));
+    /// # Ok(()) }
+    /// ```
     async fn retry(&self, job: &Job, body: Bytes, options: PutOptions) -> Result<()>;
 
     /// The worker stops before the item's slots started: hands it back unchanged and ready
     /// at once.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use mq::transport::{memory::MemoryTransport, PutOptions, Transport};
+    /// # use std::time::Duration;
+    /// # let queue: std::sync::Arc<dyn Transport> = MemoryTransport::named("doc");
+    /// # queue.put("emails", "hello".into(), PutOptions::default()).await?;
+    /// let job = queue.reserve(&["emails".into()], 1, Duration::ZERO).await?.remove(0);
+    /// queue.release(&job).await?;
+    /// assert_eq!(queue.peek("emails").await?.map(|again| again.id), Some(job.id));
+    /// # Ok(()) }
+    /// ```
     async fn release(&self, job: &Job) -> Result<()>;
 
     /// Slots still run at half the TTR: extends the reservation by the item's TTR, so that
     /// no second worker gets it meanwhile (see [`KeepAlive`] for how each backend does it).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use mq::transport::{memory::MemoryTransport, PutOptions, Transport};
+    /// # use std::time::Duration;
+    /// # let queue: std::sync::Arc<dyn Transport> = MemoryTransport::named("doc");
+    /// # queue.put("emails", "hello".into(), PutOptions::default()).await?;
+    /// let job = queue.reserve(&["emails".into()], 1, Duration::ZERO).await?.remove(0);
+    /// queue.keep_alive(&job).await?; // another TTR from now
+    /// queue.ack(&job).await?;
+    /// # Ok(()) }
+    /// ```
     async fn keep_alive(&self, job: &Job) -> Result<()>;
 
     /// No attempts left, or a payload no worker can read: moves the reserved item to the
@@ -372,6 +726,22 @@ pub trait Transport: AsAny + Send + Sync + fmt::Debug + 'static {
     /// reservation lost after all, the record is removed again (another worker has the
     /// message). A crash between the two steps leaves the message in both places, never in
     /// neither. Backends override it to do both at once.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use mq::transport::{memory::MemoryTransport, PutOptions, Transport};
+    /// # use std::time::Duration;
+    /// # let queue: std::sync::Arc<dyn Transport> = MemoryTransport::named("doc");
+    /// # queue.put("emails", "hello".into(), PutOptions::default()).await?;
+    /// let job = queue.reserve(&["emails".into()], 1, Duration::ZERO).await?.remove(0);
+    /// use mq::transport::Failure;
+    ///
+    /// let failure = Failure::new(Vec::new(), "not an envelope".into(), 1, std::time::SystemTime::now());
+    /// queue.fail(&job, job.body.clone(), PutOptions::default(), failure).await?;
+    /// assert_eq!(queue.stats().await?[0].failed, 1);
+    /// # Ok(()) }
+    /// ```
     async fn fail(
         &self,
         job: &Job,
@@ -396,28 +766,97 @@ pub trait Transport: AsAny + Send + Sync + fmt::Debug + 'static {
     /// `mq stats`, `mq failed retry/remove --all` and the default failure store: counts per
     /// queue, for every queue the backend knows (a backend on [`QueuedFailures`] folds its
     /// record queues in with [`fold_failed_stats`]).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use mq::transport::{memory::MemoryTransport, PutOptions, Transport};
+    /// # use std::time::Duration;
+    /// # let queue: std::sync::Arc<dyn Transport> = MemoryTransport::named("doc");
+    /// queue.put("emails", "hello".into(), PutOptions::default()).await?;
+    /// queue.put("orders", "7".into(), PutOptions::default()).await?;
+    /// let queues: Vec<String> = queue.stats().await?.into_iter().map(|s| s.queue).collect();
+    /// assert_eq!(queues, ["emails", "orders"]);
+    /// # Ok(()) }
+    /// ```
     async fn stats(&self) -> Result<Vec<QueueStats>>;
 
     /// The backend server's own figures (version, uptime, connections, ...), named and
     /// formatted as the server reports them, in a stable order; empty for a backend
     /// without a server of its own. `mq stats` shows them below the queue counts.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use mq::transport::{memory::MemoryTransport, PutOptions, Transport};
+    /// # use std::time::Duration;
+    /// # let queue: std::sync::Arc<dyn Transport> = MemoryTransport::named("doc");
+    /// for (name, value) in queue.server_stats().await? {
+    ///     println!("{name}: {value}");
+    /// }
+    /// assert!(queue.server_stats().await?.is_empty()); // memory:// has no server
+    /// # Ok(()) }
+    /// ```
     async fn server_stats(&self) -> Result<Vec<(String, String)>> {
         Ok(Vec::new())
     }
 
     /// `mq peek`: the next ready item of `queue`, without reserving it (its receipt is
     /// [`Receipt::none`]).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use mq::transport::{memory::MemoryTransport, PutOptions, Transport};
+    /// # use std::time::Duration;
+    /// # let queue: std::sync::Arc<dyn Transport> = MemoryTransport::named("doc");
+    /// queue.put("emails", "hello".into(), PutOptions::default()).await?;
+    /// let next = queue.peek("emails").await?.expect("one ready");
+    /// assert_eq!(&next.body[..], b"hello");
+    /// assert_eq!(queue.stats().await?[0].ready, 1); // still ready
+    /// # Ok(()) }
+    /// ```
     async fn peek(&self, queue: &str) -> Result<Option<Job>>;
 
     /// `mq flush`: deletes every ready and delayed item of `queue`; returns how many.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use mq::transport::{memory::MemoryTransport, PutOptions, Transport};
+    /// # use std::time::Duration;
+    /// # let queue: std::sync::Arc<dyn Transport> = MemoryTransport::named("doc");
+    /// queue.put("emails", "a".into(), PutOptions::default()).await?;
+    /// queue.put("emails", "b".into(), PutOptions::default().with_delay(Duration::from_secs(60))).await?;
+    /// assert_eq!(queue.flush("emails").await?, 2);
+    /// # Ok(()) }
+    /// ```
     async fn flush(&self, queue: &str) -> Result<u64>;
 }
 
 /// A transport as [`Any`], so that code which knows one backend can reach it (dispatch inside
 /// a PostgreSQL transaction); every transport has it. Call it on the transport, not on its
 /// `Arc`: `bus.transport().as_ref().as_any()`.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> mq::Result<()> {
+/// use mq::transport::{memory::MemoryTransport, AsAny as _};
+///
+/// let bus = mq::Bus::connect("memory://as-any-doc").await?;
+/// let memory = bus.transport().as_ref().as_any().downcast_ref::<MemoryTransport>();
+/// assert!(memory.is_some());
+/// # Ok(()) }
+/// ```
 pub trait AsAny {
     /// `self` as `&dyn Any`.
+    ///
+    /// ```
+    /// use mq::transport::{memory::MemoryTransport, AsAny as _, Transport};
+    ///
+    /// let transport: std::sync::Arc<dyn Transport> = MemoryTransport::new();
+    /// assert!(transport.as_ref().as_any().is::<MemoryTransport>());
+    /// ```
     fn as_any(&self) -> &dyn Any;
 }
 
@@ -428,6 +867,12 @@ impl<T: Any> AsAny for T {
 }
 
 /// The URL used when `MQ_URL` is not set: an SQLite file in the working directory.
+///
+/// ```
+/// std::env::remove_var("MQ_URL");
+/// assert_eq!(mq::transport::url_from_env(), mq::transport::DEFAULT_URL);
+/// assert_eq!(mq::transport::DEFAULT_URL, "sqlite://mq.db");
+/// ```
 pub const DEFAULT_URL: &str = "sqlite://mq.db";
 
 /// Opens the transport a URL names: one of the [`scheme::compiled`] schemes, e.g.
@@ -442,6 +887,20 @@ pub const DEFAULT_URL: &str = "sqlite://mq.db";
 /// [`Error::InvalidUrl`](crate::Error::InvalidUrl) for a URL that names no backend of this build (saying which cargo
 /// feature compiles it in, for one of mq's own) or is malformed; the backend's own errors
 /// when it cannot be opened or reached.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> mq::Result<()> {
+/// let dir = tempfile::tempdir()?;
+/// let url = format!("sqlite://{}", dir.path().join("mq.db").display());
+/// let transport = mq::transport::connect(&url).await?;
+/// assert!(transport.describe().ends_with("mq.db"));
+/// assert!(matches!(
+///     mq::transport::connect("amqp://127.0.0.1").await,
+///     Err(mq::Error::InvalidUrl { .. })
+/// ));
+/// # Ok(()) }
+/// ```
 pub async fn connect(url: &str) -> Result<Arc<dyn Transport>> {
     scheme::lookup(url)?(url).await
 }
@@ -455,11 +914,29 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Transport>> {
 ///
 /// As [`connect`]; [`Error::Sqlite`](crate::Error::Sqlite) with the absolute path when the
 /// file does not exist.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> mq::Result<()> {
+/// let dir = tempfile::tempdir()?;
+/// let url = format!("sqlite://{}", dir.path().join("mq.db").display());
+/// assert!(mq::transport::connect_existing(&url).await.is_err()); // no file yet, none made
+/// mq::transport::connect(&url).await?;
+/// assert!(mq::transport::connect_existing(&url).await.is_ok());
+/// # Ok(()) }
+/// ```
 pub async fn connect_existing(url: &str) -> Result<Arc<dyn Transport>> {
     scheme::lookup_existing(url)?(url).await
 }
 
 /// `url` with its user information (`user:password@`) replaced by `***@`, for logs.
+///
+/// ```
+/// use mq::transport::redacted;
+///
+/// assert_eq!(redacted("postgres://app:secret@db/shop"), "postgres://***@db/shop");
+/// assert_eq!(redacted("beanstalk://127.0.0.1:11300"), "beanstalk://127.0.0.1:11300");
+/// ```
 pub fn redacted(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
@@ -477,6 +954,13 @@ pub fn redacted(url: &str) -> String {
 }
 
 /// The URL from `MQ_URL`, or [`DEFAULT_URL`].
+///
+/// ```
+/// std::env::set_var("MQ_URL", "beanstalk://10.0.0.5");
+/// assert_eq!(mq::transport::url_from_env(), "beanstalk://10.0.0.5");
+/// std::env::set_var("MQ_URL", ""); // empty is unset
+/// assert_eq!(mq::transport::url_from_env(), "sqlite://mq.db");
+/// ```
 pub fn url_from_env() -> String {
     std::env::var("MQ_URL")
         .ok()

@@ -8,8 +8,17 @@
 //! uses), so that a command that only looks never leaves an empty queue behind.
 //!
 //! A backend of mq is one line of [`BUILT_IN`]; a backend written in another crate plugs in
-//! with `inventory::submit! { mq::transport::Scheme::new("myq", "myq://HOST", connect_myq) }`
+//! with `inventory::submit! { mq::transport::scheme::Scheme::new("myq", "myq://HOST", connect_myq) }`
 //! (a `fn(&str) -> ConnectFuture`), and `connect` finds it by its scheme.
+//!
+//! # Examples
+//!
+//! ```
+//! for scheme in mq::transport::scheme::BUILT_IN {
+//!     let state = if scheme.connect.is_some() { "compiled in" } else { "off" };
+//!     println!("{:<10} {state}", scheme.scheme);
+//! }
+//! ```
 
 use std::future::Future;
 use std::pin::Pin;
@@ -19,12 +28,37 @@ use super::Transport;
 use crate::{Error, Result};
 
 /// What a backend's connect function returns.
+///
+/// ```
+/// use mq::transport::scheme::ConnectFuture;
+/// use mq::transport::memory::MemoryTransport;
+///
+/// fn connect_test(_url: &str) -> ConnectFuture<'_> {
+///     Box::pin(async { Ok(MemoryTransport::named("test") as std::sync::Arc<dyn mq::Transport>) })
+/// }
+/// ```
 pub type ConnectFuture<'a> = Pin<Box<dyn Future<Output = Result<Arc<dyn Transport>>> + Send + 'a>>;
 
 /// Opens a transport from its whole URL (`beanstalk://127.0.0.1:11300`).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> mq::Result<()> {
+/// let connect: mq::transport::scheme::Connect = mq::transport::scheme::of("memory://x")
+///     .and_then(|scheme| scheme.connect)
+///     .expect("memory:// is always compiled in");
+/// assert_eq!(connect("memory://x").await?.describe(), "memory://x");
+/// # Ok(()) }
+/// ```
 pub type Connect = for<'a> fn(&'a str) -> ConnectFuture<'a>;
 
 /// One URL scheme and the backend behind it.
+///
+/// ```
+/// let sqlite = mq::transport::scheme::of("sqlite://mq.db").unwrap();
+/// assert_eq!((sqlite.scheme, sqlite.usage, sqlite.feature), ("sqlite", "sqlite://PATH", "sqlite"));
+/// assert!(sqlite.connect_existing.is_some()); // a file: it can refuse to make one
+/// ```
 #[derive(Debug)]
 pub struct Scheme {
     /// The scheme, without `://` (`sqlite`).
@@ -43,6 +77,21 @@ pub struct Scheme {
 
 impl Scheme {
     /// A scheme of a backend from another crate, for `inventory::submit!`.
+    ///
+    /// ```
+    /// use mq::transport::memory::MemoryTransport;
+    /// use mq::transport::scheme::{ConnectFuture, Scheme};
+    ///
+    /// /// `test://NAME`: a `memory://` queue under another name.
+    /// fn connect_test(url: &str) -> ConnectFuture<'_> {
+    ///     let name = url.trim_start_matches("test://").to_owned();
+    ///     Box::pin(async move { Ok(MemoryTransport::named(&name) as std::sync::Arc<dyn mq::Transport>) })
+    /// }
+    ///
+    /// static TEST: Scheme = Scheme::new("test", "test://NAME", connect_test);
+    /// assert_eq!((TEST.scheme, TEST.feature), ("test", ""));
+    /// // In the crate of the backend: inventory::submit! { Scheme::new("test", "test://NAME", connect_test) }
+    /// ```
     pub const fn new(scheme: &'static str, usage: &'static str, connect: Connect) -> Scheme {
         Scheme {
             scheme,
@@ -57,6 +106,15 @@ impl Scheme {
 inventory::collect!(Scheme);
 
 /// The backends of mq itself, compiled in or not.
+///
+/// ```
+/// let schemes: Vec<&str> = mq::transport::scheme::BUILT_IN.iter().map(|s| s.scheme).collect();
+/// assert!(schemes.contains(&"beanstalk") && schemes.contains(&"memory"));
+/// let missing = mq::transport::scheme::BUILT_IN.iter().filter(|s| s.connect.is_none());
+/// for scheme in missing {
+///     println!("{} needs the `{}` feature", scheme.usage, scheme.feature);
+/// }
+/// ```
 pub const BUILT_IN: &[Scheme] = &[
     Scheme {
         scheme: "sqlite",
@@ -139,6 +197,11 @@ fn path_of(url: &str) -> &str {
 
 /// Every scheme this build can open: mq's own that are compiled in, then those other crates
 /// submitted.
+///
+/// ```
+/// assert!(mq::transport::scheme::compiled().any(|s| s.scheme == "memory"));
+/// assert!(mq::transport::scheme::compiled().all(|s| s.connect.is_some()));
+/// ```
 pub fn compiled() -> impl Iterator<Item = &'static Scheme> {
     BUILT_IN
         .iter()
@@ -147,12 +210,26 @@ pub fn compiled() -> impl Iterator<Item = &'static Scheme> {
 }
 
 /// The URLs this build can open, as help texts list them: `sqlite://PATH, beanstalk://...`.
+///
+/// ```
+/// let usages = mq::transport::scheme::usages();
+/// assert!(usages.contains("memory://"));
+/// println!("MQ_URL: one of {usages}");
+/// ```
 pub fn usages() -> String {
     let usages: Vec<&str> = compiled().map(|scheme| scheme.usage).collect();
     usages.join(", ")
 }
 
 /// The compiled-in scheme `url` names, if any.
+///
+/// ```
+/// use mq::transport::scheme;
+///
+/// assert_eq!(scheme::of("memory://tests").map(|s| s.usage), Some("memory://"));
+/// assert!(scheme::of("amqp://127.0.0.1").is_none());
+/// assert!(scheme::of("mq.db").is_none()); // no scheme
+/// ```
 pub fn of(url: &str) -> Option<&'static Scheme> {
     let (name, _) = url.split_once("://")?;
     compiled().find(|s| s.scheme == name)

@@ -8,6 +8,17 @@ use super::memory;
 use super::options::Options;
 
 /// Why a worker stopped; [`Exit::code`] is the process exit code `run_worker` uses.
+///
+/// ```no_run
+/// # #[tokio::main]
+/// # async fn main() -> mq::Result<()> {
+/// match mq::Worker::builder().run().await? {
+///     mq::Exit::Stopped => eprintln!("stopped"),
+///     mq::Exit::MemoryLimit => eprintln!("over the memory limit: a supervisor restarts us"),
+///     other => eprintln!("stopped for {other:?}"),
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Exit {
@@ -25,6 +36,15 @@ pub enum Exit {
 
 impl Exit {
     /// 0 for a stop or the message and time limits, 3 for memory, 4 for failures.
+    ///
+    /// ```
+    /// use mq::Exit;
+    ///
+    /// assert_eq!(Exit::Stopped.code(), 0);
+    /// assert_eq!(Exit::Limit.code(), 0);
+    /// assert_eq!(Exit::MemoryLimit.code(), 3);
+    /// assert_eq!(Exit::FailureLimit.code(), 4);
+    /// ```
     pub fn code(self) -> i32 {
         match self {
             Exit::Stopped | Exit::Limit | Exit::TimeLimit => 0,

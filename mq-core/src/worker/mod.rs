@@ -5,6 +5,22 @@
 //! is the reservation loop, `capacity` its bound, `held` the reserved items and their
 //! keep-alive; `emit` runs one message's slots and settles it; `exit` holds the limits and
 //! exit codes, `shutdown` signals and hand-back.
+//!
+//! # Examples
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> mq::Result<()> {
+//! # use serde::{Deserialize, Serialize};
+//! # #[derive(mq::Message, Serialize, Deserialize)] struct Ping;
+//! # #[mq::slot] fn pong(_: Ping) {}
+//! let worker = mq::worker::Worker::builder()
+//!     .url("memory://")
+//!     .concurrency(mq::worker::DEFAULT_CONCURRENCY / 4)
+//!     .build()
+//!     .await?;
+//! # Ok(()) }
+//! ```
 
 mod builder;
 mod capacity;
@@ -39,6 +55,18 @@ pub use run::Worker;
 ///
 /// A bad URL, an unreachable server, or a registry problem (duplicate wire name, missing
 /// state): the worker does not start.
+///
+/// ```no_run
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(mq::Message, Serialize, Deserialize)] struct Ping;
+/// #[mq::slot]
+/// fn pong(_: Ping) {}
+///
+/// #[tokio::main]
+/// async fn main() -> mq::Result<()> {
+///     mq::run_worker().await // `worker --help`, `worker --list`, `MQ_URL=... worker`
+/// }
+/// ```
 #[cfg(feature = "cli")]
 pub async fn run_worker() -> crate::Result<()> {
     Worker::builder().command_line().run_and_exit().await

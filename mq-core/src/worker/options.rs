@@ -29,8 +29,20 @@ pub(crate) struct Options {
 }
 
 /// Default for `--concurrency`: messages whose slots run at once.
+///
+/// ```
+/// assert_eq!(mq::worker::DEFAULT_CONCURRENCY, 64);
+/// let builder = mq::Worker::builder().concurrency(mq::worker::DEFAULT_CONCURRENCY * 2);
+/// ```
 pub const DEFAULT_CONCURRENCY: usize = 64;
 /// Default for `--grace`.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// assert_eq!(mq::worker::DEFAULT_GRACE, Duration::from_secs(30));
+/// let builder = mq::Worker::builder().grace(mq::worker::DEFAULT_GRACE * 2);
+/// ```
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
 
 impl Default for Options {

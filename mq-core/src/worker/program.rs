@@ -10,6 +10,17 @@ impl WorkerBuilder {
     /// (default: the version of mq, as `NAME (mq 0.1.0)`). Call it before
     /// [`command_line`](WorkerBuilder::command_line), with `env!("CARGO_PKG_VERSION")`: a
     /// library cannot read its caller's version by itself.
+    ///
+    /// ```no_run
+    /// # #[tokio::main]
+    /// # async fn main() -> mq::Result<()> {
+    /// mq::Worker::builder()
+    ///     .app_version(env!("CARGO_PKG_VERSION")) // `worker --version`: worker 2.1.0 (mq 0.1.0)
+    ///     .command_line()
+    ///     .run_and_exit()
+    ///     .await
+    /// # }
+    /// ```
     #[cfg(feature = "cli")]
     pub fn app_version(mut self, version: impl Into<String>) -> Self {
         self.app_version = Some(version.into());
@@ -95,6 +106,14 @@ impl WorkerBuilder {
     /// # Errors
     ///
     /// As [`WorkerBuilder::build`]: the worker did not start, and `main` exits 1.
+    ///
+    /// ```no_run
+    /// #[tokio::main]
+    /// async fn main() -> mq::Result<()> {
+    ///     // No command line: the options are the code's and `MQ_URL`'s only.
+    ///     mq::Worker::builder().concurrency(8).memory_limit(1 << 30).run_and_exit().await
+    /// }
+    /// ```
     pub async fn run_and_exit(self) -> Result<()> {
         #[cfg(feature = "logging")]
         crate::init_logging();

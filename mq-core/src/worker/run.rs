@@ -65,6 +65,28 @@ impl Shared {
 }
 
 /// A running consumer of queues; see [`Worker::builder`].
+///
+/// Cheap to clone: clones are one worker, so one task can [`run`](Worker::run) it while
+/// another [`stop`](Worker::stop)s it.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> mq::Result<()> {
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(mq::Message, Serialize, Deserialize)] struct Ping;
+/// # #[mq::slot] fn pong(_: Ping) {}
+/// # let registry = mq::Registry::from_slots([mq::SlotDef::of::<pong>()])?;
+/// use std::time::Duration;
+///
+/// let worker = mq::Worker::builder().url("memory://").registry(registry).build().await?;
+/// let stopper = worker.clone();
+/// tokio::spawn(async move {
+///     tokio::time::sleep(Duration::from_millis(20)).await;
+///     stopper.stop();
+/// });
+/// assert_eq!(worker.run().await?, mq::Exit::Stopped);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Worker {
     pub(super) shared: Arc<Shared>,
@@ -73,11 +95,34 @@ pub struct Worker {
 
 impl Worker {
     /// A builder with the defaults (see `--help` of [`run_worker`](crate::run_worker)).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(mq::Message, Serialize, Deserialize)] struct Ping;
+    /// # #[mq::slot] fn pong(_: Ping) {}
+    /// # let registry = mq::Registry::from_slots([mq::SlotDef::of::<pong>()])?;
+    /// let worker = mq::Worker::builder().url("memory://").registry(registry).build().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn builder() -> WorkerBuilder {
         WorkerBuilder::from_options(Options::default())
     }
 
     /// The routing table this worker runs.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(mq::Message, Serialize, Deserialize)] struct Ping;
+    /// # #[mq::slot] fn pong(_: Ping) {}
+    /// # let registry = mq::Registry::from_slots([mq::SlotDef::of::<pong>()])?;
+    /// let worker = mq::Worker::builder().url("memory://").registry(registry).build().await?;
+    /// assert!(worker.registry().route("Ping").is_some());
+    /// # Ok(()) }
+    /// ```
     pub fn registry(&self) -> &Registry {
         &self.shared.registry
     }
@@ -93,6 +138,28 @@ impl Worker {
     }
 
     /// Asks the worker to stop as on SIGTERM: no more reservations, running slots finish.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(mq::Message, Serialize, Deserialize)] struct Ping;
+    /// # #[mq::slot] fn pong(_: Ping) {}
+    /// # let registry = mq::Registry::from_slots([mq::SlotDef::of::<pong>()])?;
+    /// let worker = mq::Worker::builder()
+    ///     .url("memory://")
+    ///     .registry(registry)
+    ///     .handle_signals(false)
+    ///     .build()
+    ///     .await?;
+    /// let running = tokio::spawn({
+    ///     let worker = worker.clone();
+    ///     async move { worker.run().await }
+    /// });
+    /// worker.stop();
+    /// assert_eq!(running.await.unwrap()?, mq::Exit::Stopped);
+    /// # Ok(()) }
+    /// ```
     pub fn stop(&self) {
         self.stop.send_replace(true);
     }
@@ -103,6 +170,17 @@ impl Worker {
     /// waits for it when it shuts down (the end of `#[tokio::main]`): when this is not 0,
     /// exit the process (`std::process::exit`) instead of returning from `main`, as
     /// [`run_worker`](crate::run_worker) does.
+    ///
+    /// ```no_run
+    /// # #[tokio::main]
+    /// # async fn main() -> mq::Result<()> {
+    /// let worker = mq::Worker::builder().build().await?;
+    /// let exit = worker.run().await?;
+    /// if worker.slots_left_running() > 0 {
+    ///     std::process::exit(exit.code()); // do not wait for them
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn slots_left_running(&self) -> usize {
         self.shared
             .slots_alive
@@ -111,6 +189,25 @@ impl Worker {
     }
 
     /// Runs until a signal, [`Worker::stop`] or a limit stops it.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(mq::Message, Serialize, Deserialize)] struct Ping;
+    /// # #[mq::slot] fn pong(_: Ping) {}
+    /// # let registry = mq::Registry::from_slots([mq::SlotDef::of::<pong>()])?;
+    /// let bus = mq::Bus::connect("memory://worker-run-doc").await?;
+    /// bus.dispatch_all([Ping, Ping]).await?;
+    /// let worker = mq::Worker::builder()
+    ///     .url("memory://worker-run-doc")
+    ///     .registry(registry)
+    ///     .limit(2)
+    ///     .build()
+    ///     .await?;
+    /// assert_eq!(worker.run().await?, mq::Exit::Limit);
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     ///

@@ -22,6 +22,20 @@
 //! waiting and later call fails with [`Error::Unreachable`] saying no reply came, and the
 //! socket is closed. A caller therefore hears within about `REPLY_TIMEOUT`; a plain
 //! `reserve` (no timeout) is the one command without a deadline.
+//!
+//! # Examples
+//!
+//! ```no_run
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> mq::Result<()> {
+//! use mq::transport::beanstalk::connection::Connection;
+//! use mq::transport::beanstalk::proto::{Command, Decoder};
+//!
+//! let address = "127.0.0.1:11300".parse().unwrap();
+//! let connection = Connection::connect("127.0.0.1:11300", &[address], Decoder::default()).await?;
+//! let replies = connection.send(&[Command::Stats, Command::ListTubes]).await?; // one round trip
+//! # Ok(()) }
+//! ```
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -38,19 +52,86 @@ use super::proto::{Command, Decoder, Response};
 use crate::{Error, Result};
 
 /// How long [`Connection::connect`] waits for the TCP handshake.
+///
+/// ```
+/// use mq::transport::beanstalk::connection::CONNECT_TIMEOUT;
+///
+/// assert_eq!(CONNECT_TIMEOUT.as_secs(), 5);
+/// ```
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long the server may take to answer the oldest command waiting on a connection
 /// (beyond what its `reserve-with-timeout` asks) before the connection is abandoned.
+///
+/// ```
+/// use mq::transport::beanstalk::connection::{REPLY_TIMEOUT, WATCHDOG_TICK};
+///
+/// // A server that stops answering is noticed within REPLY_TIMEOUT and one tick.
+/// assert!(REPLY_TIMEOUT + WATCHDOG_TICK < std::time::Duration::from_secs(6));
+/// ```
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How often the watchdog looks at the oldest command waiting.
+///
+/// ```
+/// use mq::transport::beanstalk::connection::WATCHDOG_TICK;
+///
+/// assert_eq!(WATCHDOG_TICK.as_millis(), 250);
+/// ```
 pub const WATCHDOG_TICK: Duration = Duration::from_millis(250);
 
 /// The most bytes the writer gathers into one `write` call.
 const WRITE_CHUNK: usize = 256 << 10;
 
 /// One connection; cheap to share behind an `Arc`.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> mq::Result<()> {
+/// # use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// # /// A fake beanstalkd on a loopback port: on each connection, for each step, waits for
+/// # /// `lines` more `\r\n` from the client, then writes `reply`; then hangs up.
+/// # async fn fake_beanstalkd(script: &'static [(usize, &'static str)]) -> std::net::SocketAddr {
+/// #     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+/// #     let address = listener.local_addr().unwrap();
+/// #     tokio::spawn(async move {
+/// #         while let Ok((mut socket, _)) = listener.accept().await {
+/// #             tokio::spawn(async move {
+/// #                 let (mut seen, mut buf) = (0, [0u8; 4096]);
+/// #                 for &(lines, reply) in script {
+/// #                     while seen < lines {
+/// #                         let n = socket.read(&mut buf).await.unwrap_or(0);
+/// #                         if n == 0 {
+/// #                             return;
+/// #                         }
+/// #                         seen += buf[..n].windows(2).filter(|w| w == b"\r\n").count();
+/// #                     }
+/// #                     seen -= lines;
+/// #                     socket.write_all(reply.as_bytes()).await.unwrap();
+/// #                 }
+/// #             });
+/// #         }
+/// #     });
+/// #     address
+/// # }
+/// # let address = fake_beanstalkd(&[(2, "INSERTED 1\r\n"), (2, "INSERTED 2\r\n")]).await;
+/// use mq::transport::beanstalk::connection::Connection;
+/// use mq::transport::beanstalk::proto::{Command, Decoder, Response};
+///
+/// use std::sync::Arc;
+///
+/// let connection = Arc::new(Connection::connect("beanstalkd", &[address], Decoder::default()).await?);
+/// let put = |body: &'static [u8]| {
+///     let connection = connection.clone();
+///     async move { connection.call(Command::Put { priority: 0, delay: 0, ttr: 60, body }).await }
+/// };
+/// // Two tasks, one connection: the commands are pipelined, each gets its own reply.
+/// let (first, second) = tokio::join!(put(b"a"), put(b"b"));
+/// let mut ids = [first?, second?].map(|reply| reply.to_string());
+/// ids.sort();
+/// assert_eq!(ids, ["INSERTED 1", "INSERTED 2"]);
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct Connection {
     address: String,
@@ -187,6 +268,44 @@ impl Connection {
     /// Connects to `address` (resolved already) within [`CONNECT_TIMEOUT`], with
     /// `TCP_NODELAY` on. `name` is how errors name the server (`host:port`).
     ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    /// # /// A fake beanstalkd on a loopback port: on each connection, for each step, waits for
+    /// # /// `lines` more `\r\n` from the client, then writes `reply`; then hangs up.
+    /// # async fn fake_beanstalkd(script: &'static [(usize, &'static str)]) -> std::net::SocketAddr {
+    /// #     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    /// #     let address = listener.local_addr().unwrap();
+    /// #     tokio::spawn(async move {
+    /// #         while let Ok((mut socket, _)) = listener.accept().await {
+    /// #             tokio::spawn(async move {
+    /// #                 let (mut seen, mut buf) = (0, [0u8; 4096]);
+    /// #                 for &(lines, reply) in script {
+    /// #                     while seen < lines {
+    /// #                         let n = socket.read(&mut buf).await.unwrap_or(0);
+    /// #                         if n == 0 {
+    /// #                             return;
+    /// #                         }
+    /// #                         seen += buf[..n].windows(2).filter(|w| w == b"\r\n").count();
+    /// #                     }
+    /// #                     seen -= lines;
+    /// #                     socket.write_all(reply.as_bytes()).await.unwrap();
+    /// #                 }
+    /// #             });
+    /// #         }
+    /// #     });
+    /// #     address
+    /// # }
+    /// # let address = fake_beanstalkd(&[(1, "WATCHING 2\r\n")]).await;
+    /// use mq::transport::beanstalk::connection::Connection;
+    /// use mq::transport::beanstalk::proto::{Command, Decoder, Response};
+    ///
+    /// let connection = Connection::connect("beanstalkd", &[address], Decoder::default()).await?;
+    /// assert_eq!(connection.call(Command::Watch("emails")).await?, Response::Watching(2));
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`Error::Unreachable`] with the address and the cause.
@@ -215,6 +334,45 @@ impl Connection {
     }
 
     /// Wraps a connected stream; spawns the reader and writer tasks (needs a runtime).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    /// # /// A fake beanstalkd on a loopback port: on each connection, for each step, waits for
+    /// # /// `lines` more `\r\n` from the client, then writes `reply`; then hangs up.
+    /// # async fn fake_beanstalkd(script: &'static [(usize, &'static str)]) -> std::net::SocketAddr {
+    /// #     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    /// #     let address = listener.local_addr().unwrap();
+    /// #     tokio::spawn(async move {
+    /// #         while let Ok((mut socket, _)) = listener.accept().await {
+    /// #             tokio::spawn(async move {
+    /// #                 let (mut seen, mut buf) = (0, [0u8; 4096]);
+    /// #                 for &(lines, reply) in script {
+    /// #                     while seen < lines {
+    /// #                         let n = socket.read(&mut buf).await.unwrap_or(0);
+    /// #                         if n == 0 {
+    /// #                             return;
+    /// #                         }
+    /// #                         seen += buf[..n].windows(2).filter(|w| w == b"\r\n").count();
+    /// #                     }
+    /// #                     seen -= lines;
+    /// #                     socket.write_all(reply.as_bytes()).await.unwrap();
+    /// #                 }
+    /// #             });
+    /// #         }
+    /// #     });
+    /// #     address
+    /// # }
+    /// # let address = fake_beanstalkd(&[(1, "TOUCHED\r\n")]).await;
+    /// use mq::transport::beanstalk::connection::Connection;
+    /// use mq::transport::beanstalk::proto::{Command, Decoder, Response};
+    ///
+    /// let stream = tokio::net::TcpStream::connect(address).await?;
+    /// let connection = Connection::from_stream("beanstalkd", stream, Decoder::new(1024, 1 << 20));
+    /// assert_eq!(connection.call(Command::Touch(7)).await?, Response::Touched);
+    /// # Ok(()) }
+    /// ```
     pub fn from_stream(name: &str, stream: TcpStream, decoder: Decoder) -> Connection {
         let (read, write) = stream.into_split();
         let shared = Arc::new(Shared {
@@ -249,16 +407,133 @@ impl Connection {
     }
 
     /// The server's address as given at connect.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    /// # /// A fake beanstalkd on a loopback port: on each connection, for each step, waits for
+    /// # /// `lines` more `\r\n` from the client, then writes `reply`; then hangs up.
+    /// # async fn fake_beanstalkd(script: &'static [(usize, &'static str)]) -> std::net::SocketAddr {
+    /// #     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    /// #     let address = listener.local_addr().unwrap();
+    /// #     tokio::spawn(async move {
+    /// #         while let Ok((mut socket, _)) = listener.accept().await {
+    /// #             tokio::spawn(async move {
+    /// #                 let (mut seen, mut buf) = (0, [0u8; 4096]);
+    /// #                 for &(lines, reply) in script {
+    /// #                     while seen < lines {
+    /// #                         let n = socket.read(&mut buf).await.unwrap_or(0);
+    /// #                         if n == 0 {
+    /// #                             return;
+    /// #                         }
+    /// #                         seen += buf[..n].windows(2).filter(|w| w == b"\r\n").count();
+    /// #                     }
+    /// #                     seen -= lines;
+    /// #                     socket.write_all(reply.as_bytes()).await.unwrap();
+    /// #                 }
+    /// #             });
+    /// #         }
+    /// #     });
+    /// #     address
+    /// # }
+    /// # let address = fake_beanstalkd(&[]).await;
+    /// use mq::transport::beanstalk::connection::Connection;
+    /// use mq::transport::beanstalk::proto::{Command, Decoder, Response};
+    ///
+    /// let connection = Connection::connect("queue-1:11300", &[address], Decoder::default()).await?;
+    /// assert_eq!(connection.address(), "queue-1:11300");
+    /// # Ok(()) }
+    /// ```
     pub fn address(&self) -> &str {
         &self.address
     }
 
     /// Whether the connection is gone (closed by the server, or an I/O error).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    /// # /// A fake beanstalkd on a loopback port: on each connection, for each step, waits for
+    /// # /// `lines` more `\r\n` from the client, then writes `reply`; then hangs up.
+    /// # async fn fake_beanstalkd(script: &'static [(usize, &'static str)]) -> std::net::SocketAddr {
+    /// #     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    /// #     let address = listener.local_addr().unwrap();
+    /// #     tokio::spawn(async move {
+    /// #         while let Ok((mut socket, _)) = listener.accept().await {
+    /// #             tokio::spawn(async move {
+    /// #                 let (mut seen, mut buf) = (0, [0u8; 4096]);
+    /// #                 for &(lines, reply) in script {
+    /// #                     while seen < lines {
+    /// #                         let n = socket.read(&mut buf).await.unwrap_or(0);
+    /// #                         if n == 0 {
+    /// #                             return;
+    /// #                         }
+    /// #                         seen += buf[..n].windows(2).filter(|w| w == b"\r\n").count();
+    /// #                     }
+    /// #                     seen -= lines;
+    /// #                     socket.write_all(reply.as_bytes()).await.unwrap();
+    /// #                 }
+    /// #             });
+    /// #         }
+    /// #     });
+    /// #     address
+    /// # }
+    /// # let address = fake_beanstalkd(&[]).await; // hangs up at once
+    /// use mq::transport::beanstalk::connection::Connection;
+    /// use mq::transport::beanstalk::proto::{Command, Decoder, Response};
+    ///
+    /// let connection = Connection::connect("beanstalkd", &[address], Decoder::default()).await?;
+    /// let reply = connection.call(Command::Stats).await;
+    /// assert!(matches!(reply, Err(mq::Error::Unreachable { .. })));
+    /// assert!(connection.is_closed());
+    /// # Ok(()) }
+    /// ```
     pub fn is_closed(&self) -> bool {
         self.shared.lock().closed.is_some()
     }
 
     /// Sends one command and waits for its reply.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    /// # /// A fake beanstalkd on a loopback port: on each connection, for each step, waits for
+    /// # /// `lines` more `\r\n` from the client, then writes `reply`; then hangs up.
+    /// # async fn fake_beanstalkd(script: &'static [(usize, &'static str)]) -> std::net::SocketAddr {
+    /// #     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    /// #     let address = listener.local_addr().unwrap();
+    /// #     tokio::spawn(async move {
+    /// #         while let Ok((mut socket, _)) = listener.accept().await {
+    /// #             tokio::spawn(async move {
+    /// #                 let (mut seen, mut buf) = (0, [0u8; 4096]);
+    /// #                 for &(lines, reply) in script {
+    /// #                     while seen < lines {
+    /// #                         let n = socket.read(&mut buf).await.unwrap_or(0);
+    /// #                         if n == 0 {
+    /// #                             return;
+    /// #                         }
+    /// #                         seen += buf[..n].windows(2).filter(|w| w == b"\r\n").count();
+    /// #                     }
+    /// #                     seen -= lines;
+    /// #                     socket.write_all(reply.as_bytes()).await.unwrap();
+    /// #                 }
+    /// #             });
+    /// #         }
+    /// #     });
+    /// #     address
+    /// # }
+    /// # let address = fake_beanstalkd(&[(1, "NOT_FOUND\r\n")]).await;
+    /// use mq::transport::beanstalk::connection::Connection;
+    /// use mq::transport::beanstalk::proto::{Command, Decoder, Response};
+    ///
+    /// let connection = Connection::connect("beanstalkd", &[address], Decoder::default()).await?;
+    /// // The server's error replies are replies: the caller decides what they mean.
+    /// assert_eq!(connection.call(Command::Delete(42)).await?, Response::NotFound);
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     ///
@@ -273,6 +548,45 @@ impl Connection {
 
     /// Sends `commands` back to back (no other task's command comes between them) and
     /// waits for their replies, one per command that has one, in order.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    /// # /// A fake beanstalkd on a loopback port: on each connection, for each step, waits for
+    /// # /// `lines` more `\r\n` from the client, then writes `reply`; then hangs up.
+    /// # async fn fake_beanstalkd(script: &'static [(usize, &'static str)]) -> std::net::SocketAddr {
+    /// #     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    /// #     let address = listener.local_addr().unwrap();
+    /// #     tokio::spawn(async move {
+    /// #         while let Ok((mut socket, _)) = listener.accept().await {
+    /// #             tokio::spawn(async move {
+    /// #                 let (mut seen, mut buf) = (0, [0u8; 4096]);
+    /// #                 for &(lines, reply) in script {
+    /// #                     while seen < lines {
+    /// #                         let n = socket.read(&mut buf).await.unwrap_or(0);
+    /// #                         if n == 0 {
+    /// #                             return;
+    /// #                         }
+    /// #                         seen += buf[..n].windows(2).filter(|w| w == b"\r\n").count();
+    /// #                     }
+    /// #                     seen -= lines;
+    /// #                     socket.write_all(reply.as_bytes()).await.unwrap();
+    /// #                 }
+    /// #             });
+    /// #         }
+    /// #     });
+    /// #     address
+    /// # }
+    /// # let address = fake_beanstalkd(&[(2, "DELETED\r\nNOT_FOUND\r\n")]).await;
+    /// use mq::transport::beanstalk::connection::Connection;
+    /// use mq::transport::beanstalk::proto::{Command, Decoder, Response};
+    ///
+    /// let connection = Connection::connect("beanstalkd", &[address], Decoder::default()).await?;
+    /// let replies = connection.send(&[Command::Delete(1), Command::Delete(2)]).await?;
+    /// assert_eq!(replies, [Response::Deleted, Response::NotFound]);
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     ///
@@ -293,6 +607,46 @@ impl Connection {
     /// `use <tube>` goes first, in the same batch, unless the last `use` queued on this
     /// connection named it already. Its reply is checked and not returned. `tube` must be a
     /// valid name ([`check_tube_name`](super::proto::check_tube_name)).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    /// # /// A fake beanstalkd on a loopback port: on each connection, for each step, waits for
+    /// # /// `lines` more `\r\n` from the client, then writes `reply`; then hangs up.
+    /// # async fn fake_beanstalkd(script: &'static [(usize, &'static str)]) -> std::net::SocketAddr {
+    /// #     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    /// #     let address = listener.local_addr().unwrap();
+    /// #     tokio::spawn(async move {
+    /// #         while let Ok((mut socket, _)) = listener.accept().await {
+    /// #             tokio::spawn(async move {
+    /// #                 let (mut seen, mut buf) = (0, [0u8; 4096]);
+    /// #                 for &(lines, reply) in script {
+    /// #                     while seen < lines {
+    /// #                         let n = socket.read(&mut buf).await.unwrap_or(0);
+    /// #                         if n == 0 {
+    /// #                             return;
+    /// #                         }
+    /// #                         seen += buf[..n].windows(2).filter(|w| w == b"\r\n").count();
+    /// #                     }
+    /// #                     seen -= lines;
+    /// #                     socket.write_all(reply.as_bytes()).await.unwrap();
+    /// #                 }
+    /// #             });
+    /// #         }
+    /// #     });
+    /// #     address
+    /// # }
+    /// # let address = fake_beanstalkd(&[(3, "USING emails\r\nINSERTED 9\r\n")]).await;
+    /// use mq::transport::beanstalk::connection::Connection;
+    /// use mq::transport::beanstalk::proto::{Command, Decoder, Response};
+    ///
+    /// let connection = Connection::connect("beanstalkd", &[address], Decoder::default()).await?;
+    /// let put = Command::Put { priority: 0, delay: 0, ttr: 60, body: b"hello" };
+    /// // Sends `use emails`, then the put; the `USING` reply is checked, not returned.
+    /// assert_eq!(connection.send_using("emails", &[put]).await?, [Response::Inserted(9)]);
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     ///

@@ -45,6 +45,15 @@
 //! server: the next `reserve` logs how many, reconnects (the worker retries a failed
 //! `reserve` with backoff), and acks of those jobs fail with [`Error::ReservationLost`]
 //! (at-least-once: they run again). The producing connection reconnects on the next call.
+//!
+//! # Examples
+//!
+//! ```no_run
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> mq::Result<()> {
+//! let bus = mq::Bus::connect("beanstalk://127.0.0.1:11300").await?;
+//! # Ok(()) }
+//! ```
 
 mod acks;
 mod admin;
@@ -69,9 +78,19 @@ use super::{Capabilities, Failure, FailureStore, Job, PutOptions, QueueStats, Tr
 use crate::{Error, Result};
 
 /// beanstalkd's port when the URL names none.
+///
+/// ```
+/// assert_eq!(mq::transport::beanstalk::DEFAULT_PORT, 11300); // beanstalk://HOST means HOST:11300
+/// ```
 pub const DEFAULT_PORT: u16 = 11300;
 
 /// The failure store of queue `Q` is the tube `mq-failed.Q`.
+///
+/// ```
+/// use mq::transport::beanstalk::FAILED_PREFIX;
+///
+/// assert_eq!(format!("{FAILED_PREFIX}emails"), "mq-failed.emails");
+/// ```
 pub const FAILED_PREFIX: &str = crate::transport::FAILED_QUEUE_PREFIX;
 
 /// The most `put`s of a batch dispatch sent in one write.
@@ -81,6 +100,17 @@ const PUT_CHUNK: usize = 1024;
 const MAX_CHUNK: usize = 64;
 
 /// A beanstalkd server used as a queue.
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> mq::Result<()> {
+/// use mq::transport::beanstalk::BeanstalkTransport;
+/// use mq::transport::{PutOptions, Transport};
+///
+/// let queue = BeanstalkTransport::connect_url("beanstalk://127.0.0.1:11300").await?;
+/// queue.put("emails", "hello".into(), PutOptions::default()).await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct BeanstalkTransport {
     inner: Arc<Inner>,
@@ -136,6 +166,14 @@ fn same_error(error: &Error) -> Error {
 }
 
 /// The longest queue name: its failure tube, `mq-failed.QUEUE`, must be a valid tube too.
+///
+/// ```
+/// use mq::transport::beanstalk::{proto::check_tube_name, FAILED_PREFIX, MAX_QUEUE_NAME};
+///
+/// let longest = "q".repeat(MAX_QUEUE_NAME);
+/// assert!(check_tube_name(&format!("{FAILED_PREFIX}{longest}")).is_ok());
+/// assert_eq!(MAX_QUEUE_NAME, 190);
+/// ```
 pub const MAX_QUEUE_NAME: usize = MAX_TUBE_NAME - FAILED_PREFIX.len();
 
 /// Refuses a queue name this backend cannot serve: not a valid tube, too long for its
@@ -191,6 +229,48 @@ impl BeanstalkTransport {
     /// [`Error::InvalidUrl`] for a malformed URL or a host that does not resolve;
     /// [`Error::Unreachable`] when no connection is made within 5 seconds, with the
     /// address and the cause; [`Error::Protocol`] when the server is not beanstalkd.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    /// # /// A fake beanstalkd on a loopback port: on each connection, for each step, waits for
+    /// # /// `lines` more `\r\n` from the client, then writes `reply`; then hangs up.
+    /// # async fn fake_beanstalkd(script: &'static [(usize, &'static str)]) -> std::net::SocketAddr {
+    /// #     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    /// #     let address = listener.local_addr().unwrap();
+    /// #     tokio::spawn(async move {
+    /// #         while let Ok((mut socket, _)) = listener.accept().await {
+    /// #             tokio::spawn(async move {
+    /// #                 let (mut seen, mut buf) = (0, [0u8; 4096]);
+    /// #                 for &(lines, reply) in script {
+    /// #                     while seen < lines {
+    /// #                         let n = socket.read(&mut buf).await.unwrap_or(0);
+    /// #                         if n == 0 {
+    /// #                             return;
+    /// #                         }
+    /// #                         seen += buf[..n].windows(2).filter(|w| w == b"\r\n").count();
+    /// #                     }
+    /// #                     seen -= lines;
+    /// #                     socket.write_all(reply.as_bytes()).await.unwrap();
+    /// #                 }
+    /// #             });
+    /// #         }
+    /// #     });
+    /// #     address
+    /// # }
+    /// # let address = fake_beanstalkd(&[(1, "OK 24\r\n---\nmax-job-size: 65535\n\r\n")]).await;
+    /// use mq::transport::beanstalk::BeanstalkTransport;
+    ///
+    /// let url = format!("beanstalk://{address}");
+    /// let queue = BeanstalkTransport::connect_url(&url).await?;
+    /// assert_eq!(queue.max_job_size(), 65_535);
+    /// assert!(matches!(
+    ///     BeanstalkTransport::connect_url("beanstalk://[::1").await,
+    ///     Err(mq::Error::InvalidUrl { .. })
+    /// ));
+    /// # Ok(()) }
+    /// ```
     pub async fn connect_url(url: &str) -> Result<BeanstalkTransport> {
         let (host, port) = url::parse_url(url)?;
         let (name, addresses) = url::resolve(url, &host, port).await?;
@@ -230,12 +310,92 @@ impl BeanstalkTransport {
     }
 
     /// The server's `max-job-size`, read at connect.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    /// # /// A fake beanstalkd on a loopback port: on each connection, for each step, waits for
+    /// # /// `lines` more `\r\n` from the client, then writes `reply`; then hangs up.
+    /// # async fn fake_beanstalkd(script: &'static [(usize, &'static str)]) -> std::net::SocketAddr {
+    /// #     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    /// #     let address = listener.local_addr().unwrap();
+    /// #     tokio::spawn(async move {
+    /// #         while let Ok((mut socket, _)) = listener.accept().await {
+    /// #             tokio::spawn(async move {
+    /// #                 let (mut seen, mut buf) = (0, [0u8; 4096]);
+    /// #                 for &(lines, reply) in script {
+    /// #                     while seen < lines {
+    /// #                         let n = socket.read(&mut buf).await.unwrap_or(0);
+    /// #                         if n == 0 {
+    /// #                             return;
+    /// #                         }
+    /// #                         seen += buf[..n].windows(2).filter(|w| w == b"\r\n").count();
+    /// #                     }
+    /// #                     seen -= lines;
+    /// #                     socket.write_all(reply.as_bytes()).await.unwrap();
+    /// #                 }
+    /// #             });
+    /// #         }
+    /// #     });
+    /// #     address
+    /// # }
+    /// # let address = fake_beanstalkd(&[(1, "OK 24\r\n---\nmax-job-size: 65535\n\r\n")]).await;
+    /// use mq::transport::beanstalk::BeanstalkTransport;
+    ///
+    /// let queue = BeanstalkTransport::connect_url(&format!("beanstalk://{address}")).await?;
+    /// assert_eq!(queue.max_job_size(), 65_535); // beanstalkd's default (-z)
+    /// # Ok(()) }
+    /// ```
     pub fn max_job_size(&self) -> usize {
         self.inner.max_job_size
     }
 
     /// A new connection to the same server, e.g. to send commands this transport does not
     /// use; it shares nothing with the transport's own connections.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    /// # /// A fake beanstalkd on a loopback port: on each connection, for each step, waits for
+    /// # /// `lines` more `\r\n` from the client, then writes `reply`; then hangs up.
+    /// # async fn fake_beanstalkd(script: &'static [(usize, &'static str)]) -> std::net::SocketAddr {
+    /// #     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    /// #     let address = listener.local_addr().unwrap();
+    /// #     tokio::spawn(async move {
+    /// #         while let Ok((mut socket, _)) = listener.accept().await {
+    /// #             tokio::spawn(async move {
+    /// #                 let (mut seen, mut buf) = (0, [0u8; 4096]);
+    /// #                 for &(lines, reply) in script {
+    /// #                     while seen < lines {
+    /// #                         let n = socket.read(&mut buf).await.unwrap_or(0);
+    /// #                         if n == 0 {
+    /// #                             return;
+    /// #                         }
+    /// #                         seen += buf[..n].windows(2).filter(|w| w == b"\r\n").count();
+    /// #                     }
+    /// #                     seen -= lines;
+    /// #                     socket.write_all(reply.as_bytes()).await.unwrap();
+    /// #                 }
+    /// #             });
+    /// #         }
+    /// #     });
+    /// #     address
+    /// # }
+    /// # let address = fake_beanstalkd(&[
+    /// #     (1, "OK 24\r\n---\nmax-job-size: 65535\n\r\n"),
+    /// #     (1, "PAUSED\r\n"),
+    /// # ]).await;
+    /// use mq::transport::beanstalk::{proto::Command, BeanstalkTransport};
+    ///
+    /// let queue = BeanstalkTransport::connect_url(&format!("beanstalk://{address}")).await?;
+    /// let admin = queue.open_connection().await?;
+    /// # admin.call(Command::Stats).await?; // the fake server's script starts with `stats`
+    /// let paused = admin.call(Command::PauseTube { tube: "emails", delay: 60 }).await?;
+    /// assert_eq!(paused.word(), "PAUSED");
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     ///

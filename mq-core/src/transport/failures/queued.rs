@@ -25,6 +25,12 @@ use crate::transport::{FailedMessage, Failure, Job, PutOptions, QueueStats, Tran
 use crate::{Error, Result};
 
 /// Where the default store keeps the records of queue `Q`: the queue `mq-failed.Q`.
+///
+/// ```
+/// use mq::transport::FAILED_QUEUE_PREFIX;
+///
+/// assert_eq!(format!("{FAILED_QUEUE_PREFIX}emails"), "mq-failed.emails");
+/// ```
 pub const FAILED_QUEUE_PREFIX: &str = "mq-failed.";
 
 /// How many records one reservation round takes.
@@ -41,6 +47,13 @@ const LOOK_AGAIN: u32 = 20;
 /// Refuses a queue name inside the failure store's namespace (`mq-failed.`): a message
 /// dispatched there, or a worker consuming it, would mix with failure records. Checked at
 /// dispatch, by `mq publish` and at worker start-up, on every backend.
+///
+/// ```
+/// use mq::transport::check_queue_name;
+///
+/// assert!(check_queue_name("emails").is_ok());
+/// assert!(matches!(check_queue_name("mq-failed.emails"), Err(mq::Error::Config(_))));
+/// ```
 pub fn check_queue_name(queue: &str) -> Result<()> {
     match queue.strip_prefix(FAILED_QUEUE_PREFIX) {
         Some(owner) => Err(Error::Config(format!(
@@ -53,6 +66,18 @@ pub fn check_queue_name(queue: &str) -> Result<()> {
 
 /// Folds the record queues of `stats` into the `failed` counts of the queues they belong
 /// to: what a backend on [`QueuedFailures`] returns from [`Transport::stats`].
+///
+/// ```
+/// use mq::transport::{fold_failed_stats, QueueStats};
+///
+/// let mut emails = QueueStats::new("emails");
+/// emails.ready = 5;
+/// let mut records = QueueStats::new("mq-failed.emails");
+/// records.ready = 2;
+/// let folded = fold_failed_stats(vec![records, emails]);
+/// assert_eq!(folded.len(), 1);
+/// assert_eq!((folded[0].queue.as_str(), folded[0].ready, folded[0].failed), ("emails", 5, 2));
+/// ```
 pub fn fold_failed_stats(stats: Vec<QueueStats>) -> Vec<QueueStats> {
     let (records, mut queues): (Vec<_>, Vec<_>) = stats
         .into_iter()
@@ -73,6 +98,17 @@ pub fn fold_failed_stats(stats: Vec<QueueStats>) -> Vec<QueueStats> {
 }
 
 /// The default failure store of `transport` (see the module doc).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> mq::Result<()> {
+/// use mq::transport::{memory::MemoryTransport, FailureStore as _, QueuedFailures};
+///
+/// let queue = MemoryTransport::new();
+/// let store = QueuedFailures::new(&*queue);
+/// assert!(store.list(None, 10).await?.is_empty());
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct QueuedFailures<'a, T: ?Sized> {
     transport: &'a T,
@@ -80,6 +116,15 @@ pub struct QueuedFailures<'a, T: ?Sized> {
 
 impl<'a, T: Transport + ?Sized> QueuedFailures<'a, T> {
     /// The store whose records live on `transport`'s queues.
+    ///
+    /// ```
+    /// use mq::transport::{FailureStore, QueuedFailures, Transport};
+    ///
+    /// /// What a backend without a store of its own returns from `Transport::failure_store`.
+    /// fn failure_store(transport: &dyn Transport) -> Box<dyn FailureStore + '_> {
+    ///     Box::new(QueuedFailures::new(transport))
+    /// }
+    /// ```
     pub fn new(transport: &'a T) -> QueuedFailures<'a, T> {
         QueuedFailures { transport }
     }

@@ -15,6 +15,15 @@
 //! operation fails at once with [`Error::Unreachable`] (see `link`), and the client
 //! reconnects by itself. Handled items that a restarted server brought back below a
 //! consumer's ack floor are removed (see `residue`).
+//!
+//! # Examples
+//!
+//! ```no_run
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> mq::Result<()> {
+//! let bus = mq::Bus::connect("nats://10.0.0.1:4222,10.0.0.2:4222?replicas=3").await?;
+//! # Ok(()) }
+//! ```
 
 mod account;
 mod failed;
@@ -59,6 +68,17 @@ const DELAYED_BATCH: usize = 256;
 const PUBLISH_CHUNK: usize = 256;
 
 /// A NATS JetStream transport.
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> mq::Result<()> {
+/// use mq::transport::nats::NatsTransport;
+/// use mq::transport::{PutOptions, Transport};
+///
+/// let queue = NatsTransport::connect("nats://10.0.0.1:4222,10.0.0.2:4222?replicas=3").await?;
+/// queue.put("emails", "hello".into(), PutOptions::default()).await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct NatsTransport {
     shared: Arc<Shared>,
@@ -118,6 +138,14 @@ fn nats_by(
 /// # Errors
 ///
 /// [`Error::InvalidUrl`] for a malformed URL, [`Error::Unreachable`] when no server answers.
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> mq::Result<()> {
+/// let transport = mq::transport::nats::connect("nats://127.0.0.1:4222").await?;
+/// let bus = mq::Bus::new(transport);
+/// # Ok(()) }
+/// ```
 pub async fn connect(url: &str) -> Result<Arc<dyn Transport>> {
     Ok(Arc::new(NatsTransport::connect(url).await?))
 }
@@ -170,6 +198,15 @@ impl NatsTransport {
     /// [`Error::InvalidUrl`] for a malformed URL or a TLS file that is not there,
     /// [`Error::Unreachable`] when no server answers or the TLS handshake fails,
     /// [`Error::Nats`] when the server refuses the credentials.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// use mq::transport::nats::NatsTransport;
+    ///
+    /// let queue = NatsTransport::connect("nats://mq:secret@127.0.0.1:4222?ack_wait=30s").await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn connect(url: &str) -> Result<NatsTransport> {
         let parsed = NatsUrl::parse(url, |name| std::env::var(name).ok())?;
         let hosts = parsed.hosts.as_str();

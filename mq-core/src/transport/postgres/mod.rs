@@ -35,6 +35,15 @@
 //! transaction), `acks` (the acks of leases gathered into one statement), `listen` (waking idle
 //! reservers), `failed` (the failure store), `outbox` (taking rows for a relay to a broker). The
 //! user-facing description is [`guide::postgres`](crate::guide::postgres).
+//!
+//! # Examples
+//!
+//! ```no_run
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> mq::Result<()> {
+//! let bus = mq::Bus::connect("postgres://app@db.internal/shop?schema=jobs").await?;
+//! # Ok(()) }
+//! ```
 
 mod acks;
 mod error;
@@ -72,6 +81,10 @@ use schema::script;
 
 /// The largest envelope this backend accepts: 64 MiB (a `bytea` holds up to 1 GB, but a
 /// row that large is slow to move and to vacuum).
+///
+/// ```
+/// assert_eq!(mq::transport::postgres::MAX_MESSAGE_SIZE, 64 << 20);
+/// ```
 pub const MAX_MESSAGE_SIZE: usize = 64 << 20;
 
 /// The longest delay or TTR: a century.
@@ -91,6 +104,17 @@ fn check_size(queue: &str, body: &[u8]) -> Result<()> {
 const MIN_RECHECK: Duration = Duration::from_millis(10);
 
 /// A PostgreSQL schema used as a queue.
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> mq::Result<()> {
+/// use mq::transport::postgres::PostgresTransport;
+/// use mq::transport::{PutOptions, Transport};
+///
+/// let queue = PostgresTransport::connect("postgres://app@127.0.0.1/shop?schema=jobs").await?;
+/// queue.put("emails", "hello".into(), PutOptions::default()).await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct PostgresTransport {
     url: PgUrl,
@@ -122,6 +146,15 @@ impl PostgresTransport {
     /// answers at its host and port; [`Error::Postgres`] for a database that does not exist,
     /// a refused user, a schema this build cannot use (newer than it knows) or cannot
     /// create.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// use mq::transport::postgres::PostgresTransport;
+    ///
+    /// let queue = PostgresTransport::connect("postgres://app:secret@db.internal:5432/shop").await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn connect(url: &str) -> Result<PostgresTransport> {
         let url = PgUrl::parse(url)?;
         let mut options = PgConnectOptions::new_without_pgpass()
@@ -280,6 +313,14 @@ impl Drop for HandBack<'_> {
 /// # Errors
 ///
 /// [`Error::InvalidUrl`] for a malformed URL.
+///
+/// ```
+/// let sql = mq::transport::postgres::migration_script("postgres://app@db/shop?schema=jobs")?;
+/// assert!(sql.contains(r#"CREATE SCHEMA IF NOT EXISTS "jobs""#));
+/// assert!(sql.contains("CREATE TABLE mq_messages"));
+/// assert!(mq::transport::postgres::migration_script("postgres://").is_err());
+/// # Ok::<(), mq::Error>(())
+/// ```
 pub fn migration_script(url: &str) -> Result<String> {
     Ok(script(&PgUrl::parse(url)?.schema, 0))
 }

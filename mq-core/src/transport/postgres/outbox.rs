@@ -26,10 +26,38 @@ use crate::Result;
 /// How long a relay holds the rows it took before another may take them, unless told
 /// otherwise: well inside NATS's duplicate window (two minutes by default), so a row
 /// relayed again after a crash is still dropped there as a duplicate.
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> mq::Result<()> {
+/// use mq::transport::postgres::RELAY_LEASE;
+///
+/// let outbox = "postgres://app@127.0.0.1/shop?schema=outbox";
+/// let relay = mq::relay::Relay::connect(outbox, "nats://127.0.0.1:4222").await?.lease(RELAY_LEASE * 2);
+/// # Ok(()) }
+/// ```
 pub const RELAY_LEASE: Duration = Duration::from_secs(30);
 
 /// A row taken for relaying: the job (ack or release it on the outbox) and the options to
 /// put it on the broker with (its priority and TTR; the delay still to run).
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> mq::Result<()> {
+/// use mq::transport::postgres::{PostgresTransport, Taken};
+/// use mq::transport::Transport;
+/// use std::time::Duration;
+///
+/// let outbox = PostgresTransport::connect("postgres://app@127.0.0.1/shop?schema=outbox").await?;
+/// let broker = mq::transport::connect("beanstalk://127.0.0.1").await?;
+/// for Taken { job, options } in outbox.take_for_relay(64, Duration::from_secs(30), Duration::from_secs(1)).await? {
+///     match broker.put(&job.queue, job.body.clone(), options).await {
+///         Ok(_) => outbox.ack(&job).await?,
+///         Err(_) => outbox.untake(&job).await?,
+///     }
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct Taken {
     /// The outbox row, reserved: [`Transport::ack`](crate::transport::Transport::ack) it
@@ -97,6 +125,18 @@ impl PostgresTransport {
     /// each leased for `lease`; waits up to `timeout` for the first (woken by the schema's
     /// NOTIFY, or polling).
     ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// use mq::transport::postgres::PostgresTransport;
+    /// use std::time::Duration;
+    ///
+    /// let outbox = PostgresTransport::connect("postgres://app@127.0.0.1/shop?schema=outbox").await?;
+    /// let taken = outbox.take_for_relay(256, Duration::from_secs(30), Duration::from_secs(1)).await?;
+    /// println!("{} rows to relay", taken.len());
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`Error::Postgres`](crate::Error::Postgres) when the statement fails.
@@ -127,6 +167,19 @@ impl PostgresTransport {
     }
 
     /// Gives a taken row back to the outbox (the broker refused it), its delay kept.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// use mq::transport::postgres::PostgresTransport;
+    /// use std::time::Duration;
+    ///
+    /// let outbox = PostgresTransport::connect("postgres://app@127.0.0.1/shop?schema=outbox").await?;
+    /// for taken in outbox.take_for_relay(1, Duration::from_secs(30), Duration::ZERO).await? {
+    ///     outbox.untake(&taken.job).await?; // relayed by the next take
+    /// }
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     ///

@@ -157,6 +157,14 @@ fn record(version: u32) -> String {
 
 /// Every migration: the schema version it brings a database to, and its SQL, which names
 /// no schema (run it after `SET search_path TO <schema>`). For `mq migrate --print`.
+///
+/// ```
+/// let migrations = mq::transport::postgres::migrations();
+/// let (first, sql) = migrations[0];
+/// assert_eq!(first, 1);
+/// assert!(sql.contains("mq_messages"));
+/// assert!(migrations.windows(2).all(|pair| pair[0].0 < pair[1].0)); // in order
+/// ```
 pub fn migrations() -> &'static [(u32, &'static str)] {
     MIGRATIONS
 }

@@ -12,6 +12,17 @@
 //! out locks SQLite does not wait for), `ops` (each operation as SQL), `writer` (the thread and its
 //! group commit). The user-facing description, including how fast an idle worker sees a new
 //! message, is [`guide::sqlite`](crate::guide::sqlite).
+//!
+//! # Examples
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> mq::Result<()> {
+//! # let dir = tempfile::tempdir()?;
+//! let url = format!("sqlite://{}", dir.path().join("mq.db").display());
+//! let bus = mq::Bus::connect(&url).await?; // creates the file and its tables
+//! # Ok(()) }
+//! ```
 
 mod busy;
 mod open;
@@ -36,6 +47,21 @@ use crate::Result;
 use writer::{Waiting, Writer};
 
 /// How an [`SqliteTransport`] uses its file.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> mq::Result<()> {
+/// use mq::transport::sqlite::{SqliteOptions, SqliteTransport};
+/// use std::time::Duration;
+///
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("mq.db");
+/// let options = SqliteOptions::default()
+///     .busy_timeout(Duration::from_secs(10))
+///     .max_size(1 << 30);
+/// let queue = SqliteTransport::open_with(&path, options).await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct SqliteOptions {
     busy_timeout: Duration,
@@ -58,6 +84,19 @@ impl Default for SqliteOptions {
 impl SqliteOptions {
     /// How long an operation waits for another process's write lock before it fails
     /// (default 5 s).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// use mq::transport::sqlite::{SqliteOptions, SqliteTransport};
+    /// use std::time::Duration;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("mq.db");
+    /// let options = SqliteOptions::default().busy_timeout(Duration::from_secs(30));
+    /// let queue = SqliteTransport::open_with(&path, options).await?;
+    /// # Ok(()) }
+    /// ```
     pub fn busy_timeout(mut self, timeout: Duration) -> Self {
         self.busy_timeout = timeout;
         self
@@ -65,6 +104,20 @@ impl SqliteOptions {
 
     /// How often an idle `reserve` checks for messages committed by other processes
     /// (default 10 ms). Messages put through the same transport wake it at once.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// use mq::transport::sqlite::{SqliteOptions, SqliteTransport};
+    /// use std::time::Duration;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("mq.db");
+    /// // A worker that may see other processes' messages up to 100 ms late, and looks less often.
+    /// let options = SqliteOptions::default().poll_interval(Duration::from_millis(100));
+    /// let queue = SqliteTransport::open_with(&path, options).await?;
+    /// # Ok(()) }
+    /// ```
     pub fn poll_interval(mut self, interval: Duration) -> Self {
         self.poll_interval = interval.max(Duration::from_millis(1));
         self
@@ -74,6 +127,19 @@ impl SqliteOptions {
     /// fail with a "disk full" [`Error::Sqlite`](crate::Error::Sqlite) while reservations and
     /// acks go on, on the room kept free for them (an eighth of the limit, at most 4 MiB).
     /// Without a limit, the same happens when less than 4 MiB is free on the file system.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// use mq::transport::sqlite::{SqliteOptions, SqliteTransport};
+    /// use std::time::Duration;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("mq.db");
+    /// let options = SqliteOptions::default().max_size(256 << 20); // 256 MiB
+    /// let queue = SqliteTransport::open_with(&path, options).await?;
+    /// # Ok(()) }
+    /// ```
     pub fn max_size(mut self, bytes: u64) -> Self {
         self.max_size = Some(bytes);
         self
@@ -83,6 +149,21 @@ impl SqliteOptions {
     /// `true`, as a worker or producer wants). With `false` a missing file is an
     /// [`Error::Sqlite`](crate::Error::Sqlite) naming its absolute path: for tools that
     /// inspect a queue, such as `mq stats`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// use mq::transport::sqlite::{SqliteOptions, SqliteTransport};
+    /// use std::time::Duration;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("mq.db");
+    /// let look_only = SqliteOptions::default().create_if_missing(false);
+    /// assert!(SqliteTransport::open_with(&path, look_only.clone()).await.is_err());
+    /// SqliteTransport::open(&path).await?; // makes the file
+    /// assert!(SqliteTransport::open_with(&path, look_only).await.is_ok());
+    /// # Ok(()) }
+    /// ```
     pub fn create_if_missing(mut self, create: bool) -> Self {
         self.create_if_missing = create;
         self
@@ -116,6 +197,20 @@ impl SqliteTransport {
     /// Opens the queue file at `path`, creating it and its schema if needed. A relative path
     /// is relative to the working directory.
     ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// use mq::transport::sqlite::{SqliteOptions, SqliteTransport};
+    /// use std::time::Duration;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("mq.db");
+    /// let queue = SqliteTransport::open(&path).await?;
+    /// let missing = SqliteTransport::open(dir.path().join("no/such/folder/mq.db")).await;
+    /// assert!(matches!(missing, Err(mq::Error::Sqlite { .. })));
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`Error::Sqlite`](crate::Error::Sqlite) naming the file when its folder does not exist,
@@ -125,6 +220,19 @@ impl SqliteTransport {
     }
 
     /// Like [`open`](SqliteTransport::open), with options.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// use mq::transport::sqlite::{SqliteOptions, SqliteTransport};
+    /// use std::time::Duration;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("mq.db");
+    /// let options = SqliteOptions::default().busy_timeout(Duration::from_secs(1));
+    /// let queue = SqliteTransport::open_with(&path, options).await?;
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     ///
@@ -139,6 +247,20 @@ impl SqliteTransport {
     }
 
     /// The absolute path of the file.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// use mq::transport::sqlite::{SqliteOptions, SqliteTransport};
+    /// use std::time::Duration;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("mq.db");
+    /// let queue = SqliteTransport::open(&path).await?;
+    /// assert!(queue.path().is_absolute());
+    /// assert_eq!(queue.path().file_name(), path.file_name());
+    /// # Ok(()) }
+    /// ```
     pub fn path(&self) -> &Path {
         &self.path
     }

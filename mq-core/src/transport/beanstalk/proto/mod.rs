@@ -11,6 +11,20 @@
 //!
 //! Every length is bounded: a reply line by [`Decoder::max_line`], a body by
 //! [`Decoder::max_body`], checked before any buffer space is reserved for it.
+//!
+//! # Examples
+//!
+//! ```
+//! use mq::transport::beanstalk::proto::{Command, Decoder, Response};
+//! use bytes::BytesMut;
+//!
+//! let mut out = Vec::new();
+//! Command::Delete(7).encode(&mut out);
+//! assert_eq!(out, b"delete 7\r\n");
+//!
+//! let mut replies = BytesMut::from("DELETED\r\n");
+//! assert_eq!(Decoder::default().decode(&mut replies), Ok(Some(Response::Deleted)));
+//! ```
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -18,16 +32,51 @@ use std::fmt;
 use bytes::{Buf, Bytes, BytesMut};
 
 /// The longest tube name beanstalkd accepts, in bytes.
+///
+/// ```
+/// use mq::transport::beanstalk::proto::{check_tube_name, MAX_TUBE_NAME};
+///
+/// assert!(check_tube_name(&"a".repeat(MAX_TUBE_NAME)).is_ok());
+/// assert!(check_tube_name(&"a".repeat(MAX_TUBE_NAME + 1)).is_err());
+/// ```
 pub const MAX_TUBE_NAME: usize = 200;
 
 /// The default bound of a reply line; the longest legitimate one is `USING <200 bytes>`.
+///
+/// ```
+/// use mq::transport::beanstalk::proto::{Decoder, ProtoError, DEFAULT_MAX_LINE};
+/// use bytes::BytesMut;
+///
+/// let mut decoder = Decoder::default();
+/// assert_eq!(decoder.max_line, DEFAULT_MAX_LINE);
+/// let mut buf = BytesMut::from(&vec![b'A'; DEFAULT_MAX_LINE + 1][..]); // no \r\n in sight
+/// assert_eq!(decoder.decode(&mut buf), Err(ProtoError::LineTooLong { max: DEFAULT_MAX_LINE }));
+/// ```
 pub const DEFAULT_MAX_LINE: usize = 1024;
 
 /// The default bound of a reply body: 16 MiB, above beanstalkd's default job size limit
 /// (65,535 bytes) and any `stats` or `list-tubes` reply of a sane server.
+///
+/// ```
+/// use mq::transport::beanstalk::proto::{Decoder, ProtoError, DEFAULT_MAX_BODY};
+/// use bytes::BytesMut;
+///
+/// let mut decoder = Decoder::default();
+/// let mut buf = BytesMut::from(format!("RESERVED 1 {}\r\n", DEFAULT_MAX_BODY + 1).as_str());
+/// assert!(matches!(decoder.decode(&mut buf), Err(ProtoError::BodyTooLong { .. })));
+/// ```
 pub const DEFAULT_MAX_BODY: usize = 16 << 20;
 
 /// A command of the beanstalkd protocol.
+///
+/// ```
+/// use mq::transport::beanstalk::proto::Command;
+///
+/// let mut out = Vec::new();
+/// Command::Use("emails").encode(&mut out);
+/// Command::Put { priority: 10, delay: 0, ttr: 60, body: b"hello" }.encode(&mut out);
+/// assert_eq!(out, b"use emails\r\nput 10 0 60 5\r\nhello\r\n");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Command<'a> {
@@ -111,6 +160,14 @@ pub enum Command<'a> {
 
 impl Command<'_> {
     /// Appends the command's bytes (line, and body for `put`) to `out`.
+    ///
+    /// ```
+    /// use mq::transport::beanstalk::proto::Command;
+    ///
+    /// let mut out = b"watch emails\r\n".to_vec();
+    /// Command::ReserveWithTimeout(5).encode(&mut out);
+    /// assert_eq!(out, b"watch emails\r\nreserve-with-timeout 5\r\n");
+    /// ```
     pub fn encode(&self, out: &mut Vec<u8>) {
         use std::io::Write as _;
         // Writing to a Vec cannot fail.
@@ -159,6 +216,13 @@ impl Command<'_> {
     }
 
     /// Whether the server answers this command (all but `quit`).
+    ///
+    /// ```
+    /// use mq::transport::beanstalk::proto::Command;
+    ///
+    /// assert!(Command::Delete(7).expects_reply());
+    /// assert!(!Command::Quit.expects_reply());
+    /// ```
     pub fn expects_reply(&self) -> bool {
         !matches!(self, Command::Quit)
     }
@@ -170,6 +234,15 @@ impl Command<'_> {
 /// # Errors
 ///
 /// A text saying what is wrong with the name.
+///
+/// ```
+/// use mq::transport::beanstalk::proto::check_tube_name;
+///
+/// assert!(check_tube_name("mq-failed.emails").is_ok());
+/// assert!(check_tube_name("").is_err());
+/// assert!(check_tube_name("-emails").is_err());
+/// assert!(check_tube_name("e mails").is_err());
+/// ```
 pub fn check_tube_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("a tube name cannot be empty".into());
@@ -195,6 +268,18 @@ pub fn check_tube_name(name: &str) -> Result<(), String> {
 }
 
 /// A reply of the server.
+///
+/// ```
+/// use mq::transport::beanstalk::proto::{Decoder, Response};
+/// use bytes::BytesMut;
+///
+/// let mut decoder = Decoder::default();
+/// let mut buf = BytesMut::from("INSERTED 7\r\nNOT_FOUND\r\n");
+/// assert_eq!(decoder.decode(&mut buf)?, Some(Response::Inserted(7)));
+/// assert_eq!(decoder.decode(&mut buf)?, Some(Response::NotFound)); // a reply, not an error
+/// assert_eq!(decoder.decode(&mut buf)?, None);
+/// # Ok::<(), mq::transport::beanstalk::proto::ProtoError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Response {
@@ -262,6 +347,14 @@ pub enum Response {
 
 impl Response {
     /// The reply's first word, as the server wrote it, for error messages.
+    ///
+    /// ```
+    /// use mq::transport::beanstalk::proto::Response;
+    ///
+    /// assert_eq!(Response::JobTooBig.word(), "JOB_TOO_BIG");
+    /// assert_eq!(Response::Inserted(7).word(), "INSERTED");
+    /// assert_eq!(Response::Inserted(7).to_string(), "INSERTED 7");
+    /// ```
     pub fn word(&self) -> &'static str {
         match self {
             Response::Inserted(_) => "INSERTED",
@@ -307,6 +400,16 @@ impl fmt::Display for Response {
 }
 
 /// A byte stream that is not a beanstalkd reply stream.
+///
+/// ```
+/// use mq::transport::beanstalk::proto::{Decoder, ProtoError};
+/// use bytes::BytesMut;
+///
+/// let mut buf = BytesMut::from("HELLO 1\r\n"); // not a beanstalkd reply
+/// let error = Decoder::default().decode(&mut buf).unwrap_err();
+/// assert!(matches!(error, ProtoError::Malformed(_)));
+/// assert_eq!(error.to_string(), r#"unexpected reply line "HELLO 1""#);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProtoError {
@@ -336,6 +439,21 @@ pub enum ProtoError {
 }
 
 /// Decodes replies from a byte buffer; see the [module docs](self).
+///
+/// ```
+/// use mq::transport::beanstalk::proto::{Decoder, Response};
+/// use bytes::BytesMut;
+///
+/// let mut decoder = Decoder::default();
+/// let mut buf = BytesMut::from("RESERVED 12 5\r\nhel");
+/// assert_eq!(decoder.decode(&mut buf)?, None); // the body is not all there
+/// assert_eq!(buf.len(), 18); // nothing consumed
+/// buf.extend_from_slice(b"lo\r\n");
+/// let reply = decoder.decode(&mut buf)?;
+/// assert_eq!(reply, Some(Response::Reserved { id: 12, body: "hello".into() }));
+/// assert!(buf.is_empty());
+/// # Ok::<(), mq::transport::beanstalk::proto::ProtoError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decoder {
     /// The longest reply line accepted, `\r\n` included.
@@ -355,12 +473,34 @@ impl Default for Decoder {
 
 impl Decoder {
     /// A decoder with the given bounds.
+    ///
+    /// ```
+    /// use mq::transport::beanstalk::proto::{Decoder, ProtoError};
+    /// use bytes::BytesMut;
+    ///
+    /// let mut decoder = Decoder::new(64, 4); // bodies of 4 bytes at most
+    /// let mut buf = BytesMut::from("FOUND 3 5\r\nhello\r\n");
+    /// assert_eq!(decoder.decode(&mut buf), Err(ProtoError::BodyTooLong { len: 5, max: 4 }));
+    /// ```
     pub fn new(max_line: usize, max_body: usize) -> Decoder {
         Decoder { max_line, max_body }
     }
 
     /// Takes one whole reply off the front of `buf`, or returns `Ok(None)` and leaves `buf`
     /// as it is when more bytes are needed.
+    ///
+    /// ```
+    /// use mq::transport::beanstalk::proto::{Decoder, Response};
+    /// use bytes::BytesMut;
+    ///
+    /// let mut decoder = Decoder::default();
+    /// let mut buf = BytesMut::from("DELE");
+    /// assert_eq!(decoder.decode(&mut buf)?, None);
+    /// buf.extend_from_slice(b"TED\r\nOK 8\r\n---\n- a\n\r\n");
+    /// assert_eq!(decoder.decode(&mut buf)?, Some(Response::Deleted));
+    /// assert_eq!(decoder.decode(&mut buf)?, Some(Response::Ok("---\n- a\n".into())));
+    /// # Ok::<(), mq::transport::beanstalk::proto::ProtoError>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -478,6 +618,16 @@ fn parse_u64(text: Option<&&str>) -> Option<u64> {
 /// # Errors
 ///
 /// [`ProtoError::Yaml`] for anything else.
+///
+/// ```
+/// use mq::transport::beanstalk::proto::parse_yaml_map;
+///
+/// let stats = parse_yaml_map(b"---\ncurrent-jobs-ready: 3\nname: \"emails\"\n")?;
+/// assert_eq!(stats["current-jobs-ready"], "3");
+/// assert_eq!(stats["name"], "emails");
+/// assert!(parse_yaml_map(b"not yaml").is_err());
+/// # Ok::<(), mq::transport::beanstalk::proto::ProtoError>(())
+/// ```
 pub fn parse_yaml_map(body: &[u8]) -> Result<BTreeMap<String, String>, ProtoError> {
     let mut map = BTreeMap::new();
     for line in yaml_lines(body)? {
@@ -500,6 +650,14 @@ pub fn parse_yaml_map(body: &[u8]) -> Result<BTreeMap<String, String>, ProtoErro
 /// # Errors
 ///
 /// [`ProtoError::Yaml`] for anything else.
+///
+/// ```
+/// use mq::transport::beanstalk::proto::parse_yaml_list;
+///
+/// let tubes = parse_yaml_list(b"---\n- default\n- emails\n")?;
+/// assert_eq!(tubes, ["default", "emails"]);
+/// # Ok::<(), mq::transport::beanstalk::proto::ProtoError>(())
+/// ```
 pub fn parse_yaml_list(body: &[u8]) -> Result<Vec<String>, ProtoError> {
     yaml_lines(body)?
         .map(|line| {
