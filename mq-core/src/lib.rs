@@ -52,7 +52,7 @@ pub mod worker;
 pub use bus::{dispatch, dispatch_all, global, Bus, Dispatch, DispatchAll, MessageId};
 pub use context::{Context, State};
 pub use duration::parse_duration;
-pub use envelope::Envelope;
+pub use envelope::{Envelope, Headers};
 pub use error::{Cause, Error, Result};
 pub use event::{Event, EventKind};
 #[cfg(feature = "logging")]
