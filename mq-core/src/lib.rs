@@ -45,6 +45,7 @@ mod registry;
 pub mod relay;
 pub mod retry;
 mod slot;
+mod telemetry;
 pub mod testing;
 pub mod transport;
 pub mod worker;

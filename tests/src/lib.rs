@@ -1,11 +1,12 @@
 //! Shared pieces of mq's end-to-end tests: the transport conformance suite, the beanstalkd
 //! and NATS server harnesses, the test worker binary as a process, a backend of its own
-//! (`faulty://`), fresh PostgreSQL databases, a PostgreSQL server of a test's own, and
-//! queue counts.
+//! (`faulty://`), fresh PostgreSQL databases, a PostgreSQL server of a test's own, an
+//! OpenTelemetry pipeline that writes spans to a file, and queue counts.
 
 pub mod beanstalkd;
 pub mod faulty;
 pub mod nats;
+pub mod otel;
 pub mod pg_server;
 pub mod postgres;
 mod server;

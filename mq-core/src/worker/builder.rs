@@ -241,6 +241,7 @@ impl WorkerBuilder {
             shared: Arc::new(Shared {
                 bus,
                 relay,
+                system: crate::telemetry::messaging_system(&transport.describe()),
                 transport,
                 registry,
                 states: self.states,

@@ -19,6 +19,7 @@ use crate::event::{Event, EventKind, Hook};
 use crate::registry::Route;
 use crate::retry::random_unit;
 use crate::slot::SlotDef;
+use crate::telemetry::spans;
 use crate::transport::Job;
 use crate::Result;
 
@@ -43,13 +44,15 @@ pub(crate) async fn handle(shared: Arc<Shared>, job: Job, busy: Busy) -> Outcome
             return fail_unreadable(&shared, &job, reason).await;
         }
     };
-    let span = tracing::info_span!(
-        "message",
-        name = %envelope.name,
-        id = %envelope.id,
-        queue = %job.queue,
-        attempt = envelope.attempt,
+    let span = spans::process(
+        shared.system,
+        &job.queue,
+        &envelope.name,
+        &envelope.id,
+        envelope.attempt,
     );
+    #[cfg(feature = "otel")]
+    crate::telemetry::otel::continue_trace(&span, &envelope.headers);
     emit(shared, job, envelope, busy).instrument(span).await
 }
 
@@ -152,12 +155,16 @@ async fn run_slots(
             }
         };
         let path = slot.path();
-        let span = tracing::info_span!("slot", slot = path);
+        let span = spans::slot(path, envelope.attempt);
         let alive = SlotAlive::enter(&shared.slots_alive);
         let mut slot_run: SlotRun = Box::pin(
             async move {
                 let _alive = alive;
-                catch_panic(future).await
+                let result = catch_panic(future).await;
+                if let Err(failure) = &result {
+                    spans::record_slot_error(&tracing::Span::current(), failure);
+                }
+                result
             }
             .instrument(span),
         );

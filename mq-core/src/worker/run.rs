@@ -42,6 +42,8 @@ pub(super) type Relay = std::convert::Infallible;
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(super) transport: Arc<dyn Transport>,
+    /// The transport's `messaging.system`, for the spans.
+    pub(super) system: &'static str,
     pub(super) registry: Registry,
     pub(super) bus: Bus,
     /// The relay of the worker's outbox (`--outbox`), run beside the loop.
