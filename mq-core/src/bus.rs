@@ -283,6 +283,8 @@ impl Bus {
     /// Logs and reports one message put on its queue.
     fn submitted<M: Message>(&self, envelope: &Envelope) {
         tracing::debug!(name = M::NAME, id = %envelope.id, queue = M::OPTIONS.queue, "submitted");
+        #[cfg(feature = "metrics")]
+        crate::telemetry::metrics::dispatched(M::OPTIONS.queue, M::NAME, 1);
         Hook::emit(&self.hook, || {
             Event::new(
                 EventKind::Submitted,

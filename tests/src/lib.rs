@@ -1,7 +1,8 @@
 //! Shared pieces of mq's end-to-end tests: the transport conformance suite, the beanstalkd
 //! and NATS server harnesses, the test worker binary as a process, a backend of its own
 //! (`faulty://`), fresh PostgreSQL databases, a PostgreSQL server of a test's own, an
-//! OpenTelemetry pipeline that writes spans to a file, and queue counts.
+//! OpenTelemetry pipeline that writes spans to a file, a scraper of the metrics endpoint, and
+//! queue counts.
 
 pub mod beanstalkd;
 pub mod faulty;
@@ -9,6 +10,7 @@ pub mod nats;
 pub mod otel;
 pub mod pg_server;
 pub mod postgres;
+pub mod scrape;
 mod server;
 pub mod suite;
 pub mod worker_process;

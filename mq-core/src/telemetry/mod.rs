@@ -7,6 +7,12 @@
 //! macro is one check of its call site's cached interest and its fields are never
 //! evaluated, so they cost the hot path nothing worth measuring (`docs/performance.md`).
 
+#[cfg(feature = "prometheus")]
+pub(crate) mod endpoint;
+#[cfg(feature = "prometheus")]
+pub(crate) mod health;
+#[cfg(feature = "metrics")]
+pub(crate) mod metrics;
 #[cfg(feature = "otel")]
 pub(crate) mod otel;
 pub(crate) mod spans;
