@@ -2,10 +2,12 @@
 //! blocking `beanstalkc` crate. Run by hand, not in CI:
 //!
 //! ```text
-//! cargo bench -p mq-core --features nats,postgres --bench throughput            # N = 100,000
-//! cargo bench -p mq-core --features nats,postgres --bench throughput -- --quick # N = 20,000
-//! MQ_BENCH_N=50000 cargo bench -p mq-core --features nats,postgres --bench throughput
+//! cargo bench -p mq-core --features nats,postgres,otel,prometheus --bench throughput            # N = 100,000
+//! cargo bench -p mq-core --features nats,postgres,otel,prometheus --bench throughput -- --quick # N = 20,000
+//! MQ_BENCH_N=50000 cargo bench -p mq-core --features nats,postgres,otel,prometheus --bench throughput
 //! ```
+//!
+//! `--telemetry` runs only the cost of tracing and metrics (`support/telemetry.rs`).
 //!
 //! Starts its own beanstalkd (`$BEANSTALKD`, else `/usr/bin/beanstalkd`) on a free loopback
 //! port and kills it at the end. For the PostgreSQL figures it needs a server that lets it
@@ -28,6 +30,9 @@ use bytes::BytesMut;
 use mq::transport::beanstalk::proto::{Command, Decoder, Response};
 use mq::{Bus, Exit, Registry, SlotDef, Worker};
 use serde::{Deserialize, Serialize};
+
+#[path = "support/telemetry.rs"]
+mod telemetry;
 
 type R<T> = Result<T, Box<dyn Error + Send + Sync>>;
 
@@ -376,8 +381,14 @@ struct Processed {
 /// Runs `mq_process` in a fresh child process (this binary again), so that its peak RSS is
 /// the worker's alone.
 fn mq_process(url: &str, n: usize) -> R<Processed> {
+    mq_process_in(url, n, "off")
+}
+
+/// [`mq_process`] with the telemetry `mode` of [`telemetry::install_from_env`].
+fn mq_process_in(url: &str, n: usize, mode: &str) -> R<Processed> {
     let output = Process::new(std::env::current_exe()?)
         .env("MQ_BENCH_CHILD", "process")
+        .env("MQ_BENCH_TELEMETRY", mode)
         .env("MQ_BENCH_URL", url)
         .env("MQ_BENCH_N", n.to_string())
         .stderr(Stdio::inherit())
@@ -405,6 +416,7 @@ fn process_child() -> R<()> {
     let url = std::env::var("MQ_BENCH_URL")?;
     let n: u64 = std::env::var("MQ_BENCH_N")?.parse()?;
     let runtime = tokio::runtime::Runtime::new()?;
+    let provider = runtime.block_on(async { telemetry::install_from_env() });
     let started = Instant::now();
     let exit = runtime.block_on(
         Worker::builder()
@@ -419,6 +431,9 @@ fn process_child() -> R<()> {
         return Err(format!("worker stopped with {exit:?} after {handled} of {n}").into());
     }
     println!("{} {}", n as f64 / elapsed, peak_rss_mib()?);
+    if let Some(provider) = provider {
+        provider.shutdown()?;
+    }
     Ok(())
 }
 
@@ -427,7 +442,71 @@ fn dispatch_child() -> R<()> {
     let url = std::env::var("MQ_BENCH_URL")?;
     let n: usize = std::env::var("MQ_BENCH_N")?.parse()?;
     let runtime = tokio::runtime::Runtime::new()?;
+    let provider = runtime.block_on(async { telemetry::install_from_env() });
     println!("{}", runtime.block_on(mq_dispatch(&url, n))?);
+    if let Some(provider) = provider {
+        provider.shutdown()?;
+    }
+    Ok(())
+}
+
+/// [`dispatch_child`] in a child process with the telemetry `mode`.
+fn mq_dispatch_in(url: &str, n: usize, mode: &str) -> R<f64> {
+    let output = Process::new(std::env::current_exe()?)
+        .env("MQ_BENCH_CHILD", "dispatch")
+        .env("MQ_BENCH_TELEMETRY", mode)
+        .env("MQ_BENCH_URL", url)
+        .env("MQ_BENCH_N", n.to_string())
+        .stderr(Stdio::inherit())
+        .output()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        return Err(format!("mq_dispatch child failed ({}): {text}", output.status).into());
+    }
+    Ok(text.trim().parse()?)
+}
+
+/// `--telemetry`: `mq_dispatch` and `mq_process` on beanstalkd in each mode of
+/// [`telemetry::MODES`], in turns, `rounds` times; medians, and each mode's ratio to `off`.
+fn telemetry_costs(n: usize, rounds: usize) -> R<()> {
+    let server = Server::start()?;
+    let url = server.url();
+    let runtime = tokio::runtime::Runtime::new()?;
+    eprintln!(
+        "throughput: telemetry, beanstalkd on port {}, N = {n}",
+        server.port
+    );
+    let mut dispatches = vec![Vec::new(); telemetry::MODES.len()];
+    let mut processes = vec![Vec::new(); telemetry::MODES.len()];
+    for round in 1..=rounds {
+        for (index, mode) in telemetry::MODES.iter().enumerate() {
+            let dispatch = mq_dispatch_in(&url, n, mode)?;
+            let process = mq_process_in(&url, n, mode)?.per_second;
+            runtime.block_on(check_drained(&url, "bench"))?;
+            eprintln!(
+                "throughput: round {round}, {mode}: mq_dispatch {dispatch:.0}, \
+                 mq_process {process:.0} msg/s"
+            );
+            dispatches[index].push(dispatch);
+            processes[index].push(process);
+        }
+    }
+    let dispatch: Vec<f64> = dispatches.iter_mut().map(|v| median(v)).collect();
+    let process: Vec<f64> = processes.iter_mut().map(|v| median(v)).collect();
+    for (index, mode) in telemetry::MODES.iter().enumerate() {
+        line(&format!("mq_dispatch_{mode}"), dispatch[index], "msg/s");
+        line(&format!("mq_process_{mode}"), process[index], "msg/s");
+    }
+    for (index, mode) in telemetry::MODES.iter().enumerate().skip(1) {
+        ratio(
+            &format!("mq_dispatch_{mode}/off"),
+            dispatch[index] / dispatch[0],
+        );
+        ratio(
+            &format!("mq_process_{mode}/off"),
+            process[index] / process[0],
+        );
+    }
     Ok(())
 }
 
@@ -997,6 +1076,10 @@ fn run(args: &[String]) -> R<()> {
         Err(_) => 100_000,
     };
     let latency_seconds = if quick { 2 } else { 5 };
+    // `--telemetry`: the cost of tracing and metrics alone (beanstalkd only).
+    if args.iter().any(|a| a == "--telemetry") {
+        return telemetry_costs(n, if quick { 1 } else { ROUNDS });
+    }
     // `--postgres`: that section alone (the others need beanstalkd and NATS).
     if args.iter().any(|a| a == "--postgres") {
         let rounds = if quick { 1 } else { ROUNDS };
