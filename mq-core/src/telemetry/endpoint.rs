@@ -106,7 +106,6 @@ fn recorder() -> Result<PrometheusHandle> {
                 .into(),
         )
     })?;
-    super::metrics::describe();
     Ok(RECORDER.get_or_init(|| handle).clone())
 }
 

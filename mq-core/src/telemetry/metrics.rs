@@ -131,7 +131,7 @@ pub(crate) fn queue_depths(stats: &[QueueStats]) {
     }
 }
 
-/// Describes every metric to the recorder (its `# HELP` lines); once, when one is installed.
+/// Describes every metric to the recorder (its `# HELP` lines); at each worker's start.
 pub(crate) fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_counter!(DISPATCHED, "messages put on their queue");

@@ -322,10 +322,12 @@ impl Worker {
 #[cfg(feature = "metrics")]
 const DEPTH_EVERY: Duration = Duration::from_secs(5);
 
-/// Sets the `mq_queue_depth` gauges of `queues` every [`DEPTH_EVERY`], until aborted. A
-/// failed count is skipped (the reservation loop reports the backend's trouble).
+/// Describes mq's metrics to the recorder, then sets the `mq_queue_depth` gauges of
+/// `queues` every [`DEPTH_EVERY`], until aborted. A failed count is skipped (the
+/// reservation loop reports the backend's trouble).
 #[cfg(feature = "metrics")]
 async fn sample_queue_depths(transport: Arc<dyn Transport>, queues: Vec<String>) {
+    crate::telemetry::metrics::describe();
     let mut every = tokio::time::interval(DEPTH_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
