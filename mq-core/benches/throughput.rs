@@ -384,19 +384,26 @@ fn mq_process(url: &str, n: usize) -> R<Processed> {
     mq_process_in(url, n, "off")
 }
 
-/// [`mq_process`] with the telemetry `mode` of [`telemetry::install_from_env`].
-fn mq_process_in(url: &str, n: usize, mode: &str) -> R<Processed> {
+/// What this binary prints when run as the child `child` (`process`, `dispatch`) on `url`
+/// with `n` messages and the telemetry `mode` of [`telemetry::install_from_env`].
+fn child_says(child: &str, url: &str, n: usize, mode: &str) -> R<String> {
     let output = Process::new(std::env::current_exe()?)
-        .env("MQ_BENCH_CHILD", "process")
+        .env("MQ_BENCH_CHILD", child)
         .env("MQ_BENCH_TELEMETRY", mode)
         .env("MQ_BENCH_URL", url)
         .env("MQ_BENCH_N", n.to_string())
         .stderr(Stdio::inherit())
         .output()?;
-    let text = String::from_utf8_lossy(&output.stdout);
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
     if !output.status.success() {
-        return Err(format!("mq_process child failed ({}): {text}", output.status).into());
+        return Err(format!("the {child} child failed ({}): {text}", output.status).into());
     }
+    Ok(text)
+}
+
+/// [`mq_process`] with the telemetry `mode`.
+fn mq_process_in(url: &str, n: usize, mode: &str) -> R<Processed> {
+    let text = child_says("process", url, n, mode)?;
     let mut fields = text.split_whitespace();
     let mut next = || -> R<f64> {
         Ok(fields
@@ -452,18 +459,7 @@ fn dispatch_child() -> R<()> {
 
 /// [`dispatch_child`] in a child process with the telemetry `mode`.
 fn mq_dispatch_in(url: &str, n: usize, mode: &str) -> R<f64> {
-    let output = Process::new(std::env::current_exe()?)
-        .env("MQ_BENCH_CHILD", "dispatch")
-        .env("MQ_BENCH_TELEMETRY", mode)
-        .env("MQ_BENCH_URL", url)
-        .env("MQ_BENCH_N", n.to_string())
-        .stderr(Stdio::inherit())
-        .output()?;
-    let text = String::from_utf8_lossy(&output.stdout);
-    if !output.status.success() {
-        return Err(format!("mq_dispatch child failed ({}): {text}", output.status).into());
-    }
-    Ok(text.trim().parse()?)
+    Ok(child_says("dispatch", url, n, mode)?.trim().parse()?)
 }
 
 /// `--telemetry`: `mq_dispatch` and `mq_process` on beanstalkd in each mode of
