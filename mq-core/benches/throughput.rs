@@ -462,50 +462,6 @@ fn mq_dispatch_in(url: &str, n: usize, mode: &str) -> R<f64> {
     Ok(child_says("dispatch", url, n, mode)?.trim().parse()?)
 }
 
-/// `--telemetry`: `mq_dispatch` and `mq_process` on beanstalkd in each mode of
-/// [`telemetry::MODES`], in turns, `rounds` times; medians, and each mode's ratio to `off`.
-fn telemetry_costs(n: usize, rounds: usize) -> R<()> {
-    let server = Server::start()?;
-    let url = server.url();
-    let runtime = tokio::runtime::Runtime::new()?;
-    eprintln!(
-        "throughput: telemetry, beanstalkd on port {}, N = {n}",
-        server.port
-    );
-    let mut dispatches = vec![Vec::new(); telemetry::MODES.len()];
-    let mut processes = vec![Vec::new(); telemetry::MODES.len()];
-    for round in 1..=rounds {
-        for (index, mode) in telemetry::MODES.iter().enumerate() {
-            let dispatch = mq_dispatch_in(&url, n, mode)?;
-            let process = mq_process_in(&url, n, mode)?.per_second;
-            runtime.block_on(check_drained(&url, "bench"))?;
-            eprintln!(
-                "throughput: round {round}, {mode}: mq_dispatch {dispatch:.0}, \
-                 mq_process {process:.0} msg/s"
-            );
-            dispatches[index].push(dispatch);
-            processes[index].push(process);
-        }
-    }
-    let dispatch: Vec<f64> = dispatches.iter_mut().map(|v| median(v)).collect();
-    let process: Vec<f64> = processes.iter_mut().map(|v| median(v)).collect();
-    for (index, mode) in telemetry::MODES.iter().enumerate() {
-        line(&format!("mq_dispatch_{mode}"), dispatch[index], "msg/s");
-        line(&format!("mq_process_{mode}"), process[index], "msg/s");
-    }
-    for (index, mode) in telemetry::MODES.iter().enumerate().skip(1) {
-        ratio(
-            &format!("mq_dispatch_{mode}/off"),
-            dispatch[index] / dispatch[0],
-        );
-        ratio(
-            &format!("mq_process_{mode}/off"),
-            process[index] / process[0],
-        );
-    }
-    Ok(())
-}
-
 /// VmHWM of this process: its peak resident set.
 fn peak_rss_mib() -> R<f64> {
     let status = std::fs::read_to_string("/proc/self/status")?;
@@ -1074,7 +1030,7 @@ fn run(args: &[String]) -> R<()> {
     let latency_seconds = if quick { 2 } else { 5 };
     // `--telemetry`: the cost of tracing and metrics alone (beanstalkd only).
     if args.iter().any(|a| a == "--telemetry") {
-        return telemetry_costs(n, if quick { 1 } else { ROUNDS });
+        return telemetry::costs(n, if quick { 1 } else { ROUNDS });
     }
     // `--postgres`: that section alone (the others need beanstalkd and NATS).
     if args.iter().any(|a| a == "--postgres") {

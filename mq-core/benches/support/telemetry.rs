@@ -14,6 +14,8 @@ use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
+use super::{check_drained, line, median, mq_dispatch_in, mq_process_in, ratio, Server, R};
+
 /// The modes, `off` first: the ratios divide by it.
 pub const MODES: [&str; 4] = ["off", "trace", "metrics", "both"];
 
@@ -46,4 +48,48 @@ impl SpanExporter for Discard {
     async fn export(&self, _batch: Vec<SpanData>) -> OTelSdkResult {
         Ok(())
     }
+}
+
+/// `--telemetry`: `mq_dispatch` and `mq_process` on beanstalkd in each mode of
+/// [`MODES`], in turns, `rounds` times; medians, and each mode's ratio to `off`.
+pub fn costs(n: usize, rounds: usize) -> R<()> {
+    let server = Server::start()?;
+    let url = server.url();
+    let runtime = tokio::runtime::Runtime::new()?;
+    eprintln!(
+        "throughput: telemetry, beanstalkd on port {}, N = {n}",
+        server.port
+    );
+    let mut dispatches = vec![Vec::new(); MODES.len()];
+    let mut processes = vec![Vec::new(); MODES.len()];
+    for round in 1..=rounds {
+        for (index, mode) in MODES.iter().enumerate() {
+            let dispatch = mq_dispatch_in(&url, n, mode)?;
+            let process = mq_process_in(&url, n, mode)?.per_second;
+            runtime.block_on(check_drained(&url, "bench"))?;
+            eprintln!(
+                "throughput: round {round}, {mode}: mq_dispatch {dispatch:.0}, \
+                 mq_process {process:.0} msg/s"
+            );
+            dispatches[index].push(dispatch);
+            processes[index].push(process);
+        }
+    }
+    let dispatch: Vec<f64> = dispatches.iter_mut().map(|v| median(v)).collect();
+    let process: Vec<f64> = processes.iter_mut().map(|v| median(v)).collect();
+    for (index, mode) in MODES.iter().enumerate() {
+        line(&format!("mq_dispatch_{mode}"), dispatch[index], "msg/s");
+        line(&format!("mq_process_{mode}"), process[index], "msg/s");
+    }
+    for (index, mode) in MODES.iter().enumerate().skip(1) {
+        ratio(
+            &format!("mq_dispatch_{mode}/off"),
+            dispatch[index] / dispatch[0],
+        );
+        ratio(
+            &format!("mq_process_{mode}/off"),
+            process[index] / process[0],
+        );
+    }
+    Ok(())
 }
