@@ -1030,7 +1030,13 @@ fn run(args: &[String]) -> R<()> {
     let latency_seconds = if quick { 2 } else { 5 };
     // `--telemetry`: the cost of tracing and metrics alone (beanstalkd only).
     if args.iter().any(|a| a == "--telemetry") {
-        return telemetry::costs(n, if quick { 1 } else { ROUNDS });
+        // MQ_BENCH_ROUNDS: more rounds, for a machine shared with other work.
+        let rounds = match std::env::var("MQ_BENCH_ROUNDS") {
+            Ok(rounds) => rounds.parse()?,
+            Err(_) if quick => 1,
+            Err(_) => ROUNDS,
+        };
+        return telemetry::costs(n, rounds);
     }
     // `--postgres`: that section alone (the others need beanstalkd and NATS).
     if args.iter().any(|a| a == "--postgres") {
