@@ -124,6 +124,7 @@ pub fn install() -> SdkTracerProvider {
         .with(tracing_opentelemetry::layer().with_tracer(tracer))
         .with(
             tracing_subscriber::fmt::layer()
+                .with_ansi(false)
                 .with_writer(std::io::stderr)
                 .with_filter(tracing_subscriber::filter::LevelFilter::WARN),
         )

@@ -120,6 +120,19 @@ fn slot_runs_continue_the_producers_trace_and_a_retry_is_attempt_2_of_it() {
         })
         .collect();
     runs.sort_unstable();
+    // A synchronous slot's own span is a child of its mq.slot (it runs on another thread).
+    let slot_ids: Vec<&str> = named(&worked, "mq.slot")
+        .iter()
+        .map(|slot| slot.span_id.as_str())
+        .collect();
+    let inner = named(&worked, "traced_ok.work");
+    assert_eq!(inner.len(), 2, "{worked:#?}");
+    for span in inner {
+        assert!(
+            slot_ids.contains(&span.parent_span_id.as_str()),
+            "{span:#?}"
+        );
+    }
     assert_eq!(
         runs,
         [
