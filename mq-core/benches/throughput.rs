@@ -2,10 +2,12 @@
 //! blocking `beanstalkc` crate. Run by hand, not in CI:
 //!
 //! ```text
-//! cargo bench -p mq-core --features nats,postgres --bench throughput            # N = 100,000
-//! cargo bench -p mq-core --features nats,postgres --bench throughput -- --quick # N = 20,000
-//! MQ_BENCH_N=50000 cargo bench -p mq-core --features nats,postgres --bench throughput
+//! cargo bench -p mq-core --features nats,postgres,otel,prometheus --bench throughput            # N = 100,000
+//! cargo bench -p mq-core --features nats,postgres,otel,prometheus --bench throughput -- --quick # N = 20,000
+//! MQ_BENCH_N=50000 cargo bench -p mq-core --features nats,postgres,otel,prometheus --bench throughput
 //! ```
+//!
+//! `--telemetry` runs only the cost of tracing and metrics (`support/telemetry.rs`).
 //!
 //! Starts its own beanstalkd (`$BEANSTALKD`, else `/usr/bin/beanstalkd`) on a free loopback
 //! port and kills it at the end. For the PostgreSQL figures it needs a server that lets it
@@ -28,6 +30,9 @@ use bytes::BytesMut;
 use mq::transport::beanstalk::proto::{Command, Decoder, Response};
 use mq::{Bus, Exit, Registry, SlotDef, Worker};
 use serde::{Deserialize, Serialize};
+
+#[path = "support/telemetry.rs"]
+mod telemetry;
 
 type R<T> = Result<T, Box<dyn Error + Send + Sync>>;
 
@@ -376,16 +381,29 @@ struct Processed {
 /// Runs `mq_process` in a fresh child process (this binary again), so that its peak RSS is
 /// the worker's alone.
 fn mq_process(url: &str, n: usize) -> R<Processed> {
+    mq_process_in(url, n, "off")
+}
+
+/// What this binary prints when run as the child `child` (`process`, `dispatch`) on `url`
+/// with `n` messages and the telemetry `mode` of [`telemetry::install_from_env`].
+fn child_says(child: &str, url: &str, n: usize, mode: &str) -> R<String> {
     let output = Process::new(std::env::current_exe()?)
-        .env("MQ_BENCH_CHILD", "process")
+        .env("MQ_BENCH_CHILD", child)
+        .env("MQ_BENCH_TELEMETRY", mode)
         .env("MQ_BENCH_URL", url)
         .env("MQ_BENCH_N", n.to_string())
         .stderr(Stdio::inherit())
         .output()?;
-    let text = String::from_utf8_lossy(&output.stdout);
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
     if !output.status.success() {
-        return Err(format!("mq_process child failed ({}): {text}", output.status).into());
+        return Err(format!("the {child} child failed ({}): {text}", output.status).into());
     }
+    Ok(text)
+}
+
+/// [`mq_process`] with the telemetry `mode`.
+fn mq_process_in(url: &str, n: usize, mode: &str) -> R<Processed> {
+    let text = child_says("process", url, n, mode)?;
     let mut fields = text.split_whitespace();
     let mut next = || -> R<f64> {
         Ok(fields
@@ -405,6 +423,7 @@ fn process_child() -> R<()> {
     let url = std::env::var("MQ_BENCH_URL")?;
     let n: u64 = std::env::var("MQ_BENCH_N")?.parse()?;
     let runtime = tokio::runtime::Runtime::new()?;
+    let provider = runtime.block_on(async { telemetry::install_from_env() });
     let started = Instant::now();
     let exit = runtime.block_on(
         Worker::builder()
@@ -419,6 +438,9 @@ fn process_child() -> R<()> {
         return Err(format!("worker stopped with {exit:?} after {handled} of {n}").into());
     }
     println!("{} {}", n as f64 / elapsed, peak_rss_mib()?);
+    if let Some(provider) = provider {
+        provider.shutdown()?;
+    }
     Ok(())
 }
 
@@ -427,8 +449,17 @@ fn dispatch_child() -> R<()> {
     let url = std::env::var("MQ_BENCH_URL")?;
     let n: usize = std::env::var("MQ_BENCH_N")?.parse()?;
     let runtime = tokio::runtime::Runtime::new()?;
+    let provider = runtime.block_on(async { telemetry::install_from_env() });
     println!("{}", runtime.block_on(mq_dispatch(&url, n))?);
+    if let Some(provider) = provider {
+        provider.shutdown()?;
+    }
     Ok(())
+}
+
+/// [`dispatch_child`] in a child process with the telemetry `mode`.
+fn mq_dispatch_in(url: &str, n: usize, mode: &str) -> R<f64> {
+    Ok(child_says("dispatch", url, n, mode)?.trim().parse()?)
 }
 
 /// VmHWM of this process: its peak resident set.
@@ -997,6 +1028,16 @@ fn run(args: &[String]) -> R<()> {
         Err(_) => 100_000,
     };
     let latency_seconds = if quick { 2 } else { 5 };
+    // `--telemetry`: the cost of tracing and metrics alone (beanstalkd only).
+    if args.iter().any(|a| a == "--telemetry") {
+        // MQ_BENCH_ROUNDS: more rounds, for a machine shared with other work.
+        let rounds = match std::env::var("MQ_BENCH_ROUNDS") {
+            Ok(rounds) => rounds.parse()?,
+            Err(_) if quick => 1,
+            Err(_) => ROUNDS,
+        };
+        return telemetry::costs(n, rounds);
+    }
     // `--postgres`: that section alone (the others need beanstalkd and NATS).
     if args.iter().any(|a| a == "--postgres") {
         let rounds = if quick { 1 } else { ROUNDS };

@@ -8,11 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::OnceCell;
+use tracing::Instrument as _;
 
 use crate::envelope::Envelope;
 use crate::event::Hook;
 use crate::event::{Event, EventKind};
 use crate::message::Message;
+use crate::telemetry::spans;
 use crate::transport::{self, PutOptions, Transport};
 use crate::{Error, Result};
 
@@ -68,6 +70,8 @@ impl fmt::Display for MessageId {
 pub struct Bus {
     transport: Arc<dyn Transport>,
     hook: Option<Hook>,
+    /// The transport's `messaging.system`, for the publish spans.
+    system: &'static str,
     /// A `postgres://` schema that [`Dispatch::within`] writes to when the transport is
     /// not PostgreSQL; [`crate::relay`] moves its rows to the transport.
     #[cfg(feature = "postgres")]
@@ -90,6 +94,7 @@ impl Bus {
     /// A bus that reports `Submitted` events to a worker's hook.
     pub(crate) fn with_hook(transport: Arc<dyn Transport>, hook: Option<Hook>) -> Bus {
         Bus {
+            system: crate::telemetry::messaging_system(&transport.describe()),
             transport,
             hook,
             #[cfg(feature = "postgres")]
@@ -172,6 +177,11 @@ impl Bus {
             return bus.with_outbox(transport::connect(&outbox).await?);
         }
         Ok(bus)
+    }
+
+    /// The span of a dispatch of `count` messages of `M`.
+    fn publish_span<M: Message>(&self, count: usize) -> tracing::Span {
+        spans::publish(self.system, M::OPTIONS.queue, M::NAME, count)
     }
 
     /// The transport this bus puts on.
@@ -264,6 +274,7 @@ impl Bus {
     ) -> Result<MessageId> {
         let options = put_options::<M>(delay, priority);
         let (envelope, bytes) = self.encode(&message, &options)?;
+        spans::record_message_id(&tracing::Span::current(), &envelope.id);
         self.transport.put(M::OPTIONS.queue, bytes, options).await?;
         self.submitted::<M>(&envelope);
         Ok(MessageId(envelope.id))
@@ -283,6 +294,9 @@ impl Bus {
             let (envelope, bytes) = self.encode(message, &options)?;
             envelopes.push(envelope);
             bodies.push(bytes);
+        }
+        if let Some(first) = envelopes.first() {
+            spans::record_message_id(&tracing::Span::current(), &first.id);
         }
         let results = self
             .transport
@@ -332,7 +346,10 @@ impl Bus {
             name: M::NAME.to_owned(),
             source,
         })?;
-        let envelope = Envelope::new(M::NAME, body);
+        #[cfg_attr(not(feature = "otel"), allow(unused_mut))]
+        let mut envelope = Envelope::new(M::NAME, body);
+        #[cfg(feature = "otel")]
+        crate::telemetry::otel::inject(&mut envelope.headers);
         let bytes = envelope.encode();
         transport::check_queue_name(M::OPTIONS.queue)?;
         self.transport
@@ -344,6 +361,8 @@ impl Bus {
     /// Logs and reports one message put on its queue.
     fn submitted<M: Message>(&self, envelope: &Envelope) {
         tracing::debug!(name = M::NAME, id = %envelope.id, queue = M::OPTIONS.queue, "submitted");
+        #[cfg(feature = "metrics")]
+        crate::telemetry::metrics::dispatched(M::OPTIONS.queue, M::NAME, 1);
         Hook::emit(&self.hook, || {
             Event::new(
                 EventKind::Submitted,
@@ -561,8 +580,11 @@ impl<M: Message> Dispatch<'_, M> {
     /// is as PostgreSQL leaves it after a failed statement (aborted): roll it back.
     pub async fn within(self, tx: &mut sqlx::PgConnection) -> Result<MessageId> {
         let bus = bus_or_global(self.bus).await?;
+        let span = bus.publish_span::<M>(1);
         let options = put_options::<M>(self.delay, self.priority);
-        let (envelope, bytes) = bus.encode(&self.message, &options)?;
+        // Encoded in the span, so that the envelope carries its trace context.
+        let (envelope, bytes) = span.in_scope(|| bus.encode(&self.message, &options))?;
+        spans::record_message_id(&span, &envelope.id);
         let transport = bus.transport.as_ref();
         let of = transport::postgres::PostgresTransport::of;
         let Some(postgres) = of(transport).or(bus.outbox.as_deref().and_then(of)) else {
@@ -578,6 +600,7 @@ impl<M: Message> Dispatch<'_, M> {
         };
         postgres
             .put_within(tx, M::OPTIONS.queue, &bytes, &options)
+            .instrument(span)
             .await?;
         bus.submitted::<M>(&envelope);
         Ok(MessageId(envelope.id))
@@ -601,7 +624,10 @@ impl<'a, M: Message> IntoFuture for Dispatch<'a, M> {
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
             let bus = bus_or_global(self.bus).await?;
-            bus.put(self.message, self.delay, self.priority).await
+            let span = bus.publish_span::<M>(1);
+            bus.put(self.message, self.delay, self.priority)
+                .instrument(span)
+                .await
         })
     }
 }
@@ -700,7 +726,10 @@ impl<'a, M: Message> IntoFuture for DispatchAll<'a, M> {
             if self.messages.is_empty() {
                 return Ok(Vec::new());
             }
-            bus.put_all(self.messages, self.delay, self.priority).await
+            let span = bus.publish_span::<M>(self.messages.len());
+            bus.put_all(self.messages, self.delay, self.priority)
+                .instrument(span)
+                .await
         })
     }
 }

@@ -3,7 +3,12 @@
 //!
 //! Decoding reads the header and keeps the body as raw JSON text, so each slot deserializes
 //! the body straight into its own type and nothing is parsed twice.
+//!
+//! [`Headers`] carry metadata beside the message (the W3C trace context of `otel`): an
+//! empty map costs no allocation and is not written, so a message without headers encodes
+//! to the same bytes as before they existed.
 
+use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
@@ -11,6 +16,10 @@ use serde_json::value::RawValue;
 
 /// The envelope format this version writes and reads.
 pub(crate) const VERSION: u32 = 1;
+
+/// The envelope's `headers`: names to text values. Names are lower-case by convention
+/// (`traceparent`); see `docs/wire-format.md`.
+pub type Headers = BTreeMap<String, String>;
 
 /// A decoded envelope: the header, with the body kept as raw JSON.
 ///
@@ -37,6 +46,10 @@ pub struct Envelope {
     /// When the message was dispatched (RFC 3339, UTC).
     #[serde(with = "system_time")]
     pub dispatched_at: SystemTime,
+    /// Metadata beside the message (`traceparent`, `tracestate`, ...); kept across retries.
+    /// Empty when none, and then not written.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: Headers,
     /// The message itself, as its type serializes.
     pub body: Box<RawValue>,
 }
@@ -59,6 +72,7 @@ impl Envelope {
             attempt: 1,
             slots: None,
             dispatched_at: SystemTime::now(),
+            headers: Headers::new(),
             body,
         }
     }
@@ -156,6 +170,64 @@ mod tests {
                 .as_millis()
         };
         assert_eq!(millis(back.dispatched_at), millis(envelope.dispatched_at));
+        assert!(back.headers.is_empty());
+    }
+
+    #[test]
+    fn no_headers_write_no_field() {
+        let body = RawValue::from_string("1".into()).unwrap();
+        let bytes = Envelope::new("X", body).encode();
+        let text = std::str::from_utf8(&bytes).unwrap();
+        assert!(!text.contains("headers"), "{text}");
+    }
+
+    #[test]
+    fn headers_round_trip_and_survive_a_retry_copy() {
+        let body = RawValue::from_string("{}".into()).unwrap();
+        let mut envelope = Envelope::new("X", body);
+        envelope
+            .headers
+            .insert("traceparent".into(), TRACEPARENT.into());
+        let retried = Envelope {
+            attempt: 2,
+            slots: Some(vec!["a::b".into()]),
+            ..Envelope::decode(&envelope.encode()).unwrap()
+        };
+        let back = Envelope::decode(&retried.encode()).unwrap();
+        assert_eq!(back.attempt, 2);
+        assert_eq!(back.headers, envelope.headers);
+    }
+
+    const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn reads_the_documented_example_with_headers() {
+        let text = br#"{"v":1,"name":"SendOrderConfirmation","id":"0193a8f2-7c4e-7d1a-9b1e-2f4c6a8e0b12","attempt":1,"dispatched_at":"2026-11-28T09:30:00.000Z","headers":{"traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01","tracestate":"shop=1"},"body":{"order_id":7,"to":"ada@example.com","total_cents":4200}}"#;
+        let envelope = Envelope::decode(text).unwrap();
+        assert_eq!(envelope.headers["traceparent"], TRACEPARENT);
+        assert_eq!(envelope.headers["tracestate"], "shop=1");
+    }
+
+    /// What a worker of before headers reads: the same struct without the field. It
+    /// ignores `headers` (serde skips unknown fields), so the version stays 1.
+    #[test]
+    fn a_reader_without_headers_ignores_them() {
+        #[derive(Deserialize)]
+        #[allow(dead_code)]
+        struct Older {
+            v: u32,
+            name: String,
+            id: String,
+            attempt: u32,
+            slots: Option<Vec<String>>,
+            dispatched_at: String,
+            body: Box<RawValue>,
+        }
+        let body = RawValue::from_string(r#"{"n":1}"#.into()).unwrap();
+        let mut envelope = Envelope::new("X", body);
+        envelope.headers.insert("tracestate".into(), "a=b".into());
+        let older: Older = serde_json::from_slice(&envelope.encode()).unwrap();
+        assert_eq!(older.body.get(), r#"{"n":1}"#);
     }
 
     #[test]

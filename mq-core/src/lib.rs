@@ -27,6 +27,7 @@ pub mod relay;
 pub mod retry;
 pub mod signing;
 mod slot;
+mod telemetry;
 pub mod testing;
 pub mod transport;
 pub mod worker;
@@ -34,7 +35,7 @@ pub mod worker;
 pub use bus::{dispatch, dispatch_all, global, Bus, Dispatch, DispatchAll, MessageId};
 pub use context::{Context, State};
 pub use duration::parse_duration;
-pub use envelope::Envelope;
+pub use envelope::{Envelope, Headers};
 pub use error::{Cause, Error, Result};
 pub use event::{Event, EventKind};
 #[cfg(feature = "logging")]

@@ -1,9 +1,15 @@
 //! One logging set-up for the worker and the `mq` command: `tracing` to stderr, filtered by
-//! `RUST_LOG`.
+//! `RUST_LOG`, in colour only on a terminal and never when `NO_COLOR` is set
+//! (<https://no-color.org>).
+
+use std::ffi::OsString;
 
 /// Sends `tracing` output to stderr, filtered by `RUST_LOG` (default `info`), unless the
 /// application installed its own subscriber. `run_worker` calls it; call it before
 /// `Worker::builder()...run()` to see the worker's log.
+///
+/// Colour only when stderr is a terminal, `NO_COLOR` is unset or empty, and `TERM` is not
+/// `dumb`.
 ///
 /// ```
 /// mq::init_logging();
@@ -24,10 +30,43 @@ pub fn init_logging() {
 pub fn init_logging_at(default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let colour = use_colour(
+        std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        std::env::var_os("NO_COLOR"),
+        std::env::var_os("TERM"),
+    );
     // An application that set its own subscriber keeps it.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(colour)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// Whether to colour the log: on a terminal only, and not when `NO_COLOR` is set to
+/// anything but the empty string (as the convention says), nor on a `TERM=dumb` terminal.
+fn use_colour(terminal: bool, no_color: Option<OsString>, term: Option<OsString>) -> bool {
+    terminal && no_color.is_none_or(|value| value.is_empty()) && term.is_none_or(|t| t != "dumb")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        let some = |s: &str| Some(OsString::from(s));
+        assert!(use_colour(true, None, some("xterm-256color")));
+        assert!(use_colour(true, some(""), None));
+        assert!(!use_colour(true, some("1"), some("xterm")));
+        assert!(
+            !use_colour(true, some("0"), None),
+            "any value but empty turns it off"
+        );
+        assert!(
+            !use_colour(false, None, some("xterm")),
+            "never on a pipe or file"
+        );
+        assert!(!use_colour(true, None, some("dumb")));
+    }
 }

@@ -432,14 +432,17 @@ impl Drop for BlockingRunning {
 
 /// Runs a synchronous slot on tokio's blocking pool, so it never stalls the runtime; a panic
 /// in it resumes in the calling task, where the worker reports it as the slot's failure.
+/// The slot runs in the caller's span (its `mq.slot`), so its own spans and log lines are
+/// children of it, as an async slot's are.
 pub(crate) async fn run_blocking<R, F>(f: F) -> Result<(), SlotError>
 where
     F: FnOnce() -> R + Send + 'static,
     R: IntoSlotResult + Send + 'static,
 {
+    let span = tracing::Span::current();
     let counted = move || {
         let _running = BlockingRunning::enter();
-        f()
+        span.in_scope(f)
     };
     match tokio::task::spawn_blocking(counted).await {
         Ok(result) => result.into_slot_result(),

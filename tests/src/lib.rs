@@ -1,15 +1,18 @@
 //! Shared pieces of mq's end-to-end tests: the transport conformance suite, the beanstalkd
 //! and NATS server harnesses, the test worker binary as a process, a backend of its own
-//! (`faulty://`), fresh PostgreSQL databases, a PostgreSQL server of a test's own, queue
-//! counts, and `mq dashboard` as a process with a small HTTP client for it.
+//! (`faulty://`), fresh PostgreSQL databases, a PostgreSQL server of a test's own, an
+//! OpenTelemetry pipeline that writes spans to a file, a scraper of the metrics endpoint,
+//! queue counts, and `mq dashboard` as a process with a small HTTP client for it.
 
 pub mod beanstalkd;
 pub mod dashboard;
 pub mod faulty;
 pub mod http;
 pub mod nats;
+pub mod otel;
 pub mod pg_server;
 pub mod postgres;
+pub mod scrape;
 mod server;
 pub mod suite;
 pub mod tls;

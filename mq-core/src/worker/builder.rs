@@ -425,6 +425,22 @@ impl WorkerBuilder {
         self
     }
 
+    /// Serves Prometheus's `/metrics` and a `/healthz` for orchestrators on `addr` (e.g.
+    /// `127.0.0.1:9464`) while the worker runs; off by default. Installs the Prometheus
+    /// recorder of the `metrics` facade for the process. See `docs/observability.md`.
+    #[cfg(feature = "prometheus")]
+    pub fn metrics_addr(mut self, addr: std::net::SocketAddr) -> Self {
+        self.options.metrics_addr = Some(addr);
+        self
+    }
+
+    /// How long reserves may fail before `/healthz` answers 503 (default 30 s).
+    #[cfg(feature = "prometheus")]
+    pub fn health_timeout(mut self, timeout: Duration) -> Self {
+        self.options.health_timeout = timeout;
+        self
+    }
+
     /// Whether SIGINT and SIGTERM stop the worker (default true).
     ///
     /// ```
@@ -602,11 +618,26 @@ impl WorkerBuilder {
             Some(url) => outbox(url, bus, &transport).await?,
             None => (bus, None),
         };
+        #[cfg(feature = "prometheus")]
+        let health = Arc::new(crate::telemetry::health::Health::new(
+            options.health_timeout,
+        ));
+        #[cfg(feature = "prometheus")]
+        let endpoint = match options.metrics_addr {
+            Some(addr) => {
+                let endpoint =
+                    crate::telemetry::endpoint::Endpoint::bind(addr, health.clone()).await?;
+                tracing::info!(addr = ?endpoint.local_addr(), "serving /metrics and /healthz");
+                Some(endpoint)
+            }
+            None => None,
+        };
         let (stop, _) = watch::channel(false);
         Ok(Worker {
             shared: Arc::new(Shared {
                 bus,
                 relay,
+                system: crate::telemetry::messaging_system(&transport.describe()),
                 transport,
                 registry,
                 states: self.states,
@@ -614,6 +645,10 @@ impl WorkerBuilder {
                 options,
                 held: Arc::default(),
                 slots_alive: Arc::default(),
+                #[cfg(feature = "prometheus")]
+                health,
+                #[cfg(feature = "prometheus")]
+                endpoint: std::sync::Mutex::new(endpoint),
             }),
             stop: Arc::new(stop),
         })

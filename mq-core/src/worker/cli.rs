@@ -21,6 +21,8 @@ Environment:
   MQ_OUTBOX         the same as --outbox
   MQ_QUEUES, MQ_CONCURRENCY, MQ_LIMIT, MQ_TIME_LIMIT, MQ_MEMORY_LIMIT, MQ_FAILURE_LIMIT,
   MQ_GRACE, MQ_RETRIES   the same as the flags above
+  MQ_METRICS_ADDR, MQ_HEALTH_TIMEOUT   the same as --metrics-addr and --health-timeout, in
+                    a worker built with mq-core's cargo feature `prometheus`
   RUST_LOG          log filter (default info), e.g. RUST_LOG=mq=debug
   A flag wins over its variable, and both over the defaults shown above.
 
@@ -79,6 +81,16 @@ pub(crate) struct Cli {
     #[arg(long, env = "MQ_RETRIES", value_name = "N")]
     retries: Option<u32>,
 
+    /// Serve Prometheus's /metrics and a /healthz on this address, e.g. 127.0.0.1:9464
+    #[cfg(feature = "prometheus")]
+    #[arg(long, env = "MQ_METRICS_ADDR", value_parser = parse_addr, value_name = "HOST:PORT")]
+    metrics_addr: Option<std::net::SocketAddr>,
+
+    /// How long reserves may fail before /healthz answers 503
+    #[cfg(feature = "prometheus")]
+    #[arg(long, env = "MQ_HEALTH_TIMEOUT", value_parser = parse_duration, value_name = "DURATION")]
+    health_timeout: Option<Duration>,
+
     /// Print the routing table (message, type, queue, slots) and exit
     #[arg(long)]
     pub(crate) list: bool,
@@ -130,7 +142,21 @@ impl Cli {
         options.failure_limit = self.failure_limit.or(options.failure_limit);
         options.grace = self.grace.unwrap_or(options.grace);
         options.retries = self.retries.unwrap_or(options.retries);
+        #[cfg(feature = "prometheus")]
+        {
+            options.metrics_addr = self.metrics_addr.or(options.metrics_addr);
+            options.health_timeout = self.health_timeout.unwrap_or(options.health_timeout);
+        }
     }
+}
+
+/// Parses `--metrics-addr`: an IP address and a port (a host name would make the port
+/// depend on name resolution at start-up).
+#[cfg(feature = "prometheus")]
+fn parse_addr(text: &str) -> Result<std::net::SocketAddr, String> {
+    text.trim().parse().map_err(|_| {
+        format!("`{text}` is not an address and port; write e.g. 127.0.0.1:9464 or [::]:9464")
+    })
 }
 
 /// Appends `[default: ...]` to the help of each option that `defaults` sets. Shown only, never
@@ -160,6 +186,10 @@ fn show_defaults(command: clap::Command, defaults: &Options) -> clap::Command {
         ),
         ("grace", Some(duration(defaults.grace))),
         ("retries", Some(defaults.retries.to_string())),
+        #[cfg(feature = "prometheus")]
+        ("metrics_addr", defaults.metrics_addr.map(|a| a.to_string())),
+        #[cfg(feature = "prometheus")]
+        ("health_timeout", Some(duration(defaults.health_timeout))),
     ];
     shown
         .into_iter()
@@ -280,6 +310,28 @@ mod tests {
             version(None),
             format!("shop-worker (mq {})\n", env!("CARGO_PKG_VERSION"))
         );
+    }
+
+    #[cfg(feature = "prometheus")]
+    #[test]
+    fn metrics_address_and_health_timeout() {
+        let options = parse(
+            &[
+                "--metrics-addr",
+                "127.0.0.1:9464",
+                "--health-timeout",
+                "10s",
+            ],
+            &Options::default(),
+        )
+        .unwrap();
+        assert_eq!(options.metrics_addr, Some(([127, 0, 0, 1], 9464).into()));
+        assert_eq!(options.health_timeout, Duration::from_secs(10));
+        assert_eq!(Options::default().metrics_addr, None);
+        let error = parse(&["--metrics-addr", "localhost"], &Options::default())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("write e.g. 127.0.0.1:9464"), "{error}");
     }
 
     #[test]

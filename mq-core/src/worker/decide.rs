@@ -240,6 +240,24 @@ mod tests {
     }
 
     #[test]
+    fn the_next_attempt_keeps_the_headers() {
+        let mut first = envelope(1);
+        first
+            .headers
+            .insert("traceparent".into(), "00-ab-cd-01".into());
+        let retry = decide(&first, vec![failed("a", false)], 1, &POLICY, 0.5);
+        let Decision::Retry { next, .. } = retry else {
+            panic!("not a retry: {retry:?}");
+        };
+        assert_eq!(next.headers, first.headers);
+        let unknown = decide_unknown(&first, "no type".into(), 0, POLICY.backoff, 0.5);
+        let Decision::Fail { next, .. } = unknown else {
+            panic!("not a failure: {unknown:?}");
+        };
+        assert_eq!(next.headers, first.headers);
+    }
+
+    #[test]
     fn a_permanent_error_fails_at_once() {
         let failures = vec![failed("a", false), failed("b", true)];
         let decision = decide(&envelope(1), failures, 2, &POLICY, 0.5);

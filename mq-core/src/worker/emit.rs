@@ -19,6 +19,9 @@ use crate::event::{Event, EventKind, Hook};
 use crate::registry::Route;
 use crate::retry::random_unit;
 use crate::slot::SlotDef;
+#[cfg(feature = "metrics")]
+use crate::telemetry::metrics;
+use crate::telemetry::spans;
 use crate::transport::Job;
 use crate::Result;
 
@@ -33,6 +36,18 @@ pub(crate) enum Outcome {
     Failed,
 }
 
+#[cfg(feature = "metrics")]
+impl Outcome {
+    /// The `outcome` label of `mq_messages_total`.
+    fn label(self) -> &'static str {
+        match self {
+            Outcome::Finished => "finished",
+            Outcome::Retried => "retried",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
 /// Handles one reserved item. Errors of the transport are logged here: the item comes back
 /// by itself when its reservation runs out, so nothing is lost.
 pub(crate) async fn handle(shared: Arc<Shared>, job: Job, busy: Busy) -> Outcome {
@@ -40,16 +55,21 @@ pub(crate) async fn handle(shared: Arc<Shared>, job: Job, busy: Busy) -> Outcome
         Ok(envelope) => envelope,
         Err(reason) => {
             drop(busy);
-            return fail_unreadable(&shared, &job, reason).await;
+            let outcome = fail_unreadable(&shared, &job, reason).await;
+            #[cfg(feature = "metrics")]
+            metrics::settled(job.queue.clone().into(), "".into(), outcome.label(), &[]);
+            return outcome;
         }
     };
-    let span = tracing::info_span!(
-        "message",
-        name = %envelope.name,
-        id = %envelope.id,
-        queue = %job.queue,
-        attempt = envelope.attempt,
+    let span = spans::process(
+        shared.system,
+        &job.queue,
+        &envelope.name,
+        &envelope.id,
+        envelope.attempt,
     );
+    #[cfg(feature = "otel")]
+    crate::telemetry::otel::continue_trace(&span, &envelope.headers);
     emit(shared, job, envelope, busy).instrument(span).await
 }
 
@@ -74,12 +94,18 @@ async fn emit(shared: Arc<Shared>, job: Job, envelope: Envelope, busy: Busy) -> 
         drop(busy);
         return unknown_name(&shared, &job, envelope).await;
     };
+    let info = route.info();
+    #[cfg(feature = "metrics")]
+    let queue_label = metrics::queue_label(&job.queue, info.options.queue);
+    #[cfg(feature = "metrics")]
+    if envelope.attempt == 1 {
+        metrics::queue_wait(queue_label.clone(), info.name, envelope.dispatched_at);
+    }
     let started = Instant::now();
     let failures = run_slots(&shared, &job, &envelope, route).await;
     let elapsed = started.elapsed();
     drop(busy);
 
-    let info = route.info();
     let policy = Policy {
         priority: info.options.priority,
         ttr: info.options.ttr,
@@ -87,12 +113,22 @@ async fn emit(shared: Arc<Shared>, job: Job, envelope: Envelope, busy: Busy) -> 
         backoff: info.options.backoff.unwrap_or(shared.options.backoff),
     };
     let slot_count = route.slots().count();
+    #[cfg(feature = "metrics")]
+    let failed_slots: Vec<String> = failures.iter().map(|f| f.slot.clone()).collect();
     let decision = decide(&envelope, failures, slot_count, &policy, random_unit());
     let event = |kind| Event {
         elapsed: Some(elapsed),
         ..event(kind)
     };
-    settle(&shared, &job, decision, event).await
+    let outcome = settle(&shared, &job, decision, event).await;
+    #[cfg(feature = "metrics")]
+    metrics::settled(
+        queue_label,
+        info.name.into(),
+        outcome.label(),
+        &failed_slots,
+    );
+    outcome
 }
 
 /// Runs the slots the envelope asks for, all at once, and returns the failures.
@@ -136,6 +172,11 @@ async fn run_slots(
         shared.states.clone(),
     );
     let timeout = route.info().options.timeout;
+    #[cfg(feature = "metrics")]
+    let (queue_label, message) = (
+        metrics::queue_label(&job.queue, route.info().options.queue),
+        route.info().name,
+    );
     shared.held.slots_started(job.id, route.info().options.ttr);
     // Made for the first slot that needs a task of its own: a quick slot allocates nothing.
     let mut running = None;
@@ -152,12 +193,28 @@ async fn run_slots(
             }
         };
         let path = slot.path();
-        let span = tracing::info_span!("slot", slot = path);
+        let span = spans::slot(path, envelope.attempt);
         let alive = SlotAlive::enter(&shared.slots_alive);
+        #[cfg(feature = "metrics")]
+        let queue_label = queue_label.clone();
         let mut slot_run: SlotRun = Box::pin(
             async move {
                 let _alive = alive;
-                catch_panic(future).await
+                #[cfg(feature = "metrics")]
+                let started = Instant::now();
+                let result = catch_panic(future).await;
+                #[cfg(feature = "metrics")]
+                metrics::slot_ran(
+                    queue_label,
+                    message,
+                    path,
+                    started.elapsed(),
+                    result.is_ok(),
+                );
+                if let Err(failure) = &result {
+                    spans::record_slot_error(&tracing::Span::current(), failure);
+                }
+                result
             }
             .instrument(span),
         );
@@ -355,5 +412,13 @@ async fn unknown_name(shared: &Arc<Shared>, job: &Job, envelope: Envelope) -> Ou
         shared.options.unknown_backoff,
         random_unit(),
     );
-    settle(shared, job, decision, event).await
+    let outcome = settle(shared, job, decision, event).await;
+    #[cfg(feature = "metrics")]
+    metrics::settled(
+        job.queue.clone().into(),
+        envelope.name.clone().into(),
+        outcome.label(),
+        &[],
+    );
+    outcome
 }

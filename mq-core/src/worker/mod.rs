@@ -37,6 +37,8 @@ mod run;
 mod settle;
 mod shutdown;
 
+#[cfg(feature = "prometheus")]
+pub use crate::telemetry::health::DEFAULT_HEALTH_TIMEOUT;
 pub use builder::WorkerBuilder;
 pub use exit::Exit;
 pub use options::{DEFAULT_CONCURRENCY, DEFAULT_GRACE};

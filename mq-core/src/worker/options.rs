@@ -23,6 +23,12 @@ pub(crate) struct Options {
     pub(crate) unknown_backoff: Backoff,
     pub(crate) poll: Duration,
     pub(crate) handle_signals: bool,
+    /// Where `/metrics` and `/healthz` are served (`--metrics-addr`); off when `None`.
+    #[cfg(feature = "prometheus")]
+    pub(crate) metrics_addr: Option<std::net::SocketAddr>,
+    /// How long reserves may fail before `/healthz` answers 503 (`--health-timeout`).
+    #[cfg(feature = "prometheus")]
+    pub(crate) health_timeout: Duration,
     /// Put retries back ready at once instead of after their backoff (the testing worker,
     /// [`run_until_idle`](super::WorkerBuilder::run_until_idle)).
     pub(crate) retry_now: bool,
@@ -67,6 +73,10 @@ impl Default for Options {
             },
             poll: Duration::from_secs(1),
             handle_signals: true,
+            #[cfg(feature = "prometheus")]
+            metrics_addr: None,
+            #[cfg(feature = "prometheus")]
+            health_timeout: crate::telemetry::health::DEFAULT_HEALTH_TIMEOUT,
             retry_now: false,
         }
     }

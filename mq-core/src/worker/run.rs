@@ -42,6 +42,8 @@ pub(super) type Relay = std::convert::Infallible;
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(super) transport: Arc<dyn Transport>,
+    /// The transport's `messaging.system`, for the spans.
+    pub(super) system: &'static str,
     pub(super) registry: Registry,
     pub(super) bus: Bus,
     /// The relay of the worker's outbox (`--outbox`), run beside the loop.
@@ -55,6 +57,12 @@ pub(crate) struct Shared {
     pub(super) held: Arc<Held>,
     /// Slot runs of this worker not yet ended (see [`Worker::slots_left_running`]).
     pub(super) slots_alive: Arc<std::sync::atomic::AtomicUsize>,
+    /// What `/healthz` answers, from the reserves' results.
+    #[cfg(feature = "prometheus")]
+    pub(super) health: Arc<crate::telemetry::health::Health>,
+    /// The `--metrics-addr` port, bound at build, served while [`Worker::run`] runs.
+    #[cfg(feature = "prometheus")]
+    pub(super) endpoint: std::sync::Mutex<Option<crate::telemetry::endpoint::Endpoint>>,
 }
 
 impl Shared {
@@ -233,6 +241,18 @@ impl Worker {
         )));
         #[cfg(feature = "postgres")]
         let relaying = shared.relay.clone().map(RelayTask::start);
+        #[cfg(feature = "metrics")]
+        let _depths = AbortOnDrop(tokio::spawn(sample_queue_depths(
+            shared.transport.clone(),
+            options.queues.clone(),
+        )));
+        #[cfg(feature = "prometheus")]
+        let _endpoint = shared
+            .endpoint
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .map(|endpoint| AbortOnDrop(tokio::spawn(endpoint.serve())));
         let mut tasks: JoinSet<Outcome> = JoinSet::new();
         let mut tally = Tally::default();
         let mut transport_errors = 0u32;
@@ -298,10 +318,14 @@ impl Worker {
             let jobs = match reserved {
                 Ok(jobs) => {
                     transport_errors = 0;
+                    #[cfg(feature = "prometheus")]
+                    shared.health.reserved();
                     jobs
                 }
                 Err(error) => {
                     transport_errors += 1;
+                    #[cfg(feature = "prometheus")]
+                    shared.health.reserve_failed(&error);
                     let wait = Backoff {
                         base: Duration::from_millis(100),
                         max: Duration::from_secs(5),
@@ -388,6 +412,27 @@ impl Worker {
             );
         }
         Ok(exit)
+    }
+}
+
+/// How often the queue-depth gauges are sampled from the backend's counts.
+#[cfg(feature = "metrics")]
+const DEPTH_EVERY: Duration = Duration::from_secs(5);
+
+/// Describes mq's metrics to the recorder, then sets the `mq_queue_depth` gauges of
+/// `queues` every [`DEPTH_EVERY`], until aborted. A failed count is skipped (the
+/// reservation loop reports the backend's trouble).
+#[cfg(feature = "metrics")]
+async fn sample_queue_depths(transport: Arc<dyn Transport>, queues: Vec<String>) {
+    crate::telemetry::metrics::describe();
+    let mut every = tokio::time::interval(DEPTH_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        if let Ok(mut stats) = transport.stats().await {
+            stats.retain(|stats| queues.contains(&stats.queue));
+            crate::telemetry::metrics::queue_depths(&stats);
+        }
     }
 }
 

@@ -20,6 +20,9 @@ pub(crate) struct EnvelopeView {
     pub(crate) slots: Option<Vec<String>>,
     /// When the message was dispatched (RFC 3339).
     pub(crate) dispatched_at: Option<String>,
+    /// The envelope's headers (the trace context, with `otel`); not shown when none.
+    #[serde(skip_serializing_if = "mq::Headers::is_empty")]
+    pub(crate) headers: mq::Headers,
     /// Why the bytes are not an envelope.
     pub(crate) decode_error: Option<String>,
     /// The message body as JSON, or the raw bytes as (lossy) text when they are not an
@@ -65,6 +68,7 @@ impl EnvelopeView {
                 attempt: Some(envelope.attempt),
                 slots: envelope.slots,
                 dispatched_at: Some(time(envelope.dispatched_at)),
+                headers: envelope.headers,
                 decode_error: None,
                 body: Body::Json(envelope.body),
                 body_note: None,
@@ -75,6 +79,7 @@ impl EnvelopeView {
                 attempt: None,
                 slots: None,
                 dispatched_at: None,
+                headers: mq::Headers::new(),
                 decode_error: Some(error),
                 body: Body::Text(String::from_utf8_lossy(bytes).into_owned()),
                 body_note: None,
@@ -139,6 +144,9 @@ impl EnvelopeView {
                 }
                 if let Some(at) = &self.dispatched_at {
                     fields.push(("dispatched at", at.clone()));
+                }
+                for (name, value) in &self.headers {
+                    fields.push(("header", format!("{name}: {value}")));
                 }
             }
             Some(error) => {
@@ -209,4 +217,30 @@ pub(crate) fn duration(d: std::time::Duration) -> String {
         return "0s".to_owned();
     }
     humantime::format_duration(d).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_are_shown_when_there_are_some() {
+        let headed = br#"{"v":1,"name":"X","id":"1","attempt":1,"dispatched_at":"2026-11-28T09:30:00Z","headers":{"traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},"body":{}}"#;
+        let view = EnvelopeView::decode(headed);
+        let fields = view.fields(Held::Queued);
+        assert!(fields.contains(&(
+            "header",
+            "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned()
+        )));
+        let json = serde_json::to_string(&view).unwrap();
+        assert!(json.contains(r#""headers":{"traceparent":"#), "{json}");
+
+        let plain = br#"{"v":1,"name":"X","id":"1","attempt":1,"dispatched_at":"2026-11-28T09:30:00Z","body":{}}"#;
+        let view = EnvelopeView::decode(plain);
+        assert!(!view
+            .fields(Held::Queued)
+            .iter()
+            .any(|(k, _)| *k == "header"));
+        assert!(!serde_json::to_string(&view).unwrap().contains("headers"));
+    }
 }
