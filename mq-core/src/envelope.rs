@@ -18,7 +18,14 @@ use serde_json::value::RawValue;
 pub(crate) const VERSION: u32 = 1;
 
 /// The envelope's `headers`: names to text values. Names are lower-case by convention
-/// (`traceparent`); see `docs/wire-format.md`.
+/// (`traceparent`); see [`guide::wire_format`](crate::guide::wire_format).
+///
+/// ```
+/// let mut headers = mq::Headers::new();
+/// headers.insert("traceparent".into(), "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into());
+/// let json = serde_json::to_string(&headers).unwrap();
+/// assert!(json.starts_with(r#"{"traceparent":"00-"#));
+/// ```
 pub type Headers = BTreeMap<String, String>;
 
 /// A decoded envelope: the header, with the body kept as raw JSON.

@@ -26,7 +26,7 @@
 //! one ([`Options::token`], `MQ_DASHBOARD_TOKEN`), changes need a browser signed in with it
 //! (a session cookie) or an `Authorization: Bearer` header, and a form's per-process
 //! anti-forgery token plus a same-origin check. Message bodies are shown only to a signed-in
-//! operator, or to everyone with [`Options::show_bodies`]. See `docs/dashboard.md`.
+//! operator, or to everyone with [`Options::show_bodies`]. See [`guide::dashboard`](crate::guide::dashboard).
 
 mod actions;
 mod auth;

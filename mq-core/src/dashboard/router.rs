@@ -22,6 +22,18 @@ use crate::transport::Transport;
 ///
 /// The counts for the chart are sampled from then on by a task of the current tokio runtime
 /// (or from the first request, when called outside one); it ends with the router.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> mq::Result<()> {
+/// let transport = mq::transport::connect("memory://").await?;
+/// let options = mq::dashboard::Options::new().token("s3cret-operator-token");
+/// // The application's own router, with its own authentication in front of `/admin`.
+/// let app: axum::Router = axum::Router::new()
+///     .nest("/admin/queues", mq::dashboard::router(transport, options));
+/// # let _ = app;
+/// # Ok(()) }
+/// ```
 pub fn router(transport: Arc<dyn Transport>, options: Options) -> Router {
     let shared = Arc::new(Shared::new(transport, options));
     sampler::ensure_started(&shared);

@@ -20,6 +20,16 @@ use crate::{Error, Result};
 /// loopback address and the options have neither a token nor read-only (anyone who can
 /// reach it could otherwise look; a token or `--read-only` says that is meant); when the
 /// address is in use or may not be bound.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> mq::Result<()> {
+/// let options = mq::dashboard::Options::new();
+/// let listener = mq::dashboard::bind("127.0.0.1:0", &options).await?;
+/// assert!(listener.local_addr().is_ok());
+/// assert!(mq::dashboard::bind("localhost", &options).await.is_err()); // no port
+/// # Ok(()) }
+/// ```
 pub async fn bind(listen: &str, options: &Options) -> Result<TcpListener> {
     let address: SocketAddr = listen.trim().parse().map_err(|_| {
         Error::Config(format!(
@@ -57,6 +67,18 @@ pub async fn bind(listen: &str, options: &Options) -> Result<TcpListener> {
 /// # Errors
 ///
 /// [`Error::Config`] when accepting connections fails for good.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> mq::Result<()> {
+/// let transport = mq::transport::connect("memory://").await?;
+/// let options = mq::dashboard::Options::new();
+/// let listener = mq::dashboard::bind("127.0.0.1:0", &options).await?;
+/// let router = mq::dashboard::router(transport, options);
+/// // Stops at once here; `mq dashboard` passes Ctrl-C.
+/// mq::dashboard::serve(listener, router, async {}).await?;
+/// # Ok(()) }
+/// ```
 pub async fn serve(
     listener: TcpListener,
     router: Router,

@@ -11,6 +11,11 @@ use std::fmt;
 use base64::Engine as _;
 
 /// The shortest secret accepted: HMAC-SHA-256's own output size.
+///
+/// ```
+/// let short = format!("k:{}", "ab".repeat(mq::signing::MIN_KEY_BYTES - 1));
+/// assert!(mq::signing::Signer::parse(&short).is_err());
+/// ```
 pub const MIN_KEY_BYTES: usize = 32;
 
 /// The longest key id.
@@ -30,6 +35,14 @@ impl fmt::Debug for Key {
 }
 
 /// What is wrong with a list of keys; the text names the key and never shows a secret.
+///
+/// ```
+/// let error = mq::signing::Signer::parse("k1:abcd").unwrap_err();
+/// assert_eq!(
+///     error.to_string(),
+///     "MQ_SIGNING_KEYS: key `k1` is 2 bytes; a key needs at least 32 random bytes (e.g. `openssl rand -hex 32`)"
+/// );
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("MQ_SIGNING_KEYS: {0}")]
 pub struct KeyError(String);

@@ -28,15 +28,36 @@ pub use keys::{KeyError, MIN_KEY_BYTES};
 const SCHEME: &[u8] = b"mq-sig-1\n";
 
 /// The variable that holds the keys.
+///
+/// ```
+/// assert_eq!(mq::signing::KEYS_VARIABLE, "MQ_SIGNING_KEYS");
+/// ```
 pub const KEYS_VARIABLE: &str = "MQ_SIGNING_KEYS";
 
 /// The keys a process signs and checks envelopes with: the first signs, all are accepted.
+///
+/// ```
+/// // During a rotation: `new` signs, envelopes signed with `old` are still accepted.
+/// let signer = mq::signing::Signer::parse(&format!("new:{},old:{}", "ab".repeat(32), "cd".repeat(32)))?;
+/// assert_eq!(signer.signing_key_id(), "new");
+/// # Ok::<(), mq::signing::KeyError>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Signer {
     keys: Vec<keys::Key>,
 }
 
 /// Why a worker did not accept an envelope's signature: the failure store's reason.
+///
+/// ```
+/// use mq::signing::{Refusal, Signer};
+///
+/// let signer = Signer::parse("k1:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff")?;
+/// assert_eq!(signer.verify(None, "Ping", "1", b"{}"), Err(Refusal::Unsigned));
+/// let forged = "k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+/// assert_eq!(signer.verify(Some(forged), "Ping", "1", b"{}"), Err(Refusal::Mismatch("k1".into())));
+/// # Ok::<(), mq::signing::KeyError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     /// No `sig` field, and unsigned envelopes are not accepted.
@@ -83,6 +104,14 @@ impl Signer {
     /// # Errors
     ///
     /// As [`parse`](Signer::parse).
+    ///
+    /// ```
+    /// match mq::signing::Signer::from_env()? {
+    ///     Some(signer) => println!("signing with key {}", signer.signing_key_id()),
+    ///     None => println!("MQ_SIGNING_KEYS is not set: envelopes are not signed"),
+    /// }
+    /// # Ok::<(), mq::signing::KeyError>(())
+    /// ```
     pub fn from_env() -> Result<Option<Signer>, KeyError> {
         match std::env::var(KEYS_VARIABLE) {
             Ok(text) if !text.trim().is_empty() => Signer::parse(&text).map(Some),
@@ -91,11 +120,24 @@ impl Signer {
     }
 
     /// The id of the key that signs.
+    ///
+    /// ```
+    /// let signer = mq::signing::Signer::parse("k1:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff")?;
+    /// assert_eq!(signer.signing_key_id(), "k1");
+    /// # Ok::<(), mq::signing::KeyError>(())
+    /// ```
     pub fn signing_key_id(&self) -> &str {
         &self.keys[0].id
     }
 
     /// The `sig` value of an envelope of `name`, `id` and `body` (the body's exact bytes).
+    ///
+    /// ```
+    /// let signer = mq::signing::Signer::parse("k1:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff")?;
+    /// let sig = signer.sign("SendOrderConfirmation", "id-7", br#"{"order_id":7}"#);
+    /// assert!(sig.starts_with("k1:") && sig.len() == "k1:".len() + 43);
+    /// # Ok::<(), mq::signing::KeyError>(())
+    /// ```
     pub fn sign(&self, name: &str, id: &str, body: &[u8]) -> String {
         let key = &self.keys[0];
         let mac = mac(&key.secret, name, id, body).finalize().into_bytes();
@@ -110,6 +152,14 @@ impl Signer {
     /// # Errors
     ///
     /// The [`Refusal`] to record in the failure store.
+    ///
+    /// ```
+    /// let signer = mq::signing::Signer::parse("k1:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff")?;
+    /// let sig = signer.sign("Refund", "r-1", br#"{"cents":100}"#);
+    /// assert!(signer.verify(Some(&sig), "Refund", "r-1", br#"{"cents":100}"#).is_ok());
+    /// assert!(signer.verify(Some(&sig), "Refund", "r-1", br#"{"cents":99900}"#).is_err());
+    /// # Ok::<(), mq::signing::KeyError>(())
+    /// ```
     pub fn verify(
         &self,
         sig: Option<&str>,

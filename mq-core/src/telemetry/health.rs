@@ -12,6 +12,10 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Default for `--health-timeout`: how long reserves may fail before `/healthz` says 503.
+///
+/// ```
+/// assert_eq!(mq::worker::DEFAULT_HEALTH_TIMEOUT.as_secs(), 30);
+/// ```
 pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What the reservation loop reported last.

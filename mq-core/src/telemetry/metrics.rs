@@ -1,5 +1,5 @@
 //! What mq counts and times, on the `metrics` facade (feature `metrics`); every name and
-//! label is here, and `docs/observability.md` lists them.
+//! label is here, and [`guide::observability`](crate::guide::observability) lists them.
 //!
 //! Why the facade rather than OpenTelemetry metrics: with no recorder installed a metric
 //! call is a load of the global recorder and a return (no exporter, no SDK, no allocation

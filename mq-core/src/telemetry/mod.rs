@@ -1,11 +1,11 @@
 //! What operators see of mq beyond the log: `tracing` spans named and attributed after
 //! OpenTelemetry's messaging semantic conventions, the trace context carried in the
 //! envelope's headers (feature `otel`), metrics on the `metrics` facade and the worker's
-//! `/metrics` and `/healthz` endpoint (feature `metrics`). See `docs/observability.md`.
+//! `/metrics` and `/healthz` endpoint (feature `metrics`). See [`guide::observability`](crate::guide::observability).
 //!
 //! The spans are plain `tracing`, always compiled: when no subscriber wants them, a span
 //! macro is one check of its call site's cached interest and its fields are never
-//! evaluated, so they cost the hot path nothing worth measuring (`docs/performance.md`).
+//! evaluated, so they cost the hot path nothing worth measuring ([`guide::performance`](crate::guide::performance)).
 
 #[cfg(feature = "prometheus")]
 pub(crate) mod endpoint;

@@ -427,7 +427,24 @@ impl WorkerBuilder {
 
     /// Serves Prometheus's `/metrics` and a `/healthz` for orchestrators on `addr` (e.g.
     /// `127.0.0.1:9464`) while the worker runs; off by default. Installs the Prometheus
-    /// recorder of the `metrics` facade for the process. See `docs/observability.md`.
+    /// recorder of the `metrics` facade for the process. See
+    /// [`guide::observability`](crate::guide::observability).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(mq::Message, Serialize, Deserialize)] struct Ping;
+    /// # #[mq::slot] fn pong(_: Ping) {}
+    /// # let registry = mq::Registry::from_slots([mq::SlotDef::of::<pong>()])?;
+    /// let worker = mq::Worker::builder()
+    ///     .url("memory://")
+    ///     .registry(registry)
+    ///     .metrics_addr("127.0.0.1:9464".parse().expect("an address"))
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
     #[cfg(feature = "prometheus")]
     pub fn metrics_addr(mut self, addr: std::net::SocketAddr) -> Self {
         self.options.metrics_addr = Some(addr);
@@ -435,6 +452,15 @@ impl WorkerBuilder {
     }
 
     /// How long reserves may fail before `/healthz` answers 503 (default 30 s).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let builder = mq::Worker::builder()
+    ///     .metrics_addr("127.0.0.1:0".parse().unwrap())
+    ///     .health_timeout(Duration::from_secs(60));
+    /// # let _ = builder;
+    /// ```
     #[cfg(feature = "prometheus")]
     pub fn health_timeout(mut self, timeout: Duration) -> Self {
         self.options.health_timeout = timeout;
