@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use metrics::SharedString;
 
+#[cfg(feature = "prometheus")]
 use crate::transport::QueueStats;
 
 /// Messages put on their queue (`queue`, `message`).
@@ -116,7 +117,9 @@ pub(crate) fn settled(
     }
 }
 
-/// The counts of the worker's queues, as gauges.
+/// The counts of the worker's queues, as gauges (sampled by a worker that serves
+/// `--metrics-addr`).
+#[cfg(feature = "prometheus")]
 pub(crate) fn queue_depths(stats: &[QueueStats]) {
     for stats in stats {
         for (state, count) in [

@@ -241,11 +241,20 @@ impl Worker {
         )));
         #[cfg(feature = "postgres")]
         let relaying = shared.relay.clone().map(RelayTask::start);
+        // mq's metrics described to whatever recorder is installed, at each start.
         #[cfg(feature = "metrics")]
-        let _depths = AbortOnDrop(tokio::spawn(sample_queue_depths(
-            shared.transport.clone(),
-            options.queues.clone(),
-        )));
+        crate::telemetry::metrics::describe();
+        // Queue depths only for a worker that serves its metrics: the sampler's `stats` shares the
+        // transport's connection with the settles, and a slot that never yields can hold
+        // the runtime thread its task waits on (slot_faults.rs caught a settle waiting
+        // behind it); without an endpoint nobody reads the gauges.
+        #[cfg(feature = "prometheus")]
+        let _depths = options.metrics_addr.map(|_| {
+            AbortOnDrop(tokio::spawn(sample_queue_depths(
+                shared.transport.clone(),
+                options.queues.clone(),
+            )))
+        });
         #[cfg(feature = "prometheus")]
         let _endpoint = shared
             .endpoint
@@ -416,15 +425,13 @@ impl Worker {
 }
 
 /// How often the queue-depth gauges are sampled from the backend's counts.
-#[cfg(feature = "metrics")]
+#[cfg(feature = "prometheus")]
 const DEPTH_EVERY: Duration = Duration::from_secs(5);
 
-/// Describes mq's metrics to the recorder, then sets the `mq_queue_depth` gauges of
-/// `queues` every [`DEPTH_EVERY`], until aborted. A failed count is skipped (the
-/// reservation loop reports the backend's trouble).
-#[cfg(feature = "metrics")]
+/// Sets the `mq_queue_depth` gauges of `queues` every [`DEPTH_EVERY`], until aborted. A
+/// failed count is skipped (the reservation loop reports the backend's trouble).
+#[cfg(feature = "prometheus")]
 async fn sample_queue_depths(transport: Arc<dyn Transport>, queues: Vec<String>) {
-    crate::telemetry::metrics::describe();
     let mut every = tokio::time::interval(DEPTH_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
