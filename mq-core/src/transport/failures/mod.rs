@@ -8,12 +8,14 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::{FailedMessage, Failure, PutOptions};
+use super::PutOptions;
 use crate::Result;
 
+mod failure;
 mod queued;
 pub(crate) mod record;
 
+pub use failure::{FailedMessage, Failure, SlotFailure};
 pub use queued::{check_queue_name, fold_failed_stats, QueuedFailures, FAILED_QUEUE_PREFIX};
 
 /// The failure store of a backend.
