@@ -57,6 +57,14 @@ pub struct Envelope {
     /// Empty when none, and then not written.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: Headers,
+    /// The version of the message's shape the body was written in (`#[message(version =
+    /// N)]`); 1 when absent, and then not written.
+    #[serde(default = "first_version", skip_serializing_if = "is_first_version")]
+    pub message_version: u32,
+    /// The signature, `KEY_ID:MAC` (see [`signing`](crate::signing)); absent when the
+    /// producer had no signing key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sig: Option<String>,
     /// The message itself, as its type serializes.
     pub body: Box<RawValue>,
 }
@@ -80,8 +88,26 @@ impl Envelope {
             slots: None,
             dispatched_at: SystemTime::now(),
             headers: Headers::new(),
+            message_version: 1,
+            sig: None,
             body,
         }
+    }
+
+    /// This envelope with its `sig` set by `signer` (see [`signing`](crate::signing)).
+    ///
+    /// ```
+    /// let signer = mq::signing::Signer::parse(&format!("k1:{}", "ab".repeat(32)))?;
+    /// let body = serde_json::value::RawValue::from_string("{}".to_owned()).unwrap();
+    /// let envelope = mq::Envelope::new("Ping", body).signed(&signer);
+    /// assert!(envelope.sig.as_deref().is_some_and(|sig| sig.starts_with("k1:")));
+    /// assert!(signer.verify(&envelope).is_ok());
+    /// # Ok::<(), mq::signing::KeyError>(())
+    /// ```
+    #[must_use]
+    pub fn signed(mut self, signer: &crate::signing::Signer) -> Envelope {
+        self.sig = Some(signer.sign(&self));
+        self
     }
 
     /// Reads an envelope from the bytes of a queued item.
@@ -123,6 +149,14 @@ impl Envelope {
             .expect("an envelope always serializes")
             .into()
     }
+}
+
+fn first_version() -> u32 {
+    1
+}
+
+fn is_first_version(version: &u32) -> bool {
+    *version == 1
 }
 
 /// `SystemTime` as an RFC 3339 string with milliseconds, in UTC.

@@ -1,16 +1,18 @@
 //! Signed envelopes: an HMAC-SHA-256, under a key of `MQ_SIGNING_KEYS`, of the envelope's
-//! name, id and body, carried in the envelope's `sig` field (`KEY_ID:MAC`, the MAC in
+//! name, id, message version and body, carried in the envelope's `sig` field (`KEY_ID:MAC`, the MAC in
 //! URL-safe base64 without padding) and checked by the worker before the body is decoded.
 //!
-//! The signed bytes are `mq-sig-1\n`, then the name and the id each as `LENGTH:TEXT` (the
-//! byte length in decimal), then the body exactly as the envelope carries it:
+//! The signed bytes are `mq-sig-1\n`, then the name, the id and the message version (in
+//! decimal, `1` when the envelope has none) each as `LENGTH:TEXT` (the byte length in
+//! decimal), then the body exactly as the envelope carries it:
 //!
 //! ```text
-//! mq-sig-1\n21:SendOrderConfirmation36:0193a8f2-7c4e-7d1a-9b1e-2f4c6a8e0b12{"order_id":7}
+//! mq-sig-1\n21:SendOrderConfirmation36:0193a8f2-7c4e-7d1a-9b1e-2f4c6a8e0b121:1{"order_id":7}
 //! ```
 //!
-//! The attempt, the slots still to run and the dispatch time are not signed: a retry
-//! rewrites the first two, and none of them says what a slot does. A signature proves who
+//! The attempt, the slots still to run, the dispatch time and the headers are not signed: a
+//! retry rewrites the first two, and none of them says what a slot does (the headers carry
+//! a trace context). A signature proves who
 //! made the message, not that it is fresh: a copy of a signed envelope put again runs
 //! again, with its id (see the semantics' idempotency).
 //!
@@ -21,6 +23,8 @@ mod keys;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+
+use crate::Envelope;
 
 pub use keys::{KeyError, MIN_KEY_BYTES};
 
@@ -53,9 +57,10 @@ pub struct Signer {
 /// use mq::signing::{Refusal, Signer};
 ///
 /// let signer = Signer::parse("k1:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff")?;
-/// assert_eq!(signer.verify(None, "Ping", "1", b"{}"), Err(Refusal::Unsigned));
-/// let forged = "k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
-/// assert_eq!(signer.verify(Some(forged), "Ping", "1", b"{}"), Err(Refusal::Mismatch("k1".into())));
+/// let mut envelope = mq::Envelope::new("Ping", serde_json::value::RawValue::from_string("{}".into()).unwrap());
+/// assert_eq!(signer.verify(&envelope), Err(Refusal::Unsigned));
+/// envelope.sig = Some("k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into());
+/// assert_eq!(signer.verify(&envelope), Err(Refusal::Mismatch("k1".into())));
 /// # Ok::<(), mq::signing::KeyError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -70,7 +75,7 @@ pub enum Refusal {
     #[error("the envelope is signed with key `{0}`, which this worker does not have")]
     UnknownKey(String),
     /// The MAC does not match: the envelope was changed or made without the key.
-    #[error("the envelope's signature (key `{0}`) does not match its name, id and body")]
+    #[error("the envelope's signature (key `{0}`) does not match its name, id, version and body")]
     Mismatch(String),
 }
 
@@ -83,10 +88,10 @@ impl Signer {
     ///     "k2026:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
     /// )
     /// .unwrap();
-    /// let sig = signer.sign("Ping", "id-1", br#"{"n":1}"#);
-    /// assert!(sig.starts_with("k2026:"));
-    /// assert!(signer.verify(Some(&sig), "Ping", "id-1", br#"{"n":1}"#).is_ok());
-    /// assert!(signer.verify(Some(&sig), "Ping", "id-1", br#"{"n":2}"#).is_err());
+    /// let body = serde_json::value::RawValue::from_string(r#"{"n":1}"#.into()).unwrap();
+    /// let envelope = mq::Envelope::new("Ping", body).signed(&signer);
+    /// assert!(envelope.sig.as_deref().unwrap().starts_with("k2026:"));
+    /// assert!(signer.verify(&envelope).is_ok());
     /// assert!(mq::signing::Signer::parse("k:0011").is_err()); // too short
     /// ```
     ///
@@ -130,23 +135,25 @@ impl Signer {
         &self.keys[0].id
     }
 
-    /// The `sig` value of an envelope of `name`, `id` and `body` (the body's exact bytes).
+    /// The `sig` value of `envelope`: a MAC of its name, id, message version and body (the
+    /// body's exact JSON text), under the first key. [`Envelope::signed`] sets it.
     ///
     /// ```
     /// let signer = mq::signing::Signer::parse("k1:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff")?;
-    /// let sig = signer.sign("SendOrderConfirmation", "id-7", br#"{"order_id":7}"#);
+    /// let body = serde_json::value::RawValue::from_string(r#"{"order_id":7}"#.into()).unwrap();
+    /// let sig = signer.sign(&mq::Envelope::new("SendOrderConfirmation", body));
     /// assert!(sig.starts_with("k1:") && sig.len() == "k1:".len() + 43);
     /// # Ok::<(), mq::signing::KeyError>(())
     /// ```
-    pub fn sign(&self, name: &str, id: &str, body: &[u8]) -> String {
+    pub fn sign(&self, envelope: &Envelope) -> String {
         let key = &self.keys[0];
-        let mac = mac(&key.secret, name, id, body).finalize().into_bytes();
+        let mac = mac(&key.secret, envelope).finalize().into_bytes();
         let mac = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac);
         format!("{}:{mac}", key.id)
     }
 
-    /// Checks the `sig` of an envelope of `name`, `id` and `body`: `Ok` when one of the
-    /// keys signed exactly these. Whether an unsigned envelope may pass is the worker's
+    /// Checks the `sig` of `envelope`: `Ok` when one of the keys signed exactly its name,
+    /// id, message version and body. Whether an unsigned envelope may pass is the worker's
     /// choice (`Refusal::Unsigned` here).
     ///
     /// # Errors
@@ -155,19 +162,15 @@ impl Signer {
     ///
     /// ```
     /// let signer = mq::signing::Signer::parse("k1:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff")?;
-    /// let sig = signer.sign("Refund", "r-1", br#"{"cents":100}"#);
-    /// assert!(signer.verify(Some(&sig), "Refund", "r-1", br#"{"cents":100}"#).is_ok());
-    /// assert!(signer.verify(Some(&sig), "Refund", "r-1", br#"{"cents":99900}"#).is_err());
+    /// let body = |json: &str| serde_json::value::RawValue::from_string(json.into()).unwrap();
+    /// let mut envelope = mq::Envelope::new("Refund", body(r#"{"cents":100}"#)).signed(&signer);
+    /// assert!(signer.verify(&envelope).is_ok());
+    /// envelope.body = body(r#"{"cents":99900}"#);
+    /// assert!(signer.verify(&envelope).is_err());
     /// # Ok::<(), mq::signing::KeyError>(())
     /// ```
-    pub fn verify(
-        &self,
-        sig: Option<&str>,
-        name: &str,
-        id: &str,
-        body: &[u8],
-    ) -> Result<(), Refusal> {
-        let sig = sig.ok_or(Refusal::Unsigned)?;
+    pub fn verify(&self, envelope: &Envelope) -> Result<(), Refusal> {
+        let sig = envelope.sig.as_deref().ok_or(Refusal::Unsigned)?;
         let malformed = || Refusal::Malformed(sig.chars().take(80).collect());
         let (key_id, mac_text) = sig.split_once(':').ok_or_else(malformed)?;
         let given = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -178,75 +181,98 @@ impl Signer {
             .iter()
             .find(|key| key.id == key_id)
             .ok_or_else(|| Refusal::UnknownKey(key_id.chars().take(32).collect()))?;
-        mac(&key.secret, name, id, body)
+        mac(&key.secret, envelope)
             .verify_slice(&given)
             .map_err(|_| Refusal::Mismatch(key.id.clone()))
     }
 }
 
 /// The MAC over the signed bytes (see the module doc), not yet finalized.
-fn mac(secret: &[u8], name: &str, id: &str, body: &[u8]) -> Hmac<Sha256> {
+fn mac(secret: &[u8], envelope: &Envelope) -> Hmac<Sha256> {
     // HMAC takes a key of any length; `keys` has checked it is at least 32 bytes.
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret)
         .unwrap_or_else(|_| unreachable!("HMAC accepts keys of every length"));
     mac.update(SCHEME);
-    for part in [name, id] {
+    let version = envelope.message_version.to_string();
+    for part in [&envelope.name, &envelope.id, &version] {
         mac.update(part.len().to_string().as_bytes());
         mac.update(b":");
         mac.update(part.as_bytes());
     }
-    mac.update(body);
+    mac.update(envelope.body.get().as_bytes());
     mac
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::value::RawValue;
+
     use super::*;
 
     const OLD: &str = "old:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
     const NEW: &str = "new:ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100";
+
+    fn envelope(name: &str, id: &str, body: &str) -> Envelope {
+        let mut envelope = Envelope::new(name, RawValue::from_string(body.into()).unwrap());
+        envelope.id = id.into();
+        envelope
+    }
 
     #[test]
     fn rotation_signs_with_the_first_and_accepts_any() {
         let before = Signer::parse(OLD).unwrap();
         let during = Signer::parse(&format!("{NEW},{OLD}")).unwrap();
         let after = Signer::parse(NEW).unwrap();
-        let old_sig = before.sign("Ping", "1", b"{}");
-        let new_sig = during.sign("Ping", "1", b"{}");
-        assert!(new_sig.starts_with("new:"));
-        assert_eq!(during.verify(Some(&old_sig), "Ping", "1", b"{}"), Ok(()));
-        assert_eq!(after.verify(Some(&new_sig), "Ping", "1", b"{}"), Ok(()));
-        assert_eq!(
-            after.verify(Some(&old_sig), "Ping", "1", b"{}"),
-            Err(Refusal::UnknownKey("old".into()))
-        );
+        let old = envelope("Ping", "1", "{}").signed(&before);
+        let new = envelope("Ping", "1", "{}").signed(&during);
+        assert!(new.sig.as_deref().unwrap().starts_with("new:"));
+        assert_eq!(during.verify(&old), Ok(()));
+        assert_eq!(after.verify(&new), Ok(()));
+        assert_eq!(after.verify(&old), Err(Refusal::UnknownKey("old".into())));
     }
 
     #[test]
     fn any_change_is_refused() {
         let signer = Signer::parse(OLD).unwrap();
-        let sig = signer.sign("Refund", "7", br#"{"cents":100}"#);
-        for (name, id, body) in [
-            ("Refund", "7", &br#"{"cents":100000}"#[..]),
-            ("Refunds", "7", br#"{"cents":100}"#),
-            ("Refund", "8", br#"{"cents":100}"#),
+        let signed = envelope("Refund", "7", r#"{"cents":100}"#).signed(&signer);
+        let sig = signed.sig.clone();
+        let mut versioned = envelope("Refund", "7", r#"{"cents":100}"#);
+        versioned.message_version = 2;
+        for mut changed in [
+            envelope("Refund", "7", r#"{"cents":100000}"#),
+            envelope("Refunds", "7", r#"{"cents":100}"#),
+            envelope("Refund", "8", r#"{"cents":100}"#),
             // The boundary between name and id is signed too.
-            ("Refund7", "", br#"{"cents":100}"#),
+            envelope("Refund7", "", r#"{"cents":100}"#),
+            versioned,
         ] {
+            changed.sig = sig.clone();
             assert_eq!(
-                signer.verify(Some(&sig), name, id, body),
+                signer.verify(&changed),
                 Err(Refusal::Mismatch("old".into())),
-                "{name} {id}"
+                "{changed:?}"
             );
         }
         assert_eq!(
-            signer.verify(None, "Refund", "7", b"{}"),
+            signer.verify(&envelope("Refund", "7", "{}")),
             Err(Refusal::Unsigned)
         );
+        let mut malformed = envelope("Refund", "7", "{}");
+        malformed.sig = Some("nocolon".into());
         assert!(matches!(
-            signer.verify(Some("nocolon"), "Refund", "7", b"{}"),
+            signer.verify(&malformed),
             Err(Refusal::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn what_is_not_signed_may_change() {
+        let signer = Signer::parse(OLD).unwrap();
+        let mut signed = envelope("Refund", "7", r#"{"cents":100}"#).signed(&signer);
+        signed.attempt = 3;
+        signed.slots = Some(vec!["shop::refund".into()]);
+        signed.headers.insert("traceparent".into(), "00-x".into());
+        assert_eq!(signer.verify(&signed), Ok(()));
     }
 
     /// The documented example: a producer in another language computes the same MAC.
@@ -255,12 +281,21 @@ mod tests {
         let key = [0x11u8; 32];
         let signer = Signer::parse(&format!("k:{}", "11".repeat(32))).unwrap();
         let mut expected = <Hmac<Sha256> as Mac>::new_from_slice(&key).unwrap();
-        expected.update(b"mq-sig-1\n4:Ping3:id1{\"n\":1}");
+        expected.update(b"mq-sig-1\n4:Ping3:id11:1{\"n\":1}");
         let expected = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .encode(expected.finalize().into_bytes());
         assert_eq!(
-            signer.sign("Ping", "id1", br#"{"n":1}"#),
+            signer.sign(&envelope("Ping", "id1", r#"{"n":1}"#)),
             format!("k:{expected}")
         );
+    }
+
+    /// The body is signed as the envelope carries it, so a decoded envelope verifies.
+    #[test]
+    fn a_signed_envelope_verifies_after_the_wire() {
+        let signer = Signer::parse(NEW).unwrap();
+        let sent = envelope("Ping", "id1", r#"{ "n" : "\u00e9" }"#).signed(&signer);
+        let received = Envelope::decode(&sent.encode()).unwrap();
+        assert_eq!(signer.verify(&received), Ok(()));
     }
 }
