@@ -14,6 +14,7 @@ use crate::envelope::Envelope;
 use crate::event::Hook;
 use crate::event::{Event, EventKind};
 use crate::message::Message;
+use crate::signing::Signer;
 use crate::telemetry::spans;
 use crate::transport::{self, PutOptions, Transport};
 use crate::{Error, Result};
@@ -76,6 +77,8 @@ pub struct Bus {
     /// not PostgreSQL; [`crate::relay`] moves its rows to the transport.
     #[cfg(feature = "postgres")]
     outbox: Option<Arc<dyn Transport>>,
+    /// The keys that sign every envelope (see [`signing`](crate::signing)).
+    signer: Option<Arc<Signer>>,
 }
 
 impl Bus {
@@ -99,7 +102,40 @@ impl Bus {
             hook,
             #[cfg(feature = "postgres")]
             outbox: None,
+            signer: None,
         }
+    }
+
+    /// This bus, signing every envelope it dispatches with `signer`'s first key (see
+    /// [`signing`](crate::signing)). [`Bus::connect`] and [`Bus::from_env`] read the keys
+    /// of `MQ_SIGNING_KEYS` themselves; [`Bus::new`] signs only when given them here.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(mq::Message, Serialize, Deserialize)]
+    /// struct Refund { cents: u64 }
+    ///
+    /// let signer = mq::signing::Signer::parse(&format!("k1:{}", "ab".repeat(32)))?;
+    /// let bus = mq::Bus::connect("memory://with-signer-doc").await?.with_signer(signer.clone());
+    /// bus.dispatch(Refund { cents: 100 }).await?;
+    /// let job = bus.transport().peek("default").await?.expect("queued");
+    /// let envelope = mq::Envelope::decode(&job.body).unwrap();
+    /// assert!(envelope.sig.as_deref().is_some_and(|sig| sig.starts_with("k1:")));
+    /// assert!(signer.verify(&envelope).is_ok());
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn with_signer(mut self, signer: Signer) -> Bus {
+        self.signer = Some(Arc::new(signer));
+        self
+    }
+
+    /// This bus with the worker's keys (shared, and none when the worker has none).
+    pub(crate) fn with_shared_signer(mut self, signer: Option<Arc<Signer>>) -> Bus {
+        self.signer = signer;
+        self
     }
 
     /// This bus, with `outbox` (a `postgres://` schema of the application's database that no worker
@@ -126,7 +162,8 @@ impl Bus {
     }
 
     /// Opens the transport `url` names (see [`transport::connect`]) and logs where it points
-    /// (for `sqlite://`, the absolute path of the file) at `info`.
+    /// (for `sqlite://`, the absolute path of the file) at `info`. With `MQ_SIGNING_KEYS`
+    /// set, the bus signs every envelope (see [`Bus::with_signer`]).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -141,14 +178,17 @@ impl Bus {
     ///
     /// # Errors
     ///
-    /// A malformed URL, or a backend that cannot be opened or reached.
+    /// A malformed URL, or a backend that cannot be opened or reached;
+    /// [`Error::SigningKeys`] when `MQ_SIGNING_KEYS` is malformed.
     pub async fn connect(url: &str) -> Result<Bus> {
+        let signer = Signer::from_env()?;
         let transport = transport::connect(url).await?;
         tracing::info!(
             backend = %transport::redacted(&transport.describe()),
+            signing_key = signer.as_ref().map(Signer::signing_key_id),
             "mq bus connected"
         );
-        Ok(Bus::new(transport))
+        Ok(Bus::new(transport).with_shared_signer(signer.map(Arc::new)))
     }
 
     /// Opens the transport of `MQ_URL`, or the SQLite default when it is unset, and (with
@@ -346,10 +386,12 @@ impl Bus {
             name: M::NAME.to_owned(),
             source,
         })?;
-        #[cfg_attr(not(feature = "otel"), allow(unused_mut))]
         let mut envelope = Envelope::new(M::NAME, body);
         #[cfg(feature = "otel")]
         crate::telemetry::otel::inject(&mut envelope.headers);
+        if let Some(signer) = &self.signer {
+            envelope.sig = Some(signer.sign(&envelope));
+        }
         let bytes = envelope.encode();
         transport::check_queue_name(M::OPTIONS.queue)?;
         self.transport

@@ -154,6 +154,11 @@ pub enum Error {
     #[error("invalid option: {0}")]
     Config(String),
 
+    /// The signing keys (`MQ_SIGNING_KEYS`) are malformed, too short or given twice: the
+    /// text names the key, never its secret.
+    #[error(transparent)]
+    SigningKeys(#[from] crate::signing::KeyError),
+
     /// An entry of the failure store does not exist.
     #[error("no failed message with id {0}")]
     NotFound(u64),

@@ -19,6 +19,7 @@
 //! The MAC is RustCrypto's `hmac` and `sha2`, compared in constant time (`verify_slice`).
 
 mod keys;
+mod policy;
 
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
@@ -27,6 +28,8 @@ use sha2::Sha256;
 use crate::Envelope;
 
 pub use keys::{KeyError, MIN_KEY_BYTES};
+pub use policy::Signatures;
+pub(crate) use policy::Verifier;
 
 /// The domain-separation prefix of the signed bytes; a new layout would change it.
 const SCHEME: &[u8] = b"mq-sig-1\n";
@@ -133,6 +136,17 @@ impl Signer {
     /// ```
     pub fn signing_key_id(&self) -> &str {
         &self.keys[0].id
+    }
+
+    /// The ids of every key, the signing one first.
+    ///
+    /// ```
+    /// let signer = mq::signing::Signer::parse(&format!("new:{},old:{}", "ab".repeat(32), "cd".repeat(32)))?;
+    /// assert_eq!(signer.key_ids(), ["new", "old"]);
+    /// # Ok::<(), mq::signing::KeyError>(())
+    /// ```
+    pub fn key_ids(&self) -> Vec<&str> {
+        self.keys.iter().map(|key| key.id.as_str()).collect()
     }
 
     /// The `sig` value of `envelope`: a MAC of its name, id, message version and body (the

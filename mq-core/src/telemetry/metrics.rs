@@ -33,6 +33,10 @@ pub(crate) const MESSAGES: &str = "mq_messages_total";
 pub(crate) const QUEUE_WAIT: &str = "mq_queue_wait_seconds";
 /// Seconds one slot run took, failed or not (`queue`, `message`, `slot`).
 pub(crate) const SLOT_DURATION: &str = "mq_slot_duration_seconds";
+/// Envelopes whose signature a worker refused, sent to the failure store without running a
+/// slot (`queue`, `reason`: `unsigned`, `malformed`, `unknown_key`, `mismatch`). No
+/// `message` label: whoever forges envelopes chooses their names, and would choose many.
+pub(crate) const SIGNATURE_REFUSALS: &str = "mq_signature_refusals_total";
 /// Items of a queue by state (`queue`, `state`: `ready`, `delayed`, `reserved`,
 /// `failed`), sampled by the worker from the backend's counts.
 pub(crate) const QUEUE_DEPTH: &str = "mq_queue_depth";
@@ -117,6 +121,23 @@ pub(crate) fn settled(
     }
 }
 
+/// An envelope on `queue` whose signature was refused.
+pub(crate) fn signature_refused(queue: &str, refusal: &crate::signing::Refusal) {
+    use crate::signing::Refusal;
+    let reason = match refusal {
+        Refusal::Unsigned => "unsigned",
+        Refusal::Malformed(_) => "malformed",
+        Refusal::UnknownKey(_) => "unknown_key",
+        Refusal::Mismatch(_) => "mismatch",
+    };
+    metrics::counter!(
+        SIGNATURE_REFUSALS,
+        "queue" => queue.to_owned(),
+        "reason" => reason
+    )
+    .increment(1);
+}
+
 /// The counts of the worker's queues, as gauges (sampled by a worker that serves
 /// `--metrics-addr`).
 #[cfg(feature = "prometheus")]
@@ -151,6 +172,10 @@ pub(crate) fn describe() {
         "time from dispatch to the first attempt's slots starting"
     );
     describe_histogram!(SLOT_DURATION, Unit::Seconds, "time one slot run took");
+    describe_counter!(
+        SIGNATURE_REFUSALS,
+        "envelopes whose signature was refused (failure store, no slot ran)"
+    );
     describe_gauge!(
         QUEUE_DEPTH,
         "items of a queue by state, sampled from the backend"

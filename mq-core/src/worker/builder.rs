@@ -639,7 +639,13 @@ impl WorkerBuilder {
                     transport.describe()
                 ))
             })?;
-        let bus = Bus::with_hook(transport.clone(), self.hook.clone());
+        let signer = match options.signer.take() {
+            Some(signer) => Some(signer),
+            None => crate::signing::Signer::from_env()?,
+        };
+        let verifier = crate::signing::Verifier::new(signer, options.signatures)?;
+        let bus = Bus::with_hook(transport.clone(), self.hook.clone())
+            .with_shared_signer(verifier.signer().cloned());
         let (bus, relay) = match &options.outbox {
             Some(url) => outbox(url, bus, &transport).await?,
             None => (bus, None),
@@ -669,6 +675,7 @@ impl WorkerBuilder {
                 states: self.states,
                 hook: self.hook,
                 options,
+                verifier,
                 held: Arc::default(),
                 slots_alive: Arc::default(),
                 #[cfg(feature = "prometheus")]

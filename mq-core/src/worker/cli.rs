@@ -21,6 +21,9 @@ Environment:
   MQ_OUTBOX         the same as --outbox
   MQ_QUEUES, MQ_CONCURRENCY, MQ_LIMIT, MQ_TIME_LIMIT, MQ_MEMORY_LIMIT, MQ_FAILURE_LIMIT,
   MQ_GRACE, MQ_RETRIES   the same as the flags above
+  MQ_SIGNATURES     the same as --signatures
+  MQ_SIGNING_KEYS   KEY_ID:SECRET[,KEY_ID:SECRET...]: check every envelope's signature, sign
+                    what slots dispatch (the first key signs; keys of 32+ random bytes, hex or base64)
   MQ_METRICS_ADDR, MQ_HEALTH_TIMEOUT   the same as --metrics-addr and --health-timeout, in
                     a worker built with mq-core's cargo feature `prometheus`
   RUST_LOG          log filter (default info), e.g. RUST_LOG=mq=debug
@@ -91,6 +94,11 @@ pub(crate) struct Cli {
     #[arg(long, env = "MQ_HEALTH_TIMEOUT", value_parser = parse_duration, value_name = "DURATION")]
     health_timeout: Option<Duration>,
 
+    /// With MQ_SIGNING_KEYS set: `required` (default) sends unsigned envelopes to the
+    /// failure store, `accept-unsigned` runs them (a migration); forged ones never run
+    #[arg(long, env = "MQ_SIGNATURES", value_name = "POLICY")]
+    signatures: Option<crate::signing::Signatures>,
+
     /// Print the routing table (message, type, queue, slots) and exit
     #[arg(long)]
     pub(crate) list: bool,
@@ -142,6 +150,7 @@ impl Cli {
         options.failure_limit = self.failure_limit.or(options.failure_limit);
         options.grace = self.grace.unwrap_or(options.grace);
         options.retries = self.retries.unwrap_or(options.retries);
+        options.signatures = self.signatures.or(options.signatures);
         #[cfg(feature = "prometheus")]
         {
             options.metrics_addr = self.metrics_addr.or(options.metrics_addr);

@@ -61,6 +61,10 @@ pub(crate) async fn handle(shared: Arc<Shared>, job: Job, busy: Busy) -> Outcome
             return outcome;
         }
     };
+    if let Err(refusal) = shared.verifier.check(&envelope) {
+        drop(busy);
+        return super::trust::refuse(&shared, &job, &envelope, refusal).await;
+    }
     let span = spans::process(
         shared.system,
         &job.queue,

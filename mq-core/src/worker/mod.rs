@@ -3,7 +3,7 @@
 //! `builder` takes the options in code, `cli` the command line and `MQ_*` over them,
 //! `program` runs a worker as `main` (`--list`, exit codes); `options` holds them; `run`
 //! is the reservation loop, `capacity` its bound, `held` the reserved items and their
-//! keep-alive; `emit` runs one message's slots and settles it; `exit` holds the limits and
+//! keep-alive; `emit` runs one message's slots and settles it, `trust` checks its signature first; `exit` holds the limits and
 //! exit codes, `shutdown` signals and hand-back.
 //!
 //! # Examples
@@ -36,6 +36,7 @@ mod program;
 mod run;
 mod settle;
 mod shutdown;
+mod trust;
 
 #[cfg(feature = "prometheus")]
 pub use crate::telemetry::health::DEFAULT_HEALTH_TIMEOUT;

@@ -32,6 +32,10 @@ pub(crate) struct Options {
     /// Put retries back ready at once instead of after their backoff (the testing worker,
     /// [`run_until_idle`](super::WorkerBuilder::run_until_idle)).
     pub(crate) retry_now: bool,
+    /// The signing keys (`WorkerBuilder::signer`); `MQ_SIGNING_KEYS` when `None`.
+    pub(crate) signer: Option<crate::signing::Signer>,
+    /// Whether unsigned envelopes run (`--signatures`, `MQ_SIGNATURES`).
+    pub(crate) signatures: Option<crate::signing::Signatures>,
 }
 
 /// Default for `--concurrency`: messages whose slots run at once.
@@ -78,6 +82,8 @@ impl Default for Options {
             #[cfg(feature = "prometheus")]
             health_timeout: crate::telemetry::health::DEFAULT_HEALTH_TIMEOUT,
             retry_now: false,
+            signer: None,
+            signatures: None,
         }
     }
 }

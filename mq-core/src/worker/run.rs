@@ -52,6 +52,8 @@ pub(crate) struct Shared {
     pub(super) states: States,
     pub(super) hook: Option<Hook>,
     pub(super) options: Options,
+    /// The signing keys and policy every envelope is checked against.
+    pub(super) verifier: crate::signing::Verifier,
     /// Reserved items whose handling has not ended: kept alive while their slots run,
     /// handed back when the grace runs out.
     pub(super) held: Arc<Held>,
@@ -228,6 +230,7 @@ impl Worker {
             queues = %options.queues.join(","),
             slots = shared.registry.routes().map(|r| r.slots().count()).sum::<usize>(),
             concurrency = options.concurrency,
+            signatures = %shared.verifier.describe(),
             "mq worker started"
         );
         if options.handle_signals {

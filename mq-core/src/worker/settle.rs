@@ -67,6 +67,26 @@ pub(super) async fn fail_unreadable(shared: &Shared, job: &Job, reason: String) 
     move_to_failure_store(shared, job, body, PutOptions::default(), failure, failed).await
 }
 
+/// Moves an envelope refused before its slots (its signature) to the failure store with
+/// `reason`, unchanged.
+pub(super) async fn fail_refused(
+    shared: &Shared,
+    job: &Job,
+    envelope: &Envelope,
+    reason: String,
+) -> Outcome {
+    let failure = failure(Vec::new(), reason, envelope.attempt);
+    let failed = Event::new(
+        EventKind::Failed,
+        &envelope.name,
+        &envelope.id,
+        &job.queue,
+        envelope.attempt,
+    );
+    let body = job.body.clone();
+    move_to_failure_store(shared, job, body, PutOptions::default(), failure, failed).await
+}
+
 /// A failure record of now.
 fn failure(slots: Vec<SlotFailure>, reason: String, attempts: u32) -> Failure {
     Failure {

@@ -2,9 +2,12 @@
 
 use std::collections::HashSet;
 use std::io::{self, Write};
+use std::time::Duration;
 
 use clap::{ArgGroup, Args, Subcommand};
+use mq::signing::Signer;
 use mq::transport::{FailedMessage, PutOptions, SlotFailure};
+use mq::Envelope;
 use serde::Serialize;
 
 use crate::progress::Progress;
@@ -32,7 +35,7 @@ pub(crate) enum FailedCommand {
         id: u64,
     },
     /// Put failed messages back on their queues (only their failing slots run again).
-    Retry(Selection),
+    Retry(RetryArgs),
     /// Delete failed messages for good.
     Remove(Selection),
 }
@@ -49,6 +52,16 @@ pub(crate) struct Selection {
     /// With --all: only the entries of this queue.
     #[arg(long, requires = "all")]
     queue: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RetryArgs {
+    #[command(flatten)]
+    selection: Selection,
+    /// Sign again, with the first key of MQ_SIGNING_KEYS, each entry whose signature does
+    /// not verify (unsigned, an old key, changed): you vouch for what you retry.
+    #[arg(long)]
+    resign: bool,
 }
 
 /// A failure store entry as `list` and `show` print it (and `--json` writes it).
@@ -86,7 +99,21 @@ pub(crate) async fn run(ctx: &Ctx, command: FailedCommand) -> CliResult {
     match command {
         FailedCommand::List { queue, max } => list(ctx, queue.as_deref(), max).await,
         FailedCommand::Show { id } => show(ctx, id).await,
-        FailedCommand::Retry(selection) => apply(ctx, Op::Retry, &selection).await,
+        FailedCommand::Retry(args) => {
+            if args.resign && ctx.signer.is_none() {
+                return Err(CliError::Usage(
+                    "--resign signs with the first key of MQ_SIGNING_KEYS, which is not set".into(),
+                ));
+            }
+            apply(
+                ctx,
+                Op::Retry {
+                    resign: args.resign,
+                },
+                &args.selection,
+            )
+            .await
+        }
         FailedCommand::Remove(selection) => apply(ctx, Op::Remove, &selection).await,
     }
 }
@@ -199,7 +226,7 @@ async fn show(ctx: &Ctx, id: u64) -> CliResult {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
-    Retry,
+    Retry { resign: bool },
     Remove,
 }
 
@@ -210,6 +237,16 @@ struct Outcome {
     done: Vec<Done>,
     /// Ids that were not (or no longer) in the store.
     missing: Vec<u64>,
+    /// Retried entries whose signature does not verify under MQ_SIGNING_KEYS: a worker that
+    /// checks signatures refuses them again.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    unverified: Vec<Unverified>,
+}
+
+#[derive(Debug, Serialize)]
+struct Unverified {
+    id: u64,
+    reason: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -217,11 +254,28 @@ struct Done {
     id: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     item: Option<u64>,
+    /// The id of the key a `--resign` signed the entry with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resigned: Option<String>,
 }
 
 async fn one(ctx: &Ctx, op: Op, id: u64, outcome: &mut Outcome) -> CliResult {
+    let mut resigned = None;
     let result = match op {
-        Op::Retry => ctx.transport.failure_store().retry(id).await.map(Some),
+        Op::Retry { resign } => match unverified(ctx, id).await? {
+            None => ctx.transport.failure_store().retry(id).await.map(Some),
+            Some((failed, _)) if resign => match &ctx.signer {
+                Some(signer) => {
+                    resigned = Some(signer.signing_key_id().to_owned());
+                    put_resigned(ctx, failed, signer).await.map(Some)
+                }
+                None => unreachable!("`run` refuses --resign without keys"),
+            },
+            Some((_, reason)) => {
+                outcome.unverified.push(Unverified { id, reason });
+                ctx.transport.failure_store().retry(id).await.map(Some)
+            }
+        },
         Op::Remove => match ctx.transport.failure_store().remove(id).await {
             Ok(true) => Ok(None),
             Ok(false) => Err(mq::Error::NotFound(id)),
@@ -229,16 +283,49 @@ async fn one(ctx: &Ctx, op: Op, id: u64, outcome: &mut Outcome) -> CliResult {
         },
     };
     match result {
-        Ok(item) => outcome.done.push(Done { id, item }),
+        Ok(item) => outcome.done.push(Done { id, item, resigned }),
         Err(mq::Error::NotFound(_)) => outcome.missing.push(id),
         Err(error) => return Err(error.into()),
     }
     Ok(())
 }
 
+/// The entry `id` and why its signature does not verify, when `MQ_SIGNING_KEYS` is set and
+/// it does not; `None` without keys, for a verified or unreadable envelope, or no entry.
+async fn unverified(ctx: &Ctx, id: u64) -> CliResult<Option<(FailedMessage, String)>> {
+    let Some(signer) = &ctx.signer else {
+        return Ok(None);
+    };
+    let Some(failed) = ctx.transport.failure_store().show(id).await? else {
+        return Ok(None);
+    };
+    let Ok(envelope) = Envelope::decode(&failed.body) else {
+        return Ok(None);
+    };
+    Ok(signer
+        .verify(&envelope)
+        .err()
+        .map(|refusal| (failed, refusal.to_string())))
+}
+
+/// Puts `failed` back ready, signed by `signer`, then removes it from the store: a crash in
+/// between leaves it in both (a duplicate), never in neither.
+async fn put_resigned(ctx: &Ctx, failed: FailedMessage, signer: &Signer) -> mq::Result<u64> {
+    let envelope = Envelope::decode(&failed.body)
+        .map_err(|reason| mq::Error::Config(format!("entry {}: {reason}", failed.id)))?
+        .signed(signer);
+    let options = PutOptions::new(failed.options.priority, Duration::ZERO, failed.options.ttr);
+    let item = ctx
+        .transport
+        .put(&failed.queue, envelope.encode(), options)
+        .await?;
+    ctx.transport.failure_store().remove(failed.id).await?;
+    Ok(item)
+}
+
 async fn apply(ctx: &Ctx, op: Op, selection: &Selection) -> CliResult {
     let (verb, doing) = match op {
-        Op::Retry => ("retried", "retrying"),
+        Op::Retry { .. } => ("retried", "retrying"),
         Op::Remove => ("removed", "removing"),
     };
     let mut outcome = Outcome::default();
@@ -266,11 +353,24 @@ async fn apply(ctx: &Ctx, op: Op, selection: &Selection) -> CliResult {
             )?;
         } else {
             for done in &outcome.done {
-                match done.item {
-                    Some(item) => writeln!(out, "{verb} {} (now item {item})", done.id)?,
-                    None => writeln!(out, "{verb} {}", done.id)?,
+                match (done.item, &done.resigned) {
+                    (Some(item), Some(key)) => writeln!(
+                        out,
+                        "{verb} {} (now item {item}, signed again with key {key})",
+                        done.id
+                    )?,
+                    (Some(item), None) => writeln!(out, "{verb} {} (now item {item})", done.id)?,
+                    (None, _) => writeln!(out, "{verb} {}", done.id)?,
                 }
             }
+        }
+        for unverified in &outcome.unverified {
+            crate::warn(&format!(
+                "failed message {} does not carry a valid signature ({}), so a worker that \
+                 checks signatures will refuse it again: look at it with `mq failed show {}`, \
+                 then retry it with --resign if you vouch for it",
+                unverified.id, unverified.reason, unverified.id
+            ));
         }
     }
     // With --all, an entry that vanished meanwhile (another operator, a second `mq`) is

@@ -108,6 +108,9 @@ impl From<serde_json::Error> for CliError {
 pub(crate) struct Ctx {
     pub(crate) transport: Arc<dyn Transport>,
     pub(crate) json: bool,
+    /// The keys of `MQ_SIGNING_KEYS`: `publish` signs with the first, `failed retry` checks
+    /// and (with `--resign`) signs.
+    pub(crate) signer: Option<mq::signing::Signer>,
 }
 
 impl Ctx {
@@ -185,9 +188,12 @@ async fn run(cli: Cli) -> CliResult {
                 ))
             })?
     };
+    let signer =
+        mq::signing::Signer::from_env().map_err(|error| CliError::Usage(error.to_string()))?;
     let ctx = Ctx {
         transport,
         json: cli.json,
+        signer,
     };
     match cli.command {
         Command::Stats(args) => stats::run(&ctx, &args).await,

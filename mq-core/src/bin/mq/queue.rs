@@ -74,7 +74,10 @@ pub(crate) async fn publish(ctx: &Ctx, args: &PublishArgs) -> CliResult {
     );
     let queue = args.queue.as_deref().unwrap_or(DEFAULT_QUEUE);
     mq::transport::check_queue_name(queue)?;
-    let envelope = Envelope::new(&args.wire_name, body);
+    let mut envelope = Envelope::new(&args.wire_name, body);
+    if let Some(signer) = &ctx.signer {
+        envelope = envelope.signed(signer);
+    }
     let item = ctx.transport.put(queue, envelope.encode(), options).await?;
     if args.queue.is_none() {
         warn(&format!(
