@@ -84,7 +84,20 @@ pub struct WorkerProcess(pub Child);
 impl WorkerProcess {
     /// Starts `binary` (the test's `env!("CARGO_BIN_EXE_test-worker")`) on `url`.
     pub fn start(binary: &str, url: &str, record: &Path, args: &[&str]) -> WorkerProcess {
-        WorkerProcess::spawn(binary, url, record, args, Stdio::inherit())
+        WorkerProcess::spawn(binary, url, record, args, &[], Stdio::inherit())
+    }
+
+    /// Like [`start_logged`](WorkerProcess::start_logged), with the variables `env` set too
+    /// (`MQ_SIGNING_KEYS`, ...).
+    pub fn start_with_env(
+        binary: &str,
+        url: &str,
+        record: &Path,
+        env: &[(&str, &str)],
+        log: &Path,
+    ) -> WorkerProcess {
+        let file = std::fs::File::create(log).expect("create the log file");
+        WorkerProcess::spawn(binary, url, record, &[], env, file.into())
     }
 
     /// Like [`start`](WorkerProcess::start), its log (`RUST_LOG=warn`) written to `log`.
@@ -96,12 +109,20 @@ impl WorkerProcess {
         log: &Path,
     ) -> WorkerProcess {
         let file = std::fs::File::create(log).expect("create the log file");
-        WorkerProcess::spawn(binary, url, record, args, file.into())
+        WorkerProcess::spawn(binary, url, record, args, &[], file.into())
     }
 
-    fn spawn(binary: &str, url: &str, record: &Path, args: &[&str], log: Stdio) -> WorkerProcess {
+    fn spawn(
+        binary: &str,
+        url: &str,
+        record: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        log: Stdio,
+    ) -> WorkerProcess {
         let child = Command::new(binary)
             .args(args)
+            .envs(env.iter().copied())
             .env("MQ_URL", url)
             .env("MQ_TEST_RECORD", record)
             .env("RUST_LOG", "warn")

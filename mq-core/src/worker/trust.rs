@@ -34,8 +34,10 @@ impl WorkerBuilder {
     ///     .signer(signer)
     ///     .run_until_idle()
     ///     .await?;
-    /// assert_eq!((report.handled(), report.failed().len()), (1, 1));
-    /// assert!(report.failed()[0].reason.contains("not signed"));
+    /// use mq::testing::Outcome;
+    /// assert_eq!((report.count(Outcome::Finished), report.count(Outcome::Failed)), (1, 1));
+    /// let refused = report.messages().iter().find(|m| m.outcome == Outcome::Failed).unwrap();
+    /// assert!(refused.errors[0].starts_with("signature refused: the envelope is not signed"));
     /// # Ok(()) }
     /// ```
     pub fn signer(mut self, signer: Signer) -> Self {
