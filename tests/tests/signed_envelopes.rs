@@ -14,6 +14,8 @@ use mq_tests::beanstalkd::Beanstalkd;
 use mq_tests::worker_process::{recorded, wait_until_recorded, Work, WorkerProcess};
 use serde_json::value::RawValue;
 
+mod cli_support;
+
 const WORKER: &str = env!("CARGO_BIN_EXE_test-worker");
 
 const OLD: &str = "old:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
@@ -282,4 +284,73 @@ fn a_worker_with_unusable_keys_or_none_to_require_does_not_start() {
         assert!(text.contains(says), "{env:?}: {text}");
         assert!(!text.contains(secret), "the log shows a secret: {text}");
     }
+}
+
+/// `mq publish` signs with `MQ_SIGNING_KEYS`; `mq failed retry` warns when what it puts back
+/// will be refused again, and `--resign` vouches for it with the first key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mq_publish_signs_and_failed_retry_resigns_what_an_operator_vouches_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("mq.db").display());
+    let record = dir.path().join("record");
+    let keyed = |args: &[&str]| {
+        let mut all = vec!["--url", url.as_str()];
+        all.extend_from_slice(args);
+        let mut command = cli_support::command(&all);
+        command.env("MQ_SIGNING_KEYS", NEW);
+        cli_support::run(&mut command)
+    };
+    let body = |n: u64| format!(r#"{{"n":{n},"sleep_ms":0,"panic":false}}"#);
+
+    let transport = mq::transport::connect(&url).await.unwrap();
+    keyed(&["publish", "Work", &body(1), "--queue", "work"]).ok();
+    let published = transport.peek("work").await.unwrap().expect("published");
+    let envelope = Envelope::decode(&published.body).unwrap();
+    assert_eq!(signer(NEW).verify(&envelope), Ok(()));
+
+    // An unsigned message from before signing was turned on.
+    let options = mq::transport::PutOptions::default();
+    let unsigned = work_envelope(2).encode();
+    transport.put("work", unsigned, options).await.unwrap();
+    let _worker = worker(&url, dir.path(), &[("MQ_SIGNING_KEYS", NEW)]);
+    wait_until_recorded(&record, 1);
+    wait_for_failed(transport.as_ref(), 1).await;
+    let id = transport.failure_store().list(None, 1).await.unwrap()[0].id;
+
+    // A plain retry puts it back as it is, says so, and the worker refuses it again.
+    let retry = keyed(&["failed", "retry", &id.to_string()]);
+    assert_eq!(retry.code, 0, "{retry:#?}");
+    assert!(
+        retry
+            .stderr
+            .contains("does not carry a valid signature (the envelope is not signed)"),
+        "{retry:#?}"
+    );
+    let again = loop {
+        let failed = transport.failure_store().list(None, 10).await.unwrap();
+        match failed.iter().find(|f| f.id != id) {
+            Some(entry) => break entry.id,
+            None => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    };
+    assert_eq!(recorded(&record), [1]);
+
+    // --resign: the operator vouches for it; it runs.
+    let resigned = keyed(&["failed", "retry", &again.to_string(), "--resign"]);
+    assert!(
+        resigned.ok().contains("signed again with key new"),
+        "{resigned:#?}"
+    );
+    wait_until_recorded(&record, 2);
+    assert_eq!(recorded(&record), [1, 2]);
+    assert!(transport
+        .failure_store()
+        .list(None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Without keys there is nothing to sign with.
+    let unkeyed = cli_support::mq(&url, &["failed", "retry", "--all", "--resign"]);
+    assert!(unkeyed.fails(2).contains("MQ_SIGNING_KEYS"), "{unkeyed:#?}");
 }

@@ -69,7 +69,7 @@ pub struct Signer {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     /// No `sig` field, and unsigned envelopes are not accepted.
-    #[error("the envelope is not signed, and this worker requires signatures")]
+    #[error("the envelope is not signed")]
     Unsigned,
     /// A `sig` that is not `KEY_ID:MAC`.
     #[error("the envelope's signature `{0}` is not KEY_ID:MAC")]
