@@ -7,7 +7,8 @@
 //! MQ_BENCH_N=50000 cargo bench -p mq-core --features nats,postgres,otel,prometheus --bench throughput
 //! ```
 //!
-//! `--telemetry` runs only the cost of tracing and metrics (`support/telemetry.rs`).
+//! `--telemetry` runs only the cost of tracing and metrics, `--signing` only that of signed
+//! envelopes (`support/telemetry.rs`).
 //!
 //! Starts its own beanstalkd (`$BEANSTALKD`, else `/usr/bin/beanstalkd`) on a free loopback
 //! port and kills it at the end. For the PostgreSQL figures it needs a server that lets it
@@ -390,6 +391,7 @@ fn child_says(child: &str, url: &str, n: usize, mode: &str) -> R<String> {
     let output = Process::new(std::env::current_exe()?)
         .env("MQ_BENCH_CHILD", child)
         .env("MQ_BENCH_TELEMETRY", mode)
+        .env("MQ_SIGNING_KEYS", telemetry::signing_keys(mode))
         .env("MQ_BENCH_URL", url)
         .env("MQ_BENCH_N", n.to_string())
         .stderr(Stdio::inherit())
@@ -1028,15 +1030,23 @@ fn run(args: &[String]) -> R<()> {
         Err(_) => 100_000,
     };
     let latency_seconds = if quick { 2 } else { 5 };
-    // `--telemetry`: the cost of tracing and metrics alone (beanstalkd only).
-    if args.iter().any(|a| a == "--telemetry") {
-        // MQ_BENCH_ROUNDS: more rounds, for a machine shared with other work.
+    // `--telemetry` and `--signing`: the cost of tracing and metrics, or of signed
+    // envelopes, alone (beanstalkd only). MQ_BENCH_ROUNDS: more rounds, for a machine shared
+    // with other work.
+    let modes = if args.iter().any(|a| a == "--telemetry") {
+        Some(&telemetry::MODES[..])
+    } else if args.iter().any(|a| a == "--signing") {
+        Some(&telemetry::SIGNING_MODES[..])
+    } else {
+        None
+    };
+    if let Some(modes) = modes {
         let rounds = match std::env::var("MQ_BENCH_ROUNDS") {
             Ok(rounds) => rounds.parse()?,
             Err(_) if quick => 1,
             Err(_) => ROUNDS,
         };
-        return telemetry::costs(n, rounds);
+        return telemetry::costs(n, rounds, modes);
     }
     // `--postgres`: that section alone (the others need beanstalkd and NATS).
     if args.iter().any(|a| a == "--postgres") {

@@ -354,3 +354,30 @@ async fn mq_publish_signs_and_failed_retry_resigns_what_an_operator_vouches_for(
     let unkeyed = cli_support::mq(&url, &["failed", "retry", "--all", "--resign"]);
     assert!(unkeyed.fails(2).contains("MQ_SIGNING_KEYS"), "{unkeyed:#?}");
 }
+
+/// The wire format's Python producer, run as written: the worker's check accepts what it
+/// signs, and refuses it once its body is changed.
+#[test]
+fn the_documented_python_producer_signs_as_the_worker_checks() {
+    let page = include_str!("../../docs/wire-format.md");
+    let (_, after) = page
+        .split_once("```python\n")
+        .expect("a Python block in docs/wire-format.md");
+    let (program, _) = after.split_once("```").expect("the block's end");
+    let output = std::process::Command::new("python3")
+        .args(["-c", program])
+        .env("MQ_SIGNING_KEYS", format!("{NEW},{OLD}"))
+        .output()
+        .expect("run python3");
+    assert!(output.status.success(), "{output:?}");
+    let envelope = Envelope::decode(&output.stdout).expect("an envelope");
+    assert_eq!(envelope.name, "SendOrderConfirmation");
+    assert!(envelope.sig.as_deref().unwrap().starts_with("new:"));
+    let worker_keys = signer(&format!("{OLD},{NEW}"));
+    assert_eq!(worker_keys.verify(&envelope), Ok(()));
+    let mut changed = envelope;
+    changed.body =
+        RawValue::from_string(r#"{"order_id":7,"to":"ada@example.com","total_cents":1}"#.into())
+            .unwrap();
+    assert!(worker_keys.verify(&changed).is_err());
+}

@@ -35,6 +35,7 @@ pages! {
     dashboard => "dashboard", "The web dashboard: queues, failures and slots in the browser";
     wire_format => "wire-format", "The envelope, for producers in other languages";
     observability => "observability", "Traces, metrics and health: what operators see";
+    security => "security", "Trust: signed envelopes and authenticated connections";
     sqlite => "sqlite", "The embedded SQLite backend";
     beanstalkd => "beanstalkd", "The beanstalkd backend";
     nats => "nats", "The NATS JetStream backend";
