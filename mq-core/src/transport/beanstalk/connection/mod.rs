@@ -37,19 +37,25 @@
 //! # Ok(()) }
 //! ```
 
+mod deadline;
+mod io;
+mod state;
+
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 use super::proto::{Command, Decoder, Response};
 use crate::{Error, Result};
+use deadline::{allowance, watchdog};
+pub use deadline::{REPLY_TIMEOUT, WATCHDOG_TICK};
+use io::{write_loop, Reader};
+use state::{Closed, Pending, Shared, State};
 
 /// How long [`Connection::connect`] waits for the TCP handshake.
 ///
@@ -59,29 +65,6 @@ use crate::{Error, Result};
 /// assert_eq!(CONNECT_TIMEOUT.as_secs(), 5);
 /// ```
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// How long the server may take to answer the oldest command waiting on a connection
-/// (beyond what its `reserve-with-timeout` asks) before the connection is abandoned.
-///
-/// ```
-/// use mq::transport::beanstalk::connection::{REPLY_TIMEOUT, WATCHDOG_TICK};
-///
-/// // A server that stops answering is noticed within REPLY_TIMEOUT and one tick.
-/// assert!(REPLY_TIMEOUT + WATCHDOG_TICK < std::time::Duration::from_secs(6));
-/// ```
-pub const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// How often the watchdog looks at the oldest command waiting.
-///
-/// ```
-/// use mq::transport::beanstalk::connection::WATCHDOG_TICK;
-///
-/// assert_eq!(WATCHDOG_TICK.as_millis(), 250);
-/// ```
-pub const WATCHDOG_TICK: Duration = Duration::from_millis(250);
-
-/// The most bytes the writer gathers into one `write` call.
-const WRITE_CHUNK: usize = 256 << 10;
 
 /// One connection; cheap to share behind an `Arc`.
 ///
@@ -137,131 +120,6 @@ pub struct Connection {
     address: String,
     shared: Arc<Shared>,
     writes: mpsc::UnboundedSender<Vec<u8>>,
-}
-
-#[derive(Debug)]
-struct Shared {
-    state: Mutex<State>,
-    /// The reader and writer tasks, aborted when the connection is abandoned.
-    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
-}
-
-#[derive(Debug)]
-struct State {
-    /// Batches sent and not yet fully answered, in the order they were written.
-    pending: VecDeque<Pending>,
-    /// Why the connection is unusable, once it is.
-    closed: Option<Closed>,
-    /// The tube the last `use` queued names (beanstalkd starts with `default`).
-    using: String,
-    /// When the oldest batch of `pending` last made progress: became the oldest, or got a
-    /// reply.
-    progress_at: Instant,
-}
-
-/// Why a connection is unusable.
-#[derive(Debug, Clone)]
-enum Closed {
-    /// Closed, failed or silent: the server is not reachable through it; the kind of the
-    /// I/O error that closed it, if one did.
-    Unreachable(String, Option<std::io::ErrorKind>),
-    /// The server sent bytes that are not beanstalkd replies.
-    Protocol(String),
-}
-
-#[derive(Debug)]
-struct Pending {
-    expected: usize,
-    /// How long this batch may wait in the server on top of [`REPLY_TIMEOUT`] (its
-    /// `reserve-with-timeout`); `None` for a `reserve` without timeout.
-    allowance: Option<Duration>,
-    replies: Vec<Response>,
-    reply: oneshot::Sender<std::result::Result<Vec<Response>, Closed>>,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // Every critical section leaves the state consistent (a push, a pop, a swap).
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Marks the connection closed and fails every waiting batch.
-    fn close(&self, cause: Closed) {
-        let (pending, cause) = {
-            let mut state = self.lock();
-            let cause = state.closed.get_or_insert(cause).clone();
-            (std::mem::take(&mut state.pending), cause)
-        };
-        for batch in pending {
-            let _ = batch.reply.send(Err(cause.clone()));
-        }
-    }
-
-    /// Closes the connection and stops its reader and writer, which closes the socket
-    /// (a silent server may never close it from its side).
-    fn abandon(&self, cause: Closed) {
-        self.close(cause);
-        let tasks = std::mem::take(
-            &mut *self
-                .tasks
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()),
-        );
-        for task in tasks {
-            task.abort();
-        }
-    }
-
-    /// How long the oldest waiting batch has gone without progress beyond what it is
-    /// allowed, if it has.
-    fn stalled(&self) -> Option<Duration> {
-        let state = self.lock();
-        let oldest = state.pending.front()?;
-        let allowed = REPLY_TIMEOUT.checked_add(oldest.allowance?)?;
-        let silent = state.progress_at.elapsed();
-        (silent > allowed).then_some(silent)
-    }
-}
-
-/// The time `commands` may wait in the server by design; `None` for no limit.
-fn allowance(commands: &[Command<'_>]) -> Option<Duration> {
-    commands
-        .iter()
-        .try_fold(Duration::ZERO, |sum, command| match command {
-            Command::Reserve => None,
-            Command::ReserveWithTimeout(seconds) => {
-                Some(sum + Duration::from_secs(u64::from(*seconds)))
-            }
-            _ => Some(sum),
-        })
-}
-
-/// Abandons the connection when its oldest batch gets no reply in time; ends when the
-/// connection closes.
-async fn watchdog(shared: std::sync::Weak<Shared>, address: String) {
-    let mut tick = tokio::time::interval(WATCHDOG_TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let Some(shared) = shared.upgrade() else {
-            return;
-        };
-        if shared.lock().closed.is_some() {
-            return;
-        }
-        if let Some(silent) = shared.stalled() {
-            let cause = format!(
-                "no reply within {}s (the server at {address} accepts connections but does \
-                 not answer: stopped, overloaded, or not beanstalkd)",
-                silent.as_secs()
-            );
-            tracing::warn!(server = %address, "{cause}; abandoning the connection");
-            shared.abandon(Closed::Unreachable(cause, None));
-            return;
-        }
-    }
 }
 
 impl Connection {
@@ -765,195 +623,5 @@ impl Drop for Connection {
     }
 }
 
-async fn write_loop(
-    mut write: OwnedWriteHalf,
-    mut queued: mpsc::UnboundedReceiver<Vec<u8>>,
-    shared: Arc<Shared>,
-) {
-    let mut out = Vec::new();
-    while let Some(first) = queued.recv().await {
-        // Let the tasks that are ready to run now queue their commands too, so that one
-        // `write` carries many (a burst of replies wakes many senders at once).
-        tokio::task::yield_now().await;
-        out.clear();
-        out.extend_from_slice(&first);
-        while out.len() < WRITE_CHUNK {
-            match queued.try_recv() {
-                Ok(more) => out.extend_from_slice(&more),
-                Err(_) => break,
-            }
-        }
-        if let Err(error) = write.write_all(&out).await {
-            shared.close(Closed::Unreachable(
-                format!("write failed: {error}"),
-                Some(error.kind()),
-            ));
-            return;
-        }
-    }
-    let _ = write.shutdown().await;
-}
-
-struct Reader {
-    read: OwnedReadHalf,
-    buffer: BytesMut,
-    decoder: Decoder,
-    shared: Arc<Shared>,
-}
-
-impl Reader {
-    async fn run(mut self) {
-        let cause = self.read_replies().await;
-        self.shared.close(cause);
-    }
-
-    /// Reads until the stream ends or fails; returns why.
-    async fn read_replies(&mut self) -> Closed {
-        loop {
-            loop {
-                match self.decoder.decode(&mut self.buffer) {
-                    Ok(Some(response)) => {
-                        if let Err(cause) = self.deliver(response) {
-                            return Closed::Protocol(cause);
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(error) => return Closed::Protocol(error.to_string()),
-                }
-            }
-            if self.buffer.capacity() - self.buffer.len() < 4096 {
-                self.buffer.reserve(16 << 10);
-            }
-            match self.read.read_buf(&mut self.buffer).await {
-                Ok(0) if self.buffer.is_empty() => {
-                    return Closed::Unreachable("the server closed the connection".into(), None)
-                }
-                Ok(0) => {
-                    return Closed::Unreachable(
-                        "connection reset by peer in the middle of a reply".into(),
-                        None,
-                    )
-                }
-                Ok(_) => {}
-                Err(error) => {
-                    return Closed::Unreachable(format!("read failed: {error}"), Some(error.kind()))
-                }
-            }
-        }
-    }
-
-    fn deliver(&self, response: Response) -> std::result::Result<(), String> {
-        let mut guard = self.shared.lock();
-        let state = &mut *guard;
-        let Some(batch) = state.pending.front_mut() else {
-            return Err(format!(
-                "unexpected reply {response} with no command waiting"
-            ));
-        };
-        batch.replies.push(response);
-        let answered = batch.replies.len() == batch.expected;
-        state.progress_at = Instant::now();
-        if answered {
-            if let Some(batch) = state.pending.pop_front() {
-                // The sender may have gone away (a dropped future): fine.
-                let _ = batch.reply.send(Ok(batch.replies));
-            }
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use tokio::io::{AsyncBufReadExt, BufReader};
-    use tokio::net::TcpListener;
-
-    /// A fake server answering each line with the next canned reply.
-    async fn fake(
-        replies: Vec<&'static [u8]>,
-    ) -> (Connection, tokio::task::JoinHandle<Vec<String>>) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let server = tokio::spawn(async move {
-            let (stream, _) = listener.accept().await.unwrap();
-            let (read, mut write) = stream.into_split();
-            let mut lines = BufReader::new(read).lines();
-            let mut seen = Vec::new();
-            for reply in replies {
-                let Ok(Some(line)) = lines.next_line().await else {
-                    break;
-                };
-                seen.push(line);
-                write.write_all(reply).await.unwrap();
-            }
-            seen
-        });
-        let connection = Connection::connect("test", &[address], Decoder::default())
-            .await
-            .unwrap();
-        (connection, server)
-    }
-
-    #[tokio::test]
-    async fn pipelines_and_matches_in_order() {
-        let (connection, server) =
-            fake(vec![b"USING a\r\n", b"INSERTED 1\r\n", b"DELETED\r\n"]).await;
-        let replies = connection
-            .send(&[
-                Command::Use("a"),
-                Command::ReserveWithTimeout(0),
-                Command::Delete(1),
-            ])
-            .await
-            .unwrap();
-        assert_eq!(
-            replies,
-            vec![
-                Response::Using("a".into()),
-                Response::Inserted(1),
-                Response::Deleted
-            ]
-        );
-        assert_eq!(
-            server.await.unwrap(),
-            vec!["use a", "reserve-with-timeout 0", "delete 1"]
-        );
-    }
-
-    #[tokio::test]
-    async fn eof_fails_waiting_and_later_calls() {
-        let (connection, server) = fake(vec![b"TOUCHED\r\n"]).await;
-        assert_eq!(
-            connection.call(Command::Touch(1)).await.unwrap(),
-            Response::Touched
-        );
-        server.await.unwrap();
-        let error = connection.call(Command::Touch(1)).await.unwrap_err();
-        assert!(matches!(error, Error::Unreachable { .. }), "{error}");
-        assert!(connection.is_closed());
-        assert!(matches!(
-            connection.call(Command::Stats).await,
-            Err(Error::Unreachable { .. })
-        ));
-    }
-
-    #[tokio::test]
-    async fn garbage_closes_the_connection() {
-        let (connection, _server) = fake(vec![b"HELLO THERE\r\n"]).await;
-        let error = connection.call(Command::Stats).await.unwrap_err();
-        assert!(error.to_string().contains("protocol error"), "{error}");
-    }
-
-    #[tokio::test]
-    async fn refused_is_unreachable() {
-        // Bound but not listening: refuses, and no other test can take the port meanwhile.
-        let closed = tokio::net::TcpSocket::new_v4().unwrap();
-        closed.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        let address = closed.local_addr().unwrap();
-        let error = Connection::connect("127.0.0.1:x", &[address], Decoder::default())
-            .await
-            .unwrap_err();
-        assert!(matches!(error, Error::Unreachable { .. }), "{error}");
-    }
-}
+mod tests;
