@@ -381,3 +381,72 @@ fn the_documented_python_producer_signs_as_the_worker_checks() {
             .unwrap();
     assert!(worker_keys.verify(&changed).is_err());
 }
+
+/// What a slot dispatches goes out signed with the worker's keys, so a worker that requires
+/// signatures runs the follow-up too.
+mod follow_ups {
+    use serde::{Deserialize, Serialize};
+
+    #[derive(mq::Message, Serialize, Deserialize)]
+    #[message(queue = "signed-orders")]
+    pub struct OrderPlaced {
+        pub order_id: u64,
+    }
+
+    #[derive(mq::Message, Serialize, Deserialize)]
+    #[message(queue = "signed-orders")]
+    pub struct SendReceipt {
+        pub order_id: u64,
+    }
+
+    #[mq::slot]
+    async fn place(order: OrderPlaced, ctx: mq::Context) -> mq::Result<()> {
+        ctx.dispatch(SendReceipt {
+            order_id: order.order_id,
+        })
+        .await?;
+        Ok(())
+    }
+
+    #[mq::slot]
+    fn receipt(_: SendReceipt) {}
+
+    pub fn registry() -> mq::Registry {
+        mq::Registry::from_slots([mq::SlotDef::of::<place>(), mq::SlotDef::of::<receipt>()])
+            .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn what_a_slot_dispatches_is_signed_with_the_workers_keys() {
+    use mq::testing::Outcome;
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("mq.db").display());
+    let bus = mq::Bus::connect(&url)
+        .await
+        .unwrap()
+        .with_signer(signer(NEW));
+    bus.dispatch(follow_ups::OrderPlaced { order_id: 7 })
+        .await
+        .unwrap();
+    let report = mq::Worker::builder()
+        .url(&url)
+        .registry(follow_ups::registry())
+        .signer(signer(NEW))
+        .run_until_idle()
+        .await
+        .unwrap();
+    let names: Vec<(&str, Outcome)> = report
+        .messages()
+        .iter()
+        .map(|m| (m.name.as_str(), m.outcome))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("OrderPlaced", Outcome::Finished),
+            ("SendReceipt", Outcome::Finished)
+        ]
+    );
+}
