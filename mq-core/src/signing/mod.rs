@@ -312,4 +312,26 @@ mod tests {
         let received = Envelope::decode(&sent.encode()).unwrap();
         assert_eq!(signer.verify(&received), Ok(()));
     }
+
+    /// What one signature and one check cost on a bench-sized envelope (about 100 bytes of
+    /// body): `cargo test --release -p mq-core --lib signing::tests::cost -- --ignored
+    /// --nocapture`.
+    #[test]
+    #[ignore = "a measurement, run by hand"]
+    fn cost() {
+        let signer = Signer::parse(NEW).unwrap();
+        let body = r#"{"seq":12345,"payload":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}"#;
+        let mut envelope = envelope("Bench", "01a2427d-4561-75d5-a9ba-7fd1bd81b2ae", body);
+        let times = 200_000;
+        let start = std::time::Instant::now();
+        for _ in 0..times {
+            envelope.sig = Some(signer.sign(std::hint::black_box(&envelope)));
+        }
+        let signing = start.elapsed() / times;
+        let start = std::time::Instant::now();
+        for _ in 0..times {
+            assert!(signer.verify(std::hint::black_box(&envelope)).is_ok());
+        }
+        eprintln!("sign: {signing:?}, verify: {:?} each", start.elapsed() / times);
+    }
 }
