@@ -9,6 +9,7 @@ pub mod dashboard;
 pub mod faulty;
 pub mod http;
 pub mod nats;
+pub mod nats_jwt;
 pub mod otel;
 pub mod pg_server;
 pub mod postgres;

@@ -1,5 +1,6 @@
 //! NATS with authentication and TLS, on nats-server processes of each test's own: a user and
-//! password, a token, TLS signed by the test's own certificate authority. A refused password
+//! password, a token, a credentials file in operator mode, TLS signed by the test's own
+//! certificate authority. A refused password
 //! or certificate is an error that says what to check, and no output of mq (its errors,
 //! `describe()`, the `mq` command, a worker's log at `debug`) shows a password or a token.
 
@@ -180,4 +181,75 @@ async fn tls_with_the_tests_certificate_authority() {
         assert!(text.contains("TLS handshake failed"), "{url}: {text}");
         assert_hidden(&text);
     }
+}
+
+/// A server in operator mode (an operator, an account with JetStream and a user, their JWTs
+/// made by the test): the user's credentials file, by `creds=` and by `MQ_NATS_CREDS`, gets a
+/// round trip and a worker process through; no file, or another operator's user, is refused
+/// with an error that names the credentials file; the seed appears in no output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credentials_file_in_operator_mode() {
+    let operator = mq_tests::nats_jwt::Operator::new();
+    let server = NatsServer::start_with(&operator.server_config());
+    let dir = tempfile::tempdir().unwrap();
+    let creds = operator.write_creds(dir.path());
+    let seed = operator.user_seed();
+    let url = format!(
+        "nats://127.0.0.1:{}?creds={}",
+        server.port(),
+        creds.display()
+    );
+    mq_tests::round_trip(&url, &[&seed]).await;
+
+    // No credentials: refused, and the error says what to give.
+    let error = mq::transport::connect(&server.url())
+        .await
+        .expect_err("no credentials");
+    assert!(
+        error.to_string().contains("no credentials were given"),
+        "{error}"
+    );
+    // A user of another operator: refused, naming the credentials file to check.
+    let stranger = mq_tests::nats_jwt::Operator::new();
+    let other = tempfile::tempdir().unwrap();
+    let wrong = format!(
+        "nats://127.0.0.1:{}?creds={}",
+        server.port(),
+        stranger.write_creds(other.path()).display()
+    );
+    let error = mq::transport::connect(&wrong).await.expect_err("refused");
+    let text = format!("{error} / {error:?}");
+    assert!(text.contains("check the credentials file"), "{text}");
+    assert!(!text.contains(&stranger.user_seed()), "{text}");
+
+    // A worker process given the file by MQ_NATS_CREDS.
+    let bus = Bus::connect(&url).await.unwrap();
+    bus.dispatch(Work {
+        n: 1,
+        sleep_ms: 0,
+        panic: false,
+    })
+    .await
+    .unwrap();
+    let record = dir.path().join("record");
+    let log = dir.path().join("worker.log");
+    let file = std::fs::File::create(&log).unwrap();
+    let mut worker = WorkerProcess(
+        std::process::Command::new(WORKER)
+            .env("MQ_URL", server.url())
+            .env("MQ_NATS_CREDS", &creds)
+            .env("MQ_TEST_RECORD", &record)
+            .env("RUST_LOG", "debug")
+            .stdout(std::process::Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("start the worker"),
+    );
+    wait_until_recorded(&record, 1);
+    worker.signal("TERM");
+    worker
+        .wait_for(Duration::from_secs(10))
+        .expect("the worker stops");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains(&seed), "the log shows the seed: {text}");
 }

@@ -332,6 +332,9 @@ mod tests {
         for _ in 0..times {
             assert!(signer.verify(std::hint::black_box(&envelope)).is_ok());
         }
-        eprintln!("sign: {signing:?}, verify: {:?} each", start.elapsed() / times);
+        eprintln!(
+            "sign: {signing:?}, verify: {:?} each",
+            start.elapsed() / times
+        );
     }
 }
