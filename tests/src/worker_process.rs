@@ -64,6 +64,7 @@ pub const HELP_MENTIONS: &[&str] = &[
     "--failure-limit",
     "--grace",
     "--retries",
+    "--signatures",
     "--list",
     "MQ_URL",
     "MQ_QUEUES",
@@ -74,6 +75,8 @@ pub const HELP_MENTIONS: &[&str] = &[
     "MQ_FAILURE_LIMIT",
     "MQ_GRACE",
     "MQ_RETRIES",
+    "MQ_SIGNATURES",
+    "MQ_SIGNING_KEYS",
     "Exit codes",
 ];
 
