@@ -8,7 +8,8 @@
 //! ```
 //!
 //! `--telemetry` runs only the cost of tracing and metrics, `--signing` only that of signed
-//! envelopes (`support/telemetry.rs`).
+//! envelopes (`support/telemetry.rs`), `--deployed` only the shapes users deploy, each beside
+//! its ceiling (`support/deployed.rs`).
 //!
 //! Starts its own beanstalkd (`$BEANSTALKD`, else `/usr/bin/beanstalkd`) on a free loopback
 //! port and kills it at the end. For the PostgreSQL figures it needs a server that lets it
@@ -32,6 +33,8 @@ use mq::transport::beanstalk::proto::{Command, Decoder, Response};
 use mq::{Bus, Exit, Registry, SlotDef, Worker};
 use serde::{Deserialize, Serialize};
 
+#[path = "support/deployed.rs"]
+mod deployed;
 #[path = "support/telemetry.rs"]
 mod telemetry;
 
@@ -616,6 +619,7 @@ fn main() {
         Ok("process") => Some(process_child()),
         Ok("dispatch") => Some(dispatch_child()),
         Ok("latency") => Some(latency_child()),
+        Ok("run_worker") => Some(deployed::run_worker_child()),
         _ => None,
     };
     if let Some(result) = child {
@@ -1022,6 +1026,16 @@ fn postgres(runtime: &tokio::runtime::Runtime, n: usize, rounds: usize) -> R<()>
     Ok(())
 }
 
+/// The rounds of a section run in turns: `MQ_BENCH_ROUNDS` (more, for a machine shared with
+/// other work), else one with `--quick` and [`ROUNDS`] without.
+fn rounds(quick: bool) -> R<usize> {
+    Ok(match std::env::var("MQ_BENCH_ROUNDS") {
+        Ok(rounds) => rounds.parse()?,
+        Err(_) if quick => 1,
+        Err(_) => ROUNDS,
+    })
+}
+
 fn run(args: &[String]) -> R<()> {
     let quick = args.iter().any(|a| a == "--quick");
     let n: usize = match std::env::var("MQ_BENCH_N") {
@@ -1031,8 +1045,7 @@ fn run(args: &[String]) -> R<()> {
     };
     let latency_seconds = if quick { 2 } else { 5 };
     // `--telemetry` and `--signing`: the cost of tracing and metrics, or of signed
-    // envelopes, alone (beanstalkd only). MQ_BENCH_ROUNDS: more rounds, for a machine shared
-    // with other work.
+    // envelopes, alone (beanstalkd only).
     let modes = if args.iter().any(|a| a == "--telemetry") {
         Some(&telemetry::MODES[..])
     } else if args.iter().any(|a| a == "--signing") {
@@ -1041,12 +1054,11 @@ fn run(args: &[String]) -> R<()> {
         None
     };
     if let Some(modes) = modes {
-        let rounds = match std::env::var("MQ_BENCH_ROUNDS") {
-            Ok(rounds) => rounds.parse()?,
-            Err(_) if quick => 1,
-            Err(_) => ROUNDS,
-        };
-        return telemetry::costs(n, rounds, modes);
+        return telemetry::costs(n, rounds(quick)?, modes);
+    }
+    // `--deployed`: the shapes users deploy, each beside its ceiling (issue 14).
+    if args.iter().any(|a| a == "--deployed") {
+        return deployed::figures(n, rounds(quick)?);
     }
     // `--postgres`: that section alone (the others need beanstalkd and NATS).
     if args.iter().any(|a| a == "--postgres") {
