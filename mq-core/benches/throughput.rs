@@ -620,6 +620,7 @@ fn main() {
         Ok("dispatch") => Some(dispatch_child()),
         Ok("latency") => Some(latency_child()),
         Ok("run_worker") => Some(deployed::run_worker_child()),
+        Ok("dispatch_one") => Some(deployed::dispatch_one_child()),
         _ => None,
     };
     if let Some(result) = child {

@@ -189,6 +189,22 @@ fn worker_process(url: &str, n: usize) -> R<f64> {
     Ok(n as f64 / elapsed.max(Duration::from_micros(1)).as_secs_f64())
 }
 
+/// `mq_dispatch_one` alone, for profiling (`strace -f -c`, `valgrind --tool=callgrind`):
+/// `MQ_BENCH_CHILD=dispatch_one MQ_BENCH_URL=... MQ_BENCH_N=...`, on a multi-threaded runtime,
+/// or a current-thread one with `MQ_BENCH_RUNTIME=current`. Prints `MESSAGES_PER_SECOND`.
+pub fn dispatch_one_child() -> R<()> {
+    let url = std::env::var("MQ_BENCH_URL")?;
+    let n: usize = std::env::var("MQ_BENCH_N")?.parse()?;
+    let runtime = match std::env::var("MQ_BENCH_RUNTIME").as_deref() {
+        Ok("current") => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+        _ => tokio::runtime::Runtime::new()?,
+    };
+    println!("{:.0}", runtime.block_on(dispatch_one(&url, n))?);
+    Ok(())
+}
+
 /// The child of [`worker_process`]: `main` as a user writes it.
 pub fn run_worker_child() -> R<()> {
     tokio::runtime::Runtime::new()?.block_on(mq::run_worker())?;

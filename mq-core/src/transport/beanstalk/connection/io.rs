@@ -22,9 +22,11 @@ pub(super) async fn write_loop(
 ) {
     let mut out = Vec::new();
     while let Some(first) = queued.recv().await {
-        // Let the tasks that are ready to run now queue their commands too, so that one
-        // `write` carries many (a burst of replies wakes many senders at once).
-        tokio::task::yield_now().await;
+        // No `yield_now` here to let more senders queue first: a yield makes the runtime poll
+        // its I/O driver (one `epoll_wait`) and, on a multi-threaded runtime, wake another
+        // thread, for every batch; one awaited dispatch at a time paid both in full (issue
+        // 14: 21,143 futex calls for 20,000 dispatches, 31 without). Under load, what is
+        // queued while a write runs goes out together in the next one.
         out.clear();
         out.extend_from_slice(&first);
         while out.len() < WRITE_CHUNK {
