@@ -20,6 +20,9 @@ use mq::Bus;
 use super::{beanstalkc_put, flush, line, median, ratio, raw_consume, Bench, Raw, Server, BODY, R};
 use mq::transport::beanstalk::proto::{Command, Response};
 
+/// One figure (or ratio) of a round.
+type Figure = fn(&Round) -> f64;
+
 /// Every figure of one round, in messages per second.
 #[derive(Debug, Default)]
 struct Round {
@@ -47,7 +50,7 @@ pub fn figures(n: usize, rounds: usize) -> R<()> {
         eprintln!("throughput: round {round}: {figures:?}");
         all.push(figures);
     }
-    let of = |pick: fn(&Round) -> f64| median(&mut all.iter().map(pick).collect::<Vec<_>>());
+    let of = |pick: Figure| median(&mut all.iter().map(pick).collect::<Vec<_>>());
     let figures = Round {
         raw_put_one: of(|r| r.raw_put_one),
         beanstalkc_put: of(|r| r.beanstalkc_put),
@@ -66,7 +69,7 @@ pub fn figures(n: usize, rounds: usize) -> R<()> {
     line("mq_worker_process", figures.mq_worker_process, "msg/s");
     // Each round's own ratio, then their median: a drift of the shared machine between
     // rounds moves both sides of a round alike.
-    let ratios: [(&str, fn(&Round) -> f64); 4] = [
+    let ratios: [(&str, Figure); 4] = [
         ("mq_dispatch_one/raw_put_one", |r| {
             r.mq_dispatch_one / r.raw_put_one
         }),
