@@ -1,6 +1,6 @@
 //! The worker: reserve → decode → emit to slots → ack, retry or fail; limits; shutdown.
 //!
-//! `builder` takes the options in code, `cli` the command line and `MQ_*` over them,
+//! `builder` takes the options in code (`tuning` its limits, retries and polling), `cli` the command line and `MQ_*` over them,
 //! `program` runs a worker as `main` (`--list`, exit codes); `options` holds them; `run`
 //! is the reservation loop, `capacity` its bound, `held` the reserved items and their
 //! keep-alive; `emit` runs one message's slots and settles it, `trust` checks its signature first; `exit` holds the limits and
@@ -37,6 +37,7 @@ mod run;
 mod settle;
 mod shutdown;
 mod trust;
+mod tuning;
 
 #[cfg(feature = "prometheus")]
 pub use crate::telemetry::health::DEFAULT_HEALTH_TIMEOUT;
