@@ -347,7 +347,10 @@ impl Bus {
             source,
         })?;
         #[cfg_attr(not(feature = "otel"), allow(unused_mut))]
-        let mut envelope = Envelope::new(M::NAME, body);
+        let mut envelope = Envelope {
+            message_version: M::VERSION,
+            ..Envelope::new(M::NAME, body)
+        };
         #[cfg(feature = "otel")]
         crate::telemetry::otel::inject(&mut envelope.headers);
         let bytes = envelope.encode();

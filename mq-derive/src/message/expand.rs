@@ -28,6 +28,7 @@ pub(crate) fn derive(input: &Input<'_>) -> TokenStream {
             quote!(#m::Some(#m::Backoff { base: #base, max: #max }))
         }
     };
+    let versions = versions(m, input);
     // Spanned at the type's name, so a missing Serialize or Deserialize points there.
     let m_ident = krate::private_at(options.krate.as_ref(), ident.span());
     let message_impl = quote_spanned! {ident.span()=>
@@ -39,6 +40,7 @@ pub(crate) fn derive(input: &Input<'_>) -> TokenStream {
                 const NAME: &'static str = #name;
                 const OPTIONS: #m::MessageOptions =
                     #m::message_options(#queue, #priority, #delay, #ttr, #timeout, #retries, #backoff);
+                #versions
             }
             #m::inventory::submit! {
                 #m::MessageDef::of::<#ident>()
@@ -66,6 +68,40 @@ pub(crate) fn fallback(input: &DeriveInput, error: syn::Error) -> TokenStream {
                 const OPTIONS: #m::MessageOptions = #m::MessageOptions::DEFAULT;
             }
         };
+    }
+}
+
+/// `VERSION`, `PREVIOUS_VERSIONS` and `decode_version`: the current version read as the
+/// type itself, each older one as its type in `previous(...)` and then upcast. The call of
+/// an older one is spanned at its type, where a missing `From` or `Deserialize` is reported.
+fn versions(m: &TokenStream, input: &Input<'_>) -> TokenStream {
+    let versions = &input.options.versions;
+    let current = versions.current();
+    let previous = versions.previous();
+    let numbers = previous.iter().map(|p| p.version.number);
+    let arms = previous.iter().map(|p| {
+        let n = p.version.number;
+        let ty = &p.ty;
+        let span = syn::spanned::Spanned::span(ty);
+        let m_ty = krate::private_at(input.options.krate.as_ref(), span);
+        quote_spanned! {span=>
+            #n => #m_ty::decode_previous::<Self, #ty>(__mq_body, #n),
+        }
+    });
+    quote! {
+        const VERSION: u32 = #current;
+        const PREVIOUS_VERSIONS: &'static [u32] = &[#(#numbers),*];
+
+        fn decode_version(
+            __mq_body: &str,
+            __mq_version: u32,
+        ) -> #m::Result<Self, #m::DecodeError> {
+            match __mq_version {
+                #current => #m::decode_current::<Self>(__mq_body),
+                #(#arms)*
+                _ => #m::Result::Err(#m::DecodeError::unreadable::<Self>(__mq_version)),
+            }
+        }
     }
 }
 
