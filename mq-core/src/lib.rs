@@ -10,6 +10,7 @@
 )]
 
 mod bus;
+pub mod check;
 mod context;
 #[cfg(feature = "dashboard")]
 pub mod dashboard;
@@ -34,6 +35,7 @@ mod version;
 pub mod worker;
 
 pub use bus::{dispatch, dispatch_all, global, Bus, Dispatch, DispatchAll, MessageId};
+pub use check::check;
 pub use context::{Context, State};
 pub use duration::parse_duration;
 pub use envelope::{Envelope, Headers};

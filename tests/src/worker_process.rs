@@ -65,6 +65,7 @@ pub const HELP_MENTIONS: &[&str] = &[
     "--grace",
     "--retries",
     "--list",
+    "check",
     "MQ_URL",
     "MQ_QUEUES",
     "MQ_CONCURRENCY",
