@@ -117,3 +117,39 @@ fn optional(m: &TokenStream, value: Option<TokenStream>) -> TokenStream {
         None => quote!(#m::None),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expanded(input: DeriveInput) -> String {
+        derive(&Input::from_syn(&input).unwrap()).to_string()
+    }
+
+    #[test]
+    fn a_message_without_versions_is_version_1_and_reads_only_itself() {
+        let code = expanded(syn::parse_quote!(
+            struct Ping;
+        ));
+        assert!(code.contains("const VERSION : u32 = 1u32 ;"), "{code}");
+        assert!(code.contains("const PREVIOUS_VERSIONS : & 'static [u32] = & [] ;"));
+        assert!(code.contains("1u32 => :: mq :: __private :: decode_current :: < Self >"));
+        assert!(!code.contains("decode_previous"));
+    }
+
+    #[test]
+    fn each_older_version_is_read_as_its_type_then_upcast() {
+        let code = expanded(syn::parse_quote!(
+            #[message(version = 3, previous(2 = old::V2, 1 = V1), crate = "my_mq")]
+            struct OrderPlaced;
+        ));
+        assert!(code.contains("const VERSION : u32 = 3u32 ;"), "{code}");
+        assert!(code.contains("& [1u32 , 2u32]"), "ascending: {code}");
+        assert!(code.contains("3u32 => my_mq :: __private :: decode_current :: < Self >"));
+        assert!(code.contains(
+            "1u32 => my_mq :: __private :: decode_previous :: < Self , V1 > (__mq_body , 1u32)"
+        ));
+        assert!(code.contains("2u32 => my_mq :: __private :: decode_previous :: < Self , old :: V2 >"));
+        assert!(code.contains("DecodeError :: unreadable :: < Self > (__mq_version)"));
+    }
+}
