@@ -50,6 +50,33 @@ use syn::{parse_macro_input, DeriveInput};
 /// | `previous` | `(N = Type, ...)` | none | older versions this build reads: each body is read as `Type` (`serde::Deserialize`), then made the message by `impl From<Type> for Message` (the upcaster); needs `version`, each `N` below it |
 /// | `crate` | path string | `mq` | the name a crate gave its dependency on mq-core, e.g. `crate = "my_mq"` |
 ///
+/// # Versions
+///
+/// A message whose shape changed reads the older shapes still queued through their old
+/// types and a `From` impl each:
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Deserialize)]
+/// struct OrderPlacedV1 {
+///     id: u64,
+/// }
+///
+/// #[derive(mq::Message, Serialize, Deserialize)]
+/// #[message(version = 2, previous(1 = OrderPlacedV1))]
+/// struct OrderPlaced {
+///     id: u64,
+///     cents: u64,
+/// }
+///
+/// impl From<OrderPlacedV1> for OrderPlaced {
+///     fn from(old: OrderPlacedV1) -> Self {
+///         OrderPlaced { id: old.id, cents: 0 }
+///     }
+/// }
+/// ```
+///
 /// # Compile errors
 ///
 /// Every bad key and value is reported at once, each at its token; the words, and the fix:
@@ -97,6 +124,23 @@ use syn::{parse_macro_input, DeriveInput};
 /// #[derive(mq::Message, Serialize, Deserialize)]
 /// #[message(queu = "emails")]
 /// struct Ping;
+/// ```
+///
+/// and an older shape without its upcaster:
+///
+/// ```compile_fail,E0277
+/// # use serde::{Deserialize, Serialize};
+/// #[derive(Deserialize)]
+/// struct OrderPlacedV1 {
+///     id: u64,
+/// }
+///
+/// #[derive(mq::Message, Serialize, Deserialize)]
+/// #[message(version = 2, previous(1 = OrderPlacedV1))] // no `impl From<OrderPlacedV1>`
+/// struct OrderPlaced {
+///     id: u64,
+///     cents: u64,
+/// }
 /// ```
 #[proc_macro_derive(Message, attributes(message))]
 pub fn derive_message(input: TokenStream) -> TokenStream {

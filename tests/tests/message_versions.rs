@@ -210,3 +210,53 @@ async fn unreadable_versions_go_to_the_beanstalk_failure_store_with_their_reason
     let transport = mq::transport::connect(&server.url()).await.unwrap();
     unreadable_versions_are_failed_with_their_reason(transport).await;
 }
+
+/// A newer version is retried as an unknown name is (a worker of the newer build may take
+/// it); an older one without a reader goes to the failure store at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_version_is_retried_an_older_one_without_reader_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("mq.db").display());
+    let transport = mq::transport::connect(&url).await.unwrap();
+    let newer = raw("OrderPlaced", Some(3), r#"{"id":950,"total_cents":1}"#);
+    let unread = raw("Refund", None, r#"{"id":951}"#);
+    for item in [newer, unread] {
+        transport
+            .put("orders", item, PutOptions::default())
+            .await
+            .unwrap();
+    }
+    let registry =
+        Registry::from_slots([SlotDef::of::<record>(), SlotDef::of::<refund>()]).unwrap();
+    let later = Backoff {
+        base: Duration::from_secs(3600),
+        max: Duration::from_secs(3600),
+    };
+    Worker::builder()
+        .transport(transport.clone())
+        .registry(registry)
+        .handle_signals(false)
+        .unknown_retries(5, later)
+        .limit(2)
+        .time_limit(Duration::from_secs(20))
+        .run()
+        .await
+        .unwrap();
+    let failed = failed(transport.as_ref()).await;
+    assert_eq!(failed.len(), 1, "only the one without reader");
+    assert!(failed[0]
+        .failure
+        .reason
+        .starts_with("`Refund` version 1 has no reader"));
+    let orders = mq_tests::queue_stats(transport.as_ref(), "orders").await;
+    assert_eq!(
+        orders.delayed, 1,
+        "the newer one waits for a newer worker: {orders:?}"
+    );
+    let waiting = transport.browse("orders", 0, 10).await.unwrap();
+    let waiting = String::from_utf8_lossy(&waiting[0].body).into_owned();
+    assert!(
+        waiting.contains(r#""attempt":2"#) && waiting.contains(r#""message_version":3"#),
+        "{waiting}"
+    );
+}

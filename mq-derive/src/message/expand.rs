@@ -149,7 +149,9 @@ mod tests {
         assert!(code.contains(
             "1u32 => my_mq :: __private :: decode_previous :: < Self , V1 > (__mq_body , 1u32)"
         ));
-        assert!(code.contains("2u32 => my_mq :: __private :: decode_previous :: < Self , old :: V2 >"));
+        assert!(
+            code.contains("2u32 => my_mq :: __private :: decode_previous :: < Self , old :: V2 >")
+        );
         assert!(code.contains("DecodeError :: unreadable :: < Self > (__mq_version)"));
     }
 }
