@@ -386,7 +386,10 @@ impl Bus {
             name: M::NAME.to_owned(),
             source,
         })?;
-        let mut envelope = Envelope::new(M::NAME, body);
+        let mut envelope = Envelope {
+            message_version: M::VERSION,
+            ..Envelope::new(M::NAME, body)
+        };
         #[cfg(feature = "otel")]
         crate::telemetry::otel::inject(&mut envelope.headers);
         if let Some(signer) = &self.signer {

@@ -10,6 +10,7 @@
 )]
 
 mod bus;
+pub mod check;
 mod context;
 #[cfg(feature = "dashboard")]
 pub mod dashboard;
@@ -30,9 +31,11 @@ mod slot;
 mod telemetry;
 pub mod testing;
 pub mod transport;
+mod version;
 pub mod worker;
 
 pub use bus::{dispatch, dispatch_all, global, Bus, Dispatch, DispatchAll, MessageId};
+pub use check::check;
 pub use context::{Context, State};
 pub use duration::parse_duration;
 pub use envelope::{Envelope, Headers};
@@ -46,6 +49,7 @@ pub use registry::Registry;
 pub use retry::Backoff;
 pub use slot::{Requirement, SlotDef, SlotError, SlotParam};
 pub use transport::Transport;
+pub use version::DecodeError;
 #[cfg(feature = "cli")]
 pub use worker::run_worker;
 pub use worker::{Exit, Worker, WorkerBuilder};
@@ -60,10 +64,12 @@ pub mod __private {
     pub use crate::slot::{
         IntoSlotResult, Requirement, Slot, SlotDef, SlotError, SlotErrorType, SlotFuture, SlotParam,
     };
+    pub use crate::version::{DecodeError, DeserializePrevious, Upcast};
     pub use inventory;
     pub use serde;
     pub use std::boxed::Box;
     pub use std::option::Option::{None, Some};
+    pub use std::result::Result;
     pub use std::time::Duration;
     pub use std::vec::Vec;
 
@@ -91,6 +97,21 @@ pub mod __private {
     /// Turns a slot's return value into the worker's outcome.
     pub fn into_slot_result<R: IntoSlotResult>(result: R) -> Result<(), SlotError> {
         result.into_slot_result()
+    }
+
+    /// A body of `M`'s current version (`#[message(version = N)]`).
+    pub fn decode_current<M: Message>(body: &str) -> Result<M, DecodeError> {
+        crate::version::decode_current(body)
+    }
+
+    /// A body of an older `version` of `M`, read as `P` (`previous(N = P)`) and upcast. The
+    /// bounds are where a missing `From<P>` or `Deserialize` is reported, at `P`.
+    pub fn decode_previous<M, P>(body: &str, version: u32) -> Result<M, DecodeError>
+    where
+        M: Message + Upcast<P>,
+        P: DeserializePrevious,
+    {
+        crate::version::decode_previous(body, version)
     }
 
     /// Takes a slot parameter from the context.

@@ -70,6 +70,80 @@ pub trait Message: SerializeMessage + DeserializeMessage + Send + Sync + 'static
     /// assert_eq!((Welcome::OPTIONS.queue, Welcome::OPTIONS.priority), ("emails", 10));
     /// ```
     const OPTIONS: MessageOptions;
+    /// The version of the message's shape this build writes (`#[message(version = N)]`,
+    /// default 1); dispatch puts it in the envelope's `message_version`.
+    ///
+    /// ```
+    /// use mq::Message as _;
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(mq::Message, Serialize, Deserialize)]
+    /// #[message(version = 2)]
+    /// struct OrderPlaced { id: u64, cents: u64 }
+    ///
+    /// assert_eq!(OrderPlaced::VERSION, 2);
+    /// ```
+    const VERSION: u32 = 1;
+    /// The older versions this build reads, each through its old type and a `From` impl
+    /// (`#[message(previous(1 = OrderPlacedV1))]`), ascending.
+    ///
+    /// ```
+    /// use mq::Message as _;
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(Deserialize)]
+    /// struct OrderPlacedV1 { id: u64 }
+    ///
+    /// #[derive(mq::Message, Serialize, Deserialize)]
+    /// #[message(version = 2, previous(1 = OrderPlacedV1))]
+    /// struct OrderPlaced { id: u64, cents: u64 }
+    ///
+    /// impl From<OrderPlacedV1> for OrderPlaced {
+    ///     fn from(old: OrderPlacedV1) -> Self {
+    ///         OrderPlaced { id: old.id, cents: 0 }
+    ///     }
+    /// }
+    ///
+    /// assert_eq!(OrderPlaced::PREVIOUS_VERSIONS, [1]);
+    /// ```
+    const PREVIOUS_VERSIONS: &'static [u32] = &[];
+
+    /// The message from a body written in shape `version`: the current version is read as
+    /// `Self`, an older one listed in `previous(...)` as its old type and then upcast. The
+    /// derive generates it; the worker calls it for each slot.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError`](crate::DecodeError): a newer version, an older one without a reader,
+    /// or a body that does not deserialize (serde's error).
+    ///
+    /// ```
+    /// use mq::Message as _;
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(Deserialize)]
+    /// struct OrderPlacedV1 { id: u64 }
+    ///
+    /// #[derive(mq::Message, Serialize, Deserialize)]
+    /// #[message(version = 2, previous(1 = OrderPlacedV1))]
+    /// struct OrderPlaced { id: u64, cents: u64 }
+    ///
+    /// impl From<OrderPlacedV1> for OrderPlaced {
+    ///     fn from(old: OrderPlacedV1) -> Self {
+    ///         OrderPlaced { id: old.id, cents: 0 }
+    ///     }
+    /// }
+    ///
+    /// let old = OrderPlaced::decode_version(r#"{"id":7}"#, 1)?;
+    /// assert_eq!((old.id, old.cents), (7, 0));
+    /// let new = OrderPlaced::decode_version(r#"{"id":7,"cents":250}"#, 2)?;
+    /// assert_eq!(new.cents, 250);
+    /// # Ok::<(), mq::DecodeError>(())
+    /// ```
+    fn decode_version(body: &str, version: u32) -> Result<Self, crate::DecodeError> {
+        if version == Self::VERSION {
+            crate::version::decode_current(body)
+        } else {
+            Err(crate::DecodeError::unreadable::<Self>(version))
+        }
+    }
 }
 
 /// `serde::Serialize`, as a supertrait of [`Message`] whose failure says what to derive.
@@ -199,6 +273,11 @@ pub struct MessageInfo {
     pub rust_type: &'static str,
     /// Its options.
     pub options: MessageOptions,
+    /// The version of its shape this build writes.
+    pub version: u32,
+    /// The older versions this build reads.
+    pub previous: &'static [u32],
+    decode: fn(&str, u32) -> Result<(), crate::DecodeError>,
 }
 
 impl MessageInfo {
@@ -218,6 +297,62 @@ impl MessageInfo {
             name: M::NAME,
             rust_type: std::any::type_name::<M>(),
             options: M::OPTIONS,
+            version: M::VERSION,
+            previous: M::PREVIOUS_VERSIONS,
+            decode: |body, version| M::decode_version(body, version).map(drop),
         }
+    }
+
+    /// Whether this build reads the message's shape `version` (its own, or one listed in
+    /// `previous(...)`), without looking at a body.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError::Newer`](crate::DecodeError::Newer) or
+    /// [`DecodeError::NoReader`](crate::DecodeError::NoReader).
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(mq::Message, Serialize, Deserialize)]
+    /// #[message(version = 2)]
+    /// struct OrderPlaced { id: u64 }
+    ///
+    /// let info = mq::MessageInfo::of::<OrderPlaced>();
+    /// assert!(info.reads(2).is_ok());
+    /// assert!(info.reads(3).unwrap_err().is_newer());
+    /// assert!(info.reads(1).is_err()); // no `previous(1 = ...)`
+    /// ```
+    pub fn reads(&self, version: u32) -> Result<(), crate::DecodeError> {
+        if version == self.version || self.previous.contains(&version) {
+            return Ok(());
+        }
+        Err(crate::version::unreadable(
+            self.name,
+            self.rust_type,
+            self.version,
+            self.previous,
+            version,
+        ))
+    }
+
+    /// Decodes `body`, of shape `version`, into the message type and drops it: whether this
+    /// build can read it, and if not, why.
+    ///
+    /// # Errors
+    ///
+    /// As [`Message::decode_version`].
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(mq::Message, Serialize, Deserialize)]
+    /// struct Ping { id: u64 }
+    ///
+    /// let info = mq::MessageInfo::of::<Ping>();
+    /// assert!(info.decode(r#"{"id":7}"#, 1).is_ok());
+    /// let error = info.decode(r#"{"id":"x"}"#, 1).unwrap_err();
+    /// assert!(error.to_string().starts_with("body does not decode as `"));
+    /// ```
+    pub fn decode(&self, body: &str, version: u32) -> Result<(), crate::DecodeError> {
+        (self.decode)(body, version)
     }
 }

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde_json::value::RawValue;
 
 use crate::context::Context;
-use crate::message::{DeserializeMessage, Message, MessageInfo};
+use crate::message::{Message, MessageInfo};
 
 /// The future a slot returns, boxed so that slots of any shape share one type.
 pub type SlotFuture = Pin<Box<dyn Future<Output = Result<(), SlotError>> + Send + 'static>>;
@@ -135,7 +135,7 @@ pub struct SlotDef {
     pub(crate) path: &'static str,
     pub(crate) message: fn() -> MessageInfo,
     pub(crate) requirements: fn() -> Vec<Requirement>,
-    pub(crate) handler: fn(&RawValue, Context) -> SlotFuture,
+    pub(crate) handler: fn(&RawValue, u32, Context) -> SlotFuture,
 }
 
 impl SlotDef {
@@ -212,9 +212,10 @@ impl SlotDef {
         (self.requirements)()
     }
 
-    /// Decodes `body` into the slot's message type and starts the slot.
-    pub(crate) fn start(&self, body: &RawValue, context: Context) -> SlotFuture {
-        (self.handler)(body, context)
+    /// Decodes `body`, written in the message's shape `version`, into the slot's message
+    /// type and starts the slot.
+    pub(crate) fn start(&self, body: &RawValue, version: u32, context: Context) -> SlotFuture {
+        (self.handler)(body, version, context)
     }
 }
 
@@ -228,19 +229,18 @@ impl fmt::Debug for SlotDef {
 
 inventory::collect!(SlotDef);
 
-fn decode_and_call<S: Slot>(body: &RawValue, context: Context) -> SlotFuture
+/// The body, of the message's shape `version`, as the slot's message type (through its
+/// upcaster for an older version), then the slot's call; a body that cannot be read is a
+/// permanent failure of the slot with the reason.
+fn decode_and_call<S: Slot>(body: &RawValue, version: u32, context: Context) -> SlotFuture
 where
     S::Message: Message,
 {
-    match <S::Message as DeserializeMessage>::decode_body(body.get()) {
+    match <S::Message as Message>::decode_version(body.get(), version) {
         Ok(message) => S::call(message, context),
-        Err(e) => {
-            let error = SlotError::undecodable(format!(
-                "body does not decode as `{}`: {e}",
-                std::any::type_name::<S::Message>()
-            ));
-            Box::pin(std::future::ready(Err(error)))
-        }
+        Err(e) => Box::pin(std::future::ready(Err(SlotError::undecodable(
+            e.to_string(),
+        )))),
     }
 }
 

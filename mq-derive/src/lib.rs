@@ -46,7 +46,36 @@ use syn::{parse_macro_input, DeriveInput};
 /// | `retries` | `u32` | the worker's (3) | retries after the first attempt |
 /// | `backoff` | duration | the worker's | first delay of the exponential backoff between attempts (`"1s"` when only `backoff_max` is given) |
 /// | `backoff_max` | duration | the worker's | longest delay between attempts (`"10m"` when only `backoff` is given) |
+/// | `version` | `u32`, at least 1 | `1` | the version of the message's shape this build writes (the envelope's `message_version`) |
+/// | `previous` | `(N = Type, ...)` | none | older versions this build reads: each body is read as `Type` (`serde::Deserialize`), then made the message by `impl From<Type> for Message` (the upcaster); needs `version`, each `N` below it |
 /// | `crate` | path string | `mq` | the name a crate gave its dependency on mq-core, e.g. `crate = "my_mq"` |
+///
+/// # Versions
+///
+/// A message whose shape changed reads the older shapes still queued through their old
+/// types and a `From` impl each:
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Deserialize)]
+/// struct OrderPlacedV1 {
+///     id: u64,
+/// }
+///
+/// #[derive(mq::Message, Serialize, Deserialize)]
+/// #[message(version = 2, previous(1 = OrderPlacedV1))]
+/// struct OrderPlaced {
+///     id: u64,
+///     cents: u64,
+/// }
+///
+/// impl From<OrderPlacedV1> for OrderPlaced {
+///     fn from(old: OrderPlacedV1) -> Self {
+///         OrderPlaced { id: old.id, cents: 0 }
+///     }
+/// }
+/// ```
 ///
 /// # Compile errors
 ///
@@ -66,6 +95,14 @@ use syn::{parse_macro_input, DeriveInput};
 /// - `` `order emails` is not a valid queue name ``; ``a wire name must be non-empty text
 ///   without control characters``: change the text.
 /// - ``` `crate = "not a path"` is not a path ```: write the dependency's name.
+/// - ``` `version = 0` is not a version ```: versions start at 1.
+/// - ``` `previous(...)` needs the current version ```: add `version = N` above every
+///   version listed; ``previous version 3 is not older than `version = 2` ``: list only
+///   older versions; ``version 1 is listed twice in `previous(...)` ``: give each one type;
+///   ``` `previous` lists `VERSION = Type` ```: write `previous(1 = OrderPlacedV1)`.
+/// - `` `OrderPlaced` has no upcaster from its older shape `OrderPlacedV1` ``, at the type in
+///   `previous(...)`: write `impl From<OrderPlacedV1> for OrderPlaced`; and
+///   `` `OrderPlacedV1`, an older shape of a message, must derive serde's `Deserialize` ``.
 /// - ``#[derive(mq::Message)] does not support generic types`` / ``unions``: define one
 ///   concrete struct or enum per message.
 /// - `` `Ping` must derive serde's `Serialize` to be an mq message `` (and the same for
@@ -87,6 +124,23 @@ use syn::{parse_macro_input, DeriveInput};
 /// #[derive(mq::Message, Serialize, Deserialize)]
 /// #[message(queu = "emails")]
 /// struct Ping;
+/// ```
+///
+/// and an older shape without its upcaster:
+///
+/// ```compile_fail,E0277
+/// # use serde::{Deserialize, Serialize};
+/// #[derive(Deserialize)]
+/// struct OrderPlacedV1 {
+///     id: u64,
+/// }
+///
+/// #[derive(mq::Message, Serialize, Deserialize)]
+/// #[message(version = 2, previous(1 = OrderPlacedV1))] // no `impl From<OrderPlacedV1>`
+/// struct OrderPlaced {
+///     id: u64,
+///     cents: u64,
+/// }
 /// ```
 #[proc_macro_derive(Message, attributes(message))]
 pub fn derive_message(input: TokenStream) -> TokenStream {

@@ -11,9 +11,11 @@ pub(crate) const RETRIES: &str = "retries";
 pub(crate) const BACKOFF: &str = "backoff";
 pub(crate) const BACKOFF_MAX: &str = "backoff_max";
 pub(crate) const CRATE: &str = "crate";
+pub(crate) const VERSION: &str = "version";
+pub(crate) const PREVIOUS: &str = "previous";
 
 /// Every key, in the order the error message lists them.
-pub(crate) const ALL: [&str; 10] = [
+pub(crate) const ALL: [&str; 12] = [
     NAME,
     QUEUE,
     PRIORITY,
@@ -23,5 +25,7 @@ pub(crate) const ALL: [&str; 10] = [
     RETRIES,
     BACKOFF,
     BACKOFF_MAX,
+    VERSION,
+    PREVIOUS,
     CRATE,
 ];

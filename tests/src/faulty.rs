@@ -157,6 +157,10 @@ impl Transport for Faulty {
         self.inner.stats().await
     }
 
+    async fn browse(&self, queue: &str, after: u64, limit: usize) -> Result<Vec<Job>> {
+        self.inner.browse(queue, after, limit).await
+    }
+
     async fn peek(&self, queue: &str) -> Result<Option<Job>> {
         self.inner.peek(queue).await
     }

@@ -335,6 +335,47 @@ pub async fn peek_and_flush(t: Dyn) {
     assert!(reserve_all(&t, &queues(&["suite-pf"]), 10).await.is_empty());
 }
 
+/// Browse lists every item of a queue (ready, delayed, reserved) by ascending id, page by
+/// page, without reserving any, and nothing of another queue.
+pub async fn browse_pages_through_a_queue(t: Dyn) {
+    let mut ids = Vec::new();
+    for body in ["a", "b", "c", "d", "e"] {
+        ids.push(t.put("suite-br", Bytes::from(body), opts(5)).await.unwrap());
+        t.put("suite-br-other", Bytes::from("x"), opts(5))
+            .await
+            .unwrap();
+    }
+    let delayed = opts(1).with_delay(Duration::from_secs(60));
+    ids.push(t.put("suite-br", Bytes::from("f"), delayed).await.unwrap());
+    let held = reserve_all(&t, &queues(&["suite-br"]), 1).await;
+    assert_eq!(&held[0].body[..], b"a");
+
+    let mut seen = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = t.browse("suite-br", after, 2).await.unwrap();
+        assert!(page.len() <= 2, "a page holds at most `limit` items");
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        seen.extend(page.iter().map(|job| (job.id, job.body.clone())));
+        assert!(page.iter().all(|job| job.queue == "suite-br"));
+    }
+    let bodies: Vec<&[u8]> = seen.iter().map(|(_, body)| &body[..]).collect();
+    let reserved_shown: &[&[u8]] = &[b"a", b"b", b"c", b"d", b"e", b"f"];
+    let reserved_hidden: &[&[u8]] = &[b"b", b"c", b"d", b"e", b"f"];
+    assert!(
+        bodies == reserved_shown || bodies == reserved_hidden,
+        "in id order, every item: {bodies:?}"
+    );
+    let listed: Vec<u64> = seen.iter().map(|(id, _)| *id).collect();
+    let mut sorted = listed.clone();
+    sorted.sort_unstable();
+    assert_eq!(listed, sorted, "ascending ids");
+    assert!(t.browse("suite-br-none", 0, 10).await.unwrap().is_empty());
+    // Nothing was reserved by browsing: the four ready items are still there.
+    assert_eq!(reserve_all(&t, &queues(&["suite-br"]), 10).await.len(), 4);
+}
+
 /// A job that holds no reservation (peeked, or already settled) settles nothing: the
 /// receipt decides, not the id.
 pub async fn only_a_reservation_settles(t: Dyn) {
@@ -440,7 +481,8 @@ macro_rules! transport_suite {
         $crate::transport_suite!(@cases $open;
             put_reserve_ack put_many_in_order priority_then_age queues_in_order delay_is_never_shorter
             release_hands_back retry_replaces expired_reservation_comes_back keep_alive_holds
-            failure_store peek_and_flush only_a_reservation_settles stats_count
+            failure_store peek_and_flush browse_pages_through_a_queue only_a_reservation_settles
+            stats_count
             concurrent_exactly_once);
     };
     (@cases $open:expr; $($case:ident)*) => {

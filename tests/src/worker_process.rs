@@ -66,6 +66,7 @@ pub const HELP_MENTIONS: &[&str] = &[
     "--retries",
     "--signatures",
     "--list",
+    "check",
     "MQ_URL",
     "MQ_QUEUES",
     "MQ_CONCURRENCY",

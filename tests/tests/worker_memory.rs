@@ -824,6 +824,9 @@ impl Transport for GatedAcks {
     async fn stats(&self) -> mq::Result<Vec<QueueStats>> {
         self.inner.stats().await
     }
+    async fn browse(&self, queue: &str, after: u64, limit: usize) -> mq::Result<Vec<Job>> {
+        self.inner.browse(queue, after, limit).await
+    }
     async fn peek(&self, queue: &str) -> mq::Result<Option<Job>> {
         self.inner.peek(queue).await
     }

@@ -221,6 +221,10 @@ impl Transport for Recorder {
         self.inner.server_stats().await
     }
 
+    async fn browse(&self, queue: &str, after: u64, limit: usize) -> Result<Vec<Job>> {
+        self.inner.browse(queue, after, limit).await
+    }
+
     async fn peek(&self, queue: &str) -> Result<Option<Job>> {
         self.inner.peek(queue).await
     }

@@ -355,6 +355,19 @@ impl Transport for MemoryTransport {
             .map(|item| Job::new(id, queue, item.body.clone(), item.deliveries)))
     }
 
+    async fn browse(&self, queue: &str, after: u64, limit: usize) -> Result<Vec<Job>> {
+        let state = self.lock();
+        let mut jobs: Vec<Job> = state
+            .items
+            .iter()
+            .filter(|(&id, item)| id > after && item.queue == queue)
+            .map(|(&id, item)| Job::new(id, queue, item.body.clone(), item.deliveries))
+            .collect();
+        jobs.sort_unstable_by_key(|job| job.id);
+        jobs.truncate(limit);
+        Ok(jobs)
+    }
+
     async fn flush(&self, queue: &str) -> Result<u64> {
         let mut state = self.lock();
         let doomed: Vec<(u64, Place)> = state

@@ -423,6 +423,31 @@ pub trait Transport: AsAny + Send + Sync + fmt::Debug + 'static {
     /// # Ok(()) }
     /// ```
     async fn flush(&self, queue: &str) -> Result<u64>;
+
+    /// `check` (and any tool that must see every queued item): up to `limit` items of
+    /// `queue` whose id is above `after`, by ascending id, without reserving them (each with
+    /// [`Receipt::none`]). Ready and delayed items are listed, and reserved ones where the
+    /// backend can see them; failure records are not (read them through
+    /// [`failure_store`](Transport::failure_store)). Page through a queue by passing the last
+    /// id of one page as `after` of the next; an empty page is the end. What a backend pays
+    /// for it is in its module doc (beanstalkd cannot list a tube: it peeks every job id).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use mq::transport::{memory::MemoryTransport, PutOptions, Transport};
+    /// # let queue: std::sync::Arc<dyn Transport> = MemoryTransport::named("doc");
+    /// for body in ["a", "b", "c"] {
+    ///     queue.put("emails", body.into(), PutOptions::default()).await?;
+    /// }
+    /// let first = queue.browse("emails", 0, 2).await?;
+    /// assert_eq!(first.iter().map(|job| &job.body[..]).collect::<Vec<_>>(), [b"a", b"b"]);
+    /// let rest = queue.browse("emails", first[1].id, 2).await?;
+    /// assert_eq!(rest.len(), 1);
+    /// assert!(queue.browse("emails", rest[0].id, 2).await?.is_empty());
+    /// # Ok(()) }
+    /// ```
+    async fn browse(&self, queue: &str, after: u64, limit: usize) -> Result<Vec<Job>>;
 }
 
 /// A transport as [`Any`], so that code which knows one backend can reach it (dispatch inside

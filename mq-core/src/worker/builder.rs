@@ -34,13 +34,16 @@ use crate::{Error, Result};
 #[derive(Debug)]
 pub struct WorkerBuilder {
     pub(crate) options: Options,
-    transport: Option<Arc<dyn Transport>>,
+    pub(super) transport: Option<Arc<dyn Transport>>,
     pub(super) registry: Option<Registry>,
     states: States,
     pub(crate) hook: Option<Hook>,
     /// What `--version` prints after the program's name (see `program`).
     #[cfg(feature = "cli")]
     pub(super) app_version: Option<String>,
+    /// `check` was asked for on the command line: `run_and_exit` checks instead of running.
+    #[cfg(feature = "cli")]
+    pub(super) check_only: bool,
 }
 
 impl fmt::Debug for States {
@@ -59,6 +62,8 @@ impl WorkerBuilder {
             hook: None,
             #[cfg(feature = "cli")]
             app_version: None,
+            #[cfg(feature = "cli")]
+            check_only: false,
         }
     }
 

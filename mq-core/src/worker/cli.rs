@@ -29,7 +29,8 @@ Environment:
   RUST_LOG          log filter (default info), e.g. RUST_LOG=mq=debug
   A flag wins over its variable, and both over the defaults shown above.
 
-Exit codes:
+Exit codes (of `check`: 0 every message readable, 1 could not read the backend, 3 some
+message not readable by this build):
   0  stopped by SIGINT/SIGTERM, --limit or --time-limit
   1  could not start (bad URL, unreachable server, registry error)
   2  bad command line
@@ -102,6 +103,18 @@ pub(crate) struct Cli {
     /// Print the routing table (message, type, queue, slots) and exit
     #[arg(long)]
     pub(crate) list: bool,
+
+    #[command(subcommand)]
+    pub(crate) command: Option<WorkerCommand>,
+}
+
+/// What the worker binary does instead of consuming.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Subcommand)]
+pub(crate) enum WorkerCommand {
+    /// Before a deploy: read every queued and failed message of --url and report, by message
+    /// name and version, what this build cannot decode and why; exit 0 when it reads them
+    /// all, 3 when not (1: the backend could not be read)
+    Check,
 }
 
 impl Cli {

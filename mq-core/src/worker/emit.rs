@@ -99,6 +99,10 @@ async fn emit(shared: Arc<Shared>, job: Job, envelope: Envelope, busy: Busy) -> 
         return unknown_name(&shared, &job, envelope).await;
     };
     let info = route.info();
+    if let Err(error) = info.reads(envelope.message_version) {
+        drop(busy);
+        return unreadable_version(&shared, &job, envelope, error).await;
+    }
     #[cfg(feature = "metrics")]
     let queue_label = metrics::queue_label(&job.queue, info.options.queue);
     #[cfg(feature = "metrics")]
@@ -187,7 +191,7 @@ async fn run_slots(
     for slot in selected {
         // Decoding runs the message type's Deserialize, user code that may panic too.
         let started = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            slot.start(&envelope.body, context.clone())
+            slot.start(&envelope.body, envelope.message_version, context.clone())
         }));
         let future: crate::slot::SlotFuture = match started {
             Ok(future) => future,
@@ -391,7 +395,30 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
 /// A name this binary has no route for: retried with a long backoff (a newer worker of a
 /// rolling deploy may know it), then moved to the failure store.
 async fn unknown_name(shared: &Arc<Shared>, job: &Job, envelope: Envelope) -> Outcome {
-    let reason = if shared.registry.route(&envelope.name).is_some() {
+    let reason = unknown_reason(shared, &envelope);
+    let retries = shared.options.unknown_retries;
+    not_for_this_build(shared, job, envelope, reason, retries).await
+}
+
+/// A `message_version` this build does not read. A newer one is retried as an unknown name
+/// is (a worker of the newer build may take it); an older one without a reader goes to the
+/// failure store at once: no build to come reads it.
+async fn unreadable_version(
+    shared: &Arc<Shared>,
+    job: &Job,
+    envelope: Envelope,
+    error: crate::DecodeError,
+) -> Outcome {
+    let retries = if error.is_newer() {
+        shared.options.unknown_retries
+    } else {
+        0
+    };
+    not_for_this_build(shared, job, envelope, error.to_string(), retries).await
+}
+
+fn unknown_reason(shared: &Shared, envelope: &Envelope) -> String {
+    if shared.registry.route(&envelope.name).is_some() {
         format!("no slot for `{}` in this worker", envelope.name)
     } else {
         format!(
@@ -399,7 +426,18 @@ async fn unknown_name(shared: &Arc<Shared>, job: &Job, envelope: Envelope) -> Ou
             envelope.name,
             shared.known_names()
         )
-    };
+    }
+}
+
+/// A message this build cannot handle, for `reason`: retried `retries` times with the
+/// unknown names' backoff, then moved to the failure store.
+async fn not_for_this_build(
+    shared: &Arc<Shared>,
+    job: &Job,
+    envelope: Envelope,
+    reason: String,
+    retries: u32,
+) -> Outcome {
     let event = |kind| {
         Event::new(
             kind,
@@ -412,7 +450,7 @@ async fn unknown_name(shared: &Arc<Shared>, job: &Job, envelope: Envelope) -> Ou
     let decision = decide_unknown(
         &envelope,
         reason,
-        shared.options.unknown_retries,
+        retries,
         shared.options.unknown_backoff,
         random_unit(),
     );

@@ -68,8 +68,52 @@ impl WorkerBuilder {
         if cli.list {
             self.list_and_exit();
         }
+        self.check_only = cli.command == Some(super::cli::WorkerCommand::Check);
         cli.apply(&mut self.options);
         self
+    }
+
+    /// `check`: reads the backend, prints the report, exits 0 when this build reads every
+    /// message, 3 when not, 1 when the backend or the registry could not be read.
+    #[cfg(feature = "cli")]
+    async fn check_and_exit(self) -> ! {
+        let code = match self.check_report().await {
+            Ok(report) => {
+                print!("{report}");
+                if report.all_readable() {
+                    0
+                } else {
+                    3
+                }
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                1
+            }
+        };
+        std::process::exit(code)
+    }
+
+    /// The report of [`crate::check`] on this builder's transport (or URL, which must exist:
+    /// a check creates no queue file) and registry.
+    #[cfg(feature = "cli")]
+    async fn check_report(self) -> Result<crate::check::Report> {
+        let registry = match self.registry {
+            Some(registry) => registry,
+            None => crate::Registry::linked()?,
+        };
+        let transport = match self.transport {
+            Some(transport) => transport,
+            None => {
+                let url = self
+                    .options
+                    .url
+                    .clone()
+                    .unwrap_or_else(crate::transport::url_from_env);
+                crate::transport::connect_existing(&url).await?
+            }
+        };
+        crate::check(transport.as_ref(), &registry).await
     }
 
     /// `--list`: prints the routing table and exits 0, or the registry's error and exits 1.
@@ -117,6 +161,10 @@ impl WorkerBuilder {
     pub async fn run_and_exit(self) -> Result<()> {
         #[cfg(feature = "logging")]
         crate::init_logging();
+        #[cfg(feature = "cli")]
+        if self.check_only {
+            self.check_and_exit().await;
+        }
         let worker = self.build().await?;
         let exit = worker.run().await?;
         // tokio's runtime waits for its threads when it shuts down, and a slot abandoned by

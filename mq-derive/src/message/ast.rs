@@ -6,6 +6,7 @@ use std::time::Duration;
 use syn::meta::ParseNestedMeta;
 use syn::{Data, DeriveInput, Ident, LitInt, LitStr};
 
+use super::versions::{self, Versions};
 use crate::errors::Errors;
 use crate::{duration, symbol};
 
@@ -29,6 +30,8 @@ pub(crate) struct Options {
     pub(crate) backoff_max: Option<Duration>,
     /// The path of mq-core in the user's crate (`crate = "my_mq"`).
     pub(crate) krate: Option<syn::Path>,
+    /// `version = N` and `previous(...)`.
+    pub(crate) versions: Versions,
 }
 
 impl<'a> Input<'a> {
@@ -71,6 +74,7 @@ impl<'a> Input<'a> {
                 errors.push(error);
             }
         }
+        options.versions.check(&mut errors);
         errors.finish(Input {
             ident: &input.ident,
             options,
@@ -138,6 +142,16 @@ impl Options {
                 &mut self.backoff_max,
                 read_duration(meta, "10m", true)?,
             ),
+            symbol::VERSION => set(
+                meta,
+                &mut self.versions.current,
+                versions::read_version(meta)?,
+            ),
+            symbol::PREVIOUS => set(
+                meta,
+                &mut self.versions.previous,
+                versions::read_previous(meta)?,
+            ),
             symbol::CRATE => {
                 let lit = read_str(meta, "crate = \"my_mq\"")?;
                 set(meta, &mut self.krate, crate::krate::read(&lit)?)
@@ -174,7 +188,7 @@ fn set<T>(meta: &ParseNestedMeta<'_>, slot: &mut Option<T>, value: T) -> syn::Re
 }
 
 /// The value after `key =`, or an error at the key that shows how to write one.
-fn value(meta: &ParseNestedMeta<'_>, example: &str) -> syn::Result<syn::Expr> {
+pub(super) fn value(meta: &ParseNestedMeta<'_>, example: &str) -> syn::Result<syn::Expr> {
     if !meta.input.peek(syn::Token![=]) {
         return Err(syn::Error::new_spanned(
             &meta.path,
@@ -294,10 +308,11 @@ fn read_ttr(meta: &ParseNestedMeta<'_>) -> syn::Result<Duration> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn errors(input: &DeriveInput) -> Vec<String> {
+    /// The texts of every error reading `input` gives.
+    pub(in crate::message) fn errors(input: &DeriveInput) -> Vec<String> {
         match Input::from_syn(input) {
             Ok(_) => Vec::new(),
             Err(error) => error.into_iter().map(|e| e.to_string()).collect(),

@@ -28,6 +28,7 @@ pub(crate) fn derive(input: &Input<'_>) -> TokenStream {
             quote!(#m::Some(#m::Backoff { base: #base, max: #max }))
         }
     };
+    let versions = versions(m, input);
     // Spanned at the type's name, so a missing Serialize or Deserialize points there.
     let m_ident = krate::private_at(options.krate.as_ref(), ident.span());
     let message_impl = quote_spanned! {ident.span()=>
@@ -39,6 +40,7 @@ pub(crate) fn derive(input: &Input<'_>) -> TokenStream {
                 const NAME: &'static str = #name;
                 const OPTIONS: #m::MessageOptions =
                     #m::message_options(#queue, #priority, #delay, #ttr, #timeout, #retries, #backoff);
+                #versions
             }
             #m::inventory::submit! {
                 #m::MessageDef::of::<#ident>()
@@ -69,6 +71,40 @@ pub(crate) fn fallback(input: &DeriveInput, error: syn::Error) -> TokenStream {
     }
 }
 
+/// `VERSION`, `PREVIOUS_VERSIONS` and `decode_version`: the current version read as the
+/// type itself, each older one as its type in `previous(...)` and then upcast. The call of
+/// an older one is spanned at its type, where a missing `From` or `Deserialize` is reported.
+fn versions(m: &TokenStream, input: &Input<'_>) -> TokenStream {
+    let versions = &input.options.versions;
+    let current = versions.current();
+    let previous = versions.previous();
+    let numbers = previous.iter().map(|p| p.version.number);
+    let arms = previous.iter().map(|p| {
+        let n = p.version.number;
+        let ty = &p.ty;
+        let span = syn::spanned::Spanned::span(ty);
+        let m_ty = krate::private_at(input.options.krate.as_ref(), span);
+        quote_spanned! {span=>
+            #n => #m_ty::decode_previous::<Self, #ty>(__mq_body, #n),
+        }
+    });
+    quote! {
+        const VERSION: u32 = #current;
+        const PREVIOUS_VERSIONS: &'static [u32] = &[#(#numbers),*];
+
+        fn decode_version(
+            __mq_body: &str,
+            __mq_version: u32,
+        ) -> #m::Result<Self, #m::DecodeError> {
+            match __mq_version {
+                #current => #m::decode_current::<Self>(__mq_body),
+                #(#arms)*
+                _ => #m::Result::Err(#m::DecodeError::unreadable::<Self>(__mq_version)),
+            }
+        }
+    }
+}
+
 fn duration(m: &TokenStream, duration: Duration) -> TokenStream {
     let secs = duration.as_secs();
     let nanos = duration.subsec_nanos();
@@ -79,5 +115,43 @@ fn optional(m: &TokenStream, value: Option<TokenStream>) -> TokenStream {
     match value {
         Some(value) => quote!(#m::Some(#value)),
         None => quote!(#m::None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expanded(input: DeriveInput) -> String {
+        derive(&Input::from_syn(&input).unwrap()).to_string()
+    }
+
+    #[test]
+    fn a_message_without_versions_is_version_1_and_reads_only_itself() {
+        let code = expanded(syn::parse_quote!(
+            struct Ping;
+        ));
+        assert!(code.contains("const VERSION : u32 = 1u32 ;"), "{code}");
+        assert!(code.contains("const PREVIOUS_VERSIONS : & 'static [u32] = & [] ;"));
+        assert!(code.contains("1u32 => :: mq :: __private :: decode_current :: < Self >"));
+        assert!(!code.contains("decode_previous"));
+    }
+
+    #[test]
+    fn each_older_version_is_read_as_its_type_then_upcast() {
+        let code = expanded(syn::parse_quote!(
+            #[message(version = 3, previous(2 = old::V2, 1 = V1), crate = "my_mq")]
+            struct OrderPlaced;
+        ));
+        assert!(code.contains("const VERSION : u32 = 3u32 ;"), "{code}");
+        assert!(code.contains("& [1u32 , 2u32]"), "ascending: {code}");
+        assert!(code.contains("3u32 => my_mq :: __private :: decode_current :: < Self >"));
+        assert!(code.contains(
+            "1u32 => my_mq :: __private :: decode_previous :: < Self , V1 > (__mq_body , 1u32)"
+        ));
+        assert!(
+            code.contains("2u32 => my_mq :: __private :: decode_previous :: < Self , old :: V2 >")
+        );
+        assert!(code.contains("DecodeError :: unreadable :: < Self > (__mq_version)"));
     }
 }

@@ -320,6 +320,25 @@ pub fn publish_options_and_bad_json(url: &str) {
 
     let bad = mq(url, &["publish", "Ping", "{not json", "--queue", "jobs"]);
     assert!(bad.fails(2).contains("not valid JSON"), "{bad:?}");
+
+    // A body of a message's second shape says so in the envelope.
+    let shaped = |version: &str| {
+        let args = [
+            "publish",
+            "Shaped",
+            "{}",
+            "--queue",
+            "shaped",
+            "--message-version",
+        ];
+        mq(url, &[&args[..], &[version]].concat())
+    };
+    shaped("2").ok();
+    let peeked = mq(url, &["peek", "shaped", "--json"]).json();
+    assert_eq!(peeked["message_version"], 2, "{peeked}");
+    let zero = shaped("0");
+    assert_eq!(zero.code, 2, "{zero:?}");
+    assert!(zero.stderr.contains("--message-version"), "{zero:?}");
 }
 
 /// The failure store: list, show, retry and remove one by one, with a message that does

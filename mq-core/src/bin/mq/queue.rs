@@ -36,6 +36,10 @@ pub(crate) struct PublishArgs {
     /// Time to run: how long a worker may hold it before it is handed out again.
     #[arg(long, value_parser = parse_duration)]
     ttr: Option<Duration>,
+    /// The version of the message's shape the JSON is written in: the `version` of its
+    /// `#[message]` (a worker reads a lower one through the type's upcaster).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    message_version: u32,
 }
 
 #[derive(Debug, Args)]
@@ -75,6 +79,7 @@ pub(crate) async fn publish(ctx: &Ctx, args: &PublishArgs) -> CliResult {
     let queue = args.queue.as_deref().unwrap_or(DEFAULT_QUEUE);
     mq::transport::check_queue_name(queue)?;
     let mut envelope = Envelope::new(&args.wire_name, body);
+    envelope.message_version = args.message_version;
     if let Some(signer) = &ctx.signer {
         envelope = envelope.signed(signer);
     }

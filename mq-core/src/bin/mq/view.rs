@@ -20,6 +20,9 @@ pub(crate) struct EnvelopeView {
     pub(crate) slots: Option<Vec<String>>,
     /// When the message was dispatched (RFC 3339).
     pub(crate) dispatched_at: Option<String>,
+    /// The version of the message's shape (`#[message(version = N)]`); not shown when 1.
+    #[serde(skip_serializing_if = "is_first_version")]
+    pub(crate) message_version: u32,
     /// The envelope's headers (the trace context, with `otel`); not shown when none.
     #[serde(skip_serializing_if = "mq::Headers::is_empty")]
     pub(crate) headers: mq::Headers,
@@ -68,6 +71,7 @@ impl EnvelopeView {
                 attempt: Some(envelope.attempt),
                 slots: envelope.slots,
                 dispatched_at: Some(time(envelope.dispatched_at)),
+                message_version: envelope.message_version,
                 headers: envelope.headers,
                 decode_error: None,
                 body: Body::Json(envelope.body),
@@ -79,6 +83,7 @@ impl EnvelopeView {
                 attempt: None,
                 slots: None,
                 dispatched_at: None,
+                message_version: 1,
                 headers: mq::Headers::new(),
                 decode_error: Some(error),
                 body: Body::Text(String::from_utf8_lossy(bytes).into_owned()),
@@ -144,6 +149,9 @@ impl EnvelopeView {
                 }
                 if let Some(at) = &self.dispatched_at {
                     fields.push(("dispatched at", at.clone()));
+                }
+                if self.message_version != 1 {
+                    fields.push(("message version", self.message_version.to_string()));
                 }
                 for (name, value) in &self.headers {
                     fields.push(("header", format!("{name}: {value}")));
@@ -219,9 +227,34 @@ pub(crate) fn duration(d: std::time::Duration) -> String {
     humantime::format_duration(d).to_string()
 }
 
+/// Whether an envelope's `message_version` is the first, which is not shown.
+fn is_first_version(version: &u32) -> bool {
+    *version == 1
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_version_above_1_is_shown() {
+        let second = br#"{"v":1,"name":"X","id":"1","attempt":1,"dispatched_at":"2026-11-28T09:30:00Z","message_version":2,"body":{}}"#;
+        let view = EnvelopeView::decode(second);
+        assert!(view
+            .fields(Held::Queued)
+            .contains(&("message version", "2".to_owned())));
+        let json = serde_json::to_string(&view).unwrap();
+        assert!(json.contains(r#""message_version":2"#), "{json}");
+        let first = br#"{"v":1,"name":"X","id":"1","attempt":1,"dispatched_at":"2026-11-28T09:30:00Z","body":{}}"#;
+        let view = EnvelopeView::decode(first);
+        assert!(!view
+            .fields(Held::Queued)
+            .iter()
+            .any(|(k, _)| *k == "message version"));
+        assert!(!serde_json::to_string(&view)
+            .unwrap()
+            .contains("message_version"));
+    }
 
     #[test]
     fn headers_are_shown_when_there_are_some() {

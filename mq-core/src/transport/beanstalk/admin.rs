@@ -34,6 +34,9 @@ const SERVER_FIGURES: &[&str] = &[
     "binlog-max-size",
 ];
 
+/// How many job ids one pipelined round of [`Inner::browse`] asks about.
+const BROWSE_WINDOW: u64 = 1000;
+
 impl Inner {
     pub(super) async fn list_tubes(&self, connection: &Connection) -> Result<Vec<String>> {
         match connection.call(Command::ListTubes).await? {
@@ -121,6 +124,55 @@ impl Inner {
             Some(other) => Err(unexpected("peek-ready", &other)),
             None => Err(unexpected("peek-ready", &Response::NotFound)),
         }
+    }
+
+    /// beanstalkd cannot list a tube, but ids are sequential from 1: asks `stats-job` of
+    /// every id above `after` up to `total-jobs` (and on, a window at a time, while a window
+    /// still finds jobs: a server restarted from its binlog counts `total-jobs` anew), in
+    /// pipelined windows of [`BROWSE_WINDOW`], then `peek`s the jobs of `queue`.
+    pub(super) async fn browse(&self, queue: &str, after: u64, limit: usize) -> Result<Vec<Job>> {
+        check_queue(queue)?;
+        let producer = self.producer().await?;
+        let total = match producer.call(Command::Stats).await? {
+            Response::Ok(body) => parse_yaml_map(&body)
+                .ok()
+                .and_then(|stats| stats.get("total-jobs")?.parse::<u64>().ok())
+                .unwrap_or(0),
+            other => return Err(unexpected("stats", &other)),
+        };
+        let mut jobs = Vec::new();
+        let mut next = after.saturating_add(1);
+        while jobs.len() < limit {
+            let ids: Vec<u64> = (next..next.saturating_add(BROWSE_WINDOW)).collect();
+            next = next.saturating_add(BROWSE_WINDOW);
+            let commands: Vec<Command<'_>> = ids.iter().map(|&id| Command::StatsJob(id)).collect();
+            let replies = producer.send(&commands).await?;
+            let mut found_any = false;
+            let mut mine = Vec::new();
+            for (&id, reply) in ids.iter().zip(&replies) {
+                let Response::Ok(body) = reply else { continue };
+                found_any = true;
+                let Ok(stats) = parse_yaml_map(body) else {
+                    continue;
+                };
+                if stats.get("tube").map(String::as_str) == Some(queue) {
+                    let reserves = stats.get("reserves").and_then(|r| r.parse().ok());
+                    mine.push((id, reserves.unwrap_or(0)));
+                }
+            }
+            let peeks: Vec<Command<'_>> = mine.iter().map(|&(id, _)| Command::Peek(id)).collect();
+            let bodies = producer.send(&peeks).await?;
+            for ((_, reserves), reply) in mine.iter().zip(bodies) {
+                if let Response::Found { id, body } = reply {
+                    jobs.push(Job::new(id, queue, body, *reserves));
+                }
+            }
+            if ids.last().is_some_and(|&last| last >= total) && !found_any {
+                break;
+            }
+        }
+        jobs.truncate(limit);
+        Ok(jobs)
     }
 
     pub(super) async fn flush(&self, queue: &str) -> Result<u64> {

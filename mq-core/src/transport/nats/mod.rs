@@ -683,6 +683,14 @@ impl Transport for NatsTransport {
         shared.online("server figures", shared.server_stats()).await
     }
 
+    async fn browse(&self, queue: &str, after: u64, limit: usize) -> Result<Vec<Job>> {
+        let token = layout::encode(queue)?;
+        let shared = &self.shared;
+        shared
+            .online("browse", shared.browse(queue, &token, after, limit))
+            .await
+    }
+
     async fn peek(&self, queue: &str) -> Result<Option<Job>> {
         let token = layout::encode(queue)?;
         let shared = &self.shared;

@@ -142,6 +142,39 @@ impl Shared {
         Ok(None)
     }
 
+    /// Up to `limit` items of `queue` (encoded: `token`), ready or delayed, handed out or not,
+    /// from stream sequence `after + 1` on: one direct read by sequence and subject each,
+    /// which consumes nothing.
+    pub(super) async fn browse(
+        &self,
+        queue: &str,
+        token: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Job>> {
+        let stream = self.stream().await?;
+        let subject = format!("mq.{token}.>");
+        let mut jobs = Vec::new();
+        let mut from = after.saturating_add(1);
+        while jobs.len() < limit {
+            let next = stream
+                .raw_message_builder()
+                .sequence(from)
+                .next_by_subject(subject.clone())
+                .send()
+                .await;
+            match next {
+                Ok(message) => {
+                    from = message.sequence.saturating_add(1);
+                    jobs.push(Job::new(message.sequence, queue, message.payload, 0));
+                }
+                Err(error) if failed::no_message(&error) => break,
+                Err(error) => return Err(nats_by("browse", error)),
+            }
+        }
+        Ok(jobs)
+    }
+
     /// Purges every item of the queue whose encoded name is `token`.
     pub(super) async fn flush(&self, token: &str) -> Result<u64> {
         let stream = self.stream().await?;

@@ -469,6 +469,10 @@ impl Transport for PostgresTransport {
         ops::stats(&self.pool, &self.sql).await
     }
 
+    async fn browse(&self, queue: &str, after: u64, limit: usize) -> Result<Vec<Job>> {
+        ops::browse(&self.pool, &self.sql, queue, after, limit).await
+    }
+
     async fn peek(&self, queue: &str) -> Result<Option<Job>> {
         ops::peek(&self.pool, &self.sql, queue).await
     }

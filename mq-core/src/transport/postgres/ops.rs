@@ -62,6 +62,7 @@ pub(super) struct Sql {
     stats: String,
     failed_counts: String,
     peek: String,
+    browse: String,
     flush: String,
     failed_store: String,
     failed_list: String,
@@ -155,6 +156,10 @@ impl Sql {
             peek: format!(
                 "WITH {RUNNING} SELECT id, queue, body, deliveries FROM {m} AS m, running \
                  WHERE queue = $1 AND {RESERVABLE} AND NOT {HELD} ORDER BY priority, id LIMIT 1"
+            ),
+            browse: format!(
+                "SELECT id, queue, body, deliveries FROM {m} \
+                 WHERE queue = $1 AND id > $2 ORDER BY id LIMIT $3"
             ),
             flush: format!(
                 "DELETE FROM {m} WHERE id IN (SELECT id FROM {m} WHERE queue = $1 \
@@ -583,6 +588,27 @@ pub(super) async fn peek(pool: &PgPool, sql: &Sql, queue: &str) -> Result<Option
         .await
         .map_err(op("peek"))?;
     Ok(row.map(|(id, queue, body, deliveries)| row_job(id, queue, body, deliveries)))
+}
+
+/// Up to `limit` rows of `queue` (ready, delayed, reserved) with an id above `after`.
+pub(super) async fn browse(
+    pool: &PgPool,
+    sql: &Sql,
+    queue: &str,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<Job>> {
+    let rows: Vec<(i64, String, Vec<u8>, i64)> = sqlx::query_as(&sql.browse)
+        .bind(queue)
+        .bind(i64::try_from(after).unwrap_or(i64::MAX))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(pool)
+        .await
+        .map_err(op("browse"))?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, queue, body, deliveries)| row_job(id, queue, body, deliveries))
+        .collect())
 }
 
 /// Deletes the ready and delayed rows of `queue`; reserved ones stay with their workers.

@@ -399,6 +399,13 @@ impl Transport for SqliteTransport {
         self.writer.call(ops::stats).await
     }
 
+    async fn browse(&self, queue: &str, after: u64, limit: usize) -> Result<Vec<Job>> {
+        let queue = queue.to_owned();
+        self.writer
+            .call(move |db| ops::browse(db, &queue, after, limit))
+            .await
+    }
+
     async fn peek(&self, queue: &str) -> Result<Option<Job>> {
         let queue = queue.to_owned();
         self.writer.call(move |db| ops::peek(db, &queue)).await

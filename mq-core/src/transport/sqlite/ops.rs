@@ -456,6 +456,25 @@ pub(super) fn peek(db: &Db<'_>, queue: &str) -> Outcome<Option<Job>> {
     Ok(Ok(job))
 }
 
+/// Up to `limit` rows of `queue` (ready, delayed, reserved) with an id above `after`.
+pub(super) fn browse(db: &Db<'_>, queue: &str, after: u64, limit: usize) -> Outcome<Vec<Job>> {
+    let after = i64::try_from(after).unwrap_or(i64::MAX);
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut statement = db.conn.prepare_cached(
+        "SELECT id, body, deliveries FROM mq_messages \
+         WHERE queue = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+    )?;
+    let rows = statement.query_map(rusqlite::params![queue, after, limit], |row| {
+        Ok(Job::new(
+            row_id(row.get(0)?),
+            queue,
+            Bytes::from(row.get::<_, Vec<u8>>(1)?),
+            u32::try_from(row.get::<_, i64>(2)?).unwrap_or(u32::MAX),
+        ))
+    })?;
+    Ok(Ok(rows.collect::<rusqlite::Result<Vec<Job>>>()?))
+}
+
 /// Deletes the ready and delayed rows of `queue`; reserved ones stay with their workers.
 pub(super) fn flush(db: &Db<'_>, queue: &str) -> Outcome<u64> {
     db.promote()?;
