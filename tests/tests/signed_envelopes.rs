@@ -382,8 +382,8 @@ fn the_documented_python_producer_signs_as_the_worker_checks() {
     assert!(worker_keys.verify(&changed).is_err());
 }
 
-/// What a slot dispatches goes out signed with the worker's keys, so a worker that requires
-/// signatures runs the follow-up too.
+/// What a slot dispatches goes out signed with the worker's keys (and its message version
+/// with it), so a worker that requires signatures runs the follow-up too.
 mod follow_ups {
     use serde::{Deserialize, Serialize};
 
@@ -393,10 +393,22 @@ mod follow_ups {
         pub order_id: u64,
     }
 
+    /// At version 2: the signature covers the message version the bus writes.
     #[derive(mq::Message, Serialize, Deserialize)]
-    #[message(queue = "signed-orders")]
+    #[message(queue = "signed-orders", version = 2, previous(1 = SendReceiptV1))]
     pub struct SendReceipt {
         pub order_id: u64,
+    }
+
+    #[derive(Deserialize)]
+    pub struct SendReceiptV1 {
+        pub order: u64,
+    }
+
+    impl From<SendReceiptV1> for SendReceipt {
+        fn from(old: SendReceiptV1) -> SendReceipt {
+            SendReceipt { order_id: old.order }
+        }
     }
 
     #[mq::slot]
