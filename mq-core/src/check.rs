@@ -27,7 +27,7 @@ const MOST_FAILED: usize = 1_000_000;
 /// assert!(report.all_readable());
 /// assert_eq!(report.to_string(), "0 messages readable, 0 not readable by this build\n");
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct Report {
     /// How many items this build can decode.
@@ -48,7 +48,7 @@ pub struct Report {
 /// };
 /// assert!(item.to_string().starts_with("queue orders: OrderPlaced version 3 (2 items): "));
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Unreadable {
     /// Where they are: `queue NAME` or `failure store (queue NAME)`.
     pub place: String,

@@ -563,3 +563,29 @@ async fn server_killed_and_restarted_with_binlog_loses_nothing() {
         .collect();
     assert_eq!(seen, expected);
 }
+
+/// A server restarted from its binlog counts `total-jobs` anew while its ids go on: browse
+/// still finds the jobs above the ids of the deleted ones.
+#[tokio::test]
+async fn browse_finds_jobs_past_total_jobs_after_a_restart_from_the_binlog() {
+    let binlog = tempfile::tempdir().unwrap();
+    let mut server = Beanstalkd::with_binlog(binlog.path());
+    let t = transport(&server).await;
+    let gone: Vec<Bytes> = (0..1_200).map(|i| format!("g{i}").into()).collect();
+    for put in t.put_many("gone", gone, opts(10)).await.unwrap() {
+        put.unwrap();
+    }
+    let mut kept = Vec::new();
+    for body in ["k1", "k2", "k3"] {
+        kept.push(t.put("kept", body.into(), opts(10)).await.unwrap());
+    }
+    assert_eq!(t.flush("gone").await.unwrap(), 1_200);
+    server.kill();
+    server.restart();
+
+    let t = transport(&server).await;
+    let found = t.browse("kept", 0, 10).await.unwrap();
+    assert_eq!(found.iter().map(|job| job.id).collect::<Vec<_>>(), kept);
+    assert_eq!(bodies(&found), ["k1", "k2", "k3"]);
+    assert!(t.browse("gone", 0, 10).await.unwrap().is_empty());
+}

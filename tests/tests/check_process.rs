@@ -13,8 +13,13 @@ use mq_tests::beanstalkd::Beanstalkd;
 use mq_tests::worker_process::Work;
 
 fn check(url: &str) -> Output {
+    check_with(url, &[])
+}
+
+fn check_with(url: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_test-worker"))
         .arg("check")
+        .args(args)
         .env("MQ_URL", url)
         .env("RUST_LOG", "warn")
         .output()
@@ -95,6 +100,22 @@ async fn scenario(url: &str) {
     ] {
         assert!(out.contains(expected), "missing {expected:?} in\n{all}");
     }
+    let json = check_with(url, &["--json"]);
+    assert_eq!(json.status.code(), Some(3), "{}", text(&json));
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(report["readable"], 3, "{report}");
+    let ghost = &report["unreadable"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == "Ghost")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (&ghost["place"], &ghost["version"], &ghost["count"]),
+        (&"queue work".into(), &1.into(), &1.into()),
+        "{report}"
+    );
     // Nothing was consumed.
     let stats = mq_tests::queue_stats(transport.as_ref(), "work").await;
     assert_eq!(stats.ready, 6, "{stats:?}");

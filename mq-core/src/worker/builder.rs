@@ -41,9 +41,10 @@ pub struct WorkerBuilder {
     /// What `--version` prints after the program's name (see `program`).
     #[cfg(feature = "cli")]
     pub(super) app_version: Option<String>,
-    /// `check` was asked for on the command line: `run_and_exit` checks instead of running.
+    /// `check` was asked for on the command line (`Some(json)`): `run_and_exit` checks
+    /// instead of running, and prints the report as JSON when `json`.
     #[cfg(feature = "cli")]
-    pub(super) check_only: bool,
+    pub(super) check_only: Option<bool>,
 }
 
 impl fmt::Debug for States {
@@ -63,7 +64,7 @@ impl WorkerBuilder {
             #[cfg(feature = "cli")]
             app_version: None,
             #[cfg(feature = "cli")]
-            check_only: false,
+            check_only: None,
         }
     }
 

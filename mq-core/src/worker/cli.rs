@@ -114,7 +114,12 @@ pub(crate) enum WorkerCommand {
     /// Before a deploy: read every queued and failed message of --url and report, by message
     /// name and version, what this build cannot decode and why; exit 0 when it reads them
     /// all, 3 when not (1: the backend could not be read)
-    Check,
+    Check {
+        /// Print the report as JSON: {"readable": N, "unreadable": [{"place", "name",
+        /// "version", "reason", "count"}, ...]}
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 impl Cli {

@@ -68,7 +68,9 @@ impl WorkerBuilder {
         if cli.list {
             self.list_and_exit();
         }
-        self.check_only = cli.command == Some(super::cli::WorkerCommand::Check);
+        self.check_only = cli
+            .command
+            .map(|super::cli::WorkerCommand::Check { json }| json);
         cli.apply(&mut self.options);
         self
     }
@@ -76,10 +78,13 @@ impl WorkerBuilder {
     /// `check`: reads the backend, prints the report, exits 0 when this build reads every
     /// message, 3 when not, 1 when the backend or the registry could not be read.
     #[cfg(feature = "cli")]
-    async fn check_and_exit(self) -> ! {
+    async fn check_and_exit(self, json: bool) -> ! {
         let code = match self.check_report().await {
             Ok(report) => {
-                print!("{report}");
+                match serde_json::to_string(&report) {
+                    Ok(text) if json => println!("{text}"),
+                    _ => print!("{report}"),
+                }
                 if report.all_readable() {
                     0
                 } else {
@@ -162,8 +167,8 @@ impl WorkerBuilder {
         #[cfg(feature = "logging")]
         crate::init_logging();
         #[cfg(feature = "cli")]
-        if self.check_only {
-            self.check_and_exit().await;
+        if let Some(json) = self.check_only {
+            self.check_and_exit(json).await;
         }
         let worker = self.build().await?;
         let exit = worker.run().await?;

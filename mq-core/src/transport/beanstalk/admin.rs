@@ -1,5 +1,5 @@
-//! Administration: queue and server statistics, listing tubes, peeking and flushing a
-//! queue.
+//! Administration: queue and server statistics, listing tubes, peeking, browsing (every
+//! job of a tube, by `stats-job` and `peek` over the job ids) and flushing a queue.
 
 use std::collections::BTreeMap;
 
@@ -36,6 +36,8 @@ const SERVER_FIGURES: &[&str] = &[
 
 /// How many job ids one pipelined round of [`Inner::browse`] asks about.
 const BROWSE_WINDOW: u64 = 1000;
+/// Past `total-jobs`, how many windows in a row without a job end [`Inner::browse`].
+const EMPTY_WINDOWS: u32 = 10;
 
 impl Inner {
     pub(super) async fn list_tubes(&self, connection: &Connection) -> Result<Vec<String>> {
@@ -127,9 +129,10 @@ impl Inner {
     }
 
     /// beanstalkd cannot list a tube, but ids are sequential from 1: asks `stats-job` of
-    /// every id above `after` up to `total-jobs` (and on, a window at a time, while a window
-    /// still finds jobs: a server restarted from its binlog counts `total-jobs` anew), in
-    /// pipelined windows of [`BROWSE_WINDOW`], then `peek`s the jobs of `queue`.
+    /// every id above `after` up to `total-jobs`, in pipelined windows of [`BROWSE_WINDOW`],
+    /// then `peek`s the jobs of `queue`. A server restarted from its binlog counts
+    /// `total-jobs` anew while its ids go on, so past `total-jobs` the scan goes on until
+    /// [`EMPTY_WINDOWS`] windows in a row find no job of any tube.
     pub(super) async fn browse(&self, queue: &str, after: u64, limit: usize) -> Result<Vec<Job>> {
         check_queue(queue)?;
         let producer = self.producer().await?;
@@ -142,6 +145,7 @@ impl Inner {
         };
         let mut jobs = Vec::new();
         let mut next = after.saturating_add(1);
+        let mut empty_windows = 0;
         while jobs.len() < limit {
             let ids: Vec<u64> = (next..next.saturating_add(BROWSE_WINDOW)).collect();
             next = next.saturating_add(BROWSE_WINDOW);
@@ -167,7 +171,9 @@ impl Inner {
                     jobs.push(Job::new(id, queue, body, *reserves));
                 }
             }
-            if ids.last().is_some_and(|&last| last >= total) && !found_any {
+            empty_windows = if found_any { 0 } else { empty_windows + 1 };
+            let past_total = ids.last().is_some_and(|&last| last >= total);
+            if past_total && empty_windows >= EMPTY_WINDOWS {
                 break;
             }
         }

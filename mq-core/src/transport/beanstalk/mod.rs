@@ -12,7 +12,7 @@
 //! The mapping has a file per concern: `url` (the URL, resolving its host, whole seconds),
 //! `reserve` (the reservation engine and the consuming connection), `acks` (batched
 //! deletes), `record` (the failure store and its records) and `admin` (statistics, peek,
-//! flush); this file holds the transport, its producing connection and `put`.
+//! browse, flush); this file holds the transport, its producing connection and `put`.
 //!
 //! # Mapping
 //!
@@ -26,6 +26,9 @@
 //!   records `{queue, options, failure, envelope}` (see
 //!   [`guide::beanstalkd`](crate::guide::beanstalkd), which also says how listing works and what it
 //!   costs). No worker watches these tubes.
+//! - `browse` (for `check`): beanstalkd cannot list a tube, so it asks `stats-job` of every
+//!   job id above `after` up to `total-jobs`, 1,000 ids per pipelined round, and `peek`s the
+//!   jobs of the tube: a pass over the whole server per call (see `admin`).
 //!
 //! # Connections
 //!
