@@ -5,13 +5,16 @@
 //! `my-worker check` ([`run_worker`](crate::run_worker)'s command line), or in code with
 //! [`check`]. It reads every item of every queue the backend shows ([`Transport::browse`]),
 //! and the failure store, and decodes each body as the worker would (through the upcasters
-//! of older versions); it changes nothing.
+//! of older versions); with signing keys ([`check_signed`], and the worker binary's `check`
+//! with `MQ_SIGNING_KEYS`), it also reports what the worker would refuse for its signature.
+//! It changes nothing.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::envelope::Envelope;
 use crate::registry::Registry;
+use crate::signing::{Signatures, Signer, Verifier};
 use crate::transport::Transport;
 use crate::Result;
 
@@ -133,7 +136,48 @@ impl fmt::Display for Report {
 /// # Ok(()) }
 /// ```
 pub async fn check(transport: &dyn Transport, registry: &Registry) -> Result<Report> {
-    let mut tally = Tally::new(registry);
+    tally(transport, Tally::new(registry, Verifier::default())).await
+}
+
+/// [`check`], and what a worker with `signer`'s keys and `policy` would refuse for its
+/// signature (before decoding: such an item counts once, for its signature).
+///
+/// # Errors
+///
+/// The transport's, when a read fails.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> mq::Result<()> {
+/// use mq::signing::{Signatures, Signer};
+/// # use serde::{Deserialize, Serialize};
+/// #[derive(mq::Message, Serialize, Deserialize)]
+/// struct Refund { cents: u64 }
+///
+/// let signer = Signer::parse(&format!("k1:{}", "ab".repeat(32)))?;
+/// let transport = mq::transport::connect("memory://check-signed-doc").await?;
+/// let signed = mq::Bus::new(transport.clone()).with_signer(signer.clone());
+/// signed.dispatch(Refund { cents: 100 }).await?;
+/// mq::Bus::new(transport.clone()).dispatch(Refund { cents: 99_900 }).await?; // unsigned
+///
+/// let registry = mq::Registry::linked()?;
+/// let report = mq::check::check_signed(transport.as_ref(), &registry, &signer, Signatures::Required).await?;
+/// assert_eq!(report.readable, 1);
+/// assert!(report.unreadable[0].reason.starts_with("signature refused: the envelope is not signed"));
+/// # Ok(()) }
+/// ```
+pub async fn check_signed(
+    transport: &dyn Transport,
+    registry: &Registry,
+    signer: &Signer,
+    policy: Signatures,
+) -> Result<Report> {
+    let verifier = Verifier::new(Some(signer.clone()), Some(policy))?;
+    tally(transport, Tally::new(registry, verifier)).await
+}
+
+/// Reads every queued item and failure record of `transport` into `tally`.
+async fn tally(transport: &dyn Transport, mut tally: Tally<'_>) -> Result<Report> {
     for stats in transport.stats().await? {
         let place = format!("queue {}", stats.queue);
         let mut after = 0;
@@ -156,14 +200,16 @@ pub async fn check(transport: &dyn Transport, registry: &Registry) -> Result<Rep
 /// The counts so far.
 struct Tally<'a> {
     registry: &'a Registry,
+    verifier: Verifier,
     readable: u64,
     unreadable: BTreeMap<(String, String, u32, String), u64>,
 }
 
 impl<'a> Tally<'a> {
-    fn new(registry: &'a Registry) -> Tally<'a> {
+    fn new(registry: &'a Registry, verifier: Verifier) -> Tally<'a> {
         Tally {
             registry,
+            verifier,
             readable: 0,
             unreadable: BTreeMap::new(),
         }
@@ -188,6 +234,9 @@ impl<'a> Tally<'a> {
     }
 
     fn why_unreadable(&self, envelope: &Envelope) -> Option<String> {
+        if let Err(refusal) = self.verifier.check(envelope) {
+            return Some(format!("signature refused: {refusal}"));
+        }
         let Some(route) = self.registry.route(&envelope.name) else {
             return Some(format!(
                 "no message type named `{}` in this build",

@@ -407,7 +407,9 @@ mod follow_ups {
 
     impl From<SendReceiptV1> for SendReceipt {
         fn from(old: SendReceiptV1) -> SendReceipt {
-            SendReceipt { order_id: old.order }
+            SendReceipt {
+                order_id: old.order,
+            }
         }
     }
 
@@ -460,5 +462,50 @@ async fn what_a_slot_dispatches_is_signed_with_the_workers_keys() {
             ("OrderPlaced", Outcome::Finished),
             ("SendReceipt", Outcome::Finished)
         ]
+    );
+}
+
+/// `check` in a worker with keys names what the workers would refuse for its signature.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_with_keys_names_what_the_workers_would_refuse() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("mq.db").display());
+    let signed = mq::Bus::connect(&url)
+        .await
+        .unwrap()
+        .with_signer(signer(NEW));
+    signed.dispatch(work(1)).await.unwrap();
+    let mut tampered = work_envelope(2).signed(&signer(NEW));
+    tampered.body = work_envelope(666).body;
+    let options = mq::transport::PutOptions::default();
+    signed
+        .transport()
+        .put("work", tampered.encode(), options)
+        .await
+        .unwrap();
+    let check = |keys: &str| {
+        std::process::Command::new(WORKER)
+            .arg("check")
+            .env("MQ_URL", &url)
+            .env("MQ_SIGNING_KEYS", keys)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("test-worker runs")
+    };
+    let keyed = check(NEW);
+    let out = String::from_utf8_lossy(&keyed.stdout);
+    assert_eq!(keyed.status.code(), Some(3), "{out}");
+    assert!(
+        out.contains("queue work: Work version 1 (1 item): signature refused: the envelope's signature (key `new`) does not match"),
+        "{out}"
+    );
+    assert!(out.contains("1 messages readable, 1 not readable"), "{out}");
+    // Without keys the signatures are not checked: both bodies decode.
+    let unkeyed = check("");
+    assert_eq!(
+        unkeyed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&unkeyed.stdout)
     );
 }

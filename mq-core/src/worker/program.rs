@@ -118,7 +118,17 @@ impl WorkerBuilder {
                 crate::transport::connect_existing(&url).await?
             }
         };
-        crate::check(transport.as_ref(), &registry).await
+        let signer = match self.options.signer {
+            Some(signer) => Some(signer),
+            None => crate::signing::Signer::from_env()?,
+        };
+        match signer {
+            Some(signer) => {
+                let policy = self.options.signatures.unwrap_or_default();
+                crate::check::check_signed(transport.as_ref(), &registry, &signer, policy).await
+            }
+            None => crate::check(transport.as_ref(), &registry).await,
+        }
     }
 
     /// `--list`: prints the routing table and exits 0, or the registry's error and exits 1.
