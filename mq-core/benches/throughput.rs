@@ -202,6 +202,15 @@ impl Raw {
         })
     }
 
+    /// A connection that puts into `tube`.
+    fn using(port: u16, tube: &str) -> R<Raw> {
+        let mut raw = Raw::connect(port)?;
+        raw.queue(Command::Use(tube));
+        raw.flush()?;
+        raw.reply()?;
+        Ok(raw)
+    }
+
     fn queue(&mut self, command: Command<'_>) {
         command.encode(&mut self.out);
     }
@@ -228,10 +237,7 @@ impl Raw {
 }
 
 fn raw_put(port: u16, tube: &str, n: usize) -> R<f64> {
-    let mut raw = Raw::connect(port)?;
-    raw.queue(Command::Use(tube));
-    raw.flush()?;
-    raw.reply()?;
+    let mut raw = Raw::using(port, tube)?;
     let body = vec![b'x'; BODY];
     let started = Instant::now();
     let mut sent = 0;

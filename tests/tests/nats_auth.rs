@@ -121,36 +121,7 @@ fn credentials_from_the_variables_of_the_mq_command() {
 async fn a_worker_with_a_password_logs_none() {
     let server = with_user();
     let url = user_url(&server);
-    let dir = tempfile::tempdir().unwrap();
-    let record = dir.path().join("record");
-    let log = dir.path().join("worker.log");
-    let bus = Bus::connect(&url).await.unwrap();
-    for n in 0..3 {
-        bus.dispatch(Work {
-            n,
-            sleep_ms: 0,
-            panic: false,
-        })
-        .await
-        .unwrap();
-    }
-    let file = std::fs::File::create(&log).unwrap();
-    let mut worker = WorkerProcess(
-        std::process::Command::new(WORKER)
-            .env("MQ_URL", &url)
-            .env("MQ_TEST_RECORD", &record)
-            .env("RUST_LOG", "debug")
-            .stdout(std::process::Stdio::null())
-            .stderr(file)
-            .spawn()
-            .expect("start the worker"),
-    );
-    wait_until_recorded(&record, 3);
-    worker.signal("TERM");
-    worker
-        .wait_for(Duration::from_secs(10))
-        .expect("the worker stops");
-    let text = std::fs::read_to_string(&log).unwrap();
+    let text = worker_log(&url, &url, &[], 3).await;
     assert!(
         text.contains("127.0.0.1"),
         "the log names the server: {text}"
@@ -223,21 +194,32 @@ async fn a_credentials_file_in_operator_mode() {
     assert!(!text.contains(&stranger.user_seed()), "{text}");
 
     // A worker process given the file by MQ_NATS_CREDS.
-    let bus = Bus::connect(&url).await.unwrap();
-    bus.dispatch(Work {
-        n: 1,
-        sleep_ms: 0,
-        panic: false,
-    })
-    .await
-    .unwrap();
+    let creds_path = creds.display().to_string();
+    let text = worker_log(&url, &server.url(), &[("MQ_NATS_CREDS", &creds_path)], 1).await;
+    assert!(!text.contains(&seed), "the log shows the seed: {text}");
+}
+
+/// Dispatches `count` works on `url`, runs a worker process on `worker_url` with `env` until
+/// it handled them, stops it with SIGTERM, and returns its log at `debug`.
+async fn worker_log(url: &str, worker_url: &str, env: &[(&str, &str)], count: u64) -> String {
+    let dir = tempfile::tempdir().unwrap();
     let record = dir.path().join("record");
     let log = dir.path().join("worker.log");
+    let bus = Bus::connect(url).await.unwrap();
+    for n in 0..count {
+        bus.dispatch(Work {
+            n,
+            sleep_ms: 0,
+            panic: false,
+        })
+        .await
+        .unwrap();
+    }
     let file = std::fs::File::create(&log).unwrap();
     let mut worker = WorkerProcess(
         std::process::Command::new(WORKER)
-            .env("MQ_URL", server.url())
-            .env("MQ_NATS_CREDS", &creds)
+            .envs(env.iter().copied())
+            .env("MQ_URL", worker_url)
             .env("MQ_TEST_RECORD", &record)
             .env("RUST_LOG", "debug")
             .stdout(std::process::Stdio::null())
@@ -245,11 +227,10 @@ async fn a_credentials_file_in_operator_mode() {
             .spawn()
             .expect("start the worker"),
     );
-    wait_until_recorded(&record, 1);
+    wait_until_recorded(&record, count as usize);
     worker.signal("TERM");
     worker
         .wait_for(Duration::from_secs(10))
         .expect("the worker stops");
-    let text = std::fs::read_to_string(&log).unwrap();
-    assert!(!text.contains(&seed), "the log shows the seed: {text}");
+    std::fs::read_to_string(&log).unwrap()
 }

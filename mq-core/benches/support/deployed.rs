@@ -114,10 +114,7 @@ fn one_round(server: &Server, runtime: &tokio::runtime::Runtime, n: usize) -> R<
 
 /// One `put` at a time on mq's codec, blocking I/O: the round trip and nothing else.
 fn raw_put_one(port: u16, tube: &str, n: usize) -> R<f64> {
-    let mut raw = Raw::connect(port)?;
-    raw.queue(Command::Use(tube));
-    raw.flush()?;
-    raw.reply()?;
+    let mut raw = Raw::using(port, tube)?;
     let body = vec![b'x'; BODY];
     let started = Instant::now();
     for _ in 0..n {
