@@ -223,6 +223,7 @@ impl Bus {
             message,
             delay: None,
             priority: None,
+            unique: UniqueKey::default(),
         }
     }
 
@@ -265,17 +266,31 @@ impl Bus {
         DispatchAll::new(Some(self), messages)
     }
 
-    /// Encodes `message` and puts it on its queue.
+    /// Encodes `message` and puts it on its queue; a unique one only if its key is free,
+    /// else the id of the message that holds it.
     async fn put<M: Message>(
         &self,
         message: M,
         delay: Option<Duration>,
         priority: Option<u32>,
+        unique: UniqueKey,
     ) -> Result<MessageId> {
         let options = put_options::<M>(delay, priority);
         let (envelope, bytes) = self.encode(&message, &options)?;
         spans::record_message_id(&tracing::Span::current(), &envelope.id);
-        self.transport.put(M::OPTIONS.queue, bytes, options).await?;
+        let queue = M::OPTIONS.queue;
+        match unique.resolve(&message, &envelope)? {
+            None => {
+                self.transport.put(queue, bytes, options).await?;
+            }
+            Some(unique) => {
+                let put = self.transport.put_unique(queue, bytes, options, &unique);
+                if let transport::Put::Existing(id) = put.await? {
+                    tracing::debug!(name = M::NAME, %id, key = unique.key, "unique key held");
+                    return Ok(MessageId(id));
+                }
+            }
+        }
         self.submitted::<M>(&envelope);
         Ok(MessageId(envelope.id))
     }
@@ -375,6 +390,40 @@ impl Bus {
     }
 }
 
+/// The unique key a dispatch gives (`.unique(key)`, `.unique_for(d)`), over the type's.
+#[derive(Debug, Default, Clone)]
+struct UniqueKey {
+    key: Option<String>,
+    hold_after: Option<Duration>,
+}
+
+impl UniqueKey {
+    /// The key of this dispatch of `message`, namespaced by its wire name, if it has one.
+    fn resolve<M: Message>(
+        self,
+        message: &M,
+        envelope: &Envelope,
+    ) -> Result<Option<transport::Unique>> {
+        let key = match self.key {
+            Some(key) => key,
+            None => match message.unique_key() {
+                Ok(Some(key)) => key,
+                Ok(None) => return Ok(None),
+                Err(source) => {
+                    let name = M::NAME.to_owned();
+                    return Err(Error::Encode { name, source });
+                }
+            },
+        };
+        let hold_after = self
+            .hold_after
+            .or(M::OPTIONS.unique)
+            .unwrap_or(Duration::ZERO);
+        let unique = transport::Unique::new(format!("{}:{key}", M::NAME), envelope.id.clone());
+        Ok(Some(unique.hold_after(hold_after)))
+    }
+}
+
 /// The options of a put of `M`, with the dispatch's overrides.
 fn put_options<M: Message>(delay: Option<Duration>, priority: Option<u32>) -> PutOptions {
     PutOptions {
@@ -445,6 +494,7 @@ pub fn dispatch<M: Message>(message: M) -> Dispatch<'static, M> {
         message,
         delay: None,
         priority: None,
+        unique: UniqueKey::default(),
     }
 }
 
@@ -500,9 +550,58 @@ pub struct Dispatch<'a, M> {
     message: M,
     delay: Option<Duration>,
     priority: Option<u32>,
+    unique: UniqueKey,
 }
 
 impl<M> Dispatch<'_, M> {
+    /// Makes this a unique message with `key` (over the key of the type's
+    /// `#[message(unique = "...")]`): if a message of the same type holds the key (queued,
+    /// running, or within its `unique_for` after), nothing is queued and the dispatch returns
+    /// that message's id. Keys are per message type. Refused on a backend that cannot keep a
+    /// key (see [`Feature::Unique`](crate::transport::Feature::Unique)).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(mq::Message, Serialize, Deserialize)]
+    /// struct Reindex { shard: u32 }
+    ///
+    /// let bus = mq::Bus::connect("memory://dispatch-unique-doc").await?;
+    /// let first = bus.dispatch(Reindex { shard: 3 }).unique("shard-3").await?;
+    /// let again = bus.dispatch(Reindex { shard: 3 }).unique("shard-3").await?;
+    /// assert_eq!(first, again);
+    /// assert_eq!(bus.transport().stats().await?[0].ready, 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn unique(mut self, key: impl Into<String>) -> Self {
+        self.unique.key = Some(key.into());
+        self
+    }
+
+    /// Keeps the unique key taken for `hold_after` once the message ended (acked or failed),
+    /// over the type's `unique_for`. Needs a key, from [`unique`](Dispatch::unique) or the
+    /// type's `#[message(unique = "...")]`; without one it does nothing.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(mq::Message, Serialize, Deserialize)]
+    /// #[message(unique = "order_id")]
+    /// struct Refund { order_id: u64 }
+    ///
+    /// let bus = mq::Bus::connect("memory://dispatch-unique-for-doc").await?;
+    /// let hour = std::time::Duration::from_secs(3600);
+    /// let first = bus.dispatch(Refund { order_id: 7 }).unique_for(hour).await?;
+    /// assert_eq!(bus.dispatch(Refund { order_id: 7 }).await?, first);
+    /// # Ok(()) }
+    /// ```
+    pub fn unique_for(mut self, hold_after: Duration) -> Self {
+        self.unique.hold_after = Some(hold_after);
+        self
+    }
+
     /// Keeps the message invisible for `delay` (beanstalkd rounds up to whole seconds).
     ///
     /// ```
@@ -598,10 +697,26 @@ impl<M: Message> Dispatch<'_, M> {
                 ),
             });
         };
-        postgres
-            .put_within(tx, M::OPTIONS.queue, &bytes, &options)
-            .instrument(span)
-            .await?;
+        if let Some(unique) = self.unique.resolve(&self.message, &envelope)? {
+            if of(transport).is_none() {
+                return Err(Error::Unsupported {
+                    what: format!("unique dispatch of `{}` within a transaction", M::NAME),
+                    reason: "the outbox's relay cannot keep a unique key on the broker: point \
+                             MQ_URL at the application's database (postgres://), or dispatch \
+                             without .within()"
+                        .to_owned(),
+                });
+            }
+            let put = postgres.put_unique_within(tx, M::OPTIONS.queue, &bytes, &options, &unique);
+            if let transport::Put::Existing(id) = put.instrument(span).await? {
+                return Ok(MessageId(id));
+            }
+        } else {
+            postgres
+                .put_within(tx, M::OPTIONS.queue, &bytes, &options)
+                .instrument(span)
+                .await?;
+        }
         bus.submitted::<M>(&envelope);
         Ok(MessageId(envelope.id))
     }
@@ -613,6 +728,7 @@ impl<M> fmt::Debug for Dispatch<'_, M> {
             .field("message", &std::any::type_name::<M>())
             .field("delay", &self.delay)
             .field("priority", &self.priority)
+            .field("unique", &self.unique.key)
             .finish()
     }
 }
@@ -625,7 +741,7 @@ impl<'a, M: Message> IntoFuture for Dispatch<'a, M> {
         Box::pin(async move {
             let bus = bus_or_global(self.bus).await?;
             let span = bus.publish_span::<M>(1);
-            bus.put(self.message, self.delay, self.priority)
+            bus.put(self.message, self.delay, self.priority, self.unique)
                 .instrument(span)
                 .await
         })

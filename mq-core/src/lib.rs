@@ -54,7 +54,9 @@ pub use worker::{Exit, Worker, WorkerBuilder};
 #[doc(hidden)]
 pub mod __private {
     pub use crate::context::Context;
-    pub use crate::message::{DeserializeMessage, Message, MessageOptions, SerializeMessage};
+    pub use crate::message::{
+        unique_part, DeserializeMessage, Message, MessageOptions, SerializeMessage,
+    };
     pub use crate::registry::{MessageDef, Route};
     pub use crate::retry::Backoff;
     pub use crate::slot::{
@@ -62,8 +64,11 @@ pub mod __private {
     };
     pub use inventory;
     pub use serde;
+    pub use serde_json::Error as JsonError;
     pub use std::boxed::Box;
-    pub use std::option::Option::{None, Some};
+    pub use std::option::Option::{self, None, Some};
+    pub use std::result::Result::{self, Ok};
+    pub use std::string::String;
     pub use std::time::Duration;
     pub use std::vec::Vec;
 
@@ -116,6 +121,7 @@ pub mod __private {
             timeout,
             retries,
             backoff,
+            unique: None,
         }
     }
 

@@ -10,10 +10,12 @@ pub(crate) const TIMEOUT: &str = "timeout";
 pub(crate) const RETRIES: &str = "retries";
 pub(crate) const BACKOFF: &str = "backoff";
 pub(crate) const BACKOFF_MAX: &str = "backoff_max";
+pub(crate) const UNIQUE: &str = "unique";
+pub(crate) const UNIQUE_FOR: &str = "unique_for";
 pub(crate) const CRATE: &str = "crate";
 
 /// Every key, in the order the error message lists them.
-pub(crate) const ALL: [&str; 10] = [
+pub(crate) const ALL: [&str; 12] = [
     NAME,
     QUEUE,
     PRIORITY,
@@ -23,5 +25,7 @@ pub(crate) const ALL: [&str; 10] = [
     RETRIES,
     BACKOFF,
     BACKOFF_MAX,
+    UNIQUE,
+    UNIQUE_FOR,
     CRATE,
 ];

@@ -16,6 +16,7 @@ pub mod scrape;
 mod server;
 pub mod suite;
 pub mod tls;
+pub mod unique;
 pub mod worker_process;
 
 pub use server::free_port;

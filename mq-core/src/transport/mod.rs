@@ -53,16 +53,18 @@ pub mod postgres;
 pub mod scheme;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+mod unique;
 
 #[cfg(any(feature = "beanstalk", feature = "postgres"))]
 pub(crate) use capabilities::too_large;
-pub use capabilities::{Capabilities, KeepAlive, Priorities};
+pub use capabilities::{Capabilities, Feature, KeepAlive, Priorities};
 pub use connect::{connect, connect_existing, redacted, url_from_env, DEFAULT_URL};
 pub use failures::{
     check_queue_name, fold_failed_stats, FailedMessage, Failure, FailureStore, QueuedFailures,
     SlotFailure, FAILED_QUEUE_PREFIX,
 };
 pub use item::{Job, PutOptions, QueueStats, Receipt};
+pub use unique::{Put, Unique};
 
 /// A queue backend.
 ///
@@ -187,6 +189,54 @@ pub trait Transport: AsAny + Send + Sync + fmt::Debug + 'static {
     ) -> Result<u64> {
         let _ = key;
         self.put(queue, body, options).await
+    }
+
+    /// A unique dispatch: puts one item as [`put`](Transport::put) does unless another
+    /// message holds `unique.key`, in which case it queues nothing and answers that message's
+    /// id. The key is held from this put until the item is acked or failed (the replacement
+    /// item of a [`retry`](Transport::retry) keeps it), then for `unique.hold_after`; the
+    /// check and the put are one atomic step, across every process on the backend. Only a
+    /// backend that declares [`Feature::Unique`] overrides it; the default refuses with an
+    /// error that names the backends that can.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use mq::transport::{memory::MemoryTransport, PutOptions, Transport};
+    /// # use std::time::Duration;
+    /// # let queue: std::sync::Arc<dyn Transport> = MemoryTransport::new();
+    /// use mq::transport::{Put, Unique};
+    ///
+    /// let first = Unique::new("Refund:7", "id-1");
+    /// assert!(matches!(queue.put_unique("q", "a".into(), PutOptions::default(), &first).await?, Put::Queued(_)));
+    /// let second = Unique::new("Refund:7", "id-2");
+    /// assert_eq!(queue.put_unique("q", "b".into(), PutOptions::default(), &second).await?, Put::Existing("id-1".into()));
+    /// let job = queue.reserve(&["q".into()], 1, Duration::ZERO).await?.remove(0);
+    /// queue.ack(&job).await?; // the key is free again
+    /// assert!(matches!(queue.put_unique("q", "b".into(), PutOptions::default(), &second).await?, Put::Queued(_)));
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`](crate::Error::Unsupported) on a backend without
+    /// [`Feature::Unique`]; otherwise as [`put`](Transport::put).
+    async fn put_unique(
+        &self,
+        queue: &str,
+        body: Bytes,
+        options: PutOptions,
+        unique: &Unique,
+    ) -> Result<Put> {
+        let _ = (queue, body, options);
+        let what = format!("unique key `{}`", unique.key);
+        self.capabilities()
+            .require(Feature::Unique, &what, &self.describe())?;
+        Err(crate::Error::Unsupported {
+            what,
+            reason: "this backend declares unique keys but does not implement put_unique"
+                .to_owned(),
+        })
     }
 
     /// Batch dispatch ([`Bus::dispatch_all`](crate::Bus::dispatch_all)): puts several items

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use syn::meta::ParseNestedMeta;
+use syn::spanned::Spanned as _;
 use syn::{Data, DeriveInput, Ident, LitInt, LitStr};
 
 use crate::errors::Errors;
@@ -27,8 +28,14 @@ pub(crate) struct Options {
     pub(crate) retries: Option<u32>,
     pub(crate) backoff: Option<Duration>,
     pub(crate) backoff_max: Option<Duration>,
+    /// The fields of a unique message's key (`unique = "order_id"`).
+    pub(crate) unique: Option<super::unique::KeyFields>,
+    /// How long its key stays taken after a message ended (`unique_for = "10m"`).
+    pub(crate) unique_for: Option<Duration>,
     /// The path of mq-core in the user's crate (`crate = "my_mq"`).
     pub(crate) krate: Option<syn::Path>,
+    /// Where `unique_for` was written, for the error when `unique` is missing.
+    unique_for_span: Option<proc_macro2::Span>,
 }
 
 impl<'a> Input<'a> {
@@ -70,6 +77,17 @@ impl<'a> Input<'a> {
             if let Err(error) = parsed {
                 errors.push(error);
             }
+        }
+        if let Some(fields) = &options.unique {
+            if let Err(error) = super::unique::check(input, fields) {
+                errors.push(error);
+            }
+        } else if let Some(span) = options.unique_for_span {
+            errors.push(syn::Error::new(
+                span,
+                "`unique_for` is how long a unique message's key stays taken: add the fields \
+                 of the key, e.g. `unique = \"order_id\"`",
+            ));
         }
         errors.finish(Input {
             ident: &input.ident,
@@ -138,6 +156,15 @@ impl Options {
                 &mut self.backoff_max,
                 read_duration(meta, "10m", true)?,
             ),
+            symbol::UNIQUE => {
+                let lit = read_str(meta, "unique = \"order_id\"")?;
+                set(meta, &mut self.unique, super::unique::read(&lit)?)
+            }
+            symbol::UNIQUE_FOR => {
+                self.unique_for_span = Some(meta.path.span());
+                let hold = read_duration(meta, "10m", false)?;
+                set(meta, &mut self.unique_for, hold)
+            }
             symbol::CRATE => {
                 let lit = read_str(meta, "crate = \"my_mq\"")?;
                 set(meta, &mut self.krate, crate::krate::read(&lit)?)
@@ -340,6 +367,18 @@ mod tests {
         assert!(errors[4].starts_with("duplicate `#[message]` key `retries`"));
         assert!(errors[5].starts_with("unknown `#[message]` key `tr`"));
         assert!(errors[6].starts_with("`timeout` must be longer than zero"));
+    }
+
+    #[test]
+    fn reads_the_unique_key_fields_and_hold() {
+        let input: DeriveInput = syn::parse_quote! {
+            #[message(unique = "customer, order_id", unique_for = "10m")]
+            struct Refund { customer: String, order_id: u64, cents: u64 }
+        };
+        let options = Input::from_syn(&input).unwrap().options;
+        let fields = options.unique.unwrap();
+        assert_eq!(fields.names, ["customer", "order_id"]);
+        assert_eq!(options.unique_for, Some(Duration::from_secs(600)));
     }
 
     #[test]

@@ -28,6 +28,11 @@ pub(crate) fn derive(input: &Input<'_>) -> TokenStream {
             quote!(#m::Some(#m::Backoff { base: #base, max: #max }))
         }
     };
+    let unique = options.unique.as_ref().map(|_| {
+        let hold = duration(m, options.unique_for.unwrap_or(Duration::ZERO));
+        quote!(.with_unique(#hold))
+    });
+    let unique_key = super::unique::method(m, options.unique.as_ref());
     // Spanned at the type's name, so a missing Serialize or Deserialize points there.
     let m_ident = krate::private_at(options.krate.as_ref(), ident.span());
     let message_impl = quote_spanned! {ident.span()=>
@@ -38,7 +43,8 @@ pub(crate) fn derive(input: &Input<'_>) -> TokenStream {
             #message_impl {
                 const NAME: &'static str = #name;
                 const OPTIONS: #m::MessageOptions =
-                    #m::message_options(#queue, #priority, #delay, #ttr, #timeout, #retries, #backoff);
+                    #m::message_options(#queue, #priority, #delay, #ttr, #timeout, #retries, #backoff)#unique;
+                #unique_key
             }
             #m::inventory::submit! {
                 #m::MessageDef::of::<#ident>()

@@ -29,6 +29,7 @@ mod open;
 mod ops;
 mod room;
 mod schema;
+mod unique;
 mod writer;
 
 use std::collections::HashMap;
@@ -41,7 +42,8 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::{
-    Capabilities, FailedMessage, Failure, FailureStore, Job, PutOptions, QueueStats, Transport,
+    Capabilities, FailedMessage, Failure, FailureStore, Feature, Job, Put, PutOptions, QueueStats,
+    Transport, Unique,
 };
 use crate::Result;
 use writer::{Waiting, Writer};
@@ -292,7 +294,7 @@ impl Transport for SqliteTransport {
     /// Exact priorities, millisecond delays, no size limit of its own (SQLite's is a
     /// gigabyte), a lease renewed by the item's TTR.
     fn capabilities(&self) -> Capabilities {
-        Capabilities::new()
+        Capabilities::new().with_feature(Feature::Unique)
     }
 
     fn failure_store(&self) -> Box<dyn FailureStore + '_> {
@@ -303,6 +305,20 @@ impl Transport for SqliteTransport {
         let queue = queue.to_owned();
         self.writer
             .call(move |db| ops::put_new(db, &queue, &body, &options))
+            .await
+    }
+
+    async fn put_unique(
+        &self,
+        queue: &str,
+        body: Bytes,
+        options: PutOptions,
+        unique: &Unique,
+    ) -> Result<Put> {
+        let queue = queue.to_owned();
+        let unique = unique.clone();
+        self.writer
+            .call(move |db| unique::put(db, &queue, &body, &options, &unique))
             .await
     }
 
