@@ -25,6 +25,8 @@ mod registry;
 #[cfg(feature = "postgres")]
 pub mod relay;
 pub mod retry;
+#[cfg(feature = "schedules")]
+pub mod schedule;
 pub mod signing;
 mod slot;
 mod telemetry;

@@ -43,6 +43,9 @@ pub struct WorkerBuilder {
     /// What `--version` prints after the program's name (see `program`).
     #[cfg(feature = "cli")]
     pub(super) app_version: Option<String>,
+    /// The recurring messages this worker dispatches.
+    #[cfg(feature = "schedules")]
+    pub(super) schedules: Vec<crate::schedule::Schedule>,
 }
 
 impl fmt::Debug for States {
@@ -59,6 +62,8 @@ impl WorkerBuilder {
             registry: None,
             states: States::default(),
             hook: None,
+            #[cfg(feature = "schedules")]
+            schedules: Vec::new(),
             #[cfg(feature = "cli")]
             app_version: None,
         }
@@ -639,6 +644,18 @@ impl WorkerBuilder {
                     transport.describe()
                 ))
             })?;
+        #[cfg(feature = "schedules")]
+        for schedule in &self.schedules {
+            let what = format!(
+                "schedule `{}` (each tick is a unique message)",
+                schedule.name()
+            );
+            transport.capabilities().require(
+                transport::Feature::Unique,
+                &what,
+                &transport.describe(),
+            )?;
+        }
         let bus = Bus::with_hook(transport.clone(), self.hook.clone());
         let (bus, relay) = match &options.outbox {
             Some(url) => outbox(url, bus, &transport).await?,
@@ -671,6 +688,8 @@ impl WorkerBuilder {
                 options,
                 held: Arc::default(),
                 slots_alive: Arc::default(),
+                #[cfg(feature = "schedules")]
+                schedules: self.schedules,
                 #[cfg(feature = "prometheus")]
                 health,
                 #[cfg(feature = "prometheus")]
@@ -678,6 +697,37 @@ impl WorkerBuilder {
             }),
             stop: Arc::new(stop),
         })
+    }
+
+    /// Adds a recurring message: this worker dispatches each of its ticks, as every other
+    /// worker given the same schedule does, and the backend keeps one message per tick
+    /// (see [`schedule`](crate::schedule)). Needs a backend that keeps unique keys; on
+    /// another, [`build`](WorkerBuilder::build) refuses.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(mq::Message, Serialize, Deserialize)] struct Poll;
+    /// # #[mq::slot] fn poll(_: Poll) {}
+    /// # let registry = mq::Registry::from_slots([mq::SlotDef::of::<poll>()])?;
+    /// use mq::schedule::Schedule;
+    /// use std::time::Duration;
+    ///
+    /// let every_minute = Schedule::every("poll", Duration::from_secs(60), |_| Poll)?;
+    /// let worker = mq::Worker::builder()
+    ///     .url("memory://builder-schedule-doc")
+    ///     .registry(registry)
+    ///     .schedule(every_minute)
+    ///     .build()
+    ///     .await?;
+    /// assert_eq!(worker.schedules()[0].name(), "poll");
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "schedules")]
+    pub fn schedule(mut self, schedule: crate::schedule::Schedule) -> Self {
+        self.schedules.push(schedule);
+        self
     }
 
     /// Builds the worker and runs it until it stops.

@@ -94,6 +94,11 @@ pub(crate) struct Cli {
     /// Print the routing table (message, type, queue, slots) and exit
     #[arg(long)]
     pub(crate) list: bool,
+
+    /// Print the schedules (name, message, when, next tick) and exit
+    #[cfg(feature = "schedules")]
+    #[arg(long)]
+    pub(crate) schedules: bool,
 }
 
 impl Cli {

@@ -68,6 +68,11 @@ impl WorkerBuilder {
         if cli.list {
             self.list_and_exit();
         }
+        #[cfg(feature = "schedules")]
+        if cli.schedules {
+            let table = crate::schedule::table(&self.schedules, std::time::SystemTime::now());
+            print_and_exit(&table);
+        }
         cli.apply(&mut self.options);
         self
     }
@@ -75,20 +80,12 @@ impl WorkerBuilder {
     /// `--list`: prints the routing table and exits 0, or the registry's error and exits 1.
     #[cfg(feature = "cli")]
     fn list_and_exit(self) -> ! {
-        use std::io::Write as _;
         let registry = match self.registry {
             Some(registry) => Ok(registry),
             None => crate::Registry::linked(),
         };
         match registry {
-            Ok(registry) => {
-                let mut stdout = std::io::stdout().lock();
-                // A closed pipe (`--list | head`) is no error of the worker's.
-                let _ = stdout
-                    .write_all(registry.table().as_bytes())
-                    .and_then(|()| stdout.flush());
-                std::process::exit(0)
-            }
+            Ok(registry) => print_and_exit(&registry.table()),
             Err(error) => {
                 eprintln!("error: {error}");
                 std::process::exit(1)
@@ -126,4 +123,16 @@ impl WorkerBuilder {
         }
         Ok(())
     }
+}
+
+/// Prints `text` to stdout and exits 0; a closed pipe (`--list | head`) is no error of the
+/// worker's.
+#[cfg(feature = "cli")]
+fn print_and_exit(text: &str) -> ! {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
+    std::process::exit(0)
 }

@@ -1,0 +1,155 @@
+//! Recurring messages on several workers: three worker processes run one schedule ticking
+//! every second; each tick is dispatched exactly once (one message id per tick, every tick
+//! there), and still so after one of them is killed with SIGKILL. On SQLite (one file) and
+//! on PostgreSQL.
+//!
+//! The workers are this test binary run again with `MQ_SCHEDULE_CHILD` set: the test
+//! `child_process` does the child's part and is a no-op in a normal run.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write as _;
+use std::process::Child;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use mq::schedule::Schedule;
+use serde::{Deserialize, Serialize};
+
+const ROLE: &str = "MQ_SCHEDULE_CHILD";
+const RECORD: &str = "MQ_SCHEDULE_RECORD";
+
+/// One tick's message; a short TTR, so that what a killed worker held comes back soon.
+#[derive(mq::Message, Serialize, Deserialize)]
+#[message(queue = "ticks", ttr = "2s")]
+struct Tick {
+    at_ms: u64,
+}
+
+/// Appends `tick-ms message-id` to the record file.
+#[mq::slot]
+fn record(msg: &Tick, ctx: mq::Context) {
+    let path = std::env::var(RECORD).unwrap();
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .unwrap();
+    file.write_all(format!("{} {}\n", msg.at_ms, ctx.id()).as_bytes())
+        .unwrap();
+}
+
+fn ms(time: SystemTime) -> u64 {
+    u64::try_from(time.duration_since(UNIX_EPOCH).unwrap().as_millis()).unwrap()
+}
+
+/// The child's part: a worker on the URL of `MQ_SCHEDULE_CHILD` with the schedule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn child_process() {
+    let Ok(url) = std::env::var(ROLE) else {
+        return;
+    };
+    let every_second = Schedule::every("ticks", Duration::from_secs(1), |tick| Tick {
+        at_ms: ms(tick),
+    })
+    .unwrap();
+    mq::Worker::builder()
+        .url(&url)
+        .registry(mq::Registry::from_slots([mq::SlotDef::of::<record>()]).unwrap())
+        .schedule(every_second)
+        .poll_interval(Duration::from_millis(100))
+        .run()
+        .await
+        .unwrap();
+}
+
+fn worker(url: &str, record: &std::path::Path) -> Child {
+    let mut command = mq_tests::child_process(ROLE, url);
+    command
+        .env(RECORD, record)
+        .stdout(std::process::Stdio::null());
+    command.spawn().unwrap()
+}
+
+fn kill(child: &mut Child) {
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+}
+
+/// Three workers for ~22 s, one of them killed with SIGKILL after 8 s; every tick from
+/// 3 s after the start to 5 s before the end was handled, each with one message id.
+async fn each_tick_once(url: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("record");
+    let started = SystemTime::now();
+    let mut workers: Vec<Child> = (0..3).map(|_| worker(url, &record)).collect();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    kill(&mut workers[0]);
+    tokio::time::sleep(Duration::from_secs(14)).await;
+    let ended = SystemTime::now();
+    for child in &mut workers[1..] {
+        kill(child);
+    }
+    let text = std::fs::read_to_string(&record).unwrap_or_default();
+    let mut ids: BTreeMap<u64, BTreeSet<String>> = BTreeMap::new();
+    for line in text.lines() {
+        let (tick, id) = line.split_once(' ').unwrap();
+        ids.entry(tick.parse().unwrap())
+            .or_default()
+            .insert(id.to_owned());
+    }
+    for (tick, ids) in &ids {
+        assert_eq!(
+            ids.len(),
+            1,
+            "tick {tick} was dispatched {} times: {ids:?}",
+            ids.len()
+        );
+        assert_eq!(tick % 1000, 0, "ticks are whole seconds");
+    }
+    let first = ms(started + Duration::from_secs(3)).div_ceil(1000) * 1000;
+    let last = ms(ended - Duration::from_secs(5)) / 1000 * 1000;
+    let missing: Vec<u64> = (first..=last)
+        .step_by(1000)
+        .filter(|tick| !ids.contains_key(tick))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "ticks never handled: {missing:?} (of {first}..={last})"
+    );
+    assert!(last - first >= 12_000, "the window covers the kill");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_workers_dispatch_each_tick_once_even_after_a_sigkill_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("mq.db").display());
+    mq::transport::connect(&url).await.unwrap(); // created before the workers race
+    each_tick_once(&url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_workers_dispatch_each_tick_once_even_after_a_sigkill_on_postgres() {
+    let db = mq_tests::postgres::FreshDb::create().await;
+    let url = db.url("");
+    mq::transport::connect(&url).await.unwrap(); // migrated before the workers race
+    each_tick_once(&url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_on_beanstalkd_is_refused_at_start_up() {
+    let server = mq_tests::beanstalkd::Beanstalkd::start();
+    let every = Schedule::every("ticks", Duration::from_secs(1), |_| Tick { at_ms: 0 }).unwrap();
+    let error = mq::Worker::builder()
+        .url(server.url())
+        .registry(mq::Registry::from_slots([mq::SlotDef::of::<record>()]).unwrap())
+        .schedule(every)
+        .handle_signals(false)
+        .build()
+        .await
+        .expect_err("refused");
+    let text = error.to_string();
+    assert!(text.contains("schedule `ticks`"), "{text}");
+    assert!(
+        text.contains("use a backend that can: sqlite, postgres, memory"),
+        "{text}"
+    );
+}
