@@ -57,7 +57,8 @@ pub use worker::{Exit, Worker, WorkerBuilder};
 pub mod __private {
     pub use crate::context::Context;
     pub use crate::message::{
-        unique_part, DeserializeMessage, Message, MessageOptions, SerializeMessage,
+        unique_part, DeserializeMessage, Message, MessageOptions, ScheduledMessage,
+        SerializeMessage,
     };
     pub use crate::registry::{MessageDef, Route};
     pub use crate::retry::Backoff;
@@ -124,6 +125,7 @@ pub mod __private {
             retries,
             backoff,
             unique: None,
+            schedule: None,
         }
     }
 

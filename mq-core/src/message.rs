@@ -95,6 +95,25 @@ pub trait Message: SerializeMessage + DeserializeMessage + Send + Sync + 'static
     }
 }
 
+/// A message that `#[message(schedule = "...")]` makes at each tick: one with a `Default`.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has `#[message(schedule = ...)]` but no `Default`",
+    label = "a recurring message is made with `Default::default()` at each tick",
+    note = "add `#[derive(Default)]` to `{Self}`, or implement `Default` for it"
+)]
+pub trait ScheduledMessage: Message {
+    /// The message of one tick.
+    fn for_tick() -> Self;
+}
+
+#[diagnostic::do_not_recommend]
+impl<T: Message + Default> ScheduledMessage for T {
+    fn for_tick() -> Self {
+        T::default()
+    }
+}
+
 /// One field's part of a unique key: a string as it is, any other value as JSON.
 #[doc(hidden)]
 pub fn unique_part<T: Serialize + ?Sized>(
@@ -190,6 +209,10 @@ pub struct MessageOptions {
     /// `Some` for a unique message type (`#[message(unique = "...")]`): how long its key
     /// stays taken after the message ended (`unique_for`, zero by default).
     pub unique: Option<Duration>,
+    /// `Some((cron, zone))` for a recurring message (`#[message(schedule = "...",
+    /// schedule_zone = "...")]`, the zone `"UTC"` by default): a worker that handles it
+    /// dispatches `Default::default()` at each tick (feature `schedules`).
+    pub schedule: Option<(&'static str, &'static str)>,
 }
 
 impl MessageOptions {
@@ -213,6 +236,7 @@ impl MessageOptions {
         retries: None,
         backoff: None,
         unique: None,
+        schedule: None,
     };
 
     /// The same, for a unique message type whose key stays taken for `hold_after` once a
@@ -227,6 +251,20 @@ impl MessageOptions {
     pub const fn with_unique(self, hold_after: Duration) -> MessageOptions {
         MessageOptions {
             unique: Some(hold_after),
+            ..self
+        }
+    }
+
+    /// The same, for a recurring message: at each tick of the cron expression `cron`, read
+    /// in the IANA time zone `zone`.
+    ///
+    /// ```
+    /// let options = mq::MessageOptions::DEFAULT.with_schedule("0 0 9 * * *", "Europe/Berlin");
+    /// assert_eq!(options.schedule, Some(("0 0 9 * * *", "Europe/Berlin")));
+    /// ```
+    pub const fn with_schedule(self, cron: &'static str, zone: &'static str) -> MessageOptions {
+        MessageOptions {
+            schedule: Some((cron, zone)),
             ..self
         }
     }

@@ -12,10 +12,12 @@ pub(crate) const BACKOFF: &str = "backoff";
 pub(crate) const BACKOFF_MAX: &str = "backoff_max";
 pub(crate) const UNIQUE: &str = "unique";
 pub(crate) const UNIQUE_FOR: &str = "unique_for";
+pub(crate) const SCHEDULE: &str = "schedule";
+pub(crate) const SCHEDULE_ZONE: &str = "schedule_zone";
 pub(crate) const CRATE: &str = "crate";
 
 /// Every key, in the order the error message lists them.
-pub(crate) const ALL: [&str; 12] = [
+pub(crate) const ALL: [&str; 14] = [
     NAME,
     QUEUE,
     PRIORITY,
@@ -27,5 +29,7 @@ pub(crate) const ALL: [&str; 12] = [
     BACKOFF_MAX,
     UNIQUE,
     UNIQUE_FOR,
+    SCHEDULE,
+    SCHEDULE_ZONE,
     CRATE,
 ];

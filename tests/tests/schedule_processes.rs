@@ -153,3 +153,47 @@ async fn a_schedule_on_beanstalkd_is_refused_at_start_up() {
         "{text}"
     );
 }
+
+/// A message type with its own schedule, checked at compile time.
+#[derive(mq::Message, Serialize, Deserialize, Default)]
+#[message(
+    queue = "beats",
+    schedule = "* * * * * *",
+    schedule_zone = "Europe/Berlin"
+)]
+struct Beat;
+
+#[derive(Default)]
+struct Beats {
+    count: std::sync::atomic::AtomicU32,
+}
+
+#[mq::slot]
+fn beat(_msg: &Beat, beats: mq::State<Beats>) {
+    beats
+        .count
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_with_its_own_schedule_is_run_by_the_worker_that_handles_it() {
+    let beats = std::sync::Arc::new(Beats::default());
+    let worker = mq::Worker::builder()
+        .url("memory://own-schedule")
+        .registry(mq::Registry::from_slots([mq::SlotDef::of::<beat>()]).unwrap())
+        .state_arc(beats.clone())
+        .handle_signals(false)
+        .poll_interval(Duration::from_millis(50))
+        .time_limit(Duration::from_millis(2500))
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(worker.schedules()[0].name(), "Beat");
+    assert_eq!(
+        worker.schedules()[0].describe(),
+        "cron \"* * * * * *\" in Europe/Berlin"
+    );
+    worker.run().await.unwrap();
+    let handled = beats.count.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((1..=3).contains(&handled), "{handled} ticks in 2.5 s");
+}

@@ -15,6 +15,11 @@
 //! paused worker), never later. Workers' clocks must agree to within [`HOLD`], the time a
 //! tick's key is kept after its message ended.
 //!
+//! A message type can carry its own schedule, checked at compile time:
+//! `#[message(schedule = "0 */5 * * * *", schedule_zone = "Europe/Berlin")]` on a type with
+//! `Default`; every worker that handles it runs the schedule, dispatching
+//! `Default::default()` at each tick.
+//!
 //! # Examples
 //!
 //! ```
@@ -171,6 +176,28 @@ impl Schedule {
         })
     }
 
+    /// The schedule of a message type with `#[message(schedule = "...")]`, named by its
+    /// wire name; each tick dispatches its `Default`.
+    pub(crate) fn linked(
+        info: &crate::MessageInfo,
+        tick: crate::registry::TickFn,
+    ) -> Result<Schedule> {
+        let Some((cron, zone)) = info.options.schedule else {
+            return Err(crate::Error::Config(format!(
+                "message `{}` has no schedule",
+                info.name
+            )));
+        };
+        let when = When::cron(info.name, cron)?.in_zone(info.name, zone)?;
+        let make: Arc<Make> = Arc::new(move |bus: Bus, _tick, key| tick(bus, key, HOLD));
+        Ok(Schedule {
+            name: info.name.to_owned(),
+            when,
+            message: info.name,
+            make,
+        })
+    }
+
     /// The same, with a cron expression's times read in the IANA time zone `zone`
     /// (`"Europe/Berlin"`); an interval has no zone.
     ///
@@ -255,6 +282,19 @@ impl Schedule {
             .map_or(0, |since| since.as_millis());
         format!("schedule/{}/{ms}", self.name)
     }
+}
+
+/// The schedules of the recurring message types (`#[message(schedule = "...")]`) that
+/// `registry` routes: a worker runs those of the messages it handles.
+pub(crate) fn linked(registry: &crate::Registry) -> Result<Vec<Schedule>> {
+    crate::registry::scheduled()
+        .filter(|(info, _)| {
+            registry
+                .routes()
+                .any(|route| route.info().name == info.name)
+        })
+        .map(|(info, tick)| Schedule::linked(&info, tick))
+        .collect()
 }
 
 /// The table `worker --schedules` prints: each schedule's name, message, when it ticks and

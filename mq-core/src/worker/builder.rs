@@ -645,7 +645,23 @@ impl WorkerBuilder {
                 ))
             })?;
         #[cfg(feature = "schedules")]
-        for schedule in &self.schedules {
+        let mut schedules = self.schedules;
+        #[cfg(feature = "schedules")]
+        schedules.extend(crate::schedule::linked(&registry)?);
+        #[cfg(not(feature = "schedules"))]
+        if let Some((info, _)) = crate::registry::scheduled().find(|(info, _)| {
+            registry
+                .routes()
+                .any(|route| route.info().name == info.name)
+        }) {
+            return Err(Error::Config(format!(
+                "message `{}` has `#[message(schedule = ...)]`: enable mq-core's `schedules` \
+                 feature to run it",
+                info.name
+            )));
+        }
+        #[cfg(feature = "schedules")]
+        for schedule in &schedules {
             let what = format!(
                 "schedule `{}` (each tick is a unique message)",
                 schedule.name()
@@ -689,7 +705,7 @@ impl WorkerBuilder {
                 held: Arc::default(),
                 slots_alive: Arc::default(),
                 #[cfg(feature = "schedules")]
-                schedules: self.schedules,
+                schedules,
                 #[cfg(feature = "prometheus")]
                 health,
                 #[cfg(feature = "prometheus")]

@@ -70,11 +70,32 @@ impl WorkerBuilder {
         }
         #[cfg(feature = "schedules")]
         if cli.schedules {
-            let table = crate::schedule::table(&self.schedules, std::time::SystemTime::now());
-            print_and_exit(&table);
+            self.schedules_and_exit();
         }
         cli.apply(&mut self.options);
         self
+    }
+
+    /// `--schedules`: prints the schedules given and those of the recurring messages it
+    /// handles, and exits 0; or the error that keeps them from running, and exits 1.
+    #[cfg(all(feature = "cli", feature = "schedules"))]
+    fn schedules_and_exit(self) -> ! {
+        let registry = match self.registry {
+            Some(registry) => Ok(registry),
+            None => crate::Registry::linked(),
+        };
+        let mut schedules = self.schedules;
+        match registry.and_then(|registry| crate::schedule::linked(&registry)) {
+            Ok(linked) => {
+                schedules.extend(linked);
+                let now = std::time::SystemTime::now();
+                print_and_exit(&crate::schedule::table(&schedules, now))
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                std::process::exit(1)
+            }
+        }
     }
 
     /// `--list`: prints the routing table and exits 0, or the registry's error and exits 1.

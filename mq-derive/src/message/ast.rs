@@ -36,6 +36,12 @@ pub(crate) struct Options {
     pub(crate) krate: Option<syn::Path>,
     /// Where `unique_for` was written, for the error when `unique` is missing.
     unique_for_span: Option<proc_macro2::Span>,
+    /// A recurring message's cron expression (`schedule = "0 */5 * * * *"`), and the
+    /// literal's span (the `Default` check points there).
+    pub(crate) schedule: Option<(String, proc_macro2::Span)>,
+    /// Its time zone (`schedule_zone = "Europe/Berlin"`).
+    pub(crate) schedule_zone: Option<String>,
+    schedule_zone_span: Option<proc_macro2::Span>,
 }
 
 impl<'a> Input<'a> {
@@ -87,6 +93,13 @@ impl<'a> Input<'a> {
                 span,
                 "`unique_for` is how long a unique message's key stays taken: add the fields \
                  of the key, e.g. `unique = \"order_id\"`",
+            ));
+        }
+        if let (None, Some(span)) = (&options.schedule, options.schedule_zone_span) {
+            errors.push(syn::Error::new(
+                span,
+                "`schedule_zone` is the time zone of a recurring message's cron expression: \
+                 add the expression, e.g. `schedule = \"0 0 9 * * *\"`",
             ));
         }
         errors.finish(Input {
@@ -164,6 +177,17 @@ impl Options {
                 self.unique_for_span = Some(meta.path.span());
                 let hold = read_duration(meta, "10m", false)?;
                 set(meta, &mut self.unique_for, hold)
+            }
+            symbol::SCHEDULE => {
+                let lit = read_str(meta, "schedule = \"0 */5 * * * *\"")?;
+                let expr = super::schedule::read_cron(&lit)?;
+                set(meta, &mut self.schedule, (expr, lit.span()))
+            }
+            symbol::SCHEDULE_ZONE => {
+                self.schedule_zone_span = Some(meta.path.span());
+                let lit = read_str(meta, "schedule_zone = \"Europe/Berlin\"")?;
+                let zone = super::schedule::read_zone(&lit)?;
+                set(meta, &mut self.schedule_zone, zone)
             }
             symbol::CRATE => {
                 let lit = read_str(meta, "crate = \"my_mq\"")?;

@@ -2,6 +2,7 @@
 
 mod ast;
 mod expand;
+mod schedule;
 mod unique;
 
 use proc_macro2::TokenStream;
