@@ -224,6 +224,7 @@ impl Bus {
             delay: None,
             priority: None,
             unique: UniqueKey::default(),
+            limit: None,
         }
     }
 
@@ -274,9 +275,10 @@ impl Bus {
         delay: Option<Duration>,
         priority: Option<u32>,
         unique: UniqueKey,
+        limit: Option<KeyLimit>,
     ) -> Result<MessageId> {
         let options = put_options::<M>(delay, priority);
-        let (envelope, bytes) = self.encode(&message, &options)?;
+        let (envelope, bytes) = self.encode(&message, &options, limit.as_ref())?;
         spans::record_message_id(&tracing::Span::current(), &envelope.id);
         let queue = M::OPTIONS.queue;
         match unique.resolve(&message, &envelope)? {
@@ -306,7 +308,7 @@ impl Bus {
         let mut envelopes = Vec::with_capacity(messages.len());
         let mut bodies = Vec::with_capacity(messages.len());
         for message in &messages {
-            let (envelope, bytes) = self.encode(message, &options)?;
+            let (envelope, bytes) = self.encode(message, &options, None)?;
             envelopes.push(envelope);
             bodies.push(bytes);
         }
@@ -356,6 +358,7 @@ impl Bus {
         &self,
         message: &M,
         options: &PutOptions,
+        limit: Option<&KeyLimit>,
     ) -> Result<(Envelope, bytes::Bytes)> {
         let body = message.encode_body().map_err(|source| Error::Encode {
             name: M::NAME.to_owned(),
@@ -365,6 +368,10 @@ impl Bus {
         let mut envelope = Envelope::new(M::NAME, body);
         #[cfg(feature = "otel")]
         crate::telemetry::otel::inject(&mut envelope.headers);
+        if let Some(limit) = limit {
+            limit.check(M::NAME, self.transport.as_ref())?;
+            limit.write(&mut envelope.headers);
+        }
         let bytes = envelope.encode();
         transport::check_queue_name(M::OPTIONS.queue)?;
         self.transport
@@ -421,6 +428,41 @@ impl UniqueKey {
             .unwrap_or(Duration::ZERO);
         let unique = transport::Unique::new(format!("{}:{key}", M::NAME), envelope.id.clone());
         Ok(Some(unique.hold_after(hold_after)))
+    }
+}
+
+/// A dispatch's concurrency limit: at most `limit` messages with `key` run at once.
+#[derive(Debug, Clone)]
+struct KeyLimit {
+    key: String,
+    limit: u32,
+}
+
+impl KeyLimit {
+    /// Refuses a limit of 0 and a backend that cannot keep the count.
+    fn check(&self, name: &str, transport: &dyn Transport) -> Result<()> {
+        if self.limit == 0 {
+            return Err(Error::Config(format!(
+                "message `{name}`: a concurrency limit of 0 for key `{}` would never run it; \
+                 give 1 or more",
+                self.key
+            )));
+        }
+        let what = format!(
+            "concurrency limit of key `{}` for message `{name}`",
+            self.key
+        );
+        transport.capabilities().require(
+            transport::Feature::KeyLimits,
+            &what,
+            &transport.describe(),
+        )
+    }
+
+    /// Writes the limit into the envelope's headers, where the worker reads it.
+    fn write(&self, headers: &mut crate::envelope::Headers) {
+        headers.insert(crate::worker::LIMIT_KEY.to_owned(), self.key.clone());
+        headers.insert(crate::worker::LIMIT.to_owned(), self.limit.to_string());
     }
 }
 
@@ -495,6 +537,7 @@ pub fn dispatch<M: Message>(message: M) -> Dispatch<'static, M> {
         delay: None,
         priority: None,
         unique: UniqueKey::default(),
+        limit: None,
     }
 }
 
@@ -551,9 +594,37 @@ pub struct Dispatch<'a, M> {
     delay: Option<Duration>,
     priority: Option<u32>,
     unique: UniqueKey,
+    limit: Option<KeyLimit>,
 }
 
 impl<M> Dispatch<'_, M> {
+    /// Runs this message's slots only while fewer than `limit` messages with the same
+    /// `key` run, across every worker on the backend (a customer's API that takes two calls
+    /// at once: `.concurrency_key("customer-7", 2)`). A worker that reserves it while the
+    /// limit is reached puts it back for a moment, unchanged: that is no failure and costs
+    /// no retry. Refused on a backend that cannot keep the count (see
+    /// [`Feature::KeyLimits`](crate::transport::Feature::KeyLimits)), and a limit of 0.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(mq::Message, Serialize, Deserialize)]
+    /// struct CallApi { customer: u64 }
+    ///
+    /// let bus = mq::Bus::connect("memory://dispatch-concurrency-key-doc").await?;
+    /// bus.dispatch(CallApi { customer: 7 }).concurrency_key("customer-7", 2).await?;
+    /// assert!(bus.dispatch(CallApi { customer: 7 }).concurrency_key("customer-7", 0).await.is_err());
+    /// # Ok(()) }
+    /// ```
+    pub fn concurrency_key(mut self, key: impl Into<String>, limit: u32) -> Self {
+        self.limit = Some(KeyLimit {
+            key: key.into(),
+            limit,
+        });
+        self
+    }
+
     /// Makes this a unique message with `key` (over the key of the type's
     /// `#[message(unique = "...")]`): if a message of the same type holds the key (queued,
     /// running, or within its `unique_for` after), nothing is queued and the dispatch returns
@@ -682,7 +753,8 @@ impl<M: Message> Dispatch<'_, M> {
         let span = bus.publish_span::<M>(1);
         let options = put_options::<M>(self.delay, self.priority);
         // Encoded in the span, so that the envelope carries its trace context.
-        let (envelope, bytes) = span.in_scope(|| bus.encode(&self.message, &options))?;
+        let limit = self.limit.as_ref();
+        let (envelope, bytes) = span.in_scope(|| bus.encode(&self.message, &options, limit))?;
         spans::record_message_id(&span, &envelope.id);
         let transport = bus.transport.as_ref();
         let of = transport::postgres::PostgresTransport::of;
@@ -741,9 +813,15 @@ impl<'a, M: Message> IntoFuture for Dispatch<'a, M> {
         Box::pin(async move {
             let bus = bus_or_global(self.bus).await?;
             let span = bus.publish_span::<M>(1);
-            bus.put(self.message, self.delay, self.priority, self.unique)
-                .instrument(span)
-                .await
+            bus.put(
+                self.message,
+                self.delay,
+                self.priority,
+                self.unique,
+                self.limit,
+            )
+            .instrument(span)
+            .await
         })
     }
 }

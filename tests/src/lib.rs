@@ -101,3 +101,24 @@ pub fn child_process(role_var: &str, role: &str) -> std::process::Command {
         .stderr(std::process::Stdio::inherit());
     command
 }
+
+/// [`child_process`] started with `record_var` set to `record` (the file its slots append
+/// to) and its stdout discarded: a worker of a process test.
+pub fn spawn_recording_child(
+    role_var: &str,
+    role: &str,
+    record_var: &str,
+    record: &std::path::Path,
+) -> std::process::Child {
+    let mut command = child_process(role_var, role);
+    command
+        .env(record_var, record)
+        .stdout(std::process::Stdio::null());
+    command.spawn().expect("start the child process")
+}
+
+/// Kills `child` with SIGKILL and reaps it.
+pub fn sigkill(child: &mut std::process::Child) {
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap the child");
+}

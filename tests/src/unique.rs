@@ -1,5 +1,5 @@
-//! The unique-message checks every backend that declares `Feature::Unique` must pass, and
-//! the refusal every other backend must give; [`unique_suite!`](crate::unique_suite) makes
+//! The unique-message and key-limit checks every backend that declares `Feature::Unique`
+//! and `Feature::KeyLimits` must pass, and the refusal every other backend must give; [`unique_suite!`](crate::unique_suite) makes
 //! each a `#[tokio::test]`, as `transport_suite!` does.
 
 use std::sync::Arc;
@@ -147,6 +147,45 @@ pub async fn unique_concurrent_one(t: Dyn) {
     assert_eq!(queue.ready, 1, "{stats:?}");
 }
 
+/// At most `limit` permits of a key at once; a released one is free again, and so is one
+/// whose lease ran out; keys are independent.
+pub async fn key_limit_permits(t: Dyn) {
+    assert!(t.capabilities().supports(Feature::KeyLimits));
+    let lease = Duration::from_secs(30);
+    let a = t
+        .acquire_permit("k", 2, lease)
+        .await
+        .unwrap()
+        .expect("first");
+    let b = t
+        .acquire_permit("k", 2, lease)
+        .await
+        .unwrap()
+        .expect("second");
+    assert_ne!(a, b);
+    assert!(
+        t.acquire_permit("k", 2, lease).await.unwrap().is_none(),
+        "a third"
+    );
+    assert!(
+        t.acquire_permit("other", 2, lease).await.unwrap().is_some(),
+        "another key"
+    );
+    t.release_permit("k", a).await.unwrap();
+    assert!(
+        t.acquire_permit("k", 2, lease).await.unwrap().is_some(),
+        "after a release"
+    );
+    let short = Duration::from_millis(300);
+    assert!(t.acquire_permit("brief", 1, short).await.unwrap().is_some());
+    assert!(t.acquire_permit("brief", 1, short).await.unwrap().is_none());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        t.acquire_permit("brief", 1, short).await.unwrap().is_some(),
+        "after the lease"
+    );
+}
+
 /// A backend that does not declare `Feature::Unique` refuses a unique put, naming the
 /// backends that can.
 pub async fn unique_refused(t: Dyn) {
@@ -175,7 +214,7 @@ macro_rules! unique_suite {
     ($open:expr) => {
         $crate::unique_suite!(@cases $open;
             unique_held_until_acked unique_retry_keeps_key unique_hold_after
-            unique_flush_frees unique_concurrent_one);
+            unique_flush_frees unique_concurrent_one key_limit_permits);
     };
     (refused $open:expr) => {
         $crate::unique_suite!(@cases $open; unique_refused);

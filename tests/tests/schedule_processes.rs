@@ -62,16 +62,7 @@ async fn child_process() {
 }
 
 fn worker(url: &str, record: &std::path::Path) -> Child {
-    let mut command = mq_tests::child_process(ROLE, url);
-    command
-        .env(RECORD, record)
-        .stdout(std::process::Stdio::null());
-    command.spawn().unwrap()
-}
-
-fn kill(child: &mut Child) {
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    mq_tests::spawn_recording_child(ROLE, url, RECORD, record)
 }
 
 /// Three workers for ~22 s, one of them killed with SIGKILL after 8 s; every tick from
@@ -82,11 +73,11 @@ async fn each_tick_once(url: &str) {
     let started = SystemTime::now();
     let mut workers: Vec<Child> = (0..3).map(|_| worker(url, &record)).collect();
     tokio::time::sleep(Duration::from_secs(8)).await;
-    kill(&mut workers[0]);
+    mq_tests::sigkill(&mut workers[0]);
     tokio::time::sleep(Duration::from_secs(14)).await;
     let ended = SystemTime::now();
     for child in &mut workers[1..] {
-        kill(child);
+        mq_tests::sigkill(child);
     }
     let text = std::fs::read_to_string(&record).unwrap_or_default();
     let mut ids: BTreeMap<u64, BTreeSet<String>> = BTreeMap::new();

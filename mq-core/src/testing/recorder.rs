@@ -180,6 +180,14 @@ impl Transport for Recorder {
         Ok(put)
     }
 
+    async fn acquire_permit(&self, key: &str, limit: u32, lease: Duration) -> Result<Option<u64>> {
+        self.inner.acquire_permit(key, limit, lease).await
+    }
+
+    async fn release_permit(&self, key: &str, token: u64) -> Result<()> {
+        self.inner.release_permit(key, token).await
+    }
+
     async fn put_many(
         &self,
         queue: &str,

@@ -37,6 +37,8 @@ pub struct Capabilities {
     pub keep_alive: KeepAlive,
     /// Whether it keeps unique keys ([`Feature::Unique`]).
     pub unique: bool,
+    /// Whether it keeps per-key concurrency permits ([`Feature::KeyLimits`]).
+    pub key_limits: bool,
 }
 
 /// A feature that needs the backend to keep state of its own, beyond queued items; a
@@ -56,12 +58,16 @@ pub enum Feature {
     /// Unique messages: a key held while a message is queued or running (and for a time
     /// after), so that a second dispatch with it returns the first message's id.
     Unique,
+    /// Per-key concurrency limits: at most N messages with one key run at once, across
+    /// every worker on the backend, by permits the backend keeps.
+    KeyLimits,
 }
 
 impl std::fmt::Display for Feature {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Feature::Unique => "unique messages",
+            Feature::KeyLimits => "per-key concurrency limits",
         })
     }
 }
@@ -134,6 +140,7 @@ impl Capabilities {
             max_message_size: None,
             keep_alive: KeepAlive::Native,
             unique: false,
+            key_limits: false,
         }
     }
 
@@ -150,6 +157,10 @@ impl Capabilities {
                 unique: true,
                 ..self
             },
+            Feature::KeyLimits => Capabilities {
+                key_limits: true,
+                ..self
+            },
         }
     }
 
@@ -163,6 +174,7 @@ impl Capabilities {
     pub fn supports(&self, feature: Feature) -> bool {
         match feature {
             Feature::Unique => self.unique,
+            Feature::KeyLimits => self.key_limits,
         }
     }
 

@@ -64,6 +64,8 @@ struct State {
     leases: BTreeSet<(Instant, u64)>,
     /// Unique keys and who holds them.
     keys: HashMap<String, Key>,
+    /// Concurrency permits per key: (token, lease end).
+    permits: HashMap<String, Vec<(u64, Instant)>>,
 }
 
 /// A unique key: the message that holds it, and the item while it is queued or running.
@@ -313,6 +315,7 @@ impl Transport for MemoryTransport {
         Capabilities::new()
             .with_delays(Duration::from_nanos(1), None)
             .with_feature(Feature::Unique)
+            .with_feature(Feature::KeyLimits)
     }
 
     fn failure_store(&self) -> Box<dyn FailureStore + '_> {
@@ -337,6 +340,31 @@ impl Transport for MemoryTransport {
             self.changed.notify_waiters();
         }
         Ok(put)
+    }
+
+    async fn acquire_permit(&self, key: &str, limit: u32, lease: Duration) -> Result<Option<u64>> {
+        let mut state = self.lock();
+        let now = Instant::now();
+        state.next_id += 1;
+        let token = state.next_id;
+        let permits = state.permits.entry(key.to_owned()).or_default();
+        permits.retain(|(_, until)| *until > now);
+        if permits.len() >= usize::try_from(limit).unwrap_or(usize::MAX) {
+            return Ok(None);
+        }
+        permits.push((token, now + lease));
+        Ok(Some(token))
+    }
+
+    async fn release_permit(&self, key: &str, token: u64) -> Result<()> {
+        let mut state = self.lock();
+        if let Some(permits) = state.permits.get_mut(key) {
+            permits.retain(|(held, _)| *held != token);
+            if permits.is_empty() {
+                state.permits.remove(key);
+            }
+        }
+        Ok(())
     }
 
     async fn reserve(&self, queues: &[String], max: usize, timeout: Duration) -> Result<Vec<Job>> {

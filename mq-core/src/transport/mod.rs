@@ -239,6 +239,58 @@ pub trait Transport: AsAny + Send + Sync + fmt::Debug + 'static {
         })
     }
 
+    /// A per-key concurrency limit: takes one of `limit` permits of `key` for `lease` (the
+    /// message's TTR), if fewer than `limit` are taken, across every process on the backend;
+    /// `None` when all are. A permit not released within its lease (a worker killed) is free
+    /// again after it. Only a backend that declares [`Feature::KeyLimits`] overrides it; the
+    /// default refuses with an error that names the backends that can.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use mq::transport::{memory::MemoryTransport, Transport};
+    /// # use std::time::Duration;
+    /// # let queue: std::sync::Arc<dyn Transport> = MemoryTransport::new();
+    /// let lease = Duration::from_secs(60);
+    /// let first = queue.acquire_permit("customer-7", 1, lease).await?.expect("one is free");
+    /// assert!(queue.acquire_permit("customer-7", 1, lease).await?.is_none());
+    /// queue.release_permit("customer-7", first).await?;
+    /// assert!(queue.acquire_permit("customer-7", 1, lease).await?.is_some());
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`](crate::Error::Unsupported) on a backend without
+    /// [`Feature::KeyLimits`]; the backend's error.
+    async fn acquire_permit(&self, key: &str, limit: u32, lease: Duration) -> Result<Option<u64>> {
+        let _ = (limit, lease);
+        let what = format!("concurrency limit of key `{key}`");
+        self.capabilities()
+            .require(Feature::KeyLimits, &what, &self.describe())?;
+        Err(crate::Error::Unsupported {
+            what,
+            reason: "this backend declares key limits but does not implement acquire_permit"
+                .to_owned(),
+        })
+    }
+
+    /// Gives back the permit `token` of `key` that [`acquire_permit`](Transport::acquire_permit)
+    /// took; one already gone (its lease ran out) is no error.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use mq::transport::{memory::MemoryTransport, Transport};
+    /// # let queue: std::sync::Arc<dyn Transport> = MemoryTransport::new();
+    /// queue.release_permit("customer-7", 42).await?; // not taken: nothing to do
+    /// # Ok(()) }
+    /// ```
+    async fn release_permit(&self, key: &str, token: u64) -> Result<()> {
+        let _ = (key, token);
+        Ok(())
+    }
+
     /// Batch dispatch ([`Bus::dispatch_all`](crate::Bus::dispatch_all)): puts several items
     /// on `queue` with the same options; one answer per item, in order. `Err` means none was
     /// put, or, as for a failed [`put`](Transport::put), that the backend went away and what

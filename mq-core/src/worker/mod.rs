@@ -30,6 +30,7 @@ mod decide;
 mod emit;
 mod exit;
 mod held;
+mod limits;
 mod memory;
 mod options;
 mod program;
@@ -41,6 +42,7 @@ mod shutdown;
 pub use crate::telemetry::health::DEFAULT_HEALTH_TIMEOUT;
 pub use builder::WorkerBuilder;
 pub use exit::Exit;
+pub(crate) use limits::{LIMIT, LIMIT_KEY};
 pub use options::{DEFAULT_CONCURRENCY, DEFAULT_GRACE};
 pub use run::Worker;
 

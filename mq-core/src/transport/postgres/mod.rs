@@ -52,6 +52,7 @@ mod hold;
 mod listen;
 mod ops;
 mod outbox;
+mod permits;
 mod schema;
 mod sql;
 mod unique;
@@ -365,6 +366,7 @@ impl Transport for PostgresTransport {
             .with_max_message_size(MAX_MESSAGE_SIZE)
             .with_delays(Duration::from_millis(1), Some(LONGEST_DELAY))
             .with_feature(Feature::Unique)
+            .with_feature(Feature::KeyLimits)
     }
 
     fn failure_store(&self) -> Box<dyn FailureStore + '_> {
@@ -398,6 +400,14 @@ impl Transport for PostgresTransport {
             self.wakeups.wake();
         }
         Ok(put)
+    }
+
+    async fn acquire_permit(&self, key: &str, limit: u32, lease: Duration) -> Result<Option<u64>> {
+        permits::acquire(&self.pool, &self.sql, key, limit, lease).await
+    }
+
+    async fn release_permit(&self, key: &str, token: u64) -> Result<()> {
+        permits::release(&self.pool, &self.sql, key, token).await
     }
 
     /// All or none: the rows go in with one transaction.

@@ -25,7 +25,7 @@ use super::error::{self, PgError};
 use crate::{Error, Result};
 
 /// One entry per schema version: the version it brings the schema to and its SQL.
-const MIGRATIONS: &[(u32, &str)] = &[(1, V1), (2, V2), (3, V3)];
+const MIGRATIONS: &[(u32, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4)];
 
 /// The schema version this build writes.
 pub(super) const VERSION: u32 = MIGRATIONS.len() as u32;
@@ -180,6 +180,17 @@ END
 $$;
 CREATE TRIGGER mq_unique_taken AFTER INSERT ON mq_messages FOR EACH ROW
     WHEN (NEW.unique_key IS NOT NULL) EXECUTE FUNCTION mq_unique_taken();
+";
+
+/// Version 4: per-key concurrency permits: one row per permit taken, until the end of its
+/// lease. Older workers do not use the table (`COMPATIBLE_FROM` stays 2).
+const V4: &str = "\
+CREATE TABLE mq_permits (
+    token       bigserial   PRIMARY KEY,
+    key         text        NOT NULL,
+    until       timestamptz NOT NULL
+);
+CREATE INDEX mq_permits_key ON mq_permits (key, until);
 ";
 
 /// The statement that records `version` as done (its table has `compatible_from` from

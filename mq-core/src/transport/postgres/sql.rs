@@ -44,6 +44,8 @@ pub(super) struct Sql {
     pub(super) failed_show: String,
     pub(super) failed_retry: String,
     pub(super) failed_remove: String,
+    /// The statements of concurrency permits (see `permits`).
+    pub(super) permits: super::permits::PermitSql,
     /// The statements of unique puts (see `unique`).
     pub(super) unique: super::unique::UniqueSql,
     /// The outbox's take and its undoing (see `outbox`).
@@ -162,6 +164,7 @@ impl Sql {
             untake: super::outbox::untake_sql(schema),
             held: super::hold::HeldSql::new(schema),
             unique: super::unique::UniqueSql::new(schema),
+            permits: super::permits::PermitSql::new(schema),
         }
     }
 }

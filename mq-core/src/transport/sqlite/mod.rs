@@ -27,6 +27,7 @@
 mod busy;
 mod open;
 mod ops;
+mod permits;
 mod room;
 mod schema;
 mod unique;
@@ -294,7 +295,9 @@ impl Transport for SqliteTransport {
     /// Exact priorities, millisecond delays, no size limit of its own (SQLite's is a
     /// gigabyte), a lease renewed by the item's TTR.
     fn capabilities(&self) -> Capabilities {
-        Capabilities::new().with_feature(Feature::Unique)
+        Capabilities::new()
+            .with_feature(Feature::Unique)
+            .with_feature(Feature::KeyLimits)
     }
 
     fn failure_store(&self) -> Box<dyn FailureStore + '_> {
@@ -319,6 +322,20 @@ impl Transport for SqliteTransport {
         let unique = unique.clone();
         self.writer
             .call(move |db| unique::put(db, &queue, &body, &options, &unique))
+            .await
+    }
+
+    async fn acquire_permit(&self, key: &str, limit: u32, lease: Duration) -> Result<Option<u64>> {
+        let key = key.to_owned();
+        self.writer
+            .call(move |db| permits::acquire(db, &key, limit, lease))
+            .await
+    }
+
+    async fn release_permit(&self, key: &str, token: u64) -> Result<()> {
+        let key = key.to_owned();
+        self.writer
+            .call(move |db| permits::release(db, &key, token))
             .await
     }
 

@@ -10,7 +10,7 @@
 use rusqlite::{Connection, OptionalExtension};
 
 /// One entry per schema version: the SQL that takes a file from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this build writes.
 pub(super) const VERSION: i64 = MIGRATIONS.len() as i64;
@@ -77,6 +77,19 @@ CREATE TABLE mq_unique (
 ) WITHOUT ROWID;
 CREATE INDEX mq_unique_item ON mq_unique (item) WHERE item IS NOT NULL;
 CREATE INDEX mq_unique_until ON mq_unique (until) WHERE item IS NULL;
+";
+
+/// Version 3: per-key concurrency permits.
+///
+/// `mq_permits`: one row per permit taken, until `until` (milliseconds since the Unix
+/// epoch, the lease's end; a permit whose holder died is free after it).
+const V3: &str = "
+CREATE TABLE mq_permits (
+    token       INTEGER PRIMARY KEY AUTOINCREMENT,
+    key         TEXT    NOT NULL,
+    until       INTEGER NOT NULL
+);
+CREATE INDEX mq_permits_key ON mq_permits (key, until);
 ";
 
 /// Why a file cannot be used as a queue, beyond an SQLite error.
