@@ -431,38 +431,48 @@ impl UniqueKey {
     }
 }
 
-/// A dispatch's concurrency limit: at most `limit` messages with `key` run at once.
-#[derive(Debug, Clone)]
+/// A dispatch's limits: at most so many messages with a key run at once (`concurrency`),
+/// or start per second (`rate`).
+#[derive(Debug, Clone, Default)]
 struct KeyLimit {
-    key: String,
-    limit: u32,
+    concurrency: Option<(String, u32)>,
+    rate: Option<(String, u32)>,
 }
 
 impl KeyLimit {
     /// Refuses a limit of 0 and a backend that cannot keep the count.
     fn check(&self, name: &str, transport: &dyn Transport) -> Result<()> {
-        if self.limit == 0 {
-            return Err(Error::Config(format!(
-                "message `{name}`: a concurrency limit of 0 for key `{}` would never run it; \
-                 give 1 or more",
-                self.key
-            )));
+        let limits = [("concurrency", &self.concurrency), ("rate", &self.rate)];
+        for (kind, (key, limit)) in limits.iter().filter_map(|(k, l)| Some((k, l.as_ref()?))) {
+            if *limit == 0 {
+                return Err(Error::Config(format!(
+                    "message `{name}`: a {kind} limit of 0 for key `{key}` would never run \
+                     it; give 1 or more"
+                )));
+            }
+            let what = format!("{kind} limit of key `{key}` for message `{name}`");
+            transport.capabilities().require(
+                transport::Feature::KeyLimits,
+                &what,
+                &transport.describe(),
+            )?;
         }
-        let what = format!(
-            "concurrency limit of key `{}` for message `{name}`",
-            self.key
-        );
-        transport.capabilities().require(
-            transport::Feature::KeyLimits,
-            &what,
-            &transport.describe(),
-        )
+        Ok(())
     }
 
-    /// Writes the limit into the envelope's headers, where the worker reads it.
+    /// Writes the limits into the envelope's headers, where the worker reads them.
     fn write(&self, headers: &mut crate::envelope::Headers) {
-        headers.insert(crate::worker::LIMIT_KEY.to_owned(), self.key.clone());
-        headers.insert(crate::worker::LIMIT.to_owned(), self.limit.to_string());
+        use crate::worker::{LIMIT, LIMIT_KEY, RATE, RATE_KEY};
+        let limits = [
+            (LIMIT_KEY, LIMIT, &self.concurrency),
+            (RATE_KEY, RATE, &self.rate),
+        ];
+        for (key_header, limit_header, limit) in limits {
+            if let Some((key, limit)) = limit {
+                headers.insert(key_header.to_owned(), key.clone());
+                headers.insert(limit_header.to_owned(), limit.to_string());
+            }
+        }
     }
 }
 
@@ -618,10 +628,29 @@ impl<M> Dispatch<'_, M> {
     /// # Ok(()) }
     /// ```
     pub fn concurrency_key(mut self, key: impl Into<String>, limit: u32) -> Self {
-        self.limit = Some(KeyLimit {
-            key: key.into(),
-            limit,
-        });
+        self.limit.get_or_insert_with(KeyLimit::default).concurrency = Some((key.into(), limit));
+        self
+    }
+
+    /// Starts this message's slots only while fewer than `per_second` messages with the
+    /// same `key` started in the last second, across every worker on the backend (an API
+    /// that takes 50 calls a second: `.rate_limit("geo-api", 50)`; the key may be a queue's
+    /// name, for a limit on a whole queue). Held back as by
+    /// [`concurrency_key`](Dispatch::concurrency_key), with the same refusals.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(mq::Message, Serialize, Deserialize)]
+    /// struct Geocode { address: String }
+    ///
+    /// let bus = mq::Bus::connect("memory://dispatch-rate-limit-doc").await?;
+    /// bus.dispatch(Geocode { address: "Main St 1".into() }).rate_limit("geo-api", 50).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn rate_limit(mut self, key: impl Into<String>, per_second: u32) -> Self {
+        self.limit.get_or_insert_with(KeyLimit::default).rate = Some((key.into(), per_second));
         self
     }
 

@@ -122,3 +122,17 @@ pub fn sigkill(child: &mut std::process::Child) {
     child.kill().expect("SIGKILL");
     child.wait().expect("reap the child");
 }
+
+/// Appends `line` and a newline to the file the variable `record_var` names (one write, so
+/// the lines of several processes do not mix): what the slots of a process test record.
+pub fn append_line(record_var: &str, line: &str) {
+    use std::io::Write as _;
+    let path = std::env::var(record_var).expect("the record file's variable");
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .expect("open the record file");
+    file.write_all(format!("{line}\n").as_bytes())
+        .expect("append to the record file");
+}

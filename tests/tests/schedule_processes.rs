@@ -7,7 +7,6 @@
 //! `child_process` does the child's part and is a no-op in a normal run.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write as _;
 use std::process::Child;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -27,14 +26,7 @@ struct Tick {
 /// Appends `tick-ms message-id` to the record file.
 #[mq::slot]
 fn record(msg: &Tick, ctx: mq::Context) {
-    let path = std::env::var(RECORD).unwrap();
-    let mut file = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path)
-        .unwrap();
-    file.write_all(format!("{} {}\n", msg.at_ms, ctx.id()).as_bytes())
-        .unwrap();
+    mq_tests::append_line(RECORD, &format!("{} {}", msg.at_ms, ctx.id()));
 }
 
 fn ms(time: SystemTime) -> u64 {

@@ -42,7 +42,7 @@ mod shutdown;
 pub use crate::telemetry::health::DEFAULT_HEALTH_TIMEOUT;
 pub use builder::WorkerBuilder;
 pub use exit::Exit;
-pub(crate) use limits::{LIMIT, LIMIT_KEY};
+pub(crate) use limits::{LIMIT, LIMIT_KEY, RATE, RATE_KEY};
 pub use options::{DEFAULT_CONCURRENCY, DEFAULT_GRACE};
 pub use run::Worker;
 
