@@ -281,6 +281,20 @@ impl Bus {
         let (envelope, bytes) = self.encode(&message, &options, limit.as_ref())?;
         spans::record_message_id(&tracing::Span::current(), &envelope.id);
         let queue = M::OPTIONS.queue;
+        if let Some((key, quiet, max_wait)) = unique.debounce.clone() {
+            if unique.key.is_some() || M::OPTIONS.unique.is_some() {
+                return Err(Error::Config(format!(
+                    "message `{}`: a dispatch is either unique or debounced, not both",
+                    M::NAME
+                )));
+            }
+            let debounce = transport::Debounce::new(format!("{}:{key}", M::NAME), quiet, max_wait);
+            self.transport
+                .put_debounced(queue, bytes, options, &debounce)
+                .await?;
+            self.submitted::<M>(&envelope);
+            return Ok(MessageId(envelope.id));
+        }
         match unique.resolve(&message, &envelope)? {
             None => {
                 self.transport.put(queue, bytes, options).await?;
@@ -402,6 +416,8 @@ impl Bus {
 struct UniqueKey {
     key: Option<String>,
     hold_after: Option<Duration>,
+    /// `.debounce(key, quiet, max_wait)`.
+    debounce: Option<(String, Duration, Duration)>,
 }
 
 impl UniqueKey {
@@ -699,6 +715,36 @@ impl<M> Dispatch<'_, M> {
     /// ```
     pub fn unique_for(mut self, hold_after: Duration) -> Self {
         self.unique.hold_after = Some(hold_after);
+        self
+    }
+
+    /// Debounces this message by `key`: a burst of dispatches of its type with the key,
+    /// each less than `quiet` after the one before, becomes one message, run `quiet` after
+    /// the last of them with the last one's body (and id), but no later than `max_wait`
+    /// after the first. A dispatch after the burst's message became ready starts a new
+    /// burst. The dispatch's own delay is replaced by the debounce's. Refused on a backend
+    /// that cannot (see [`Feature::Debounce`](crate::transport::Feature::Debounce)), and
+    /// together with a unique key.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use serde::{Deserialize, Serialize};
+    /// use std::time::Duration;
+    ///
+    /// #[derive(mq::Message, Serialize, Deserialize)]
+    /// struct Reindex { shop: u32, edits: u32 }
+    ///
+    /// let bus = mq::Bus::connect("memory://dispatch-debounce-doc").await?;
+    /// let (quiet, max_wait) = (Duration::from_secs(2), Duration::from_secs(30));
+    /// for edits in 1..=500 {
+    ///     bus.dispatch(Reindex { shop: 7, edits }).debounce("shop-7", quiet, max_wait).await?;
+    /// }
+    /// assert_eq!(bus.transport().stats().await?[0].delayed, 1); // one, with edits = 500
+    /// # Ok(()) }
+    /// ```
+    pub fn debounce(mut self, key: impl Into<String>, quiet: Duration, max_wait: Duration) -> Self {
+        self.unique.debounce = Some((key.into(), quiet, max_wait));
         self
     }
 

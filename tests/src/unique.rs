@@ -1,12 +1,13 @@
-//! The unique-message and key-limit checks every backend that declares `Feature::Unique`
-//! and `Feature::KeyLimits` must pass, and the refusal every other backend must give; [`unique_suite!`](crate::unique_suite) makes
+//! The unique-message, key-limit and debounce checks every backend that declares
+//! `Feature::Unique`, `Feature::KeyLimits` and `Feature::Debounce` must pass, and the
+//! refusal every other backend must give; [`unique_suite!`](crate::unique_suite) makes
 //! each a `#[tokio::test]`, as `transport_suite!` does.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use mq::transport::{Feature, Put, PutOptions, Transport, Unique};
+use mq::transport::{Debounce, Feature, Put, PutOptions, Transport, Unique};
 
 type Dyn = Arc<dyn Transport>;
 
@@ -186,6 +187,57 @@ pub async fn key_limit_permits(t: Dyn) {
     );
 }
 
+/// A burst becomes one message with the last body, run a quiet period after the last
+/// dispatch; a burst that goes on is cut at the maximum wait, and what comes after starts a
+/// new message.
+pub async fn debounce_coalesces_a_burst(t: Dyn) {
+    assert!(t.capabilities().supports(Feature::Debounce));
+    let q = vec!["db-q".to_owned()];
+    let debounce = Debounce::new(
+        "k",
+        Duration::from_millis(1000),
+        Duration::from_millis(1500),
+    );
+    let started = std::time::Instant::now();
+    let mut put_at = Vec::new();
+    for (n, at) in [0u64, 600, 1200, 2300].into_iter().enumerate() {
+        let wait = Duration::from_millis(at).saturating_sub(started.elapsed());
+        tokio::time::sleep(wait).await;
+        put_at.push(started.elapsed());
+        let body = Bytes::from(format!("body-{n}"));
+        t.put_debounced("db-q", body, opts(), &debounce)
+            .await
+            .unwrap();
+        if n == 2 {
+            let stats = t.stats().await.unwrap();
+            let queue = stats.iter().find(|s| s.queue == "db-q").unwrap();
+            assert_eq!(
+                (queue.delayed, queue.ready),
+                (1, 0),
+                "one message for the burst"
+            );
+        }
+    }
+    // The burst's message was due at 1.5 s (the maximum wait), before the fourth dispatch.
+    let first = t.reserve(&q, 10, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(&first[0].body[..], b"body-2", "the burst's last body");
+    assert!(
+        put_at[3] < Duration::from_millis(2700),
+        "the test itself ran late: {put_at:?}"
+    );
+    let second = t.reserve(&q, 10, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(
+        &second[0].body[..],
+        b"body-3",
+        "a new burst after the message was due"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(3300),
+        "run after its quiet period"
+    );
+}
+
 /// A backend that does not declare `Feature::Unique` refuses a unique put, naming the
 /// backends that can.
 pub async fn unique_refused(t: Dyn) {
@@ -214,7 +266,7 @@ macro_rules! unique_suite {
     ($open:expr) => {
         $crate::unique_suite!(@cases $open;
             unique_held_until_acked unique_retry_keeps_key unique_hold_after
-            unique_flush_frees unique_concurrent_one key_limit_permits);
+            unique_flush_frees unique_concurrent_one key_limit_permits debounce_coalesces_a_burst);
     };
     (refused $open:expr) => {
         $crate::unique_suite!(@cases $open; unique_refused);

@@ -245,3 +245,57 @@ async fn beanstalkd_refuses_unique_messages_at_dispatch_and_at_worker_start_up()
     assert!(text.contains("unique messages"), "{text}");
     assert!(text.contains("sqlite, postgres, memory"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_debounced_burst_runs_once_with_its_last_body_and_is_refused_where_it_cannot_be() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = mq::Bus::connect(&format!("sqlite://{}", dir.path().join("mq.db").display()))
+        .await
+        .unwrap();
+    let (quiet, max_wait) = (Duration::from_millis(300), Duration::from_secs(10));
+    let mut ids = Vec::new();
+    for order_id in 1..=20 {
+        let refund = Refund { order_id };
+        ids.push(
+            bus.dispatch(refund)
+                .debounce("shop-7", quiet, max_wait)
+                .await
+                .unwrap(),
+        );
+    }
+    let stats = bus.transport().stats().await.unwrap();
+    assert_eq!(
+        stats.iter().find(|s| s.queue == "refunds").unwrap().delayed,
+        1
+    );
+    let queues = vec!["refunds".to_owned()];
+    let job = bus
+        .transport()
+        .reserve(&queues, 10, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(job.len(), 1);
+    let envelope = mq::Envelope::decode(&job[0].body).unwrap();
+    assert_eq!(envelope.id, ids[19].as_str(), "the last dispatch's message");
+    assert_eq!(envelope.body.get(), r#"{"order_id":20}"#);
+    let both = bus
+        .dispatch(Flaky { order_id: 1 })
+        .debounce("k", quiet, max_wait)
+        .await;
+    assert!(both
+        .unwrap_err()
+        .to_string()
+        .contains("either unique or debounced"));
+
+    let server = mq_tests::beanstalkd::Beanstalkd::start();
+    let beanstalk = mq::Bus::connect(&server.url()).await.unwrap();
+    let refused = beanstalk
+        .dispatch(Refund { order_id: 1 })
+        .debounce("k", quiet, max_wait)
+        .await;
+    let text = refused.unwrap_err().to_string();
+    assert!(
+        text.contains("use a backend that can: sqlite, postgres, memory"),
+        "{text}"
+    );
+}

@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use crate::envelope::Envelope;
 use crate::transport::{
-    Capabilities, Failure, FailureStore, Job, Put, PutOptions, QueueStats, Unique,
+    Capabilities, Debounce, Failure, FailureStore, Job, Put, PutOptions, QueueStats, Unique,
 };
 use crate::{Message, Result, Transport};
 
@@ -177,6 +177,22 @@ impl Transport for Recorder {
         if matches!(put, Put::Queued(_)) {
             self.log().push(dispatched);
         }
+        Ok(put)
+    }
+
+    async fn put_debounced(
+        &self,
+        queue: &str,
+        body: Bytes,
+        options: PutOptions,
+        debounce: &Debounce,
+    ) -> Result<Put> {
+        let dispatched = Dispatched::of(queue, &body, options);
+        let put = self
+            .inner
+            .put_debounced(queue, body, options, debounce)
+            .await?;
+        self.log().push(dispatched);
         Ok(put)
     }
 

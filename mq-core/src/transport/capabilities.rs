@@ -39,6 +39,8 @@ pub struct Capabilities {
     pub unique: bool,
     /// Whether it keeps per-key concurrency permits ([`Feature::KeyLimits`]).
     pub key_limits: bool,
+    /// Whether it can debounce ([`Feature::Debounce`]).
+    pub debounce: bool,
 }
 
 /// A feature that needs the backend to keep state of its own, beyond queued items; a
@@ -61,6 +63,9 @@ pub enum Feature {
     /// Per-key concurrency limits: at most N messages with one key run at once, across
     /// every worker on the backend, by permits the backend keeps.
     KeyLimits,
+    /// Debounce: a burst of dispatches with one key becomes one message, run after a quiet
+    /// period with the latest body, never later than a maximum wait.
+    Debounce,
 }
 
 impl std::fmt::Display for Feature {
@@ -68,6 +73,7 @@ impl std::fmt::Display for Feature {
         f.write_str(match self {
             Feature::Unique => "unique messages",
             Feature::KeyLimits => "per-key concurrency limits",
+            Feature::Debounce => "debounce",
         })
     }
 }
@@ -141,6 +147,7 @@ impl Capabilities {
             keep_alive: KeepAlive::Native,
             unique: false,
             key_limits: false,
+            debounce: false,
         }
     }
 
@@ -161,6 +168,10 @@ impl Capabilities {
                 key_limits: true,
                 ..self
             },
+            Feature::Debounce => Capabilities {
+                debounce: true,
+                ..self
+            },
         }
     }
 
@@ -175,6 +186,7 @@ impl Capabilities {
         match feature {
             Feature::Unique => self.unique,
             Feature::KeyLimits => self.key_limits,
+            Feature::Debounce => self.debounce,
         }
     }
 

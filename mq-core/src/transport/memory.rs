@@ -26,8 +26,8 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::{
-    fold_failed_stats, Capabilities, FailureStore, Feature, Job, Put, PutOptions, QueueStats,
-    QueuedFailures, Receipt, Transport, Unique,
+    fold_failed_stats, Capabilities, Debounce, FailureStore, Feature, Job, Put, PutOptions,
+    QueueStats, QueuedFailures, Receipt, Transport, Unique,
 };
 use crate::{Error, Result};
 
@@ -66,6 +66,8 @@ struct State {
     keys: HashMap<String, Key>,
     /// Concurrency permits per key: (token, lease end).
     permits: HashMap<String, Vec<(u64, Instant)>>,
+    /// Debounce keys: the item of the burst, and when the burst began.
+    bursts: HashMap<String, (u64, Instant)>,
 }
 
 /// A unique key: the message that holds it, and the item while it is queued or running.
@@ -247,6 +249,34 @@ impl State {
         });
     }
 
+    /// Replaces the body of the burst's waiting item and moves it later, or puts a new one.
+    fn debounce(
+        &mut self,
+        queue: &str,
+        body: Bytes,
+        options: PutOptions,
+        debounce: &Debounce,
+    ) -> u64 {
+        let now = Instant::now();
+        if let Some(&(id, began)) = self.bursts.get(&debounce.key) {
+            if let Some(item) = self.items.get_mut(&id) {
+                if let Place::Delayed(at) = item.place {
+                    if at > now {
+                        let due = (now + debounce.quiet).min(began + debounce.max_wait);
+                        self.delayed.remove(&(at, id));
+                        self.delayed.insert((due, id));
+                        item.place = Place::Delayed(due);
+                        item.body = body;
+                        return id;
+                    }
+                }
+            }
+        }
+        let id = self.insert(queue, body, options.with_delay(debounce.first_delay()), 0);
+        self.bursts.insert(debounce.key.clone(), (id, now));
+        id
+    }
+
     /// Puts `body` unless `unique.key` is held; the key then names the new item.
     fn insert_unique(
         &mut self,
@@ -316,6 +346,7 @@ impl Transport for MemoryTransport {
             .with_delays(Duration::from_nanos(1), None)
             .with_feature(Feature::Unique)
             .with_feature(Feature::KeyLimits)
+            .with_feature(Feature::Debounce)
     }
 
     fn failure_store(&self) -> Box<dyn FailureStore + '_> {
@@ -340,6 +371,18 @@ impl Transport for MemoryTransport {
             self.changed.notify_waiters();
         }
         Ok(put)
+    }
+
+    async fn put_debounced(
+        &self,
+        queue: &str,
+        body: Bytes,
+        options: PutOptions,
+        debounce: &Debounce,
+    ) -> Result<Put> {
+        let id = self.lock().debounce(queue, body, options, debounce);
+        self.changed.notify_waiters();
+        Ok(Put::Queued(id))
     }
 
     async fn acquire_permit(&self, key: &str, limit: u32, lease: Duration) -> Result<Option<u64>> {

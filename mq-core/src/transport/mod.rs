@@ -64,7 +64,7 @@ pub use failures::{
     SlotFailure, FAILED_QUEUE_PREFIX,
 };
 pub use item::{Job, PutOptions, QueueStats, Receipt};
-pub use unique::{Put, Unique};
+pub use unique::{Debounce, Put, Unique};
 
 /// A queue backend.
 ///
@@ -289,6 +289,53 @@ pub trait Transport: AsAny + Send + Sync + fmt::Debug + 'static {
     async fn release_permit(&self, key: &str, token: u64) -> Result<()> {
         let _ = (key, token);
         Ok(())
+    }
+
+    /// A debounced dispatch: if a message put with `debounce.key` is still waiting (delayed,
+    /// not yet ready), replaces its body by `body` and moves it to `debounce.quiet` from now,
+    /// but no later than `debounce.max_wait` after the burst's first dispatch; otherwise puts
+    /// `body` delayed by the quiet period, as the first of a new burst. Answers the item that
+    /// carries `body`. Only a backend that declares [`Feature::Debounce`] overrides it; the
+    /// default refuses with an error that names the backends that can.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use mq::transport::{memory::MemoryTransport, PutOptions, Transport};
+    /// # use std::time::Duration;
+    /// # let queue: std::sync::Arc<dyn Transport> = MemoryTransport::new();
+    /// use mq::transport::Debounce;
+    ///
+    /// let debounce = Debounce::new("k", Duration::from_millis(50), Duration::from_secs(5));
+    /// for body in ["a", "b", "c"] {
+    ///     queue.put_debounced("q", body.into(), PutOptions::default(), &debounce).await?;
+    /// }
+    /// let jobs = queue.reserve(&["q".into()], 10, Duration::from_secs(1)).await?;
+    /// assert_eq!(jobs.len(), 1);
+    /// assert_eq!(&jobs[0].body[..], b"c");
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`](crate::Error::Unsupported) on a backend without
+    /// [`Feature::Debounce`]; otherwise as [`put`](Transport::put).
+    async fn put_debounced(
+        &self,
+        queue: &str,
+        body: Bytes,
+        options: PutOptions,
+        debounce: &Debounce,
+    ) -> Result<Put> {
+        let _ = (queue, body, options);
+        let what = format!("debounce key `{}`", debounce.key);
+        self.capabilities()
+            .require(Feature::Debounce, &what, &self.describe())?;
+        Err(crate::Error::Unsupported {
+            what,
+            reason: "this backend declares debounce but does not implement put_debounced"
+                .to_owned(),
+        })
     }
 
     /// Batch dispatch ([`Bus::dispatch_all`](crate::Bus::dispatch_all)): puts several items

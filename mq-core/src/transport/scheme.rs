@@ -163,7 +163,7 @@ pub const BUILT_IN: &[Scheme] = &[
         connect_existing: Some(|url| Box::pin(super::sqlite::connect(path_of(url), sqlite(false)))),
         #[cfg(not(feature = "sqlite"))]
         connect_existing: None,
-        features: &[Feature::Unique, Feature::KeyLimits],
+        features: &[Feature::Unique, Feature::KeyLimits, Feature::Debounce],
     },
     Scheme {
         scheme: "beanstalk",
@@ -193,7 +193,7 @@ pub const BUILT_IN: &[Scheme] = &[
         feature: "postgres",
         connect: POSTGRES,
         connect_existing: None,
-        features: &[Feature::Unique, Feature::KeyLimits],
+        features: &[Feature::Unique, Feature::KeyLimits, Feature::Debounce],
     },
     Scheme {
         scheme: "postgresql",
@@ -201,7 +201,7 @@ pub const BUILT_IN: &[Scheme] = &[
         feature: "postgres",
         connect: POSTGRES,
         connect_existing: None,
-        features: &[Feature::Unique, Feature::KeyLimits],
+        features: &[Feature::Unique, Feature::KeyLimits, Feature::Debounce],
     },
     Scheme {
         scheme: "memory",
@@ -215,7 +215,7 @@ pub const BUILT_IN: &[Scheme] = &[
             })
         }),
         connect_existing: None,
-        features: &[Feature::Unique, Feature::KeyLimits],
+        features: &[Feature::Unique, Feature::KeyLimits, Feature::Debounce],
     },
 ];
 

@@ -59,6 +59,50 @@ impl Unique {
     }
 }
 
+/// The debounce of one dispatch: its key, how long the key must be quiet before the
+/// message runs, and the longest the first dispatch of a burst waits.
+///
+/// ```
+/// use mq::transport::Debounce;
+/// use std::time::Duration;
+///
+/// let debounce = Debounce::new("Reindex:shop-7", Duration::from_secs(2), Duration::from_secs(30));
+/// assert_eq!(debounce.quiet, Duration::from_secs(2));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Debounce {
+    /// The key, namespaced by the message's wire name.
+    pub key: String,
+    /// A message runs once no dispatch with its key came for this long.
+    pub quiet: Duration,
+    /// ... but never later than this after the first dispatch of the burst.
+    pub max_wait: Duration,
+}
+
+impl Debounce {
+    /// The debounce of `key`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let debounce = mq::transport::Debounce::new("k", Duration::from_secs(1), Duration::from_secs(5));
+    /// assert_eq!(debounce.max_wait, Duration::from_secs(5));
+    /// ```
+    pub fn new(key: impl Into<String>, quiet: Duration, max_wait: Duration) -> Debounce {
+        Debounce {
+            key: key.into(),
+            quiet,
+            max_wait,
+        }
+    }
+
+    /// The delay of a new message of a burst: the quiet period, at most the maximum wait.
+    pub(crate) fn first_delay(&self) -> Duration {
+        self.quiet.min(self.max_wait)
+    }
+}
+
 /// What [`put_unique`](super::Transport::put_unique) did.
 ///
 /// ```

@@ -46,6 +46,7 @@
 //! ```
 
 mod acks;
+mod debounce;
 mod error;
 mod failed;
 mod hold;
@@ -69,8 +70,8 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::{
-    Capabilities, Failure, FailureStore, Feature, Job, Put, PutOptions, QueueStats, Transport,
-    Unique,
+    Capabilities, Debounce, Failure, FailureStore, Feature, Job, Put, PutOptions, QueueStats,
+    Transport, Unique,
 };
 use crate::{Error, Result};
 use acks::Acks;
@@ -367,6 +368,7 @@ impl Transport for PostgresTransport {
             .with_delays(Duration::from_millis(1), Some(LONGEST_DELAY))
             .with_feature(Feature::Unique)
             .with_feature(Feature::KeyLimits)
+            .with_feature(Feature::Debounce)
     }
 
     fn failure_store(&self) -> Box<dyn FailureStore + '_> {
@@ -399,6 +401,19 @@ impl Transport for PostgresTransport {
         if matches!(put, Put::Queued(_)) {
             self.wakeups.wake();
         }
+        Ok(put)
+    }
+
+    async fn put_debounced(
+        &self,
+        queue: &str,
+        body: Bytes,
+        options: PutOptions,
+        debounce: &Debounce,
+    ) -> Result<Put> {
+        check_size(queue, &body)?;
+        let put = debounce::put(&self.pool, &self.sql, queue, &body, &options, debounce).await?;
+        self.wakeups.wake();
         Ok(put)
     }
 

@@ -25,7 +25,7 @@ use super::error::{self, PgError};
 use crate::{Error, Result};
 
 /// One entry per schema version: the version it brings the schema to and its SQL.
-const MIGRATIONS: &[(u32, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4)];
+const MIGRATIONS: &[(u32, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4), (5, V5)];
 
 /// The schema version this build writes.
 pub(super) const VERSION: u32 = MIGRATIONS.len() as u32;
@@ -191,6 +191,16 @@ CREATE TABLE mq_permits (
     until       timestamptz NOT NULL
 );
 CREATE INDEX mq_permits_key ON mq_permits (key, until);
+";
+
+/// Version 5: debounce. `mq_debounce`: per key, the row of its latest burst (`item`) and
+/// when the burst began. Older workers do not use the table (`COMPATIBLE_FROM` stays 2).
+const V5: &str = "\
+CREATE TABLE mq_debounce (
+    key         text        PRIMARY KEY,
+    item        bigint,
+    began       timestamptz NOT NULL
+);
 ";
 
 /// The statement that records `version` as done (its table has `compatible_from` from

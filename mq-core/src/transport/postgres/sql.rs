@@ -44,6 +44,8 @@ pub(super) struct Sql {
     pub(super) failed_show: String,
     pub(super) failed_retry: String,
     pub(super) failed_remove: String,
+    /// The statements of debounce (see `debounce`).
+    pub(super) debounce: super::debounce::DebounceSql,
     /// The statements of concurrency permits (see `permits`).
     pub(super) permits: super::permits::PermitSql,
     /// The statements of unique puts (see `unique`).
@@ -165,6 +167,7 @@ impl Sql {
             held: super::hold::HeldSql::new(schema),
             unique: super::unique::UniqueSql::new(schema),
             permits: super::permits::PermitSql::new(schema),
+            debounce: super::debounce::DebounceSql::new(schema),
         }
     }
 }

@@ -25,6 +25,7 @@
 //! ```
 
 mod busy;
+mod debounce;
 mod open;
 mod ops;
 mod permits;
@@ -43,8 +44,8 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::{
-    Capabilities, FailedMessage, Failure, FailureStore, Feature, Job, Put, PutOptions, QueueStats,
-    Transport, Unique,
+    Capabilities, Debounce, FailedMessage, Failure, FailureStore, Feature, Job, Put, PutOptions,
+    QueueStats, Transport, Unique,
 };
 use crate::Result;
 use writer::{Waiting, Writer};
@@ -298,6 +299,7 @@ impl Transport for SqliteTransport {
         Capabilities::new()
             .with_feature(Feature::Unique)
             .with_feature(Feature::KeyLimits)
+            .with_feature(Feature::Debounce)
     }
 
     fn failure_store(&self) -> Box<dyn FailureStore + '_> {
@@ -322,6 +324,20 @@ impl Transport for SqliteTransport {
         let unique = unique.clone();
         self.writer
             .call(move |db| unique::put(db, &queue, &body, &options, &unique))
+            .await
+    }
+
+    async fn put_debounced(
+        &self,
+        queue: &str,
+        body: Bytes,
+        options: PutOptions,
+        debounce: &Debounce,
+    ) -> Result<Put> {
+        let queue = queue.to_owned();
+        let debounce = debounce.clone();
+        self.writer
+            .call(move |db| debounce::put(db, &queue, &body, &options, &debounce))
             .await
     }
 

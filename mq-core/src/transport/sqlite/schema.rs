@@ -10,7 +10,7 @@
 use rusqlite::{Connection, OptionalExtension};
 
 /// One entry per schema version: the SQL that takes a file from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this build writes.
 pub(super) const VERSION: i64 = MIGRATIONS.len() as i64;
@@ -90,6 +90,16 @@ CREATE TABLE mq_permits (
     until       INTEGER NOT NULL
 );
 CREATE INDEX mq_permits_key ON mq_permits (key, until);
+";
+
+/// Version 4: debounce. `mq_debounce`: per key, the row of its latest burst and when the
+/// burst began (milliseconds since the Unix epoch).
+const V4: &str = "
+CREATE TABLE mq_debounce (
+    key         TEXT    PRIMARY KEY NOT NULL,
+    item        INTEGER NOT NULL,
+    began       INTEGER NOT NULL
+) WITHOUT ROWID;
 ";
 
 /// Why a file cannot be used as a queue, beyond an SQLite error.
