@@ -263,6 +263,8 @@ impl Bus {
             message,
             delay: None,
             priority: None,
+            unique: UniqueKey::default(),
+            limit: None,
         }
     }
 
@@ -305,17 +307,46 @@ impl Bus {
         DispatchAll::new(Some(self), messages)
     }
 
-    /// Encodes `message` and puts it on its queue.
+    /// Encodes `message` and puts it on its queue; a unique one only if its key is free,
+    /// else the id of the message that holds it.
     async fn put<M: Message>(
         &self,
         message: M,
         delay: Option<Duration>,
         priority: Option<u32>,
+        unique: UniqueKey,
+        limit: Option<KeyLimit>,
     ) -> Result<MessageId> {
         let options = put_options::<M>(delay, priority);
-        let (envelope, bytes) = self.encode(&message, &options)?;
+        let (envelope, bytes) = self.encode(&message, &options, limit.as_ref())?;
         spans::record_message_id(&tracing::Span::current(), &envelope.id);
-        self.transport.put(M::OPTIONS.queue, bytes, options).await?;
+        let queue = M::OPTIONS.queue;
+        if let Some((key, quiet, max_wait)) = unique.debounce.clone() {
+            if unique.key.is_some() || M::OPTIONS.unique.is_some() {
+                return Err(Error::Config(format!(
+                    "message `{}`: a dispatch is either unique or debounced, not both",
+                    M::NAME
+                )));
+            }
+            let debounce = transport::Debounce::new(format!("{}:{key}", M::NAME), quiet, max_wait);
+            self.transport
+                .put_debounced(queue, bytes, options, &debounce)
+                .await?;
+            self.submitted::<M>(&envelope);
+            return Ok(MessageId(envelope.id));
+        }
+        match unique.resolve(&message, &envelope)? {
+            None => {
+                self.transport.put(queue, bytes, options).await?;
+            }
+            Some(unique) => {
+                let put = self.transport.put_unique(queue, bytes, options, &unique);
+                if let transport::Put::Existing(id) = put.await? {
+                    tracing::debug!(name = M::NAME, %id, key = unique.key, "unique key held");
+                    return Ok(MessageId(id));
+                }
+            }
+        }
         self.submitted::<M>(&envelope);
         Ok(MessageId(envelope.id))
     }
@@ -331,7 +362,7 @@ impl Bus {
         let mut envelopes = Vec::with_capacity(messages.len());
         let mut bodies = Vec::with_capacity(messages.len());
         for message in &messages {
-            let (envelope, bytes) = self.encode(message, &options)?;
+            let (envelope, bytes) = self.encode(message, &options, None)?;
             envelopes.push(envelope);
             bodies.push(bytes);
         }
@@ -381,6 +412,7 @@ impl Bus {
         &self,
         message: &M,
         options: &PutOptions,
+        limit: Option<&KeyLimit>,
     ) -> Result<(Envelope, bytes::Bytes)> {
         let body = message.encode_body().map_err(|source| Error::Encode {
             name: M::NAME.to_owned(),
@@ -392,6 +424,10 @@ impl Bus {
         };
         #[cfg(feature = "otel")]
         crate::telemetry::otel::inject(&mut envelope.headers);
+        if let Some(limit) = limit {
+            limit.check(M::NAME, self.transport.as_ref())?;
+            limit.write(&mut envelope.headers);
+        }
         if let Some(signer) = &self.signer {
             envelope.sig = Some(signer.sign(&envelope));
         }
@@ -417,6 +453,87 @@ impl Bus {
                 1,
             )
         });
+    }
+}
+
+/// The unique key a dispatch gives (`.unique(key)`, `.unique_for(d)`), over the type's.
+#[derive(Debug, Default, Clone)]
+struct UniqueKey {
+    key: Option<String>,
+    hold_after: Option<Duration>,
+    /// `.debounce(key, quiet, max_wait)`.
+    debounce: Option<(String, Duration, Duration)>,
+}
+
+impl UniqueKey {
+    /// The key of this dispatch of `message`, namespaced by its wire name, if it has one.
+    fn resolve<M: Message>(
+        self,
+        message: &M,
+        envelope: &Envelope,
+    ) -> Result<Option<transport::Unique>> {
+        let key = match self.key {
+            Some(key) => key,
+            None => match message.unique_key() {
+                Ok(Some(key)) => key,
+                Ok(None) => return Ok(None),
+                Err(source) => {
+                    let name = M::NAME.to_owned();
+                    return Err(Error::Encode { name, source });
+                }
+            },
+        };
+        let hold_after = self
+            .hold_after
+            .or(M::OPTIONS.unique)
+            .unwrap_or(Duration::ZERO);
+        let unique = transport::Unique::new(format!("{}:{key}", M::NAME), envelope.id.clone());
+        Ok(Some(unique.hold_after(hold_after)))
+    }
+}
+
+/// A dispatch's limits: at most so many messages with a key run at once (`concurrency`),
+/// or start per second (`rate`).
+#[derive(Debug, Clone, Default)]
+struct KeyLimit {
+    concurrency: Option<(String, u32)>,
+    rate: Option<(String, u32)>,
+}
+
+impl KeyLimit {
+    /// Refuses a limit of 0 and a backend that cannot keep the count.
+    fn check(&self, name: &str, transport: &dyn Transport) -> Result<()> {
+        let limits = [("concurrency", &self.concurrency), ("rate", &self.rate)];
+        for (kind, (key, limit)) in limits.iter().filter_map(|(k, l)| Some((k, l.as_ref()?))) {
+            if *limit == 0 {
+                return Err(Error::Config(format!(
+                    "message `{name}`: a {kind} limit of 0 for key `{key}` would never run \
+                     it; give 1 or more"
+                )));
+            }
+            let what = format!("{kind} limit of key `{key}` for message `{name}`");
+            transport.capabilities().require(
+                transport::Feature::KeyLimits,
+                &what,
+                &transport.describe(),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Writes the limits into the envelope's headers, where the worker reads them.
+    fn write(&self, headers: &mut crate::envelope::Headers) {
+        use crate::worker::{LIMIT, LIMIT_KEY, RATE, RATE_KEY};
+        let limits = [
+            (LIMIT_KEY, LIMIT, &self.concurrency),
+            (RATE_KEY, RATE, &self.rate),
+        ];
+        for (key_header, limit_header, limit) in limits {
+            if let Some((key, limit)) = limit {
+                headers.insert(key_header.to_owned(), key.clone());
+                headers.insert(limit_header.to_owned(), limit.to_string());
+            }
+        }
     }
 }
 
@@ -490,6 +607,8 @@ pub fn dispatch<M: Message>(message: M) -> Dispatch<'static, M> {
         message,
         delay: None,
         priority: None,
+        unique: UniqueKey::default(),
+        limit: None,
     }
 }
 
@@ -545,9 +664,135 @@ pub struct Dispatch<'a, M> {
     message: M,
     delay: Option<Duration>,
     priority: Option<u32>,
+    unique: UniqueKey,
+    limit: Option<KeyLimit>,
 }
 
 impl<M> Dispatch<'_, M> {
+    /// Runs this message's slots only while fewer than `limit` messages with the same
+    /// `key` run, across every worker on the backend (a customer's API that takes two calls
+    /// at once: `.concurrency_key("customer-7", 2)`). A worker that reserves it while the
+    /// limit is reached puts it back for a moment, unchanged: that is no failure and costs
+    /// no retry. Refused on a backend that cannot keep the count (see
+    /// [`Feature::KeyLimits`](crate::transport::Feature::KeyLimits)), and a limit of 0.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(mq::Message, Serialize, Deserialize)]
+    /// struct CallApi { customer: u64 }
+    ///
+    /// let bus = mq::Bus::connect("memory://dispatch-concurrency-key-doc").await?;
+    /// bus.dispatch(CallApi { customer: 7 }).concurrency_key("customer-7", 2).await?;
+    /// assert!(bus.dispatch(CallApi { customer: 7 }).concurrency_key("customer-7", 0).await.is_err());
+    /// # Ok(()) }
+    /// ```
+    pub fn concurrency_key(mut self, key: impl Into<String>, limit: u32) -> Self {
+        self.limit.get_or_insert_with(KeyLimit::default).concurrency = Some((key.into(), limit));
+        self
+    }
+
+    /// Starts this message's slots only while fewer than `per_second` messages with the
+    /// same `key` started in the last second, across every worker on the backend (an API
+    /// that takes 50 calls a second: `.rate_limit("geo-api", 50)`; the key may be a queue's
+    /// name, for a limit on a whole queue). Held back as by
+    /// [`concurrency_key`](Dispatch::concurrency_key), with the same refusals.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(mq::Message, Serialize, Deserialize)]
+    /// struct Geocode { address: String }
+    ///
+    /// let bus = mq::Bus::connect("memory://dispatch-rate-limit-doc").await?;
+    /// bus.dispatch(Geocode { address: "Main St 1".into() }).rate_limit("geo-api", 50).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn rate_limit(mut self, key: impl Into<String>, per_second: u32) -> Self {
+        self.limit.get_or_insert_with(KeyLimit::default).rate = Some((key.into(), per_second));
+        self
+    }
+
+    /// Makes this a unique message with `key` (over the key of the type's
+    /// `#[message(unique = "...")]`): if a message of the same type holds the key (queued,
+    /// running, or within its `unique_for` after), nothing is queued and the dispatch returns
+    /// that message's id. Keys are per message type. Refused on a backend that cannot keep a
+    /// key (see [`Feature::Unique`](crate::transport::Feature::Unique)).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(mq::Message, Serialize, Deserialize)]
+    /// struct Reindex { shard: u32 }
+    ///
+    /// let bus = mq::Bus::connect("memory://dispatch-unique-doc").await?;
+    /// let first = bus.dispatch(Reindex { shard: 3 }).unique("shard-3").await?;
+    /// let again = bus.dispatch(Reindex { shard: 3 }).unique("shard-3").await?;
+    /// assert_eq!(first, again);
+    /// assert_eq!(bus.transport().stats().await?[0].ready, 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn unique(mut self, key: impl Into<String>) -> Self {
+        self.unique.key = Some(key.into());
+        self
+    }
+
+    /// Keeps the unique key taken for `hold_after` once the message ended (acked or failed),
+    /// over the type's `unique_for`. Needs a key, from [`unique`](Dispatch::unique) or the
+    /// type's `#[message(unique = "...")]`; without one it does nothing.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(mq::Message, Serialize, Deserialize)]
+    /// #[message(unique = "order_id")]
+    /// struct Refund { order_id: u64 }
+    ///
+    /// let bus = mq::Bus::connect("memory://dispatch-unique-for-doc").await?;
+    /// let hour = std::time::Duration::from_secs(3600);
+    /// let first = bus.dispatch(Refund { order_id: 7 }).unique_for(hour).await?;
+    /// assert_eq!(bus.dispatch(Refund { order_id: 7 }).await?, first);
+    /// # Ok(()) }
+    /// ```
+    pub fn unique_for(mut self, hold_after: Duration) -> Self {
+        self.unique.hold_after = Some(hold_after);
+        self
+    }
+
+    /// Debounces this message by `key`: a burst of dispatches of its type with the key,
+    /// each less than `quiet` after the one before, becomes one message, run `quiet` after
+    /// the last of them with the last one's body (and id), but no later than `max_wait`
+    /// after the first. A dispatch after the burst's message became ready starts a new
+    /// burst. The dispatch's own delay is replaced by the debounce's. Refused on a backend
+    /// that cannot (see [`Feature::Debounce`](crate::transport::Feature::Debounce)), and
+    /// together with a unique key.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use serde::{Deserialize, Serialize};
+    /// use std::time::Duration;
+    ///
+    /// #[derive(mq::Message, Serialize, Deserialize)]
+    /// struct Reindex { shop: u32, edits: u32 }
+    ///
+    /// let bus = mq::Bus::connect("memory://dispatch-debounce-doc").await?;
+    /// let (quiet, max_wait) = (Duration::from_secs(2), Duration::from_secs(30));
+    /// for edits in 1..=500 {
+    ///     bus.dispatch(Reindex { shop: 7, edits }).debounce("shop-7", quiet, max_wait).await?;
+    /// }
+    /// assert_eq!(bus.transport().stats().await?[0].delayed, 1); // one, with edits = 500
+    /// # Ok(()) }
+    /// ```
+    pub fn debounce(mut self, key: impl Into<String>, quiet: Duration, max_wait: Duration) -> Self {
+        self.unique.debounce = Some((key.into(), quiet, max_wait));
+        self
+    }
+
     /// Keeps the message invisible for `delay` (beanstalkd rounds up to whole seconds).
     ///
     /// ```
@@ -628,7 +873,8 @@ impl<M: Message> Dispatch<'_, M> {
         let span = bus.publish_span::<M>(1);
         let options = put_options::<M>(self.delay, self.priority);
         // Encoded in the span, so that the envelope carries its trace context.
-        let (envelope, bytes) = span.in_scope(|| bus.encode(&self.message, &options))?;
+        let limit = self.limit.as_ref();
+        let (envelope, bytes) = span.in_scope(|| bus.encode(&self.message, &options, limit))?;
         spans::record_message_id(&span, &envelope.id);
         let transport = bus.transport.as_ref();
         let of = transport::postgres::PostgresTransport::of;
@@ -643,10 +889,26 @@ impl<M: Message> Dispatch<'_, M> {
                 ),
             });
         };
-        postgres
-            .put_within(tx, M::OPTIONS.queue, &bytes, &options)
-            .instrument(span)
-            .await?;
+        if let Some(unique) = self.unique.resolve(&self.message, &envelope)? {
+            if of(transport).is_none() {
+                return Err(Error::Unsupported {
+                    what: format!("unique dispatch of `{}` within a transaction", M::NAME),
+                    reason: "the outbox's relay cannot keep a unique key on the broker: point \
+                             MQ_URL at the application's database (postgres://), or dispatch \
+                             without .within()"
+                        .to_owned(),
+                });
+            }
+            let put = postgres.put_unique_within(tx, M::OPTIONS.queue, &bytes, &options, &unique);
+            if let transport::Put::Existing(id) = put.instrument(span).await? {
+                return Ok(MessageId(id));
+            }
+        } else {
+            postgres
+                .put_within(tx, M::OPTIONS.queue, &bytes, &options)
+                .instrument(span)
+                .await?;
+        }
         bus.submitted::<M>(&envelope);
         Ok(MessageId(envelope.id))
     }
@@ -658,6 +920,7 @@ impl<M> fmt::Debug for Dispatch<'_, M> {
             .field("message", &std::any::type_name::<M>())
             .field("delay", &self.delay)
             .field("priority", &self.priority)
+            .field("unique", &self.unique.key)
             .finish()
     }
 }
@@ -670,9 +933,15 @@ impl<'a, M: Message> IntoFuture for Dispatch<'a, M> {
         Box::pin(async move {
             let bus = bus_or_global(self.bus).await?;
             let span = bus.publish_span::<M>(1);
-            bus.put(self.message, self.delay, self.priority)
-                .instrument(span)
-                .await
+            bus.put(
+                self.message,
+                self.delay,
+                self.priority,
+                self.unique,
+                self.limit,
+            )
+            .instrument(span)
+            .await
         })
     }
 }

@@ -26,6 +26,8 @@ mod registry;
 #[cfg(feature = "postgres")]
 pub mod relay;
 pub mod retry;
+#[cfg(feature = "schedules")]
+pub mod schedule;
 pub mod signing;
 mod slot;
 mod telemetry;
@@ -58,7 +60,10 @@ pub use worker::{Exit, Worker, WorkerBuilder};
 #[doc(hidden)]
 pub mod __private {
     pub use crate::context::Context;
-    pub use crate::message::{DeserializeMessage, Message, MessageOptions, SerializeMessage};
+    pub use crate::message::{
+        unique_part, DeserializeMessage, Message, MessageOptions, ScheduledMessage,
+        SerializeMessage,
+    };
     pub use crate::registry::{MessageDef, Route};
     pub use crate::retry::Backoff;
     pub use crate::slot::{
@@ -67,9 +72,11 @@ pub mod __private {
     pub use crate::version::{DecodeError, DeserializePrevious, Upcast};
     pub use inventory;
     pub use serde;
+    pub use serde_json::Error as JsonError;
     pub use std::boxed::Box;
-    pub use std::option::Option::{None, Some};
-    pub use std::result::Result;
+    pub use std::option::Option::{self, None, Some};
+    pub use std::result::Result::{self, Ok};
+    pub use std::string::String;
     pub use std::time::Duration;
     pub use std::vec::Vec;
 
@@ -137,6 +144,8 @@ pub mod __private {
             timeout,
             retries,
             backoff,
+            unique: None,
+            schedule: None,
         }
     }
 

@@ -144,6 +144,64 @@ pub trait Message: SerializeMessage + DeserializeMessage + Send + Sync + 'static
             Err(crate::DecodeError::unreadable::<Self>(version))
         }
     }
+
+    /// The unique key of this message, from the fields `#[message(unique = "...")]` names
+    /// (their values joined by `/`, a string as it is, anything else as JSON); `None` for a
+    /// message type without it. Written by the derive; a key given at dispatch
+    /// ([`Dispatch::unique`](crate::Dispatch::unique)) takes its place.
+    ///
+    /// ```
+    /// use mq::Message as _;
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(mq::Message, Serialize, Deserialize)]
+    /// #[message(unique = "customer, order_id")]
+    /// struct Refund { customer: String, order_id: u64, cents: u64 }
+    ///
+    /// let refund = Refund { customer: "acme".into(), order_id: 7, cents: 500 };
+    /// assert_eq!(refund.unique_key().unwrap().as_deref(), Some("acme/7"));
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// A field that does not serialize to JSON.
+    fn unique_key(&self) -> Result<Option<String>, serde_json::Error> {
+        Ok(None)
+    }
+}
+
+/// A message that `#[message(schedule = "...")]` makes at each tick: one with a `Default`.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has `#[message(schedule = ...)]` but no `Default`",
+    label = "a recurring message is made with `Default::default()` at each tick",
+    note = "add `#[derive(Default)]` to `{Self}`, or implement `Default` for it"
+)]
+pub trait ScheduledMessage: Message {
+    /// The message of one tick.
+    fn for_tick() -> Self;
+}
+
+#[diagnostic::do_not_recommend]
+impl<T: Message + Default> ScheduledMessage for T {
+    fn for_tick() -> Self {
+        T::default()
+    }
+}
+
+/// One field's part of a unique key: a string as it is, any other value as JSON.
+#[doc(hidden)]
+pub fn unique_part<T: Serialize + ?Sized>(
+    field: &T,
+    key: &mut String,
+) -> Result<(), serde_json::Error> {
+    if !key.is_empty() {
+        key.push('/');
+    }
+    match serde_json::to_value(field)? {
+        serde_json::Value::String(text) => key.push_str(&text),
+        other => key.push_str(&other.to_string()),
+    }
+    Ok(())
 }
 
 /// `serde::Serialize`, as a supertrait of [`Message`] whose failure says what to derive.
@@ -222,6 +280,13 @@ pub struct MessageOptions {
     pub retries: Option<u32>,
     /// Backoff between attempts; `None` takes the worker's default.
     pub backoff: Option<Backoff>,
+    /// `Some` for a unique message type (`#[message(unique = "...")]`): how long its key
+    /// stays taken after the message ended (`unique_for`, zero by default).
+    pub unique: Option<Duration>,
+    /// `Some((cron, zone))` for a recurring message (`#[message(schedule = "...",
+    /// schedule_zone = "...")]`, the zone `"UTC"` by default): a worker that handles it
+    /// dispatches `Default::default()` at each tick (feature `schedules`).
+    pub schedule: Option<(&'static str, &'static str)>,
 }
 
 impl MessageOptions {
@@ -244,7 +309,39 @@ impl MessageOptions {
         timeout: None,
         retries: None,
         backoff: None,
+        unique: None,
+        schedule: None,
     };
+
+    /// The same, for a unique message type whose key stays taken for `hold_after` once a
+    /// message ended.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let options = mq::MessageOptions::DEFAULT.with_unique(Duration::from_secs(60));
+    /// assert_eq!(options.unique, Some(Duration::from_secs(60)));
+    /// ```
+    pub const fn with_unique(self, hold_after: Duration) -> MessageOptions {
+        MessageOptions {
+            unique: Some(hold_after),
+            ..self
+        }
+    }
+
+    /// The same, for a recurring message: at each tick of the cron expression `cron`, read
+    /// in the IANA time zone `zone`.
+    ///
+    /// ```
+    /// let options = mq::MessageOptions::DEFAULT.with_schedule("0 0 9 * * *", "Europe/Berlin");
+    /// assert_eq!(options.schedule, Some(("0 0 9 * * *", "Europe/Berlin")));
+    /// ```
+    pub const fn with_schedule(self, cron: &'static str, zone: &'static str) -> MessageOptions {
+        MessageOptions {
+            schedule: Some((cron, zone)),
+            ..self
+        }
+    }
 }
 
 impl Default for MessageOptions {

@@ -15,15 +15,53 @@ use crate::{Error, Result};
 #[derive(Debug, Clone, Copy)]
 pub struct MessageDef {
     info: fn() -> MessageInfo,
+    /// For a recurring message: dispatches one tick's message.
+    tick: Option<TickFn>,
 }
+
+/// Dispatches a recurring message's `Default` with a unique key, held for the duration.
+pub(crate) type TickFn = fn(
+    crate::Bus,
+    String,
+    std::time::Duration,
+) -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<crate::MessageId>> + Send>,
+>;
 
 impl MessageDef {
     /// The record of `M`.
     pub const fn of<M: crate::Message>() -> MessageDef {
         MessageDef {
             info: MessageInfo::of::<M>,
+            tick: None,
         }
     }
+
+    /// The record of `M`, a recurring message (`#[message(schedule = "...")]`).
+    pub const fn scheduled<M: crate::message::ScheduledMessage>() -> MessageDef {
+        MessageDef {
+            info: MessageInfo::of::<M>,
+            tick: Some(tick::<M>),
+        }
+    }
+}
+
+fn tick<M: crate::message::ScheduledMessage>(
+    bus: crate::Bus,
+    key: String,
+    hold: std::time::Duration,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<crate::MessageId>> + Send>> {
+    Box::pin(async move {
+        let dispatch = bus.dispatch(M::for_tick()).unique(key).unique_for(hold);
+        dispatch.await
+    })
+}
+
+/// The recurring messages linked into the binary, with what dispatches a tick of each.
+pub(crate) fn scheduled() -> impl Iterator<Item = (MessageInfo, TickFn)> {
+    inventory::iter::<MessageDef>
+        .into_iter()
+        .filter_map(|def| Some(((def.info)(), def.tick?)))
 }
 
 inventory::collect!(MessageDef);

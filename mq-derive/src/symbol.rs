@@ -10,12 +10,16 @@ pub(crate) const TIMEOUT: &str = "timeout";
 pub(crate) const RETRIES: &str = "retries";
 pub(crate) const BACKOFF: &str = "backoff";
 pub(crate) const BACKOFF_MAX: &str = "backoff_max";
+pub(crate) const UNIQUE: &str = "unique";
+pub(crate) const UNIQUE_FOR: &str = "unique_for";
+pub(crate) const SCHEDULE: &str = "schedule";
+pub(crate) const SCHEDULE_ZONE: &str = "schedule_zone";
 pub(crate) const CRATE: &str = "crate";
 pub(crate) const VERSION: &str = "version";
 pub(crate) const PREVIOUS: &str = "previous";
 
 /// Every key, in the order the error message lists them.
-pub(crate) const ALL: [&str; 12] = [
+pub(crate) const ALL: [&str; 16] = [
     NAME,
     QUEUE,
     PRIORITY,
@@ -27,5 +31,9 @@ pub(crate) const ALL: [&str; 12] = [
     BACKOFF_MAX,
     VERSION,
     PREVIOUS,
+    UNIQUE,
+    UNIQUE_FOR,
+    SCHEDULE,
+    SCHEDULE_ZONE,
     CRATE,
 ];

@@ -17,6 +17,7 @@ pub mod scrape;
 mod server;
 pub mod suite;
 pub mod tls;
+pub mod unique;
 pub mod worker_process;
 
 pub use server::free_port;
@@ -100,4 +101,39 @@ pub fn child_process(role_var: &str, role: &str) -> std::process::Command {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit());
     command
+}
+
+/// [`child_process`] started with `record_var` set to `record` (the file its slots append
+/// to) and its stdout discarded: a worker of a process test.
+pub fn spawn_recording_child(
+    role_var: &str,
+    role: &str,
+    record_var: &str,
+    record: &std::path::Path,
+) -> std::process::Child {
+    let mut command = child_process(role_var, role);
+    command
+        .env(record_var, record)
+        .stdout(std::process::Stdio::null());
+    command.spawn().expect("start the child process")
+}
+
+/// Kills `child` with SIGKILL and reaps it.
+pub fn sigkill(child: &mut std::process::Child) {
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap the child");
+}
+
+/// Appends `line` and a newline to the file the variable `record_var` names (one write, so
+/// the lines of several processes do not mix): what the slots of a process test record.
+pub fn append_line(record_var: &str, line: &str) {
+    use std::io::Write as _;
+    let path = std::env::var(record_var).expect("the record file's variable");
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .expect("open the record file");
+    file.write_all(format!("{line}\n").as_bytes())
+        .expect("append to the record file");
 }

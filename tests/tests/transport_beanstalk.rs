@@ -14,3 +14,4 @@ async fn fresh() -> (Beanstalkd, Arc<dyn Transport>) {
 }
 
 mq_tests::transport_suite!(fresh());
+mq_tests::unique_suite!(refused fresh());

@@ -10,3 +10,4 @@ async fn fresh() -> ((), Arc<dyn Transport>) {
 }
 
 mq_tests::transport_suite!(fresh());
+mq_tests::unique_suite!(fresh());

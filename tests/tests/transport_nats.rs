@@ -15,3 +15,4 @@ async fn fresh() -> (NatsServer, Arc<dyn Transport>) {
 }
 
 mq_tests::transport_suite!(fresh());
+mq_tests::unique_suite!(refused fresh());

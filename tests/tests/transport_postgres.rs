@@ -17,6 +17,7 @@ async fn fresh() -> (FreshDb, Arc<dyn Transport>) {
 }
 
 mq_tests::transport_suite!(fresh());
+mq_tests::unique_suite!(fresh());
 
 /// The suite again with every reservation leased at once (`?hold=0`): the path a batch
 /// takes when it outlives its hold, or when the transport has too many batches open.
@@ -32,6 +33,7 @@ mod leased {
     }
 
     mq_tests::transport_suite!(fresh());
+    mq_tests::unique_suite!(fresh());
 }
 
 fn queue(name: &str) -> Vec<String> {

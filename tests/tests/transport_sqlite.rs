@@ -13,3 +13,4 @@ async fn fresh() -> (TempDir, Arc<dyn Transport>) {
 }
 
 mq_tests::transport_suite!(fresh());
+mq_tests::unique_suite!(fresh());

@@ -71,6 +71,30 @@ fn list_prints_the_routing_table_and_exits_0_without_connecting() {
 }
 
 #[test]
+fn schedules_prints_each_schedule_with_its_next_tick_and_exits_0_without_connecting() {
+    let output = Command::new(STATE_WORKER)
+        .arg("--schedules")
+        .env("MQ_URL", "beanstalk://127.0.0.1:1")
+        .env("MQ_TEST_SCHEDULE", "1")
+        .output()
+        .expect("run the worker");
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let table = String::from_utf8(output.stdout).expect("UTF-8");
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("SCHEDULE"), "{table}");
+    assert!(lines[1].starts_with("nightly-work"), "{table}");
+    assert!(
+        lines[1].contains("cron \"0 30 3 * * *\" in Europe/Berlin"),
+        "{table}"
+    );
+    // 03:30 in Berlin is 01:30 or 02:30 UTC.
+    assert!(
+        lines[1].contains("T01:30:00Z") || lines[1].contains("T02:30:00Z"),
+        "{table}"
+    );
+}
+
+#[test]
 fn a_bad_flag_exits_2() {
     let output = Command::new(STATE_WORKER)
         .arg("--limit=many")

@@ -7,7 +7,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::envelope::Envelope;
-use crate::transport::{Capabilities, Failure, FailureStore, Job, PutOptions, QueueStats};
+use crate::transport::{
+    Capabilities, Debounce, Failure, FailureStore, Job, Put, PutOptions, QueueStats, Unique,
+};
 use crate::{Message, Result, Transport};
 
 /// One message put on a queue, as a [`RecordingBus`](super::RecordingBus) saw it.
@@ -161,6 +163,45 @@ impl Transport for Recorder {
         let id = self.inner.put(queue, body, options).await?;
         self.log().push(dispatched);
         Ok(id)
+    }
+
+    async fn put_unique(
+        &self,
+        queue: &str,
+        body: Bytes,
+        options: PutOptions,
+        unique: &Unique,
+    ) -> Result<Put> {
+        let dispatched = Dispatched::of(queue, &body, options);
+        let put = self.inner.put_unique(queue, body, options, unique).await?;
+        if matches!(put, Put::Queued(_)) {
+            self.log().push(dispatched);
+        }
+        Ok(put)
+    }
+
+    async fn put_debounced(
+        &self,
+        queue: &str,
+        body: Bytes,
+        options: PutOptions,
+        debounce: &Debounce,
+    ) -> Result<Put> {
+        let dispatched = Dispatched::of(queue, &body, options);
+        let put = self
+            .inner
+            .put_debounced(queue, body, options, debounce)
+            .await?;
+        self.log().push(dispatched);
+        Ok(put)
+    }
+
+    async fn acquire_permit(&self, key: &str, limit: u32, lease: Duration) -> Result<Option<u64>> {
+        self.inner.acquire_permit(key, limit, lease).await
+    }
+
+    async fn release_permit(&self, key: &str, token: u64) -> Result<()> {
+        self.inner.release_permit(key, token).await
     }
 
     async fn put_many(

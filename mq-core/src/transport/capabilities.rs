@@ -35,6 +35,47 @@ pub struct Capabilities {
     pub max_message_size: Option<usize>,
     /// How a reservation is kept past its TTR while slots still run.
     pub keep_alive: KeepAlive,
+    /// Whether it keeps unique keys ([`Feature::Unique`]).
+    pub unique: bool,
+    /// Whether it keeps per-key concurrency permits ([`Feature::KeyLimits`]).
+    pub key_limits: bool,
+    /// Whether it can debounce ([`Feature::Debounce`]).
+    pub debounce: bool,
+}
+
+/// A feature that needs the backend to keep state of its own, beyond queued items; a
+/// backend that cannot give its guarantee does not declare it, and using it there is
+/// refused with an error that names the backends that can (see [`Capabilities::require`]).
+///
+/// ```
+/// use mq::transport::{Capabilities, Feature};
+///
+/// assert!(!Capabilities::new().supports(Feature::Unique));
+/// assert!(Capabilities::new().with_feature(Feature::Unique).supports(Feature::Unique));
+/// assert_eq!(Feature::Unique.to_string(), "unique messages");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Feature {
+    /// Unique messages: a key held while a message is queued or running (and for a time
+    /// after), so that a second dispatch with it returns the first message's id.
+    Unique,
+    /// Per-key concurrency limits: at most N messages with one key run at once, across
+    /// every worker on the backend, by permits the backend keeps.
+    KeyLimits,
+    /// Debounce: a burst of dispatches with one key becomes one message, run after a quiet
+    /// period with the latest body, never later than a maximum wait.
+    Debounce,
+}
+
+impl std::fmt::Display for Feature {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Feature::Unique => "unique messages",
+            Feature::KeyLimits => "per-key concurrency limits",
+            Feature::Debounce => "debounce",
+        })
+    }
 }
 
 /// How a backend orders ready items by priority.
@@ -104,7 +145,84 @@ impl Capabilities {
             max_delay: None,
             max_message_size: None,
             keep_alive: KeepAlive::Native,
+            unique: false,
+            key_limits: false,
+            debounce: false,
         }
+    }
+
+    /// The same, declaring `feature`.
+    ///
+    /// ```
+    /// use mq::transport::{Capabilities, Feature};
+    ///
+    /// assert!(Capabilities::new().with_feature(Feature::Unique).unique);
+    /// ```
+    pub fn with_feature(self, feature: Feature) -> Capabilities {
+        match feature {
+            Feature::Unique => Capabilities {
+                unique: true,
+                ..self
+            },
+            Feature::KeyLimits => Capabilities {
+                key_limits: true,
+                ..self
+            },
+            Feature::Debounce => Capabilities {
+                debounce: true,
+                ..self
+            },
+        }
+    }
+
+    /// Whether the backend declares `feature`.
+    ///
+    /// ```
+    /// use mq::transport::{Capabilities, Feature};
+    ///
+    /// assert!(!Capabilities::new().supports(Feature::Unique));
+    /// ```
+    pub fn supports(&self, feature: Feature) -> bool {
+        match feature {
+            Feature::Unique => self.unique,
+            Feature::KeyLimits => self.key_limits,
+            Feature::Debounce => self.debounce,
+        }
+    }
+
+    /// `Ok` if the backend declares `feature`; else [`Error::Unsupported`] for `what`, naming
+    /// `backend` and the backends of mq that declare it.
+    ///
+    /// ```
+    /// use mq::transport::{Capabilities, Feature};
+    ///
+    /// let error = Capabilities::new()
+    ///     .require(Feature::Unique, "`#[message(unique)]` of `Refund`", "beanstalk://127.0.0.1:11300")
+    ///     .unwrap_err();
+    /// assert!(error.to_string().contains("use a backend that can: "), "{error}");
+    /// assert!(error.to_string().contains("memory"), "{error}");
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`] when the backend does not declare `feature`.
+    pub fn require(&self, feature: Feature, what: &str, backend: &str) -> Result<()> {
+        if self.supports(feature) {
+            return Ok(());
+        }
+        let able = super::scheme::declaring(feature);
+        Err(Error::Unsupported {
+            what: format!("{what} ({feature})"),
+            reason: format!(
+                "{} cannot guarantee {feature}; use a backend that can: {}",
+                super::redacted(backend),
+                if able.is_empty() {
+                    "none is compiled into this build".to_owned()
+                } else {
+                    able.join(", ")
+                }
+            ),
+        })
     }
 
     /// The same with another priority order.
@@ -195,6 +313,10 @@ impl Capabilities {
                         ),
                     });
                 }
+            }
+            if options.unique.is_some() {
+                let what = format!("`#[message(unique)]` of message `{}`", info.name);
+                self.require(Feature::Unique, &what, "this backend")?;
             }
             if let Priorities::Banded { exact_below } = self.priorities {
                 if options.priority >= exact_below && options.priority != DEFAULT_PRIORITY {

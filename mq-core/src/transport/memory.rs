@@ -26,8 +26,8 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::{
-    fold_failed_stats, Capabilities, FailureStore, Job, PutOptions, QueueStats, QueuedFailures,
-    Receipt, Transport,
+    fold_failed_stats, Capabilities, Debounce, FailureStore, Feature, Job, Put, PutOptions,
+    QueueStats, QueuedFailures, Receipt, Transport, Unique,
 };
 use crate::{Error, Result};
 
@@ -62,6 +62,22 @@ struct State {
     delayed: BTreeSet<(Instant, u64)>,
     /// Reserved items by (lease end, id).
     leases: BTreeSet<(Instant, u64)>,
+    /// Unique keys and who holds them.
+    keys: HashMap<String, Key>,
+    /// Concurrency permits per key: (token, lease end).
+    permits: HashMap<String, Vec<(u64, Instant)>>,
+    /// Debounce keys: the item of the burst, and when the burst began.
+    bursts: HashMap<String, (u64, Instant)>,
+}
+
+/// A unique key: the message that holds it, and the item while it is queued or running.
+#[derive(Debug)]
+struct Key {
+    message_id: String,
+    hold_after: Duration,
+    /// The item holding the key; `None` once it ended, the key then held until `until`.
+    item: Option<u64>,
+    until: Option<Instant>,
 }
 
 /// The receipt of a reservation: the item's delivery count when it was reserved, so that
@@ -201,13 +217,89 @@ impl State {
         }
     }
 
-    /// Removes a reserved item, or says its reservation is gone.
-    fn take_reserved(&mut self, job: &Job) -> Result<Item> {
+    /// Removes a reserved item, or says its reservation is gone; a unique key it held is
+    /// freed (or kept for its `hold_after`) unless `replacement` takes it over.
+    fn take_reserved(&mut self, job: &Job, replacement: Option<u64>) -> Result<Item> {
         let until = self.lease_of(job)?;
         self.leases.remove(&(until, job.id));
-        self.items
+        let item = self
+            .items
             .remove(&job.id)
-            .ok_or(Error::ReservationLost(job.id))
+            .ok_or(Error::ReservationLost(job.id))?;
+        self.item_ended(job.id, replacement);
+        Ok(item)
+    }
+
+    /// The item `id` is gone: its unique key passes to `replacement`, or is held for its
+    /// `hold_after` from now, or freed.
+    fn item_ended(&mut self, id: u64, replacement: Option<u64>) {
+        if self.keys.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        self.keys.retain(|_, key| {
+            if key.item != Some(id) {
+                return true;
+            }
+            key.item = replacement;
+            if replacement.is_none() {
+                key.until = Some(now + key.hold_after);
+            }
+            replacement.is_some() || !key.hold_after.is_zero()
+        });
+    }
+
+    /// Replaces the body of the burst's waiting item and moves it later, or puts a new one.
+    fn debounce(
+        &mut self,
+        queue: &str,
+        body: Bytes,
+        options: PutOptions,
+        debounce: &Debounce,
+    ) -> u64 {
+        let now = Instant::now();
+        if let Some(&(id, began)) = self.bursts.get(&debounce.key) {
+            if let Some(item) = self.items.get_mut(&id) {
+                if let Place::Delayed(at) = item.place {
+                    if at > now {
+                        let due = (now + debounce.quiet).min(began + debounce.max_wait);
+                        self.delayed.remove(&(at, id));
+                        self.delayed.insert((due, id));
+                        item.place = Place::Delayed(due);
+                        item.body = body;
+                        return id;
+                    }
+                }
+            }
+        }
+        let id = self.insert(queue, body, options.with_delay(debounce.first_delay()), 0);
+        self.bursts.insert(debounce.key.clone(), (id, now));
+        id
+    }
+
+    /// Puts `body` unless `unique.key` is held; the key then names the new item.
+    fn insert_unique(
+        &mut self,
+        queue: &str,
+        body: Bytes,
+        options: PutOptions,
+        unique: &Unique,
+    ) -> Put {
+        let now = Instant::now();
+        if let Some(held) = self.keys.get(&unique.key) {
+            if held.item.is_some() || held.until.is_some_and(|until| until > now) {
+                return Put::Existing(held.message_id.clone());
+            }
+        }
+        let id = self.insert(queue, body, options, 0);
+        let key = Key {
+            message_id: unique.message_id.clone(),
+            hold_after: unique.hold_after,
+            item: Some(id),
+            until: None,
+        };
+        self.keys.insert(unique.key.clone(), key);
+        Put::Queued(id)
     }
 
     fn next_wake(&self) -> Option<Instant> {
@@ -250,7 +342,11 @@ impl Transport for MemoryTransport {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities::new().with_delays(Duration::from_nanos(1), None)
+        Capabilities::new()
+            .with_delays(Duration::from_nanos(1), None)
+            .with_feature(Feature::Unique)
+            .with_feature(Feature::KeyLimits)
+            .with_feature(Feature::Debounce)
     }
 
     fn failure_store(&self) -> Box<dyn FailureStore + '_> {
@@ -261,6 +357,57 @@ impl Transport for MemoryTransport {
         let id = self.lock().insert(queue, body, options, 0);
         self.changed.notify_waiters();
         Ok(id)
+    }
+
+    async fn put_unique(
+        &self,
+        queue: &str,
+        body: Bytes,
+        options: PutOptions,
+        unique: &Unique,
+    ) -> Result<Put> {
+        let put = self.lock().insert_unique(queue, body, options, unique);
+        if matches!(put, Put::Queued(_)) {
+            self.changed.notify_waiters();
+        }
+        Ok(put)
+    }
+
+    async fn put_debounced(
+        &self,
+        queue: &str,
+        body: Bytes,
+        options: PutOptions,
+        debounce: &Debounce,
+    ) -> Result<Put> {
+        let id = self.lock().debounce(queue, body, options, debounce);
+        self.changed.notify_waiters();
+        Ok(Put::Queued(id))
+    }
+
+    async fn acquire_permit(&self, key: &str, limit: u32, lease: Duration) -> Result<Option<u64>> {
+        let mut state = self.lock();
+        let now = Instant::now();
+        state.next_id += 1;
+        let token = state.next_id;
+        let permits = state.permits.entry(key.to_owned()).or_default();
+        permits.retain(|(_, until)| *until > now);
+        if permits.len() >= usize::try_from(limit).unwrap_or(usize::MAX) {
+            return Ok(None);
+        }
+        permits.push((token, now + lease));
+        Ok(Some(token))
+    }
+
+    async fn release_permit(&self, key: &str, token: u64) -> Result<()> {
+        let mut state = self.lock();
+        if let Some(permits) = state.permits.get_mut(key) {
+            permits.retain(|(held, _)| *held != token);
+            if permits.is_empty() {
+                state.permits.remove(key);
+            }
+        }
+        Ok(())
     }
 
     async fn reserve(&self, queues: &[String], max: usize, timeout: Duration) -> Result<Vec<Job>> {
@@ -288,14 +435,16 @@ impl Transport for MemoryTransport {
     }
 
     async fn ack(&self, job: &Job) -> Result<()> {
-        self.lock().take_reserved(job).map(drop)
+        self.lock().take_reserved(job, None).map(drop)
     }
 
     async fn retry(&self, job: &Job, body: Bytes, options: PutOptions) -> Result<()> {
         {
             let mut state = self.lock();
-            let old = state.take_reserved(job)?;
-            state.insert(&job.queue, body, options, old.deliveries);
+            state.lease_of(job)?;
+            let deliveries = state.items.get(&job.id).map_or(0, |item| item.deliveries);
+            let new = state.insert(&job.queue, body, options, deliveries);
+            state.take_reserved(job, Some(new))?;
         }
         self.changed.notify_waiters();
         Ok(())
@@ -381,6 +530,7 @@ impl Transport for MemoryTransport {
                 state.delayed.remove(&(*at, *id));
             }
             state.items.remove(id);
+            state.item_ended(*id, None);
         }
         state.ready.remove(queue);
         Ok(doomed.len() as u64)

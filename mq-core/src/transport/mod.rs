@@ -53,16 +53,18 @@ pub mod postgres;
 pub mod scheme;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+mod unique;
 
 #[cfg(any(feature = "beanstalk", feature = "postgres"))]
 pub(crate) use capabilities::too_large;
-pub use capabilities::{Capabilities, KeepAlive, Priorities};
+pub use capabilities::{Capabilities, Feature, KeepAlive, Priorities};
 pub use connect::{connect, connect_existing, redacted, url_from_env, DEFAULT_URL};
 pub use failures::{
     check_queue_name, fold_failed_stats, FailedMessage, Failure, FailureStore, QueuedFailures,
     SlotFailure, FAILED_QUEUE_PREFIX,
 };
 pub use item::{Job, PutOptions, QueueStats, Receipt};
+pub use unique::{Debounce, Put, Unique};
 
 /// A queue backend.
 ///
@@ -187,6 +189,153 @@ pub trait Transport: AsAny + Send + Sync + fmt::Debug + 'static {
     ) -> Result<u64> {
         let _ = key;
         self.put(queue, body, options).await
+    }
+
+    /// A unique dispatch: puts one item as [`put`](Transport::put) does unless another
+    /// message holds `unique.key`, in which case it queues nothing and answers that message's
+    /// id. The key is held from this put until the item is acked or failed (the replacement
+    /// item of a [`retry`](Transport::retry) keeps it), then for `unique.hold_after`; the
+    /// check and the put are one atomic step, across every process on the backend. Only a
+    /// backend that declares [`Feature::Unique`] overrides it; the default refuses with an
+    /// error that names the backends that can.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use mq::transport::{memory::MemoryTransport, PutOptions, Transport};
+    /// # use std::time::Duration;
+    /// # let queue: std::sync::Arc<dyn Transport> = MemoryTransport::new();
+    /// use mq::transport::{Put, Unique};
+    ///
+    /// let first = Unique::new("Refund:7", "id-1");
+    /// assert!(matches!(queue.put_unique("q", "a".into(), PutOptions::default(), &first).await?, Put::Queued(_)));
+    /// let second = Unique::new("Refund:7", "id-2");
+    /// assert_eq!(queue.put_unique("q", "b".into(), PutOptions::default(), &second).await?, Put::Existing("id-1".into()));
+    /// let job = queue.reserve(&["q".into()], 1, Duration::ZERO).await?.remove(0);
+    /// queue.ack(&job).await?; // the key is free again
+    /// assert!(matches!(queue.put_unique("q", "b".into(), PutOptions::default(), &second).await?, Put::Queued(_)));
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`](crate::Error::Unsupported) on a backend without
+    /// [`Feature::Unique`]; otherwise as [`put`](Transport::put).
+    async fn put_unique(
+        &self,
+        queue: &str,
+        body: Bytes,
+        options: PutOptions,
+        unique: &Unique,
+    ) -> Result<Put> {
+        let _ = (queue, body, options);
+        let what = format!("unique key `{}`", unique.key);
+        self.capabilities()
+            .require(Feature::Unique, &what, &self.describe())?;
+        Err(crate::Error::Unsupported {
+            what,
+            reason: "this backend declares unique keys but does not implement put_unique"
+                .to_owned(),
+        })
+    }
+
+    /// A per-key concurrency limit: takes one of `limit` permits of `key` for `lease` (the
+    /// message's TTR), if fewer than `limit` are taken, across every process on the backend;
+    /// `None` when all are. A permit not released within its lease (a worker killed) is free
+    /// again after it. Only a backend that declares [`Feature::KeyLimits`] overrides it; the
+    /// default refuses with an error that names the backends that can.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use mq::transport::{memory::MemoryTransport, Transport};
+    /// # use std::time::Duration;
+    /// # let queue: std::sync::Arc<dyn Transport> = MemoryTransport::new();
+    /// let lease = Duration::from_secs(60);
+    /// let first = queue.acquire_permit("customer-7", 1, lease).await?.expect("one is free");
+    /// assert!(queue.acquire_permit("customer-7", 1, lease).await?.is_none());
+    /// queue.release_permit("customer-7", first).await?;
+    /// assert!(queue.acquire_permit("customer-7", 1, lease).await?.is_some());
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`](crate::Error::Unsupported) on a backend without
+    /// [`Feature::KeyLimits`]; the backend's error.
+    async fn acquire_permit(&self, key: &str, limit: u32, lease: Duration) -> Result<Option<u64>> {
+        let _ = (limit, lease);
+        let what = format!("concurrency limit of key `{key}`");
+        self.capabilities()
+            .require(Feature::KeyLimits, &what, &self.describe())?;
+        Err(crate::Error::Unsupported {
+            what,
+            reason: "this backend declares key limits but does not implement acquire_permit"
+                .to_owned(),
+        })
+    }
+
+    /// Gives back the permit `token` of `key` that [`acquire_permit`](Transport::acquire_permit)
+    /// took; one already gone (its lease ran out) is no error.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use mq::transport::{memory::MemoryTransport, Transport};
+    /// # let queue: std::sync::Arc<dyn Transport> = MemoryTransport::new();
+    /// queue.release_permit("customer-7", 42).await?; // not taken: nothing to do
+    /// # Ok(()) }
+    /// ```
+    async fn release_permit(&self, key: &str, token: u64) -> Result<()> {
+        let _ = (key, token);
+        Ok(())
+    }
+
+    /// A debounced dispatch: if a message put with `debounce.key` is still waiting (delayed,
+    /// not yet ready), replaces its body by `body` and moves it to `debounce.quiet` from now,
+    /// but no later than `debounce.max_wait` after the burst's first dispatch; otherwise puts
+    /// `body` delayed by the quiet period, as the first of a new burst. Answers the item that
+    /// carries `body`. Only a backend that declares [`Feature::Debounce`] overrides it; the
+    /// default refuses with an error that names the backends that can.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use mq::transport::{memory::MemoryTransport, PutOptions, Transport};
+    /// # use std::time::Duration;
+    /// # let queue: std::sync::Arc<dyn Transport> = MemoryTransport::new();
+    /// use mq::transport::Debounce;
+    ///
+    /// let debounce = Debounce::new("k", Duration::from_millis(50), Duration::from_secs(5));
+    /// for body in ["a", "b", "c"] {
+    ///     queue.put_debounced("q", body.into(), PutOptions::default(), &debounce).await?;
+    /// }
+    /// let jobs = queue.reserve(&["q".into()], 10, Duration::from_secs(1)).await?;
+    /// assert_eq!(jobs.len(), 1);
+    /// assert_eq!(&jobs[0].body[..], b"c");
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`](crate::Error::Unsupported) on a backend without
+    /// [`Feature::Debounce`]; otherwise as [`put`](Transport::put).
+    async fn put_debounced(
+        &self,
+        queue: &str,
+        body: Bytes,
+        options: PutOptions,
+        debounce: &Debounce,
+    ) -> Result<Put> {
+        let _ = (queue, body, options);
+        let what = format!("debounce key `{}`", debounce.key);
+        self.capabilities()
+            .require(Feature::Debounce, &what, &self.describe())?;
+        Err(crate::Error::Unsupported {
+            what,
+            reason: "this backend declares debounce but does not implement put_debounced"
+                .to_owned(),
+        })
     }
 
     /// Batch dispatch ([`Bus::dispatch_all`](crate::Bus::dispatch_all)): puts several items

@@ -24,7 +24,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use super::Transport;
+use super::{Feature, Transport};
 use crate::{Error, Result};
 
 /// What a backend's connect function returns.
@@ -73,6 +73,9 @@ pub struct Scheme {
     /// that is not there is an error naming its absolute path), for commands that inspect a
     /// queue; `None` where `connect` creates nothing anyway (a server's backend).
     pub connect_existing: Option<Connect>,
+    /// The [`Feature`]s its transports declare (what errors name as "the backends that
+    /// can"); must agree with their [`capabilities`](super::Transport::capabilities).
+    pub features: &'static [Feature],
 }
 
 impl Scheme {
@@ -99,8 +102,40 @@ impl Scheme {
             feature: "",
             connect: Some(connect),
             connect_existing: None,
+            features: &[],
         }
     }
+
+    /// The same, declaring `features` (as its transports' capabilities do).
+    ///
+    /// ```
+    /// use mq::transport::scheme::{ConnectFuture, Scheme};
+    /// use mq::transport::Feature;
+    ///
+    /// fn connect_test(_url: &str) -> ConnectFuture<'_> {
+    ///     Box::pin(async { Err(mq::Error::Config("not really".into())) })
+    /// }
+    /// static TEST: Scheme = Scheme::new("test", "test://", connect_test).with_features(&[Feature::Unique]);
+    /// assert_eq!(TEST.features, [Feature::Unique]);
+    /// ```
+    pub const fn with_features(self, features: &'static [Feature]) -> Scheme {
+        Scheme { features, ..self }
+    }
+}
+
+/// The schemes of this build whose backends declare `feature`, one name per backend.
+pub(crate) fn declaring(feature: Feature) -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = Vec::new();
+    for scheme in compiled() {
+        let same_backend = |name: &&str| scheme.scheme.starts_with(*name);
+        if scheme.connect.is_some()
+            && scheme.features.contains(&feature)
+            && !names.iter().any(same_backend)
+        {
+            names.push(scheme.scheme);
+        }
+    }
+    names
 }
 
 inventory::collect!(Scheme);
@@ -128,6 +163,7 @@ pub const BUILT_IN: &[Scheme] = &[
         connect_existing: Some(|url| Box::pin(super::sqlite::connect(path_of(url), sqlite(false)))),
         #[cfg(not(feature = "sqlite"))]
         connect_existing: None,
+        features: &[Feature::Unique, Feature::KeyLimits, Feature::Debounce],
     },
     Scheme {
         scheme: "beanstalk",
@@ -138,6 +174,7 @@ pub const BUILT_IN: &[Scheme] = &[
         #[cfg(not(feature = "beanstalk"))]
         connect: None,
         connect_existing: None,
+        features: &[],
     },
     Scheme {
         scheme: "nats",
@@ -148,6 +185,7 @@ pub const BUILT_IN: &[Scheme] = &[
         #[cfg(not(feature = "nats"))]
         connect: None,
         connect_existing: None,
+        features: &[],
     },
     Scheme {
         scheme: "postgres",
@@ -155,6 +193,7 @@ pub const BUILT_IN: &[Scheme] = &[
         feature: "postgres",
         connect: POSTGRES,
         connect_existing: None,
+        features: &[Feature::Unique, Feature::KeyLimits, Feature::Debounce],
     },
     Scheme {
         scheme: "postgresql",
@@ -162,6 +201,7 @@ pub const BUILT_IN: &[Scheme] = &[
         feature: "postgres",
         connect: POSTGRES,
         connect_existing: None,
+        features: &[Feature::Unique, Feature::KeyLimits, Feature::Debounce],
     },
     Scheme {
         scheme: "memory",
@@ -175,6 +215,7 @@ pub const BUILT_IN: &[Scheme] = &[
             })
         }),
         connect_existing: None,
+        features: &[Feature::Unique, Feature::KeyLimits, Feature::Debounce],
     },
 ];
 

@@ -45,6 +45,9 @@ pub struct WorkerBuilder {
     /// instead of running, and prints the report as JSON when `json`.
     #[cfg(feature = "cli")]
     pub(super) check_only: Option<bool>,
+    /// The recurring messages this worker dispatches.
+    #[cfg(feature = "schedules")]
+    pub(super) schedules: Vec<crate::schedule::Schedule>,
 }
 
 impl fmt::Debug for States {
@@ -61,6 +64,8 @@ impl WorkerBuilder {
             registry: None,
             states: States::default(),
             hook: None,
+            #[cfg(feature = "schedules")]
+            schedules: Vec::new(),
             #[cfg(feature = "cli")]
             app_version: None,
             #[cfg(feature = "cli")]
@@ -350,6 +355,34 @@ impl WorkerBuilder {
                     transport.describe()
                 ))
             })?;
+        #[cfg(feature = "schedules")]
+        let mut schedules = self.schedules;
+        #[cfg(feature = "schedules")]
+        schedules.extend(crate::schedule::linked(&registry)?);
+        #[cfg(not(feature = "schedules"))]
+        if let Some((info, _)) = crate::registry::scheduled().find(|(info, _)| {
+            registry
+                .routes()
+                .any(|route| route.info().name == info.name)
+        }) {
+            return Err(Error::Config(format!(
+                "message `{}` has `#[message(schedule = ...)]`: enable mq-core's `schedules` \
+                 feature to run it",
+                info.name
+            )));
+        }
+        #[cfg(feature = "schedules")]
+        for schedule in &schedules {
+            let what = format!(
+                "schedule `{}` (each tick is a unique message)",
+                schedule.name()
+            );
+            transport.capabilities().require(
+                transport::Feature::Unique,
+                &what,
+                &transport.describe(),
+            )?;
+        }
         let signer = match options.signer.take() {
             Some(signer) => Some(signer),
             None => crate::signing::Signer::from_env()?,
@@ -389,6 +422,8 @@ impl WorkerBuilder {
                 verifier,
                 held: Arc::default(),
                 slots_alive: Arc::default(),
+                #[cfg(feature = "schedules")]
+                schedules,
                 #[cfg(feature = "prometheus")]
                 health,
                 #[cfg(feature = "prometheus")]
@@ -396,6 +431,37 @@ impl WorkerBuilder {
             }),
             stop: Arc::new(stop),
         })
+    }
+
+    /// Adds a recurring message: this worker dispatches each of its ticks, as every other
+    /// worker given the same schedule does, and the backend keeps one message per tick
+    /// (see [`schedule`](crate::schedule)). Needs a backend that keeps unique keys; on
+    /// another, [`build`](WorkerBuilder::build) refuses.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(mq::Message, Serialize, Deserialize)] struct Poll;
+    /// # #[mq::slot] fn poll(_: Poll) {}
+    /// # let registry = mq::Registry::from_slots([mq::SlotDef::of::<poll>()])?;
+    /// use mq::schedule::Schedule;
+    /// use std::time::Duration;
+    ///
+    /// let every_minute = Schedule::every("poll", Duration::from_secs(60), |_| Poll)?;
+    /// let worker = mq::Worker::builder()
+    ///     .url("memory://builder-schedule-doc")
+    ///     .registry(registry)
+    ///     .schedule(every_minute)
+    ///     .build()
+    ///     .await?;
+    /// assert_eq!(worker.schedules()[0].name(), "poll");
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "schedules")]
+    pub fn schedule(mut self, schedule: crate::schedule::Schedule) -> Self {
+        self.schedules.push(schedule);
+        self
     }
 
     /// Builds the worker and runs it until it stops.

@@ -104,6 +104,11 @@ pub(crate) struct Cli {
     #[arg(long)]
     pub(crate) list: bool,
 
+    /// Print the schedules (name, message, when, next tick) and exit
+    #[cfg(feature = "schedules")]
+    #[arg(long)]
+    pub(crate) schedules: bool,
+
     #[command(subcommand)]
     pub(crate) command: Option<WorkerCommand>,
 }

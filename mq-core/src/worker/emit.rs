@@ -34,6 +34,8 @@ pub(crate) enum Outcome {
     Retried,
     /// The message is in the failure store.
     Failed,
+    /// Its concurrency key's limit was reached: put back unchanged (see `limits`).
+    HeldBack,
 }
 
 #[cfg(feature = "metrics")]
@@ -44,6 +46,7 @@ impl Outcome {
             Outcome::Finished => "finished",
             Outcome::Retried => "retried",
             Outcome::Failed => "failed",
+            Outcome::HeldBack => "held_back",
         }
     }
 }
@@ -109,9 +112,18 @@ async fn emit(shared: Arc<Shared>, job: Job, envelope: Envelope, busy: Busy) -> 
     if envelope.attempt == 1 {
         metrics::queue_wait(queue_label.clone(), info.name, envelope.dispatched_at);
     }
+    let permit = match super::limits::enter(&shared, &envelope, info.options.ttr).await {
+        super::limits::Gate::Open(permit) => permit,
+        super::limits::Gate::HeldBack => {
+            drop(busy);
+            let (priority, ttr) = (info.options.priority, info.options.ttr);
+            return super::limits::hold_back(&shared, &job, priority, ttr).await;
+        }
+    };
     let started = Instant::now();
     let failures = run_slots(&shared, &job, &envelope, route).await;
     let elapsed = started.elapsed();
+    super::limits::leave(&shared, permit).await;
     drop(busy);
 
     let policy = Policy {

@@ -61,6 +61,8 @@ pub(super) struct Tally {
     pub(super) finished: u64,
     pub(super) retried: u64,
     pub(super) failed: u64,
+    /// Held back by a concurrency limit: neither handled nor failed.
+    pub(super) held_back: u64,
 }
 
 impl Tally {
@@ -69,6 +71,7 @@ impl Tally {
             Outcome::Finished => self.finished += 1,
             Outcome::Retried => self.retried += 1,
             Outcome::Failed => self.failed += 1,
+            Outcome::HeldBack => self.held_back += 1,
         }
     }
 

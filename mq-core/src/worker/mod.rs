@@ -30,6 +30,7 @@ mod decide;
 mod emit;
 mod exit;
 mod held;
+mod limits;
 mod memory;
 mod options;
 mod program;
@@ -43,6 +44,7 @@ mod tuning;
 pub use crate::telemetry::health::DEFAULT_HEALTH_TIMEOUT;
 pub use builder::WorkerBuilder;
 pub use exit::Exit;
+pub(crate) use limits::{LIMIT, LIMIT_KEY, RATE, RATE_KEY};
 pub use options::{DEFAULT_CONCURRENCY, DEFAULT_GRACE};
 pub use run::Worker;
 

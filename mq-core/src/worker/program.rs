@@ -71,6 +71,10 @@ impl WorkerBuilder {
         self.check_only = cli
             .command
             .map(|super::cli::WorkerCommand::Check { json }| json);
+        #[cfg(feature = "schedules")]
+        if cli.schedules {
+            self.schedules_and_exit();
+        }
         cli.apply(&mut self.options);
         self
     }
@@ -131,23 +135,37 @@ impl WorkerBuilder {
         }
     }
 
+    /// `--schedules`: prints the schedules given and those of the recurring messages it
+    /// handles, and exits 0; or the error that keeps them from running, and exits 1.
+    #[cfg(all(feature = "cli", feature = "schedules"))]
+    fn schedules_and_exit(self) -> ! {
+        let registry = match self.registry {
+            Some(registry) => Ok(registry),
+            None => crate::Registry::linked(),
+        };
+        let mut schedules = self.schedules;
+        match registry.and_then(|registry| crate::schedule::linked(&registry)) {
+            Ok(linked) => {
+                schedules.extend(linked);
+                let now = std::time::SystemTime::now();
+                print_and_exit(&crate::schedule::table(&schedules, now))
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                std::process::exit(1)
+            }
+        }
+    }
+
     /// `--list`: prints the routing table and exits 0, or the registry's error and exits 1.
     #[cfg(feature = "cli")]
     fn list_and_exit(self) -> ! {
-        use std::io::Write as _;
         let registry = match self.registry {
             Some(registry) => Ok(registry),
             None => crate::Registry::linked(),
         };
         match registry {
-            Ok(registry) => {
-                let mut stdout = std::io::stdout().lock();
-                // A closed pipe (`--list | head`) is no error of the worker's.
-                let _ = stdout
-                    .write_all(registry.table().as_bytes())
-                    .and_then(|()| stdout.flush());
-                std::process::exit(0)
-            }
+            Ok(registry) => print_and_exit(&registry.table()),
             Err(error) => {
                 eprintln!("error: {error}");
                 std::process::exit(1)
@@ -189,4 +207,16 @@ impl WorkerBuilder {
         }
         Ok(())
     }
+}
+
+/// Prints `text` to stdout and exits 0; a closed pipe (`--list | head`) is no error of the
+/// worker's.
+#[cfg(feature = "cli")]
+fn print_and_exit(text: &str) -> ! {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
+    std::process::exit(0)
 }

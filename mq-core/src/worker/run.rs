@@ -57,6 +57,9 @@ pub(crate) struct Shared {
     /// Reserved items whose handling has not ended: kept alive while their slots run,
     /// handed back when the grace runs out.
     pub(super) held: Arc<Held>,
+    /// The recurring messages it dispatches, run beside the loop.
+    #[cfg(feature = "schedules")]
+    pub(super) schedules: Vec<crate::schedule::Schedule>,
     /// Slot runs of this worker not yet ended (see [`Worker::slots_left_running`]).
     pub(super) slots_alive: Arc<std::sync::atomic::AtomicUsize>,
     /// What `/healthz` answers, from the reserves' results.
@@ -118,6 +121,25 @@ impl Worker {
     /// ```
     pub fn builder() -> WorkerBuilder {
         WorkerBuilder::from_options(Options::default())
+    }
+
+    /// The recurring messages this worker dispatches (`worker --schedules` lists them with
+    /// their next tick).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(mq::Message, Serialize, Deserialize)] struct Ping;
+    /// # #[mq::slot] fn pong(_: Ping) {}
+    /// # let registry = mq::Registry::from_slots([mq::SlotDef::of::<pong>()])?;
+    /// let worker = mq::Worker::builder().url("memory://").registry(registry).build().await?;
+    /// assert!(worker.schedules().is_empty());
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "schedules")]
+    pub fn schedules(&self) -> &[crate::schedule::Schedule] {
+        &self.shared.schedules
     }
 
     /// The routing table this worker runs.
@@ -244,6 +266,12 @@ impl Worker {
         )));
         #[cfg(feature = "postgres")]
         let relaying = shared.relay.clone().map(RelayTask::start);
+        #[cfg(feature = "schedules")]
+        let _scheduler = AbortOnDrop(tokio::spawn(crate::schedule::run_all(
+            shared.schedules.clone(),
+            shared.bus.clone(),
+            self.stop.subscribe(),
+        )));
         // mq's metrics described to whatever recorder is installed, at each start.
         #[cfg(feature = "metrics")]
         crate::telemetry::metrics::describe();

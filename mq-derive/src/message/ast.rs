@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use syn::meta::ParseNestedMeta;
+use syn::spanned::Spanned as _;
 use syn::{Data, DeriveInput, Ident, LitInt, LitStr};
 
 use super::versions::{self, Versions};
@@ -28,10 +29,22 @@ pub(crate) struct Options {
     pub(crate) retries: Option<u32>,
     pub(crate) backoff: Option<Duration>,
     pub(crate) backoff_max: Option<Duration>,
+    /// The fields of a unique message's key (`unique = "order_id"`).
+    pub(crate) unique: Option<super::unique::KeyFields>,
+    /// How long its key stays taken after a message ended (`unique_for = "10m"`).
+    pub(crate) unique_for: Option<Duration>,
     /// The path of mq-core in the user's crate (`crate = "my_mq"`).
     pub(crate) krate: Option<syn::Path>,
     /// `version = N` and `previous(...)`.
     pub(crate) versions: Versions,
+    /// Where `unique_for` was written, for the error when `unique` is missing.
+    unique_for_span: Option<proc_macro2::Span>,
+    /// A recurring message's cron expression (`schedule = "0 */5 * * * *"`), and the
+    /// literal's span (the `Default` check points there).
+    pub(crate) schedule: Option<(String, proc_macro2::Span)>,
+    /// Its time zone (`schedule_zone = "Europe/Berlin"`).
+    pub(crate) schedule_zone: Option<String>,
+    schedule_zone_span: Option<proc_macro2::Span>,
 }
 
 impl<'a> Input<'a> {
@@ -75,6 +88,24 @@ impl<'a> Input<'a> {
             }
         }
         options.versions.check(&mut errors);
+        if let Some(fields) = &options.unique {
+            if let Err(error) = super::unique::check(input, fields) {
+                errors.push(error);
+            }
+        } else if let Some(span) = options.unique_for_span {
+            errors.push(syn::Error::new(
+                span,
+                "`unique_for` is how long a unique message's key stays taken: add the fields \
+                 of the key, e.g. `unique = \"order_id\"`",
+            ));
+        }
+        if let (None, Some(span)) = (&options.schedule, options.schedule_zone_span) {
+            errors.push(syn::Error::new(
+                span,
+                "`schedule_zone` is the time zone of a recurring message's cron expression: \
+                 add the expression, e.g. `schedule = \"0 0 9 * * *\"`",
+            ));
+        }
         errors.finish(Input {
             ident: &input.ident,
             options,
@@ -152,6 +183,26 @@ impl Options {
                 &mut self.versions.previous,
                 versions::read_previous(meta)?,
             ),
+            symbol::UNIQUE => {
+                let lit = read_str(meta, "unique = \"order_id\"")?;
+                set(meta, &mut self.unique, super::unique::read(&lit)?)
+            }
+            symbol::UNIQUE_FOR => {
+                self.unique_for_span = Some(meta.path.span());
+                let hold = read_duration(meta, "10m", false)?;
+                set(meta, &mut self.unique_for, hold)
+            }
+            symbol::SCHEDULE => {
+                let lit = read_str(meta, "schedule = \"0 */5 * * * *\"")?;
+                let expr = super::schedule::read_cron(&lit)?;
+                set(meta, &mut self.schedule, (expr, lit.span()))
+            }
+            symbol::SCHEDULE_ZONE => {
+                self.schedule_zone_span = Some(meta.path.span());
+                let lit = read_str(meta, "schedule_zone = \"Europe/Berlin\"")?;
+                let zone = super::schedule::read_zone(&lit)?;
+                set(meta, &mut self.schedule_zone, zone)
+            }
             symbol::CRATE => {
                 let lit = read_str(meta, "crate = \"my_mq\"")?;
                 set(meta, &mut self.krate, crate::krate::read(&lit)?)
@@ -355,6 +406,18 @@ pub(super) mod tests {
         assert!(errors[4].starts_with("duplicate `#[message]` key `retries`"));
         assert!(errors[5].starts_with("unknown `#[message]` key `tr`"));
         assert!(errors[6].starts_with("`timeout` must be longer than zero"));
+    }
+
+    #[test]
+    fn reads_the_unique_key_fields_and_hold() {
+        let input: DeriveInput = syn::parse_quote! {
+            #[message(unique = "customer, order_id", unique_for = "10m")]
+            struct Refund { customer: String, order_id: u64, cents: u64 }
+        };
+        let options = Input::from_syn(&input).unwrap().options;
+        let fields = options.unique.unwrap();
+        assert_eq!(fields.names, ["customer", "order_id"]);
+        assert_eq!(options.unique_for, Some(Duration::from_secs(600)));
     }
 
     #[test]

@@ -29,6 +29,21 @@ pub(crate) fn derive(input: &Input<'_>) -> TokenStream {
         }
     };
     let versions = versions(m, input);
+    let unique = options.unique.as_ref().map(|_| {
+        let hold = duration(m, options.unique_for.unwrap_or(Duration::ZERO));
+        quote!(.with_unique(#hold))
+    });
+    let unique_key = super::unique::method(m, options.unique.as_ref());
+    let (schedule, def) = match &options.schedule {
+        Some((expr, span)) => {
+            let zone = options.schedule_zone.as_deref().unwrap_or("UTC");
+            // Spanned at the expression: a type that is not `Default` is reported there.
+            let m_span = krate::private_at(options.krate.as_ref(), *span);
+            let def = quote_spanned! {*span=> #m_span::MessageDef::scheduled::<#ident>() };
+            (quote!(.with_schedule(#expr, #zone)), def)
+        }
+        None => (quote!(), quote!(#m::MessageDef::of::<#ident>())),
+    };
     // Spanned at the type's name, so a missing Serialize or Deserialize points there.
     let m_ident = krate::private_at(options.krate.as_ref(), ident.span());
     let message_impl = quote_spanned! {ident.span()=>
@@ -39,11 +54,12 @@ pub(crate) fn derive(input: &Input<'_>) -> TokenStream {
             #message_impl {
                 const NAME: &'static str = #name;
                 const OPTIONS: #m::MessageOptions =
-                    #m::message_options(#queue, #priority, #delay, #ttr, #timeout, #retries, #backoff);
+                    #m::message_options(#queue, #priority, #delay, #ttr, #timeout, #retries, #backoff)#unique #schedule;
                 #versions
+                #unique_key
             }
             #m::inventory::submit! {
-                #m::MessageDef::of::<#ident>()
+                #def
             }
         };
     }

@@ -2,6 +2,8 @@
 
 mod ast;
 mod expand;
+mod schedule;
+mod unique;
 mod versions;
 
 use proc_macro2::TokenStream;

@@ -1,7 +1,8 @@
 //! A worker whose slot needs state, on the builder with the command line: its slot records
 //! each `Work` in the file that its `mq::State<Record>` names (`main` reads it from
 //! `$MQ_TEST_RECORD`). The code sets a limit of 1000 and a concurrency of 3: defaults that the
-//! `MQ_*` variables and the flags override (see `tests/tests/worker_command_line.rs`).
+//! `MQ_*` variables and the flags override (see `tests/tests/worker_command_line.rs`). With
+//! `$MQ_TEST_SCHEDULE` set, it also has a schedule (for `--schedules`).
 
 use std::path::PathBuf;
 
@@ -24,7 +25,18 @@ async fn main() -> mq::Result<()> {
     let record = Record {
         path: std::env::var_os("MQ_TEST_RECORD").map(PathBuf::from),
     };
-    mq::Worker::builder()
+    let mut builder = mq::Worker::builder();
+    if std::env::var_os("MQ_TEST_SCHEDULE").is_some() {
+        // A schedule for `--schedules` to list (see `worker_command_line.rs`).
+        let nightly = mq::schedule::Schedule::cron("nightly-work", "0 30 3 * * *", |_| Work {
+            n: 0,
+            sleep_ms: 0,
+            panic: false,
+        })?
+        .in_zone("Europe/Berlin")?;
+        builder = builder.schedule(nightly);
+    }
+    builder
         .state(record)
         .limit(1000)
         .concurrency(3)

@@ -46,13 +46,17 @@
 //! ```
 
 mod acks;
+mod debounce;
 mod error;
 mod failed;
 mod hold;
 mod listen;
 mod ops;
 mod outbox;
+mod permits;
 mod schema;
+mod sql;
+mod unique;
 mod url;
 
 use std::sync::Arc;
@@ -65,7 +69,10 @@ use sqlx::{ConnectOptions, PgPool};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::{Capabilities, Failure, FailureStore, Job, PutOptions, QueueStats, Transport};
+use super::{
+    Capabilities, Debounce, Failure, FailureStore, Feature, Job, Put, PutOptions, QueueStats,
+    Transport, Unique,
+};
 use crate::{Error, Result};
 use acks::Acks;
 use error::{translate, PgError};
@@ -223,7 +230,23 @@ impl PostgresTransport {
         options: &PutOptions,
     ) -> Result<u64> {
         let context = PgError::Within { url: &self.url };
-        ops::put_row(connection, &self.sql, queue, body, options)
+        ops::put_row(connection, &self.sql, queue, body, options, None)
+            .await
+            .map_err(|error| translate(error, &context))
+    }
+
+    /// [`put_within`](PostgresTransport::put_within) for a unique message: the key is
+    /// taken in the application's transaction, and freed again if it rolls back.
+    pub(crate) async fn put_unique_within(
+        &self,
+        connection: &mut sqlx::PgConnection,
+        queue: &str,
+        body: &[u8],
+        options: &PutOptions,
+        unique: &Unique,
+    ) -> Result<Put> {
+        let context = PgError::Within { url: &self.url };
+        unique::put(connection, &self.sql, queue, body, options, unique)
             .await
             .map_err(|error| translate(error, &context))
     }
@@ -343,6 +366,9 @@ impl Transport for PostgresTransport {
         Capabilities::new()
             .with_max_message_size(MAX_MESSAGE_SIZE)
             .with_delays(Duration::from_millis(1), Some(LONGEST_DELAY))
+            .with_feature(Feature::Unique)
+            .with_feature(Feature::KeyLimits)
+            .with_feature(Feature::Debounce)
     }
 
     fn failure_store(&self) -> Box<dyn FailureStore + '_> {
@@ -354,6 +380,49 @@ impl Transport for PostgresTransport {
         let id = ops::put(&self.pool, &self.sql, queue, &body, &options).await?;
         self.wakeups.wake();
         Ok(id)
+    }
+
+    /// The key and the row in one transaction.
+    async fn put_unique(
+        &self,
+        queue: &str,
+        body: Bytes,
+        options: PutOptions,
+        unique: &Unique,
+    ) -> Result<Put> {
+        check_size(queue, &body)?;
+        let put = async {
+            let mut tx = self.pool.begin().await?;
+            let put = unique::put(&mut tx, &self.sql, queue, &body, &options, unique).await?;
+            tx.commit().await?;
+            Ok(put)
+        };
+        let put = put.await.map_err(ops::op("put"))?;
+        if matches!(put, Put::Queued(_)) {
+            self.wakeups.wake();
+        }
+        Ok(put)
+    }
+
+    async fn put_debounced(
+        &self,
+        queue: &str,
+        body: Bytes,
+        options: PutOptions,
+        debounce: &Debounce,
+    ) -> Result<Put> {
+        check_size(queue, &body)?;
+        let put = debounce::put(&self.pool, &self.sql, queue, &body, &options, debounce).await?;
+        self.wakeups.wake();
+        Ok(put)
+    }
+
+    async fn acquire_permit(&self, key: &str, limit: u32, lease: Duration) -> Result<Option<u64>> {
+        permits::acquire(&self.pool, &self.sql, key, limit, lease).await
+    }
+
+    async fn release_permit(&self, key: &str, token: u64) -> Result<()> {
+        permits::release(&self.pool, &self.sql, key, token).await
     }
 
     /// All or none: the rows go in with one transaction.

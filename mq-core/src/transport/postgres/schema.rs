@@ -25,7 +25,7 @@ use super::error::{self, PgError};
 use crate::{Error, Result};
 
 /// One entry per schema version: the version it brings the schema to and its SQL.
-const MIGRATIONS: &[(u32, &str)] = &[(1, V1), (2, V2)];
+const MIGRATIONS: &[(u32, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4), (5, V5)];
 
 /// The schema version this build writes.
 pub(super) const VERSION: u32 = MIGRATIONS.len() as u32;
@@ -135,6 +135,72 @@ BEGIN
     RETURNING m.id, m.priority, m.body, m.deliveries, picked.late;
 END
 $$;
+";
+
+/// Version 3: unique keys.
+///
+/// `mq_unique`: one row per unique key taken. `item` is the `mq_messages` row that holds it
+/// while the message is queued or running; once the message ended it is NULL and the key
+/// stays taken until `until` (the end plus `hold_ms`; then it is free, and a later put
+/// takes the row over). `mq_messages.unique_key` names the key a row holds. Triggers keep
+/// the two in step on every path that deletes or inserts a row, whatever statement does it
+/// (ack, fail, flush, a held batch's settle): a deleted row ends its key, an inserted row
+/// with a key holds it again, so a retry (one statement that deletes the row and inserts
+/// its replacement, which copies the key) keeps it.
+///
+/// Version 2's workers run on these tables without harm (`COMPATIBLE_FROM` stays 2): they
+/// put no unique message, and their retry, which does not copy the key, frees it early.
+const V3: &str = "\
+ALTER TABLE mq_messages ADD COLUMN unique_key text;
+CREATE TABLE mq_unique (
+    key         text        PRIMARY KEY,
+    message_id  text        NOT NULL,
+    item        bigint,
+    hold_ms     bigint      NOT NULL,
+    until       timestamptz
+);
+CREATE INDEX mq_unique_until ON mq_unique (until) WHERE item IS NULL;
+CREATE FUNCTION mq_unique_ended() RETURNS trigger
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+    UPDATE mq_unique SET item = NULL, until = now() + hold_ms * interval '1 millisecond'
+    WHERE key = OLD.unique_key AND item = OLD.id;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER mq_unique_ended AFTER DELETE ON mq_messages FOR EACH ROW
+    WHEN (OLD.unique_key IS NOT NULL) EXECUTE FUNCTION mq_unique_ended();
+CREATE FUNCTION mq_unique_taken() RETURNS trigger
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+    UPDATE mq_unique SET item = NEW.id, until = NULL
+    WHERE key = NEW.unique_key AND item IS NULL;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER mq_unique_taken AFTER INSERT ON mq_messages FOR EACH ROW
+    WHEN (NEW.unique_key IS NOT NULL) EXECUTE FUNCTION mq_unique_taken();
+";
+
+/// Version 4: per-key concurrency permits: one row per permit taken, until the end of its
+/// lease. Older workers do not use the table (`COMPATIBLE_FROM` stays 2).
+const V4: &str = "\
+CREATE TABLE mq_permits (
+    token       bigserial   PRIMARY KEY,
+    key         text        NOT NULL,
+    until       timestamptz NOT NULL
+);
+CREATE INDEX mq_permits_key ON mq_permits (key, until);
+";
+
+/// Version 5: debounce. `mq_debounce`: per key, the row of its latest burst (`item`) and
+/// when the burst began. Older workers do not use the table (`COMPATIBLE_FROM` stays 2).
+const V5: &str = "\
+CREATE TABLE mq_debounce (
+    key         text        PRIMARY KEY,
+    item        bigint,
+    began       timestamptz NOT NULL
+);
 ";
 
 /// The statement that records `version` as done (its table has `compatible_from` from

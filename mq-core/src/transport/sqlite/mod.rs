@@ -25,10 +25,13 @@
 //! ```
 
 mod busy;
+mod debounce;
 mod open;
 mod ops;
+mod permits;
 mod room;
 mod schema;
+mod unique;
 mod writer;
 
 use std::collections::HashMap;
@@ -41,7 +44,8 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::{
-    Capabilities, FailedMessage, Failure, FailureStore, Job, PutOptions, QueueStats, Transport,
+    Capabilities, Debounce, FailedMessage, Failure, FailureStore, Feature, Job, Put, PutOptions,
+    QueueStats, Transport, Unique,
 };
 use crate::Result;
 use writer::{Waiting, Writer};
@@ -293,6 +297,9 @@ impl Transport for SqliteTransport {
     /// gigabyte), a lease renewed by the item's TTR.
     fn capabilities(&self) -> Capabilities {
         Capabilities::new()
+            .with_feature(Feature::Unique)
+            .with_feature(Feature::KeyLimits)
+            .with_feature(Feature::Debounce)
     }
 
     fn failure_store(&self) -> Box<dyn FailureStore + '_> {
@@ -303,6 +310,48 @@ impl Transport for SqliteTransport {
         let queue = queue.to_owned();
         self.writer
             .call(move |db| ops::put_new(db, &queue, &body, &options))
+            .await
+    }
+
+    async fn put_unique(
+        &self,
+        queue: &str,
+        body: Bytes,
+        options: PutOptions,
+        unique: &Unique,
+    ) -> Result<Put> {
+        let queue = queue.to_owned();
+        let unique = unique.clone();
+        self.writer
+            .call(move |db| unique::put(db, &queue, &body, &options, &unique))
+            .await
+    }
+
+    async fn put_debounced(
+        &self,
+        queue: &str,
+        body: Bytes,
+        options: PutOptions,
+        debounce: &Debounce,
+    ) -> Result<Put> {
+        let queue = queue.to_owned();
+        let debounce = debounce.clone();
+        self.writer
+            .call(move |db| debounce::put(db, &queue, &body, &options, &debounce))
+            .await
+    }
+
+    async fn acquire_permit(&self, key: &str, limit: u32, lease: Duration) -> Result<Option<u64>> {
+        let key = key.to_owned();
+        self.writer
+            .call(move |db| permits::acquire(db, &key, limit, lease))
+            .await
+    }
+
+    async fn release_permit(&self, key: &str, token: u64) -> Result<()> {
+        let key = key.to_owned();
+        self.writer
+            .call(move |db| permits::release(db, &key, token))
             .await
     }
 

@@ -238,7 +238,11 @@ fn take(db: &Db<'_>, job: &Job) -> Outcome<()> {
 }
 
 pub(super) fn ack(db: &Db<'_>, job: &Job) -> Outcome<()> {
-    take(db, job)
+    if let Err(lost) = take(db, job)? {
+        return Ok(Err(lost));
+    }
+    super::unique::ended(db, job.id, None)?;
+    Ok(Ok(()))
 }
 
 /// Deletes the reserved row and inserts its replacement, in the caller's transaction.
@@ -246,7 +250,8 @@ pub(super) fn retry(db: &Db<'_>, job: &Job, body: &[u8], options: &PutOptions) -
     if let Err(lost) = take(db, job)? {
         return Ok(Err(lost));
     }
-    put(db, &job.queue, body, options, job.deliveries)?;
+    let new = put(db, &job.queue, body, options, job.deliveries)?;
+    super::unique::ended(db, job.id, Some(new))?;
     Ok(Ok(()))
 }
 
@@ -289,6 +294,7 @@ pub(super) fn fail(
     if let Err(lost) = take(db, job)? {
         return Ok(Err(lost));
     }
+    super::unique::ended(db, job.id, None)?;
     store_failed(db, &job.queue, body, options, failure).map(|_| Ok(()))
 }
 
@@ -482,5 +488,8 @@ pub(super) fn flush(db: &Db<'_>, queue: &str) -> Outcome<u64> {
         .conn
         .prepare_cached("DELETE FROM mq_messages WHERE queue = ?1 AND state < 2")?
         .execute([queue])?;
+    if deleted > 0 {
+        super::unique::flushed(db)?;
+    }
     Ok(Ok(deleted as u64))
 }

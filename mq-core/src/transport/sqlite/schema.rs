@@ -10,7 +10,7 @@
 use rusqlite::{Connection, OptionalExtension};
 
 /// One entry per schema version: the SQL that takes a file from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this build writes.
 pub(super) const VERSION: i64 = MIGRATIONS.len() as i64;
@@ -58,6 +58,48 @@ CREATE TABLE mq_failed (
     body        BLOB    NOT NULL
 );
 CREATE INDEX mq_failed_queue ON mq_failed (queue, id);
+";
+
+/// Version 2: unique keys.
+///
+/// `mq_unique`: one row per unique key taken. `item` is the `mq_messages` row that holds
+/// it while the message is queued or running (a retry's replacement row takes it over);
+/// once the message ended, `item` is NULL and the key stays taken until `until`
+/// (milliseconds since the Unix epoch, the end plus `hold_ms`); a key without a hold is
+/// deleted at the end. `message_id` is the envelope id a second dispatch gets back.
+const V2: &str = "
+CREATE TABLE mq_unique (
+    key         TEXT    PRIMARY KEY NOT NULL,
+    message_id  TEXT    NOT NULL,
+    item        INTEGER,
+    hold_ms     INTEGER NOT NULL,
+    until       INTEGER
+) WITHOUT ROWID;
+CREATE INDEX mq_unique_item ON mq_unique (item) WHERE item IS NOT NULL;
+CREATE INDEX mq_unique_until ON mq_unique (until) WHERE item IS NULL;
+";
+
+/// Version 3: per-key concurrency permits.
+///
+/// `mq_permits`: one row per permit taken, until `until` (milliseconds since the Unix
+/// epoch, the lease's end; a permit whose holder died is free after it).
+const V3: &str = "
+CREATE TABLE mq_permits (
+    token       INTEGER PRIMARY KEY AUTOINCREMENT,
+    key         TEXT    NOT NULL,
+    until       INTEGER NOT NULL
+);
+CREATE INDEX mq_permits_key ON mq_permits (key, until);
+";
+
+/// Version 4: debounce. `mq_debounce`: per key, the row of its latest burst and when the
+/// burst began (milliseconds since the Unix epoch).
+const V4: &str = "
+CREATE TABLE mq_debounce (
+    key         TEXT    PRIMARY KEY NOT NULL,
+    item        INTEGER NOT NULL,
+    began       INTEGER NOT NULL
+) WITHOUT ROWID;
 ";
 
 /// Why a file cannot be used as a queue, beyond an SQLite error.

@@ -46,11 +46,7 @@ impl HeldSql {
                     "m.state = 'reserved' AND m.lease_until <= now()",
                     "m.lease_until"
                 ),
-                pick(
-                    1,
-                    "m.state = 'delayed' AND m.due_at <= now()",
-                    "m.due_at"
-                ),
+                pick(1, "m.state = 'delayed' AND m.due_at <= now()", "m.due_at"),
                 pick(
                     2,
                     "m.state = 'ready' AND m.due_at <= now()",
@@ -62,11 +58,13 @@ impl HeldSql {
                  RETURNING pg_notify($2, queue)::text"
             ),
             retry: format!(
-                "WITH gone AS (DELETE FROM {m} WHERE id = $1 RETURNING queue, deliveries), \
-                 put AS (INSERT INTO {m} (queue, priority, state, due_at, ttr_ms, deliveries, body) \
+                "WITH gone AS (DELETE FROM {m} WHERE id = $1 \
+                 RETURNING queue, deliveries, unique_key), \
+                 put AS (INSERT INTO {m} \
+                 (queue, priority, state, due_at, ttr_ms, deliveries, body, unique_key) \
                  SELECT queue, $2, CASE WHEN $3 > 0 THEN 'delayed' ELSE 'ready' END, \
-                 statement_timestamp() + $3 * interval '1 millisecond', $4, deliveries + 1, $5 \
-                 FROM gone RETURNING queue) \
+                 statement_timestamp() + $3 * interval '1 millisecond', $4, deliveries + 1, $5, \
+                 unique_key FROM gone RETURNING queue) \
                  SELECT pg_notify($6, queue)::text FROM put"
             ),
             fail: format!(
