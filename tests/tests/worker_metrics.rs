@@ -111,10 +111,15 @@ async fn metrics_count_what_was_handled_and_healthz_follows_the_backend() {
     assert!(text.contains("# TYPE mq_handled_total counter"), "{text}");
     assert!(text.contains("mq_slot_duration_seconds_bucket{"), "{text}");
     // The depth gauges come from beanstalkd's counts, sampled every 5 s: the queue is
-    // empty now, and the failure store holds one.
+    // empty now (nothing ready, nothing reserved: a sample taken while the six were still
+    // reserved is an older one), and the failure store holds one.
     let ready = [r#"queue="work""#, r#"state="ready""#];
+    let reserved = [r#"queue="work""#, r#"state="reserved""#];
     let text = wait_for(port, "/metrics", "an empty queue's depth", |_, body| {
-        body.contains("mq_queue_depth{") && sum(&parse(body), "mq_queue_depth", &ready) == 0.0
+        let samples = parse(body);
+        body.contains("mq_queue_depth{")
+            && sum(&samples, "mq_queue_depth", &ready) == 0.0
+            && sum(&samples, "mq_queue_depth", &reserved) == 0.0
     });
     let failed = [r#"queue="work""#, r#"state="failed""#];
     assert_eq!(sum(&parse(&text), "mq_queue_depth", &failed), 1.0, "{text}");
