@@ -12,9 +12,9 @@
 //! soon the server hands out again what a dead process held.
 //!
 //! Nothing waits on a network that is gone: while the client is not connected, every
-//! operation fails at once with [`Error::Unreachable`] (see `link`), and the client
-//! reconnects by itself. Handled items that a restarted server brought back below a
-//! consumer's ack floor are removed (see `residue`).
+//! operation fails at once with [`Error::Unreachable`](crate::Error::Unreachable) (see
+//! `link`), and the client reconnects by itself. Handled items that a restarted server
+//! brought back below a consumer's ack floor are removed (see `residue`).
 //!
 //! # Examples
 //!
@@ -26,6 +26,7 @@
 //! ```
 
 mod account;
+mod errors;
 mod failed;
 mod layout;
 mod lease;
@@ -51,7 +52,8 @@ use super::{
     Capabilities, Failure, FailureStore, Job, KeepAlive, Priorities, PutOptions, QueueStats,
     Transport,
 };
-use crate::{Error, Result};
+use crate::Result;
+use errors::{nats, nats_by, nats_error, refused};
 use layout::{Settings, Slot};
 use lease::{reap, Held};
 use link::Link;
@@ -107,37 +109,12 @@ struct Shared {
     sweeps: residue::Sweeps,
 }
 
-fn nats(detail: impl std::fmt::Display) -> Error {
-    Error::Nats {
-        detail: detail.to_string(),
-        source: None,
-    }
-}
-
-/// [`Error::Nats`] caused by the client's `error`, in its words.
-fn nats_error(error: impl std::fmt::Display + Into<crate::Cause>) -> Error {
-    Error::Nats {
-        detail: error.to_string(),
-        source: Some(error.into()),
-    }
-}
-
-/// [`Error::Nats`] caused by the client's `error` while doing `what`.
-fn nats_by(
-    what: impl std::fmt::Display,
-    error: impl std::fmt::Display + Into<crate::Cause>,
-) -> Error {
-    Error::Nats {
-        detail: format!("{what}: {error}"),
-        source: Some(error.into()),
-    }
-}
-
 /// Opens `nats://...`.
 ///
 /// # Errors
 ///
-/// [`Error::InvalidUrl`] for a malformed URL, [`Error::Unreachable`] when no server answers.
+/// [`Error::InvalidUrl`](crate::Error::InvalidUrl) for a malformed URL,
+/// [`Error::Unreachable`](crate::Error::Unreachable) when no server answers.
 ///
 /// ```no_run
 /// # #[tokio::main(flavor = "current_thread")]
@@ -150,54 +127,15 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Transport>> {
     Ok(Arc::new(NatsTransport::connect(url).await?))
 }
 
-/// The error of a first connection that failed: refused credentials and TLS said as such,
-/// anything else as an unreachable server.
-fn refused(url: &NatsUrl, error: async_nats::ConnectError) -> Error {
-    use async_nats::ConnectErrorKind as Kind;
-    // rustls's verdict on a certificate reaches us as an I/O error of the handshake.
-    let handshake = matches!(error.kind(), Kind::Io) && {
-        let mut text = error.to_string();
-        let mut source = std::error::Error::source(&error);
-        while let Some(cause) = source {
-            text.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        text.contains("certificate") || text.contains("TLS") || text.contains("tls")
-    };
-    match error.kind() {
-        Kind::AuthorizationViolation | Kind::Authentication => Error::Nats {
-            detail: format!(
-                "{} refused the connection's credentials ({error}): {}",
-                url.hosts,
-                url.credentials_source()
-            ),
-            source: Some(Box::new(error)),
-        },
-        Kind::Tls => tls_failed(url, error),
-        Kind::Io if handshake => tls_failed(url, error),
-        _ => Error::unreachable_by(url.hosts.clone(), error),
-    }
-}
-
-fn tls_failed(url: &NatsUrl, error: async_nats::ConnectError) -> Error {
-    Error::Unreachable {
-        address: url.hosts.clone(),
-        cause: format!(
-            "{error}: the TLS handshake failed; check tls=, ca= (the certificate authority \
-                 that signed the server's certificate) and cert=/key="
-        ),
-        source: Some(Box::new(error)),
-    }
-}
-
 impl NatsTransport {
     /// Connects to the servers of `url`; streams and consumers are made on first use.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidUrl`] for a malformed URL or a TLS file that is not there,
-    /// [`Error::Unreachable`] when no server answers or the TLS handshake fails,
-    /// [`Error::Nats`] when the server refuses the credentials.
+    /// [`Error::InvalidUrl`](crate::Error::InvalidUrl) for a malformed URL or a TLS file that
+    /// is not there, [`Error::Unreachable`](crate::Error::Unreachable) when no server answers
+    /// or the TLS handshake fails,
+    /// [`Error::Nats`](crate::Error::Nats) when the server refuses the credentials.
     ///
     /// ```no_run
     /// # #[tokio::main(flavor = "current_thread")]
