@@ -181,9 +181,37 @@ pub async fn key_limit_permits(t: Dyn) {
     assert!(t.acquire_permit("brief", 1, short).await.unwrap().is_some());
     assert!(t.acquire_permit("brief", 1, short).await.unwrap().is_none());
     tokio::time::sleep(Duration::from_millis(500)).await;
+    let second = Duration::from_secs(1);
+    let late = t.acquire_permit("brief", 1, second).await.unwrap();
+    let late = late.expect("free after the lease");
+    // Renewed before its lease ends, a permit stays taken past its first lease.
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(
+            t.renew_permit("brief", late, second).await.unwrap(),
+            "renewed"
+        );
+    }
     assert!(
-        t.acquire_permit("brief", 1, short).await.unwrap().is_some(),
-        "after the lease"
+        t.acquire_permit("brief", 1, short).await.unwrap().is_none(),
+        "kept by its renewals, 1.2 s into a lease of 1 s"
+    );
+    assert!(
+        !t.renew_permit("brief", late + 1_000_000, short)
+            .await
+            .unwrap(),
+        "a token never taken"
+    );
+    t.release_permit("brief", late).await.unwrap();
+    assert!(
+        !t.renew_permit("brief", late, short).await.unwrap(),
+        "given back"
+    );
+    let lapsed = t.acquire_permit("brief", 1, short).await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !t.renew_permit("brief", lapsed, short).await.unwrap(),
+        "a lapsed permit is not brought back"
     );
 }
 

@@ -3,6 +3,9 @@
 //! start and end, and at no instant do more than two run. On SQLite (one file) and on
 //! PostgreSQL. A held-back message costs no attempt: every message runs on attempt 1.
 //!
+//! A slot that runs past its TTR keeps its permit: the keep-alive renews it with the
+//! reservation, so a limit of 1 still holds with slots of 2.5 s and a TTR of 1 s.
+//!
 //! And a rate limit of 50 a second on three workers holds within 10% over 10 s.
 //!
 //! The workers are this test binary run again with `MQ_LIMIT_CHILD` set: the test
@@ -49,8 +52,12 @@ async fn child_process() {
     mq::Worker::builder()
         .url(&url)
         .registry(
-            mq::Registry::from_slots([mq::SlotDef::of::<call_api>(), mq::SlotDef::of::<geocode>()])
-                .unwrap(),
+            mq::Registry::from_slots([
+                mq::SlotDef::of::<call_api>(),
+                mq::SlotDef::of::<geocode>(),
+                mq::SlotDef::of::<long_call>(),
+            ])
+            .unwrap(),
         )
         .concurrency(8)
         .poll_interval(Duration::from_millis(50))
@@ -63,30 +70,25 @@ fn worker(url: &str, record: &std::path::Path) -> Child {
     mq_tests::spawn_recording_child(ROLE, url, RECORD, record)
 }
 
-async fn never_more_than_two(url: &str) {
+/// Runs `workers` worker processes until the record holds `count` distinct messages;
+/// its lines.
+async fn handled(url: &str, workers: usize, count: u64, within: Duration) -> String {
     let dir = tempfile::tempdir().unwrap();
     let record = dir.path().join("record");
-    let bus = mq::Bus::connect(url).await.unwrap();
-    for n in 0..COUNT {
-        bus.dispatch(CallApi { n })
-            .concurrency_key("customer-7", 2)
-            .await
-            .unwrap();
-    }
-    let mut workers: Vec<Child> = (0..3).map(|_| worker(url, &record)).collect();
-    let until = Instant::now() + Duration::from_secs(40);
+    let mut workers: Vec<Child> = (0..workers).map(|_| worker(url, &record)).collect();
+    let until = Instant::now() + within;
     let lines = loop {
         let text = std::fs::read_to_string(&record).unwrap_or_default();
         let done: BTreeSet<u64> = text
             .lines()
             .map(|line| line.split(' ').next().unwrap().parse().unwrap())
             .collect();
-        if done.len() as u64 == COUNT {
+        if done.len() as u64 == count {
             break text;
         }
         assert!(
             Instant::now() < until,
-            "{} of {COUNT} handled in time",
+            "{} of {count} handled in time",
             done.len()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -94,6 +96,12 @@ async fn never_more_than_two(url: &str) {
     for child in &mut workers {
         mq_tests::sigkill(child);
     }
+    lines
+}
+
+/// The most slots that ran at once, from the record's start and end times; every run on
+/// attempt 1.
+fn most_at_once(lines: &str) -> i32 {
     let mut edges = Vec::new();
     for line in lines.lines() {
         let fields: Vec<u128> = line.split(' ').map(|f| f.parse().unwrap()).collect();
@@ -108,8 +116,56 @@ async fn never_more_than_two(url: &str) {
         running += step;
         most = most.max(running);
     }
+    most
+}
+
+async fn never_more_than_two(url: &str) {
+    let bus = mq::Bus::connect(url).await.unwrap();
+    for n in 0..COUNT {
+        bus.dispatch(CallApi { n })
+            .concurrency_key("customer-7", 2)
+            .await
+            .unwrap();
+    }
+    let lines = handled(url, 3, COUNT, Duration::from_secs(40)).await;
+    let most = most_at_once(&lines);
     assert!(most <= 2, "{most} slots of one key ran at once");
     assert_eq!(most, 2, "the limit is used");
+}
+
+/// A call that takes 2.5 s, with a TTR of 1 s: its reservation and its permit live on
+/// the keep-alive's renewals.
+#[derive(mq::Message, Serialize, Deserialize)]
+#[message(queue = "long-calls", ttr = "1s", retries = 0)]
+struct LongCall {
+    n: u64,
+}
+
+#[mq::slot]
+async fn long_call(msg: LongCall, ctx: mq::Context) {
+    let start = now_us();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let line = format!("{} {} {start} {}", msg.n, ctx.attempt(), now_us());
+    mq_tests::append_line(RECORD, &line);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_longer_than_its_ttr_keeps_its_permit_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("mq.db").display());
+    let bus = mq::Bus::connect(&url).await.unwrap();
+    for n in 0..3 {
+        bus.dispatch(LongCall { n })
+            .concurrency_key("slow-api", 1)
+            .await
+            .unwrap();
+    }
+    let lines = handled(&url, 2, 3, Duration::from_secs(30)).await;
+    let most = most_at_once(&lines);
+    assert_eq!(
+        most, 1,
+        "{most} slots of a key limited to 1 ran at once:\n{lines}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

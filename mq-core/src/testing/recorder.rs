@@ -204,6 +204,10 @@ impl Transport for Recorder {
         self.inner.release_permit(key, token).await
     }
 
+    async fn renew_permit(&self, key: &str, token: u64, lease: Duration) -> Result<bool> {
+        self.inner.renew_permit(key, token, lease).await
+    }
+
     async fn put_many(
         &self,
         queue: &str,

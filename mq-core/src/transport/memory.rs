@@ -410,6 +410,17 @@ impl Transport for MemoryTransport {
         Ok(())
     }
 
+    async fn renew_permit(&self, key: &str, token: u64, lease: Duration) -> Result<bool> {
+        let mut state = self.lock();
+        let now = Instant::now();
+        let permit = state.permits.get_mut(key).and_then(|permits| {
+            permits
+                .iter_mut()
+                .find(|(held, until)| *held == token && *until > now)
+        });
+        Ok(permit.map(|(_, until)| *until = now + lease).is_some())
+    }
+
     async fn reserve(&self, queues: &[String], max: usize, timeout: Duration) -> Result<Vec<Job>> {
         let deadline = Instant::now() + timeout;
         loop {

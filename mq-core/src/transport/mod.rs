@@ -291,6 +291,34 @@ pub trait Transport: AsAny + Send + Sync + fmt::Debug + 'static {
         Ok(())
     }
 
+    /// Extends the permit `token` of `key` to `lease` from now, while the message that took
+    /// it still runs (the worker's keep-alive calls it at the rate it renews the
+    /// reservation), so that a slot running longer than its TTR does not free its key's
+    /// permit early. `false` when the permit is gone (its lease ran out before the
+    /// renewal). The default, for a backend without [`Feature::KeyLimits`], has none.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use mq::transport::{memory::MemoryTransport, Transport};
+    /// # use std::time::Duration;
+    /// # let queue: std::sync::Arc<dyn Transport> = MemoryTransport::new();
+    /// let lease = Duration::from_secs(60);
+    /// let token = queue.acquire_permit("customer-7", 1, lease).await?.expect("one is free");
+    /// assert!(queue.renew_permit("customer-7", token, lease).await?);
+    /// queue.release_permit("customer-7", token).await?;
+    /// assert!(!queue.renew_permit("customer-7", token, lease).await?);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The backend's error.
+    async fn renew_permit(&self, key: &str, token: u64, lease: Duration) -> Result<bool> {
+        let _ = (key, token, lease);
+        Ok(false)
+    }
+
     /// A debounced dispatch: if a message put with `debounce.key` is still waiting (delayed,
     /// not yet ready), replaces its body by `body` and moves it to `debounce.quiet` from now,
     /// but no later than `debounce.max_wait` after the burst's first dispatch; otherwise puts

@@ -113,7 +113,12 @@ async fn emit(shared: Arc<Shared>, job: Job, envelope: Envelope, busy: Busy) -> 
         metrics::queue_wait(queue_label.clone(), info.name, envelope.dispatched_at);
     }
     let permit = match super::limits::enter(&shared, &envelope, info.options.ttr).await {
-        super::limits::Gate::Open(permit) => permit,
+        super::limits::Gate::Open(permit) => {
+            if let Some((key, token)) = &permit {
+                shared.held.permit_taken(job.id, key, *token);
+            }
+            permit
+        }
         super::limits::Gate::HeldBack => {
             drop(busy);
             let (priority, ttr) = (info.options.priority, info.options.ttr);

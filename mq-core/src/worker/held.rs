@@ -1,6 +1,9 @@
 //! What the worker holds: reserved items whose handling has not ended, kept alive while
 //! their slots run, and handed back when the worker stops.
 //!
+//! A message that took a per-key concurrency permit has it renewed with its reservation,
+//! for its TTR each time, so that a slot running past its TTR keeps its key's count.
+//!
 //! Keep-alive runs in a task of its own ([`keep_alive`]), never in a message's task: a slot
 //! that blocks the thread its message runs on (an async slot that never yields) cannot stop
 //! its reservation from being renewed, so its message is not handed to a second worker while
@@ -28,6 +31,8 @@ struct Item {
     job: Job,
     /// While slots run: how often to renew the reservation, and when next.
     renew: Option<(Duration, Instant)>,
+    /// The concurrency permit its slots run under (key, token), renewed with it.
+    permit: Option<(String, u64)>,
     /// When the item was reserved.
     reserved_at: Instant,
 }
@@ -45,6 +50,7 @@ impl Held {
         let item = Item {
             job,
             renew: None,
+            permit: None,
             reserved_at: Instant::now(),
         };
         self.lock().insert(item.job.id, item);
@@ -61,6 +67,14 @@ impl Held {
                 .reserved_at
                 .checked_add(every)
                 .map(|next| (every, next));
+        }
+    }
+
+    /// Item `id` runs under the concurrency permit `token` of `key`: renew it with the
+    /// reservation.
+    pub(crate) fn permit_taken(&self, id: u64, key: &str, token: u64) {
+        if let Some(item) = self.lock().get_mut(&id) {
+            item.permit = Some((key.to_owned(), token));
         }
     }
 
@@ -91,7 +105,7 @@ impl Held {
     }
 
     /// The items whose renewal is due at `now`, their next renewal moved on.
-    fn due(&self, now: Instant) -> Vec<Job> {
+    fn due(&self, now: Instant) -> Vec<Renewal> {
         let mut items = self.lock();
         let mut due = Vec::new();
         for item in items.values_mut() {
@@ -99,12 +113,24 @@ impl Held {
                 if *next <= now {
                     // `now + every` fits: `every` fitted after the reservation, long ago.
                     *next = now.checked_add(*every).unwrap_or(*next);
-                    due.push(item.job.clone());
+                    due.push(Renewal {
+                        job: item.job.clone(),
+                        permit: item.permit.clone(),
+                        // The TTR, of which `every` is half.
+                        lease: every.saturating_mul(2),
+                    });
                 }
             }
         }
         due
     }
+}
+
+/// One item's renewal: its reservation and, if it has one, its concurrency permit.
+struct Renewal {
+    job: Job,
+    permit: Option<(String, u64)>,
+    lease: Duration,
 }
 
 /// Renews the reservations of items whose slots still run, until dropped (abort it).
@@ -121,7 +147,8 @@ pub(crate) async fn keep_alive(held: Arc<Held>, transport: Arc<dyn Transport>) {
         }
         let (held, transport) = (held.clone(), transport.clone());
         tokio::spawn(async move {
-            let renewals = due.iter().map(|job| async {
+            let (held, transport) = (&held, &transport);
+            let renewals = due.iter().map(|Renewal { job, permit, lease }| async move {
                 if !held.renewing(job.id) {
                     return;
                 }
@@ -133,9 +160,38 @@ pub(crate) async fn keep_alive(held: Arc<Held>, transport: Arc<dyn Transport>) {
                         "keep-alive failed; the message may be handed out again (at-least-once)"
                     );
                 }
+                if let Some((key, token)) = permit {
+                    renew_permit(&**transport, job.id, key, *token, *lease).await;
+                }
             });
             futures_util::future::join_all(renewals).await;
         });
+    }
+}
+
+/// Renews a running item's concurrency permit; one already gone lets one more message of
+/// its key start, which is worth a warning.
+async fn renew_permit(
+    transport: &dyn Transport,
+    item: u64,
+    key: &str,
+    token: u64,
+    lease: Duration,
+) {
+    match transport.renew_permit(key, token, lease).await {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(
+            item,
+            key,
+            "the concurrency permit ran out before its renewal; one more message of the key \
+             may start meanwhile"
+        ),
+        Err(error) => tracing::warn!(
+            item,
+            key,
+            %error,
+            "cannot renew the concurrency permit; it frees itself after the TTR"
+        ),
     }
 }
 
@@ -155,10 +211,13 @@ mod tests {
         held.slots_started(1, Duration::from_secs(2));
         let start = Instant::now();
         assert!(held.due(start).is_empty());
-        let ids = |jobs: Vec<Job>| jobs.into_iter().map(|j| j.id).collect::<Vec<_>>();
+        let ids = |due: Vec<Renewal>| due.into_iter().map(|r| r.job.id).collect::<Vec<_>>();
         assert_eq!(ids(held.due(start + Duration::from_secs(1))), vec![1]);
         assert!(held.due(start + Duration::from_millis(1500)).is_empty());
-        assert_eq!(ids(held.due(start + Duration::from_secs(2))), vec![1]);
+        held.permit_taken(1, "customer-7", 9);
+        let renewal = held.due(start + Duration::from_secs(2));
+        assert_eq!(renewal[0].permit, Some(("customer-7".to_owned(), 9)));
+        assert_eq!(renewal[0].lease, Duration::from_secs(2), "the TTR");
         held.slots_done(1);
         assert!(held.due(start + Duration::from_secs(10)).is_empty());
         assert!(!held.renewing(1));
@@ -168,7 +227,10 @@ mod tests {
             "a TTR past the clock's end needs no renewal"
         );
         assert_eq!(held.remove(1).map(|j| j.id), Some(1));
-        assert_eq!(ids(held.drain()), vec![2]);
+        assert_eq!(
+            held.drain().into_iter().map(|j| j.id).collect::<Vec<_>>(),
+            vec![2]
+        );
         assert!(held.remove(2).is_none());
     }
 }

@@ -425,6 +425,10 @@ impl Transport for PostgresTransport {
         permits::release(&self.pool, &self.sql, key, token).await
     }
 
+    async fn renew_permit(&self, key: &str, token: u64, lease: Duration) -> Result<bool> {
+        permits::renew(&self.pool, &self.sql, key, token, lease).await
+    }
+
     /// All or none: the rows go in with one transaction.
     async fn put_many(
         &self,

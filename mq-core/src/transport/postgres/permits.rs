@@ -18,6 +18,7 @@ pub(super) struct PermitSql {
     count: String,
     take: String,
     release: String,
+    renew: String,
 }
 
 impl PermitSql {
@@ -34,6 +35,10 @@ impl PermitSql {
                  RETURNING token"
             ),
             release: format!("DELETE FROM {p} WHERE token = $1 AND key = $2"),
+            renew: format!(
+                "UPDATE {p} SET until = now() + $3 * interval '1 millisecond' \
+                 WHERE token = $1 AND key = $2 AND until > now()"
+            ),
         }
     }
 }
@@ -84,4 +89,22 @@ pub(super) async fn release(pool: &PgPool, sql: &Sql, key: &str, token: u64) -> 
         .await
         .map_err(op("release permit"))?;
     Ok(())
+}
+
+/// Extends the live permit `token` of `key` to `lease` from now; whether it was live.
+pub(super) async fn renew(
+    pool: &PgPool,
+    sql: &Sql,
+    key: &str,
+    token: u64,
+    lease: Duration,
+) -> Result<bool> {
+    let renewed = sqlx::query(&sql.permits.renew)
+        .bind(sql_id(token))
+        .bind(key)
+        .bind(ms_ceil(lease))
+        .execute(pool)
+        .await
+        .map_err(op("renew permit"))?;
+    Ok(renewed.rows_affected() == 1)
 }

@@ -355,6 +355,13 @@ impl Transport for SqliteTransport {
             .await
     }
 
+    async fn renew_permit(&self, key: &str, token: u64, lease: Duration) -> Result<bool> {
+        let key = key.to_owned();
+        self.writer
+            .call(move |db| permits::renew(db, &key, token, lease))
+            .await
+    }
+
     /// All or none: the rows go in with one transaction.
     async fn put_many(
         &self,

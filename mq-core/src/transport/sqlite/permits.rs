@@ -29,6 +29,27 @@ pub(super) fn acquire(
     Ok(Ok(Some(row_id(db.conn.last_insert_rowid()))))
 }
 
+/// Extends the live permit `token` of `key` to `lease` from now; whether it was live.
+pub(super) fn renew(
+    db: &Db<'_>,
+    key: &str,
+    token: u64,
+    lease: std::time::Duration,
+) -> Outcome<bool> {
+    let renewed = db
+        .conn
+        .prepare_cached(
+            "UPDATE mq_permits SET until = ?1 WHERE token = ?2 AND key = ?3 AND until > ?4",
+        )?
+        .execute(params![
+            db.now.saturating_add(ms_ceil(lease)),
+            sql_id(token),
+            key,
+            db.now
+        ])?;
+    Ok(Ok(renewed == 1))
+}
+
 /// Gives back the permit `token` of `key`.
 pub(super) fn release(db: &Db<'_>, key: &str, token: u64) -> Outcome<()> {
     db.conn
