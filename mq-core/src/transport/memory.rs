@@ -272,6 +272,13 @@ impl State {
                 }
             }
         }
+        // Bursts that ended (their item no longer waiting) are forgotten.
+        let items = &self.items;
+        self.bursts.retain(|_, (id, _)| {
+            items
+                .get(id)
+                .is_some_and(|item| matches!(item.place, Place::Delayed(at) if at > now))
+        });
         let id = self.insert(queue, body, options.with_delay(debounce.first_delay()), 0);
         self.bursts.insert(debounce.key.clone(), (id, now));
         id

@@ -1,6 +1,10 @@
 //! Debounce in `mq_debounce`: the burst's key row is created if missing and locked (`FOR
 //! UPDATE`), so concurrent dispatches of one key take turns; while the burst's row is still
 //! delayed its body is replaced and it is moved later, otherwise a new row starts a burst.
+//! A new burst also deletes up to 64 rows of bursts that ended (their row no longer
+//! delayed), skipping rows another dispatch has locked, so the table holds about one row
+//! per waiting burst; a dispatch whose key row was purged between its insert and its lock
+//! inserts it again.
 
 use sqlx::PgPool;
 
@@ -16,6 +20,7 @@ pub(super) struct DebounceSql {
     lock: String,
     moved: String,
     began: String,
+    purge: String,
 }
 
 impl DebounceSql {
@@ -34,6 +39,12 @@ impl DebounceSql {
                  WHERE id = $1 AND state = 'delayed' AND due_at > now() RETURNING id"
             ),
             began: format!("UPDATE {d} SET item = $2, began = now() WHERE key = $1"),
+            purge: format!(
+                "DELETE FROM {d} WHERE key IN (SELECT key FROM {d} AS d WHERE key <> $1 \
+                 AND NOT EXISTS (SELECT 1 FROM {m} AS m WHERE m.id = d.item \
+                 AND m.state = 'delayed' AND m.due_at > now()) LIMIT 64 \
+                 FOR UPDATE SKIP LOCKED)"
+            ),
         }
     }
 }
@@ -50,14 +61,21 @@ pub(super) async fn put(
     let statements = &sql.debounce;
     let put = async {
         let mut tx = pool.begin().await?;
-        sqlx::query(&statements.ensure)
-            .bind(&debounce.key)
-            .execute(&mut *tx)
-            .await?;
-        let item: Option<i64> = sqlx::query_scalar(&statements.lock)
-            .bind(&debounce.key)
-            .fetch_one(&mut *tx)
-            .await?;
+        // The key's row, locked: made if missing, and made again if a purge deleted it
+        // between the two statements.
+        let item: Option<i64> = loop {
+            sqlx::query(&statements.ensure)
+                .bind(&debounce.key)
+                .execute(&mut *tx)
+                .await?;
+            let locked: Option<Option<i64>> = sqlx::query_scalar(&statements.lock)
+                .bind(&debounce.key)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(item) = locked {
+                break item;
+            }
+        };
         if let Some(item) = item {
             let moved: Option<i64> = sqlx::query_scalar(&statements.moved)
                 .bind(item)
@@ -72,6 +90,10 @@ pub(super) async fn put(
                 return Ok(Put::Queued(row_id(id)));
             }
         }
+        sqlx::query(&statements.purge)
+            .bind(&debounce.key)
+            .execute(&mut *tx)
+            .await?;
         let options = options.with_delay(debounce.first_delay());
         let id = put_row(&mut *tx, sql, queue, body, &options, None).await?;
         sqlx::query(&statements.began)

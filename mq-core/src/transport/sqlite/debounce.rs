@@ -1,12 +1,17 @@
 //! Debounce in `mq_debounce`: a burst's key names its waiting row; a dispatch while that row
 //! is still delayed replaces its body and moves it later, under the writer's `BEGIN
-//! IMMEDIATE`, so every process on the file sees one row per burst.
+//! IMMEDIATE`, so every process on the file sees one row per burst. A new burst first
+//! deletes up to [`PURGE`] rows of bursts that ended (their row is no longer waiting: ready, running, done), so
+//! the table holds about one row per waiting burst, not one per key ever used.
 
 use rusqlite::{params, OptionalExtension};
 
 use super::ops::{self, Db, Outcome};
 use crate::transport::columns::{ms_ceil, row_id, sql_id};
 use crate::transport::{Debounce, Put, PutOptions};
+
+/// How many ended bursts' rows a new burst deletes.
+const PURGE: i64 = 64;
 
 /// Replaces the body of the burst's waiting row and moves it later, or puts a new row.
 pub(super) fn put(
@@ -37,6 +42,13 @@ pub(super) fn put(
             return Ok(Ok(Put::Queued(row_id(item))));
         }
     }
+    db.conn
+        .prepare_cached(
+            "DELETE FROM mq_debounce WHERE key IN (SELECT key FROM mq_debounce AS d \
+             WHERE NOT EXISTS (SELECT 1 FROM mq_messages AS m WHERE m.id = d.item \
+             AND m.state = 1 AND m.due_at > ?1) LIMIT ?2)",
+        )?
+        .execute([db.now, PURGE])?;
     let options = options.with_delay(debounce.first_delay());
     let id = match ops::put_new(db, queue, body, &options)? {
         Ok(id) => id,
