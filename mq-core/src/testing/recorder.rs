@@ -208,6 +208,14 @@ impl Transport for Recorder {
         self.inner.renew_permit(key, token, lease).await
     }
 
+    async fn note_schedule(&self, note: &crate::transport::ScheduleNote) -> Result<()> {
+        self.inner.note_schedule(note).await
+    }
+
+    async fn schedule_notes(&self) -> Result<Vec<crate::transport::ScheduleNote>> {
+        self.inner.schedule_notes().await
+    }
+
     async fn put_many(
         &self,
         queue: &str,

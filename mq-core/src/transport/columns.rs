@@ -20,6 +20,11 @@ pub(crate) fn epoch_ms(time: SystemTime) -> i64 {
     })
 }
 
+/// Milliseconds since the Unix epoch read back as a time; a negative count is the epoch.
+pub(crate) fn epoch_time(ms: i64) -> SystemTime {
+    UNIX_EPOCH + ms_duration(ms)
+}
+
 /// An id as the database stores it; an id too large for it names no row.
 pub(crate) fn sql_id(id: u64) -> i64 {
     i64::try_from(id).unwrap_or(-1)

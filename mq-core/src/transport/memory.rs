@@ -27,7 +27,7 @@ use tokio::time::Instant;
 
 use super::{
     fold_failed_stats, Capabilities, Debounce, FailureStore, Feature, Job, Put, PutOptions,
-    QueueStats, QueuedFailures, Receipt, Transport, Unique,
+    QueueStats, QueuedFailures, Receipt, ScheduleNote, Transport, Unique,
 };
 use crate::{Error, Result};
 
@@ -68,6 +68,8 @@ struct State {
     permits: HashMap<String, Vec<(u64, Instant)>>,
     /// Debounce keys: the item of the burst, and when the burst began.
     bursts: HashMap<String, (u64, Instant)>,
+    /// What the workers wrote down of their schedules, by name.
+    schedules: BTreeMap<String, ScheduleNote>,
 }
 
 /// A unique key: the message that holds it, and the item while it is queued or running.
@@ -415,6 +417,21 @@ impl Transport for MemoryTransport {
             }
         }
         Ok(())
+    }
+
+    async fn note_schedule(&self, note: &ScheduleNote) -> Result<()> {
+        let mut state = self.lock();
+        let last = state.schedules.get(&note.name).and_then(|old| old.last);
+        let note = note
+            .clone()
+            .last(note.last.or(last))
+            .seen(std::time::SystemTime::now());
+        state.schedules.insert(note.name.clone(), note);
+        Ok(())
+    }
+
+    async fn schedule_notes(&self) -> Result<Vec<ScheduleNote>> {
+        Ok(self.lock().schedules.values().cloned().collect())
     }
 
     async fn renew_permit(&self, key: &str, token: u64, lease: Duration) -> Result<bool> {

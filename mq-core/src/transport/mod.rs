@@ -50,6 +50,7 @@ pub mod memory;
 pub mod nats;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+mod schedule_note;
 pub mod scheme;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
@@ -64,6 +65,7 @@ pub use failures::{
     SlotFailure, FAILED_QUEUE_PREFIX,
 };
 pub use item::{Job, PutOptions, QueueStats, Receipt};
+pub use schedule_note::ScheduleNote;
 pub use unique::{Debounce, Put, Unique};
 
 /// A queue backend.
@@ -317,6 +319,59 @@ pub trait Transport: AsAny + Send + Sync + fmt::Debug + 'static {
     async fn renew_permit(&self, key: &str, token: u64, lease: Duration) -> Result<bool> {
         let _ = (key, token, lease);
         Ok(false)
+    }
+
+    /// Writes down a schedule a worker runs (see [`ScheduleNote`]), over the note of the
+    /// same name; a `last` of `None` keeps the last tick noted before. For `mq schedules`.
+    /// The default, for a backend that cannot run schedules (no [`Feature::Unique`]), keeps
+    /// nothing.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use mq::transport::{memory::MemoryTransport, ScheduleNote, Transport};
+    /// # use std::time::{Duration, UNIX_EPOCH};
+    /// # let queue: std::sync::Arc<dyn Transport> = MemoryTransport::new();
+    /// let tick = UNIX_EPOCH + Duration::from_secs(300);
+    /// let note = ScheduleNote::new("poll", "Poll", "every 5m").last(Some(tick));
+    /// queue.note_schedule(&note).await?;
+    /// queue.note_schedule(&ScheduleNote::new("poll", "Poll", "every 5m")).await?;
+    /// assert_eq!(queue.schedule_notes().await?[0].last, Some(tick)); // kept
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The backend's error.
+    async fn note_schedule(&self, note: &ScheduleNote) -> Result<()> {
+        let _ = note;
+        Ok(())
+    }
+
+    /// The schedules the workers wrote down, by name.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use mq::transport::{memory::MemoryTransport, Transport};
+    /// # let queue: std::sync::Arc<dyn Transport> = MemoryTransport::new();
+    /// assert!(queue.schedule_notes().await?.is_empty()); // no worker ran a schedule yet
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`](crate::Error::Unsupported) on a backend without
+    /// [`Feature::Unique`] (no worker can run a schedule there), naming those that can; the
+    /// backend's error.
+    async fn schedule_notes(&self) -> Result<Vec<ScheduleNote>> {
+        let what = "listing schedules";
+        self.capabilities()
+            .require(Feature::Unique, what, &self.describe())?;
+        Err(crate::Error::Unsupported {
+            what: what.to_owned(),
+            reason: "this backend runs schedules but does not implement schedule_notes".to_owned(),
+        })
     }
 
     /// A debounced dispatch: if a message put with `debounce.key` is still waiting (delayed,

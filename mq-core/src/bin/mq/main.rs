@@ -11,6 +11,7 @@ mod migrate;
 mod progress;
 mod queue;
 mod relay;
+mod schedules;
 mod stats;
 mod table;
 mod view;
@@ -57,6 +58,8 @@ enum Command {
     Relay(relay::RelayArgs),
     /// Serve the web dashboard: queues, failures, retry and remove in the browser.
     Dashboard(dashboard::DashboardArgs),
+    /// The schedules the workers run: when each ticks, its next and last tick.
+    Schedules,
 }
 
 #[derive(Debug, Args)]
@@ -204,6 +207,7 @@ async fn run(cli: Cli) -> CliResult {
         Command::Migrate(_) => migrate::run(&ctx),
         Command::Relay(args) => relay::run(&ctx, &args).await,
         Command::Dashboard(args) => dashboard::run(&ctx, &args).await,
+        Command::Schedules => schedules::run(&ctx).await,
     }
 }
 

@@ -54,6 +54,7 @@ mod listen;
 mod ops;
 mod outbox;
 mod permits;
+mod schedules;
 mod schema;
 mod sql;
 mod unique;
@@ -71,7 +72,7 @@ use tokio::time::Instant;
 
 use super::{
     Capabilities, Debounce, Failure, FailureStore, Feature, Job, Put, PutOptions, QueueStats,
-    Transport, Unique,
+    ScheduleNote, Transport, Unique,
 };
 use crate::{Error, Result};
 use acks::Acks;
@@ -427,6 +428,14 @@ impl Transport for PostgresTransport {
 
     async fn renew_permit(&self, key: &str, token: u64, lease: Duration) -> Result<bool> {
         permits::renew(&self.pool, &self.sql, key, token, lease).await
+    }
+
+    async fn note_schedule(&self, note: &ScheduleNote) -> Result<()> {
+        schedules::note(&self.pool, &self.sql, note).await
+    }
+
+    async fn schedule_notes(&self) -> Result<Vec<ScheduleNote>> {
+        schedules::list(&self.pool, &self.sql).await
     }
 
     /// All or none: the rows go in with one transaction.

@@ -25,7 +25,7 @@ use super::error::{self, PgError};
 use crate::{Error, Result};
 
 /// One entry per schema version: the version it brings the schema to and its SQL.
-const MIGRATIONS: &[(u32, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4), (5, V5)];
+const MIGRATIONS: &[(u32, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4), (5, V5), (6, V6)];
 
 /// The schema version this build writes.
 pub(super) const VERSION: u32 = MIGRATIONS.len() as u32;
@@ -200,6 +200,20 @@ CREATE TABLE mq_debounce (
     key         text        PRIMARY KEY,
     item        bigint,
     began       timestamptz NOT NULL
+);
+";
+
+/// Version 6: what the workers note of the schedules they run, for `mq schedules`: per
+/// schedule name, its message, when it ticks, the next and the last tick, and when a worker
+/// last wrote it. Older workers do not use the table (`COMPATIBLE_FROM` stays 2).
+const V6: &str = "\
+CREATE TABLE mq_schedules (
+    name        text        PRIMARY KEY,
+    message     text        NOT NULL,
+    ticks       text        NOT NULL,
+    next_tick   timestamptz,
+    last_tick   timestamptz,
+    seen_at     timestamptz NOT NULL
 );
 ";
 

@@ -49,6 +49,8 @@ pub(super) struct Sql {
     pub(super) debounce: super::debounce::DebounceSql,
     /// The statements of concurrency permits (see `permits`).
     pub(super) permits: super::permits::PermitSql,
+    /// The statements of schedule notes (see `schedules`).
+    pub(super) schedules: super::schedules::ScheduleSql,
     /// The statements of unique puts (see `unique`).
     pub(super) unique: super::unique::UniqueSql,
     /// The outbox's take and its undoing (see `outbox`).
@@ -172,6 +174,7 @@ impl Sql {
             held: super::hold::HeldSql::new(schema),
             unique: super::unique::UniqueSql::new(schema),
             permits: super::permits::PermitSql::new(schema),
+            schedules: super::schedules::ScheduleSql::new(schema),
             debounce: super::debounce::DebounceSql::new(schema),
         }
     }

@@ -30,6 +30,7 @@ mod open;
 mod ops;
 mod permits;
 mod room;
+mod schedules;
 mod schema;
 mod unique;
 mod writer;
@@ -45,7 +46,7 @@ use tokio::time::Instant;
 
 use super::{
     Capabilities, Debounce, FailedMessage, Failure, FailureStore, Feature, Job, Put, PutOptions,
-    QueueStats, Transport, Unique,
+    QueueStats, ScheduleNote, Transport, Unique,
 };
 use crate::Result;
 use writer::{Waiting, Writer};
@@ -453,6 +454,15 @@ impl Transport for SqliteTransport {
 
     async fn stats(&self) -> Result<Vec<QueueStats>> {
         self.writer.call(ops::stats).await
+    }
+
+    async fn note_schedule(&self, note: &ScheduleNote) -> Result<()> {
+        let note = note.clone();
+        self.writer.call(move |db| schedules::note(db, &note)).await
+    }
+
+    async fn schedule_notes(&self) -> Result<Vec<ScheduleNote>> {
+        self.writer.call(schedules::list).await
     }
 
     async fn browse(&self, queue: &str, after: u64, limit: usize) -> Result<Vec<Job>> {

@@ -10,7 +10,7 @@
 use rusqlite::{Connection, OptionalExtension};
 
 /// One entry per schema version: the SQL that takes a file from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The schema version this build writes.
 pub(super) const VERSION: i64 = MIGRATIONS.len() as i64;
@@ -99,6 +99,20 @@ CREATE TABLE mq_debounce (
     key         TEXT    PRIMARY KEY NOT NULL,
     item        INTEGER NOT NULL,
     began       INTEGER NOT NULL
+) WITHOUT ROWID;
+";
+
+/// Version 5: what the workers note of the schedules they run, for `mq schedules`: per
+/// schedule name, its message, when it ticks, the next and the last tick, and when a worker
+/// last wrote it (milliseconds since the Unix epoch).
+const V5: &str = "
+CREATE TABLE mq_schedules (
+    name        TEXT    PRIMARY KEY NOT NULL,
+    message     TEXT    NOT NULL,
+    ticks       TEXT    NOT NULL,
+    next_ms     INTEGER,
+    last_ms     INTEGER,
+    seen_ms     INTEGER NOT NULL
 ) WITHOUT ROWID;
 ";
 
