@@ -112,7 +112,8 @@ async fn emit(shared: Arc<Shared>, job: Job, envelope: Envelope, busy: Busy) -> 
     if envelope.attempt == 1 {
         metrics::queue_wait(queue_label.clone(), info.name, envelope.dispatched_at);
     }
-    let permit = match super::limits::enter(&shared, &envelope, info.options.ttr).await {
+    let permit = match super::limits::enter(&shared, &job.queue, &envelope, info.options.ttr).await
+    {
         super::limits::Gate::Open(permit) => permit,
         super::limits::Gate::HeldBack => {
             drop(busy);
