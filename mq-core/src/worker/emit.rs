@@ -34,7 +34,7 @@ pub(crate) enum Outcome {
     Retried,
     /// The message is in the failure store.
     Failed,
-    /// Its concurrency key's limit was reached: put back unchanged (see `limits`).
+    /// A limit of its keys or its queue was reached: put back unchanged (see `limits`).
     HeldBack,
 }
 

@@ -111,7 +111,10 @@ pub(super) async fn hold_back(
 ) -> Outcome {
     let pause = PAUSE.mul_f64(0.5 + random_unit() / 2.0);
     let options = PutOptions::new(priority, pause, ttr);
-    tracing::debug!(id = job.id, "concurrency limit reached; held back");
+    tracing::debug!(
+        id = job.id,
+        "a limit of its key or queue is reached; held back"
+    );
     if let Err(error) = shared.transport.retry(job, job.body.clone(), options).await {
         tracing::warn!(%error, "cannot hold the message back; it comes back after its TTR");
     }
