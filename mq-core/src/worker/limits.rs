@@ -175,7 +175,8 @@ impl Options {
 }
 
 /// Checks the worker's queue rates at start-up: none of 0, each queue's name valid, and a
-/// backend that keeps permits; a rate of a queue the worker does not consume is logged.
+/// backend that keeps permits. Each is logged (so that an operator can see every worker
+/// of a queue has the same), a rate of a queue the worker does not consume as a warning.
 ///
 /// # Errors
 ///
@@ -196,7 +197,9 @@ pub(super) fn check_rates(options: &Options, transport: &dyn Transport) -> Resul
             &what,
             &transport.describe(),
         )?;
-        if !options.queues.contains(queue) {
+        if options.queues.contains(queue) {
+            tracing::info!(queue, rate, "rate limit: permits of key queue/{queue}");
+        } else {
             tracing::warn!(
                 queue,
                 rate,
