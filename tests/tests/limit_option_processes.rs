@@ -34,22 +34,6 @@ fn microseconds(field: &str) -> u128 {
     field.parse().unwrap()
 }
 
-/// The most runs that overlapped, from their `(start, end)` times; ends sort before starts
-/// at one instant, so touching runs do not overlap.
-fn most_at_once(runs: &[(u128, u128)]) -> i32 {
-    let mut edges: Vec<(u128, i32)> = runs
-        .iter()
-        .flat_map(|&(start, end)| [(start, 1), (end, -1)])
-        .collect();
-    edges.sort();
-    let (mut running, mut most) = (0, 0);
-    for (_, step) in edges {
-        running += step;
-        most = most.max(running);
-    }
-    most
-}
-
 async fn two_per_customer_at_most(url: &str) {
     let dir = tempfile::tempdir().unwrap();
     let record = dir.path().join("record");
@@ -84,10 +68,14 @@ async fn two_per_customer_at_most(url: &str) {
         let run = (microseconds(&fields[3]), microseconds(&fields[4]));
         runs.entry(fields[0].clone()).or_default().push(run);
     }
-    assert_eq!(most_at_once(&runs["acme"]), 2, "at most 2, and used");
-    assert!(most_at_once(&runs["globex"]) <= 2);
+    assert_eq!(
+        mq_tests::most_at_once(&runs["acme"]),
+        2,
+        "at most 2, and used"
+    );
+    assert!(mq_tests::most_at_once(&runs["globex"]) <= 2);
     let all: Vec<(u128, u128)> = runs.values().flatten().copied().collect();
-    let most = most_at_once(&all);
+    let most = mq_tests::most_at_once(&all);
     assert!(
         most > 2,
         "each customer has permits of its own: {most} at once"
