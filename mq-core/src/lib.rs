@@ -146,6 +146,8 @@ pub mod __private {
             backoff,
             unique: None,
             schedule: None,
+            concurrency: None,
+            rate: None,
         }
     }
 

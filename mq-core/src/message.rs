@@ -167,6 +167,34 @@ pub trait Message: SerializeMessage + DeserializeMessage + Send + Sync + 'static
     fn unique_key(&self) -> Result<Option<String>, serde_json::Error> {
         Ok(None)
     }
+
+    /// The values of the fields `#[message(concurrency_key = "...")]` and
+    /// `#[message(rate_key = "...")]` name, in that order (joined as
+    /// [`unique_key`](Message::unique_key) joins its fields); `None` for a limit without
+    /// key fields, or no limit. Written by the derive. A dispatch puts the message type's
+    /// wire name before each (`NAME:value`; the wire name alone for a limit without key
+    /// fields), so two message types never share permits; a key given at dispatch
+    /// ([`Dispatch::concurrency_key`](crate::Dispatch::concurrency_key),
+    /// [`Dispatch::rate_limit`](crate::Dispatch::rate_limit)) takes its place.
+    ///
+    /// ```
+    /// use mq::Message as _;
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(mq::Message, Serialize, Deserialize)]
+    /// #[message(concurrency = 2, concurrency_key = "customer", rate_limit = 50)]
+    /// struct CallApi { customer: String, region: u32 }
+    ///
+    /// let call = CallApi { customer: "acme".into(), region: 3 };
+    /// assert_eq!(call.limit_keys().unwrap(), (Some("acme".to_owned()), None));
+    /// assert_eq!((CallApi::OPTIONS.concurrency, CallApi::OPTIONS.rate), (Some(2), Some(50)));
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// A field that does not serialize to JSON.
+    fn limit_keys(&self) -> Result<(Option<String>, Option<String>), serde_json::Error> {
+        Ok((None, None))
+    }
 }
 
 /// A message that `#[message(schedule = "...")]` makes at each tick: one with a `Default`.
@@ -287,6 +315,14 @@ pub struct MessageOptions {
     /// schedule_zone = "...")]`, the zone `"UTC"` by default): a worker that handles it
     /// dispatches `Default::default()` at each tick (feature `schedules`).
     pub schedule: Option<(&'static str, &'static str)>,
+    /// `Some(n)`: at most `n` messages of this type run their slots at once, per value of
+    /// the `concurrency_key` fields (or for the whole type without them), across every
+    /// worker on the backend (`#[message(concurrency = n)]`).
+    pub concurrency: Option<u32>,
+    /// `Some(r)`: at most `r` messages of this type start their slots per second, per value
+    /// of the `rate_key` fields (or for the whole type without them), across every worker
+    /// on the backend (`#[message(rate_limit = r)]`).
+    pub rate: Option<u32>,
 }
 
 impl MessageOptions {
@@ -311,6 +347,8 @@ impl MessageOptions {
         backoff: None,
         unique: None,
         schedule: None,
+        concurrency: None,
+        rate: None,
     };
 
     /// The same, for a unique message type whose key stays taken for `hold_after` once a
@@ -339,6 +377,34 @@ impl MessageOptions {
     pub const fn with_schedule(self, cron: &'static str, zone: &'static str) -> MessageOptions {
         MessageOptions {
             schedule: Some((cron, zone)),
+            ..self
+        }
+    }
+
+    /// The same, with at most `limit` messages of the type running at once (per key; see
+    /// [`Message::limit_keys`]).
+    ///
+    /// ```
+    /// let options = mq::MessageOptions::DEFAULT.with_concurrency(2);
+    /// assert_eq!(options.concurrency, Some(2));
+    /// ```
+    pub const fn with_concurrency(self, limit: u32) -> MessageOptions {
+        MessageOptions {
+            concurrency: Some(limit),
+            ..self
+        }
+    }
+
+    /// The same, with at most `per_second` messages of the type starting per second (per
+    /// key; see [`Message::limit_keys`]).
+    ///
+    /// ```
+    /// let options = mq::MessageOptions::DEFAULT.with_rate(50);
+    /// assert_eq!(options.rate, Some(50));
+    /// ```
+    pub const fn with_rate(self, per_second: u32) -> MessageOptions {
+        MessageOptions {
+            rate: Some(per_second),
             ..self
         }
     }

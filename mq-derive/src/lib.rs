@@ -48,6 +48,10 @@ use syn::{parse_macro_input, DeriveInput};
 /// | `backoff_max` | duration | the worker's | longest delay between attempts (`"10m"` when only `backoff` is given) |
 /// | `version` | `u32`, at least 1 | `1` | the version of the message's shape this build writes (the envelope's `message_version`) |
 /// | `previous` | `(N = Type, ...)` | none | older versions this build reads: each body is read as `Type` (`serde::Deserialize`), then made the message by `impl From<Type> for Message` (the upcaster); needs `version`, each `N` below it |
+/// | `concurrency` | `u32`, at least 1 | none | at most this many messages of the type run their slots at once, across every worker on the backend: per value of `concurrency_key`, else for the whole type |
+/// | `concurrency_key` | field names | none | the fields whose values make the concurrency key, e.g. `"customer_id"` or `"customer, region"`; needs `concurrency` |
+/// | `rate_limit` | `u32`, at least 1 | none | at most this many messages of the type start their slots per second, across every worker: per value of `rate_key`, else for the whole type |
+/// | `rate_key` | field names | none | the fields whose values make the rate key; needs `rate_limit` |
 /// | `crate` | path string | `mq` | the name a crate gave its dependency on mq-core, e.g. `crate = "my_mq"` |
 ///
 /// # Versions
@@ -77,6 +81,28 @@ use syn::{parse_macro_input, DeriveInput};
 /// }
 /// ```
 ///
+/// # Per-key limits
+///
+/// A message held back by a limit waits on its queue a moment and is tried again: no
+/// failure, no retry spent. The keys carry the wire name (`CallApi:acme`, or `CallApi` for
+/// a limit of the whole type), so two types never share permits. They need a backend that
+/// keeps permits (SQLite, PostgreSQL, memory); elsewhere a dispatch is refused, and a
+/// worker does not start.
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(mq::Message, Serialize, Deserialize)]
+/// #[message(concurrency = 2, concurrency_key = "customer", rate_limit = 50)]
+/// struct CallApi {
+///     customer: String,
+///     path: String,
+/// }
+///
+/// use mq::Message as _;
+/// assert_eq!((CallApi::OPTIONS.concurrency, CallApi::OPTIONS.rate), (Some(2), Some(50)));
+/// ```
+///
 /// # Compile errors
 ///
 /// Every bad key and value is reported at once, each at its token; the words, and the fix:
@@ -95,6 +121,14 @@ use syn::{parse_macro_input, DeriveInput};
 /// - `` `order emails` is not a valid queue name ``; ``a wire name must be non-empty text
 ///   without control characters``: change the text.
 /// - ``` `crate = "not a path"` is not a path ```: write the dependency's name.
+/// - `` `concurrency = 0` would never run a message `` (the same for `rate_limit`): write 1
+///   or more, or leave the key out.
+/// - `` `CallApi` has no field `client` to make a concurrency key of `` (or a rate key, or a
+///   unique key): name fields of the type; `` `concurrency_key` takes the names of the
+///   fields ``: write them as `"customer, region"`; `` `concurrency_key` names fields, so it
+///   needs a struct with named fields ``: give the key at dispatch.
+/// - `` `concurrency_key` names the fields a limit counts by, and there is no limit `` (or
+///   `rate_key`): add `concurrency = N` (`rate_limit = R`).
 /// - ``` `version = 0` is not a version ```: versions start at 1.
 /// - ``` `previous(...)` needs the current version ```: add `version = N` above every
 ///   version listed; ``previous version 3 is not older than `version = 2` ``: list only
@@ -124,6 +158,17 @@ use syn::{parse_macro_input, DeriveInput};
 /// #[derive(mq::Message, Serialize, Deserialize)]
 /// #[message(queu = "emails")]
 /// struct Ping;
+/// ```
+///
+/// and a limit of 0:
+///
+/// ```compile_fail
+/// # use serde::{Deserialize, Serialize};
+/// #[derive(mq::Message, Serialize, Deserialize)]
+/// #[message(concurrency = 0, concurrency_key = "customer")]
+/// struct CallApi {
+///     customer: String,
+/// }
 /// ```
 ///
 /// and an older shape without its upcaster:

@@ -12,6 +12,10 @@ pub(crate) const BACKOFF: &str = "backoff";
 pub(crate) const BACKOFF_MAX: &str = "backoff_max";
 pub(crate) const UNIQUE: &str = "unique";
 pub(crate) const UNIQUE_FOR: &str = "unique_for";
+pub(crate) const CONCURRENCY: &str = "concurrency";
+pub(crate) const CONCURRENCY_KEY: &str = "concurrency_key";
+pub(crate) const RATE_LIMIT: &str = "rate_limit";
+pub(crate) const RATE_KEY: &str = "rate_key";
 pub(crate) const SCHEDULE: &str = "schedule";
 pub(crate) const SCHEDULE_ZONE: &str = "schedule_zone";
 pub(crate) const CRATE: &str = "crate";
@@ -19,7 +23,7 @@ pub(crate) const VERSION: &str = "version";
 pub(crate) const PREVIOUS: &str = "previous";
 
 /// Every key, in the order the error message lists them.
-pub(crate) const ALL: [&str; 16] = [
+pub(crate) const ALL: [&str; 20] = [
     NAME,
     QUEUE,
     PRIORITY,
@@ -33,6 +37,10 @@ pub(crate) const ALL: [&str; 16] = [
     PREVIOUS,
     UNIQUE,
     UNIQUE_FOR,
+    CONCURRENCY,
+    CONCURRENCY_KEY,
+    RATE_LIMIT,
+    RATE_KEY,
     SCHEDULE,
     SCHEDULE_ZONE,
     CRATE,

@@ -124,6 +124,23 @@ pub fn sigkill(child: &mut std::process::Child) {
     child.wait().expect("reap the child");
 }
 
+/// The most runs that overlapped, from their `(start, end)` times as the slots of a process
+/// test record them; ends sort before starts at one instant, so touching runs do not
+/// overlap.
+pub fn most_at_once(runs: &[(u128, u128)]) -> i32 {
+    let mut edges: Vec<(u128, i32)> = runs
+        .iter()
+        .flat_map(|&(start, end)| [(start, 1), (end, -1)])
+        .collect();
+    edges.sort();
+    let (mut running, mut most) = (0, 0);
+    for (_, step) in edges {
+        running += step;
+        most = most.max(running);
+    }
+    most
+}
+
 /// Appends `line` and a newline to the file the variable `record_var` names (one write, so
 /// the lines of several processes do not mix): what the slots of a process test record.
 pub fn append_line(record_var: &str, line: &str) {

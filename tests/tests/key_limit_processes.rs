@@ -102,21 +102,13 @@ async fn handled(url: &str, workers: usize, count: u64, within: Duration) -> Str
 /// The most slots that ran at once, from the record's start and end times; every run on
 /// attempt 1.
 fn most_at_once(lines: &str) -> i32 {
-    let mut edges = Vec::new();
+    let mut runs = Vec::new();
     for line in lines.lines() {
         let fields: Vec<u128> = line.split(' ').map(|f| f.parse().unwrap()).collect();
         assert_eq!(fields[1], 1, "held back costs no attempt: {line}");
-        edges.push((fields[2], 1i32));
-        edges.push((fields[3], -1i32));
+        runs.push((fields[2], fields[3]));
     }
-    // Ends before starts at the same instant: touching runs do not overlap.
-    edges.sort();
-    let (mut running, mut most) = (0, 0);
-    for (_, step) in edges {
-        running += step;
-        most = most.max(running);
-    }
-    most
+    mq_tests::most_at_once(&runs)
 }
 
 async fn never_more_than_two(url: &str) {

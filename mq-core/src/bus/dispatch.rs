@@ -47,6 +47,7 @@ impl<M> Dispatch<'_, M> {
     /// limit is reached puts it back for a moment, unchanged: that is no failure and costs
     /// no retry. Refused on a backend that cannot keep the count (see
     /// [`Feature::KeyLimits`](crate::transport::Feature::KeyLimits)), and a limit of 0.
+    /// Takes the place of the type's `#[message(concurrency = ...)]` for this dispatch.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -69,7 +70,8 @@ impl<M> Dispatch<'_, M> {
     /// same `key` started in the last second, across every worker on the backend (an API
     /// that takes 50 calls a second: `.rate_limit("geo-api", 50)`; the key may be a queue's
     /// name, for a limit on a whole queue). Held back as by
-    /// [`concurrency_key`](Dispatch::concurrency_key), with the same refusals.
+    /// [`concurrency_key`](Dispatch::concurrency_key), with the same refusals. Takes the
+    /// place of the type's `#[message(rate_limit = ...)]` for this dispatch.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]

@@ -415,7 +415,8 @@ impl Bus {
     }
 
     /// The envelope of `message` and its bytes, checked against what the backend can do
-    /// (its size limit, priorities, longest delay).
+    /// (its size limit, priorities, longest delay, key limits). Every dispatch path comes
+    /// here, so the type's own limits apply wherever `limit` (the dispatch's) leaves them.
     fn encode<M: Message>(
         &self,
         message: &M,
@@ -432,7 +433,7 @@ impl Bus {
         };
         #[cfg(feature = "otel")]
         crate::telemetry::otel::inject(&mut envelope.headers);
-        if let Some(limit) = limit {
+        if let Some(limit) = KeyLimit::resolve(limit, message)? {
             limit.check(M::NAME, self.transport.as_ref())?;
             limit.write(&mut envelope.headers);
         }

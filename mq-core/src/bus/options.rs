@@ -1,5 +1,5 @@
 //! What a dispatch adds to a message besides its body: a unique key (`.unique(key)`) and
-//! a per-key limit (`.concurrency_key`, `.rate_limit`).
+//! a per-key limit (`.concurrency_key`, `.rate_limit`, or the type's own).
 
 use std::time::Duration;
 
@@ -53,6 +53,39 @@ pub(super) struct KeyLimit {
 }
 
 impl KeyLimit {
+    /// The limits of this dispatch of `message`: each one the dispatch gave, else the
+    /// type's own (`#[message(concurrency = .., rate_limit = ..)]`), keyed by the type's
+    /// wire name and the values of its key fields (`NAME:value`, or `NAME` without key
+    /// fields); `None` when there is neither.
+    pub(super) fn resolve<M: Message>(
+        given: Option<&KeyLimit>,
+        message: &M,
+    ) -> Result<Option<KeyLimit>> {
+        let mut limit = given.cloned().unwrap_or_default();
+        let wanted = (
+            limit.concurrency.is_none() && M::OPTIONS.concurrency.is_some(),
+            limit.rate.is_none() && M::OPTIONS.rate.is_some(),
+        );
+        if wanted.0 || wanted.1 {
+            let (concurrency, rate) = message.limit_keys().map_err(|source| Error::Encode {
+                name: M::NAME.to_owned(),
+                source,
+            })?;
+            let key = |value: Option<String>| match value {
+                Some(value) => format!("{}:{value}", M::NAME),
+                None => M::NAME.to_owned(),
+            };
+            if let (true, Some(n)) = (wanted.0, M::OPTIONS.concurrency) {
+                limit.concurrency = Some((key(concurrency), n));
+            }
+            if let (true, Some(r)) = (wanted.1, M::OPTIONS.rate) {
+                limit.rate = Some((key(rate), r));
+            }
+        }
+        let any = limit.concurrency.is_some() || limit.rate.is_some();
+        Ok(any.then_some(limit))
+    }
+
     /// Refuses a limit of 0 and a backend that cannot keep the count.
     pub(super) fn check(&self, name: &str, transport: &dyn Transport) -> Result<()> {
         let limits = [("concurrency", &self.concurrency), ("rate", &self.rate)];

@@ -318,6 +318,20 @@ impl Capabilities {
                 let what = format!("`#[message(unique)]` of message `{}`", info.name);
                 self.require(Feature::Unique, &what, "this backend")?;
             }
+            let limits = [
+                ("concurrency", options.concurrency),
+                ("rate_limit", options.rate),
+            ];
+            for (key, limit) in limits.iter().filter_map(|(k, l)| Some((k, (*l)?))) {
+                if limit == 0 {
+                    return Err(Error::Config(format!(
+                        "message `{}`: `{key} = 0` would never run it; give 1 or more",
+                        info.name
+                    )));
+                }
+                let what = format!("`#[message({key} = {limit})]` of message `{}`", info.name);
+                self.require(Feature::KeyLimits, &what, "this backend")?;
+            }
             if let Priorities::Banded { exact_below } = self.priorities {
                 if options.priority >= exact_below && options.priority != DEFAULT_PRIORITY {
                     tracing::info!(

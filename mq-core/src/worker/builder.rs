@@ -316,7 +316,9 @@ impl WorkerBuilder {
     /// A bad URL or unreachable server; two message types with one wire name; a slot whose
     /// `State<T>` the worker was not given; no queue to consume; a message whose options the
     /// backend cannot hold (a priority on a backend without priorities, a delay or TTR longer
-    /// than it can express; see [`Capabilities`](crate::transport::Capabilities)).
+    /// than it can express; see [`Capabilities`](crate::transport::Capabilities)); a
+    /// message with `#[message(concurrency = ..)]` or `rate_limit`, or a
+    /// [`rate_limit`](WorkerBuilder::rate_limit), on a backend that cannot keep permits.
     pub async fn build(self) -> Result<Worker> {
         let registry = match self.registry {
             Some(registry) => registry,
@@ -355,6 +357,7 @@ impl WorkerBuilder {
                     transport.describe()
                 ))
             })?;
+        super::limits::check_rates(&options, transport.as_ref())?;
         #[cfg(feature = "schedules")]
         let mut schedules = self.schedules;
         #[cfg(feature = "schedules")]

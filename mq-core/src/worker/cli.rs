@@ -21,6 +21,7 @@ Environment:
   MQ_OUTBOX         the same as --outbox
   MQ_QUEUES, MQ_CONCURRENCY, MQ_LIMIT, MQ_TIME_LIMIT, MQ_MEMORY_LIMIT, MQ_FAILURE_LIMIT,
   MQ_GRACE, MQ_RETRIES   the same as the flags above
+  MQ_RATE_LIMIT     the same as --rate-limit, comma-separated: emails=50,geocode=10
   MQ_SIGNATURES     the same as --signatures
   MQ_SIGNING_KEYS   KEY_ID:SECRET[,KEY_ID:SECRET...]: check every envelope's signature, sign
                     what slots dispatch (the first key signs; keys of 32+ random bytes, hex or base64)
@@ -56,6 +57,11 @@ pub(crate) struct Cli {
     /// Queues to consume, earlier first; without it, every queue with a slot in this binary
     #[arg(long, env = "MQ_QUEUES", value_delimiter = ',', value_name = "A,B")]
     queues: Vec<String>,
+
+    /// At most R messages of QUEUE start per second, counted by the backend: give every
+    /// worker of the queue the same rate (repeat for more queues)
+    #[arg(long, env = "MQ_RATE_LIMIT", value_delimiter = ',', value_parser = parse_rate, value_name = "QUEUE=R")]
+    rate_limit: Vec<(String, u32)>,
 
     /// Messages whose slots run at once
     #[arg(long, env = "MQ_CONCURRENCY", value_name = "N", value_parser = clap::value_parser!(u64).range(1..=65536))]
@@ -164,6 +170,9 @@ impl Cli {
         if !self.queues.is_empty() {
             options.queues = self.queues;
         }
+        for (queue, rate) in self.rate_limit {
+            options.set_queue_rate(queue, rate);
+        }
         if let Some(concurrency) = self.concurrency {
             options.concurrency = usize::try_from(concurrency).unwrap_or(DEFAULT_CONCURRENCY);
         }
@@ -179,6 +188,28 @@ impl Cli {
             options.metrics_addr = self.metrics_addr.or(options.metrics_addr);
             options.health_timeout = self.health_timeout.unwrap_or(options.health_timeout);
         }
+    }
+}
+
+/// Parses `--rate-limit QUEUE=R`: a queue's name and a rate of 1 or more a second.
+fn parse_rate(text: &str) -> Result<(String, u32), String> {
+    let Some((queue, rate)) = text.split_once('=') else {
+        return Err(format!(
+            "`{text}` is not QUEUE=R; write e.g. emails=50 (at most 50 a second)"
+        ));
+    };
+    let queue = queue.trim();
+    if queue.is_empty() {
+        return Err(format!("`{text}` names no queue; write e.g. emails=50"));
+    }
+    match rate.trim().parse::<u32>() {
+        Ok(0) => Err(format!(
+            "a rate of 0 would never run a message of `{queue}`; give 1 or more"
+        )),
+        Ok(rate) => Ok((queue.to_owned(), rate)),
+        Err(_) => Err(format!(
+            "`{rate}` is not a rate; write a whole number a second, e.g. {queue}=50"
+        )),
     }
 }
 
@@ -207,6 +238,13 @@ fn show_defaults(command: clap::Command, defaults: &Options) -> clap::Command {
         (
             "queues",
             (!defaults.queues.is_empty()).then(|| defaults.queues.join(",")),
+        ),
+        (
+            "rate_limit",
+            (!defaults.rates.is_empty()).then(|| {
+                let rates = defaults.rates.iter().map(|(q, r)| format!("{q}={r}"));
+                rates.collect::<Vec<_>>().join(",")
+            }),
         ),
         ("concurrency", Some(defaults.concurrency.to_string())),
         ("limit", defaults.limit.map(|n| n.to_string())),
@@ -364,6 +402,30 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("write e.g. 127.0.0.1:9464"), "{error}");
+    }
+
+    #[test]
+    fn rate_limits_per_queue_over_the_code_s() {
+        let mut defaults = Options::default();
+        defaults.set_queue_rate("emails".into(), 5);
+        defaults.set_queue_rate("geocode".into(), 50);
+        let args = ["--rate-limit", "geocode=10", "--rate-limit", "reports=1"];
+        let options = parse(&args, &defaults).unwrap();
+        assert_eq!(options.queue_rate("emails"), Some(5));
+        assert_eq!(options.queue_rate("geocode"), Some(10));
+        assert_eq!(options.queue_rate("reports"), Some(1));
+        assert_eq!(options.queue_rate("other"), None);
+        let help = parse(&["--help"], &defaults).unwrap_err().to_string();
+        assert!(help.contains("[default: emails=5,geocode=50]"), "{help}");
+        for (bad, says) in [
+            ("geocode=0", "a rate of 0 would never run"),
+            ("geocode", "is not QUEUE=R"),
+            ("=5", "names no queue"),
+            ("geocode=fast", "is not a rate"),
+        ] {
+            let error = parse(&["--rate-limit", bad], &defaults).unwrap_err();
+            assert!(error.to_string().contains(says), "{bad}: {error}");
+        }
     }
 
     #[test]

@@ -34,7 +34,7 @@ pub(crate) enum Outcome {
     Retried,
     /// The message is in the failure store.
     Failed,
-    /// Its concurrency key's limit was reached: put back unchanged (see `limits`).
+    /// A limit of its keys or its queue was reached: put back unchanged (see `limits`).
     HeldBack,
 }
 
@@ -112,7 +112,8 @@ async fn emit(shared: Arc<Shared>, job: Job, envelope: Envelope, busy: Busy) -> 
     if envelope.attempt == 1 {
         metrics::queue_wait(queue_label.clone(), info.name, envelope.dispatched_at);
     }
-    let permit = match super::limits::enter(&shared, &envelope, info.options.ttr).await {
+    let permit = match super::limits::enter(&shared, &job.queue, &envelope, info.options.ttr).await
+    {
         super::limits::Gate::Open(permit) => {
             if let Some((key, token)) = &permit {
                 shared.held.permit_taken(job.id, key, *token);

@@ -11,6 +11,9 @@ pub(crate) struct Options {
     /// A PostgreSQL outbox to relay to the worker's transport (`--outbox`, `MQ_OUTBOX`).
     pub(crate) outbox: Option<String>,
     pub(crate) queues: Vec<String>,
+    /// Queues whose messages this worker starts at most so many of per second
+    /// (`WorkerBuilder::rate_limit`, `--rate-limit QUEUE=R`), each queue once.
+    pub(crate) rates: Vec<(String, u32)>,
     pub(crate) concurrency: usize,
     pub(crate) limit: Option<u64>,
     pub(crate) time_limit: Option<Duration>,
@@ -61,6 +64,7 @@ impl Default for Options {
             url: None,
             outbox: None,
             queues: Vec::new(),
+            rates: Vec::new(),
             concurrency: DEFAULT_CONCURRENCY,
             limit: None,
             time_limit: None,

@@ -7,6 +7,8 @@ use syn::meta::ParseNestedMeta;
 use syn::spanned::Spanned as _;
 use syn::{Data, DeriveInput, Ident, LitInt, LitStr};
 
+use super::keys;
+use super::limits::Limit;
 use super::versions::{self, Versions};
 use crate::errors::Errors;
 use crate::{duration, symbol};
@@ -30,7 +32,7 @@ pub(crate) struct Options {
     pub(crate) backoff: Option<Duration>,
     pub(crate) backoff_max: Option<Duration>,
     /// The fields of a unique message's key (`unique = "order_id"`).
-    pub(crate) unique: Option<super::unique::KeyFields>,
+    pub(crate) unique: Option<keys::KeyFields>,
     /// How long its key stays taken after a message ended (`unique_for = "10m"`).
     pub(crate) unique_for: Option<Duration>,
     /// The path of mq-core in the user's crate (`crate = "my_mq"`).
@@ -45,6 +47,10 @@ pub(crate) struct Options {
     /// Its time zone (`schedule_zone = "Europe/Berlin"`).
     pub(crate) schedule_zone: Option<String>,
     schedule_zone_span: Option<proc_macro2::Span>,
+    /// `concurrency = N` and `concurrency_key = "..."`.
+    pub(crate) concurrency: Limit,
+    /// `rate_limit = R` and `rate_key = "..."`.
+    pub(crate) rate: Limit,
 }
 
 impl<'a> Input<'a> {
@@ -89,7 +95,7 @@ impl<'a> Input<'a> {
         }
         options.versions.check(&mut errors);
         if let Some(fields) = &options.unique {
-            if let Err(error) = super::unique::check(input, fields) {
+            if let Err(error) = keys::check(input, fields) {
                 errors.push(error);
             }
         } else if let Some(span) = options.unique_for_span {
@@ -98,6 +104,13 @@ impl<'a> Input<'a> {
                 "`unique_for` is how long a unique message's key stays taken: add the fields \
                  of the key, e.g. `unique = \"order_id\"`",
             ));
+        }
+        let limits = [
+            (&options.concurrency, symbol::CONCURRENCY, "concurrency = 2"),
+            (&options.rate, symbol::RATE_LIMIT, "rate_limit = 50"),
+        ];
+        for (limit, key, example) in limits {
+            limit.check(input, key, example, &mut errors);
         }
         if let (None, Some(span)) = (&options.schedule, options.schedule_zone_span) {
             errors.push(syn::Error::new(
@@ -162,11 +175,11 @@ impl Options {
         match key.as_str() {
             symbol::NAME => set(meta, &mut self.name, read_name(meta)?),
             symbol::QUEUE => set(meta, &mut self.queue, read_queue(meta)?),
-            symbol::PRIORITY => set(meta, &mut self.priority, read_u32(meta, "100")?),
+            symbol::PRIORITY => set(meta, &mut self.priority, read_u32(meta, "100", 0)?),
             symbol::DELAY => set(meta, &mut self.delay, read_duration(meta, "30s", false)?),
             symbol::TTR => set(meta, &mut self.ttr, read_ttr(meta)?),
             symbol::TIMEOUT => set(meta, &mut self.timeout, read_duration(meta, "90s", true)?),
-            symbol::RETRIES => set(meta, &mut self.retries, read_u32(meta, "5")?),
+            symbol::RETRIES => set(meta, &mut self.retries, read_u32(meta, "5", 0)?),
             symbol::BACKOFF => set(meta, &mut self.backoff, read_duration(meta, "2s", true)?),
             symbol::BACKOFF_MAX => set(
                 meta,
@@ -185,7 +198,27 @@ impl Options {
             ),
             symbol::UNIQUE => {
                 let lit = read_str(meta, "unique = \"order_id\"")?;
-                set(meta, &mut self.unique, super::unique::read(&lit)?)
+                set(meta, &mut self.unique, keys::read(&lit, &keys::UNIQUE)?)
+            }
+            symbol::CONCURRENCY => {
+                self.concurrency.written = true;
+                let limit = read_u32(meta, "2", 1)?;
+                set(meta, &mut self.concurrency.value, limit)
+            }
+            symbol::CONCURRENCY_KEY => {
+                self.concurrency.key_span = Some(meta.path.span());
+                let lit = read_str(meta, "concurrency_key = \"customer_id\"")?;
+                let fields = keys::read(&lit, &keys::CONCURRENCY)?;
+                set(meta, &mut self.concurrency.key, fields)
+            }
+            symbol::RATE_LIMIT => {
+                self.rate.written = true;
+                set(meta, &mut self.rate.value, read_u32(meta, "50", 1)?)
+            }
+            symbol::RATE_KEY => {
+                self.rate.key_span = Some(meta.path.span());
+                let lit = read_str(meta, "rate_key = \"customer_id\"")?;
+                set(meta, &mut self.rate.key, keys::read(&lit, &keys::RATE)?)
             }
             symbol::UNIQUE_FOR => {
                 self.unique_for_span = Some(meta.path.span());
@@ -302,26 +335,38 @@ fn is_valid_queue(queue: &str) -> bool {
     !queue.is_empty() && queue.len() <= 200 && !queue.starts_with('-') && queue.chars().all(allowed)
 }
 
-fn read_u32(meta: &ParseNestedMeta<'_>, example: &str) -> syn::Result<u32> {
+/// A whole number from `min` (0, or 1 for a limit: a limit of 0 would never run a message).
+fn read_u32(meta: &ParseNestedMeta<'_>, example: &str, min: u32) -> syn::Result<u32> {
     let key = path_text(&meta.path);
     let example = format!("{key} = {example}");
     match value(meta, &example)? {
         syn::Expr::Lit(syn::ExprLit {
             lit: syn::Lit::Int(lit),
             ..
-        }) => parse_u32(&key, &lit),
+        }) => match parse_u32(&key, &lit, min)? {
+            0 if min > 0 => Err(syn::Error::new(
+                lit.span(),
+                format!(
+                    "`{key} = 0` would never run a message: write a limit of 1 or more, \
+                     e.g. `{example}`, or leave `{key}` out for no limit"
+                ),
+            )),
+            n => Ok(n),
+        },
         other => Err(syn::Error::new_spanned(
             other,
-            format!("`{key}` takes a whole number from 0 to 4294967295, e.g. `{example}`"),
+            format!("`{key}` takes a whole number from {min} to 4294967295, e.g. `{example}`"),
         )),
     }
 }
 
-fn parse_u32(key: &str, lit: &LitInt) -> syn::Result<u32> {
+fn parse_u32(key: &str, lit: &LitInt, min: u32) -> syn::Result<u32> {
     lit.base10_parse::<u32>().map_err(|_| {
         syn::Error::new(
             lit.span(),
-            format!("`{key} = {lit}` is out of range: write a whole number from 0 to 4294967295"),
+            format!(
+                "`{key} = {lit}` is out of range: write a whole number from {min} to 4294967295"
+            ),
         )
     })
 }
@@ -418,6 +463,32 @@ pub(super) mod tests {
         let fields = options.unique.unwrap();
         assert_eq!(fields.names, ["customer", "order_id"]);
         assert_eq!(options.unique_for, Some(Duration::from_secs(600)));
+    }
+
+    #[test]
+    fn reads_the_limits_and_checks_them() {
+        let input: DeriveInput = syn::parse_quote! {
+            #[message(concurrency = 2, concurrency_key = "customer, region", rate_limit = 50)]
+            struct CallApi { customer: String, region: u32 }
+        };
+        let options = Input::from_syn(&input).unwrap().options;
+        assert_eq!(options.concurrency.value, Some(2));
+        let fields = options.concurrency.key.unwrap();
+        assert_eq!(fields.names, ["customer", "region"]);
+        assert_eq!(
+            (options.rate.value, options.rate.key.is_none()),
+            (Some(50), true)
+        );
+
+        let input: DeriveInput = syn::parse_quote! {
+            #[message(concurrency = 0, rate_key = "customer", concurrency_key = "client")]
+            struct CallApi { customer: String }
+        };
+        let errors = errors(&input);
+        assert_eq!(errors.len(), 3, "{errors:#?}");
+        assert!(errors[0].starts_with("`concurrency = 0` would never run a message"));
+        assert!(errors[1].starts_with("`CallApi` has no field `client` to make a concurrency key"));
+        assert!(errors[2].starts_with("`rate_key` names the fields a limit counts by"));
     }
 
     #[test]

@@ -33,7 +33,13 @@ pub(crate) fn derive(input: &Input<'_>) -> TokenStream {
         let hold = duration(m, options.unique_for.unwrap_or(Duration::ZERO));
         quote!(.with_unique(#hold))
     });
-    let unique_key = super::unique::method(m, options.unique.as_ref());
+    let unique_key = super::keys::unique_method(m, options.unique.as_ref());
+    let concurrency = options
+        .concurrency
+        .value
+        .map(|n| quote!(.with_concurrency(#n)));
+    let rate = options.rate.value.map(|r| quote!(.with_rate(#r)));
+    let limit_keys = super::limits::method(m, &options.concurrency, &options.rate);
     let (schedule, def) = match &options.schedule {
         Some((expr, span)) => {
             let zone = options.schedule_zone.as_deref().unwrap_or("UTC");
@@ -54,9 +60,10 @@ pub(crate) fn derive(input: &Input<'_>) -> TokenStream {
             #message_impl {
                 const NAME: &'static str = #name;
                 const OPTIONS: #m::MessageOptions =
-                    #m::message_options(#queue, #priority, #delay, #ttr, #timeout, #retries, #backoff)#unique #schedule;
+                    #m::message_options(#queue, #priority, #delay, #ttr, #timeout, #retries, #backoff)#unique #schedule #concurrency #rate;
                 #versions
                 #unique_key
+                #limit_keys
             }
             #m::inventory::submit! {
                 #def
@@ -151,6 +158,33 @@ mod tests {
         assert!(code.contains("const PREVIOUS_VERSIONS : & 'static [u32] = & [] ;"));
         assert!(code.contains("1u32 => :: mq :: __private :: decode_current :: < Self >"));
         assert!(!code.contains("decode_previous"));
+    }
+
+    #[test]
+    fn limits_are_options_and_their_key_fields_a_method() {
+        let code = expanded(syn::parse_quote!(
+            #[message(concurrency = 2, concurrency_key = "customer, region", rate_limit = 50)]
+            struct CallApi {
+                customer: String,
+                region: u32,
+            }
+        ));
+        assert!(
+            code.contains(". with_concurrency (2u32) . with_rate (50u32) ;"),
+            "{code}"
+        );
+        assert!(code.contains("fn limit_keys"), "{code}");
+        assert!(code.contains("unique_part (& self . customer , & mut key) ?"));
+        assert!(code.contains("unique_part (& self . region , & mut key) ?"));
+        let whole_type = expanded(syn::parse_quote!(
+            #[message(rate_limit = 5)]
+            struct Poll;
+        ));
+        assert!(whole_type.contains(". with_rate (5u32) ;"), "{whole_type}");
+        assert!(
+            !whole_type.contains("limit_keys"),
+            "the trait's default: {whole_type}"
+        );
     }
 
     #[test]

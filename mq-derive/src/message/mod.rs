@@ -2,8 +2,9 @@
 
 mod ast;
 mod expand;
+mod keys;
+mod limits;
 mod schedule;
-mod unique;
 mod versions;
 
 use proc_macro2::TokenStream;
