@@ -254,3 +254,37 @@ async fn a_rate_limit_of_fifty_per_second_holds_within_ten_percent_on_sqlite() {
         assert!(window <= 50, "{window} started within 950 ms");
     }
 }
+
+/// Held-back messages are not counted by `--limit`: a worker with a limit of 3 and room
+/// for four, on messages of one key limited to 1, handles three and stops (it once
+/// reserved three, held two back, and waited for ever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_limit_counts_handled_messages_not_held_back_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("mq.db").display());
+    let record = dir.path().join("record");
+    std::env::set_var(RECORD, &record);
+    let bus = mq::Bus::connect(&url).await.unwrap();
+    for n in 0..6 {
+        bus.dispatch(CallApi { n })
+            .concurrency_key("one-at-a-time", 1)
+            .await
+            .unwrap();
+    }
+    let worker = mq::Worker::builder()
+        .url(&url)
+        .registry(mq::Registry::from_slots([mq::SlotDef::of::<call_api>()]).unwrap())
+        .concurrency(4)
+        .limit(3)
+        .handle_signals(false)
+        .poll_interval(Duration::from_millis(50))
+        .build()
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(30), worker.run())
+        .await
+        .expect("the worker stops after three handled")
+        .unwrap();
+    let lines = std::fs::read_to_string(&record).unwrap();
+    assert_eq!(lines.lines().count(), 3, "{lines}");
+}

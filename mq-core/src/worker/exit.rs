@@ -57,6 +57,8 @@ impl Exit {
 /// Counts kept by the reservation loop.
 #[derive(Debug, Default)]
 pub(super) struct Tally {
+    /// Messages reserved whose handling began, less those held back: what `--limit`
+    /// counts against.
     pub(super) started: u64,
     pub(super) finished: u64,
     pub(super) retried: u64,
@@ -71,7 +73,12 @@ impl Tally {
             Outcome::Finished => self.finished += 1,
             Outcome::Retried => self.retried += 1,
             Outcome::Failed => self.failed += 1,
-            Outcome::HeldBack => self.held_back += 1,
+            Outcome::HeldBack => {
+                // Put back, not handled: the worker may reserve another in its place, or
+                // `--limit` would stop reserving before its count is handled.
+                self.held_back += 1;
+                self.started = self.started.saturating_sub(1);
+            }
         }
     }
 
