@@ -178,7 +178,8 @@ async fn a_rolled_back_unique_dispatch_frees_the_key_on_postgres() {
 async fn a_unique_dispatch_whose_transaction_fails_keeps_no_key_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("mq.db");
-    let small = mq::transport::sqlite::SqliteOptions::default().max_size(64 * 1024);
+    // Room for the schema and one small message, none for 256 KiB.
+    let small = mq::transport::sqlite::SqliteOptions::default().max_size(128 * 1024);
     let transport = mq::transport::sqlite::SqliteTransport::open_with(&path, small)
         .await
         .unwrap();
