@@ -13,6 +13,7 @@ use crate::transport::{Failure, Job, PutOptions, SlotFailure};
 use crate::{Error, Result};
 
 /// Carries out `decision` for `job`; `event` makes the lifecycle event of what was done.
+/// A retry and a failure are boxed: their futures would size every ack's.
 pub(super) async fn settle(
     shared: &Shared,
     job: &Job,
@@ -39,7 +40,7 @@ pub(super) async fn settle(
                 slots,
                 ..event(EventKind::Retried)
             };
-            put_back(shared, job, &next, options, error, &note, retried).await
+            Box::pin(put_back(shared, job, &next, options, error, &note, retried)).await
         }
         Decision::Fail {
             next,
@@ -53,7 +54,15 @@ pub(super) async fn settle(
                 ..event(EventKind::Failed)
             };
             let failure = failure(slots, reason, attempts);
-            move_to_failure_store(shared, job, next.encode(), options, failure, failed).await
+            Box::pin(move_to_failure_store(
+                shared,
+                job,
+                next.encode(),
+                options,
+                failure,
+                failed,
+            ))
+            .await
         }
     }
 }
