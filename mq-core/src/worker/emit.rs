@@ -326,7 +326,12 @@ fn record(
 ) {
     let Err(failure) = result else { return };
     if let SlotFailed::Timeout(limit) = &failure {
-        tracing::warn!(slot = path, "timed out after {limit:?}: cancelled");
+        tracing::warn!(
+            slot = path,
+            message = %envelope.name,
+            id = %envelope.id,
+            "timed out after {limit:?}: cancelled"
+        );
         Hook::emit(&shared.hook, || Event {
             slot: Some(path.to_owned()),
             error: Some(failure.to_string()),
@@ -339,7 +344,13 @@ fn record(
             )
         });
     } else {
-        tracing::warn!(slot = path, error = %failure, "slot failed");
+        tracing::warn!(
+            slot = path,
+            message = %envelope.name,
+            id = %envelope.id,
+            error = %failure,
+            "slot failed"
+        );
     }
     failures.push(SlotOutcome {
         slot: path.to_owned(),
