@@ -44,7 +44,7 @@ pub use envelope::{Envelope, Headers};
 pub use error::{Cause, Error, Result};
 pub use event::{Event, EventKind};
 #[cfg(feature = "logging")]
-pub use logging::{init_logging, init_logging_at};
+pub use logging::{init_logging, init_logging_at, DEFAULT_LOG_FILTER};
 pub use message::{Message, MessageInfo, MessageOptions};
 pub use mq_derive::{slot, Message};
 pub use registry::Registry;

@@ -4,8 +4,20 @@
 
 use std::ffi::OsString;
 
-/// Sends `tracing` output to stderr, filtered by `RUST_LOG` (default `info`), unless the
-/// application installed its own subscriber. `run_worker` calls it; call it before
+/// The filter of [`init_logging`] when `RUST_LOG` is unset: `info`, without the spans of
+/// each message (`mq.publish`, `mq.process`, `mq.slot`).
+///
+/// Those spans are at `info` for tracing layers (OpenTelemetry); a log that records them
+/// formats their fields for every message, whether or not a line is ever logged inside
+/// them: on a worker with a no-op slot that was a third of its instructions
+/// (docs/performance.md, "Speed as deployed"). The worker's own warnings and errors about a
+/// message name it (`message`, `id`) without them. `RUST_LOG=info` puts them back: then
+/// every line logged while a message is handled, your slots' too, carries its span.
+pub const DEFAULT_LOG_FILTER: &str = "info,mq::telemetry::spans=warn";
+
+/// Sends `tracing` output to stderr, filtered by `RUST_LOG` (default
+/// [`DEFAULT_LOG_FILTER`]: `info` without the per-message spans), unless the application
+/// installed its own subscriber. `run_worker` calls it; call it before
 /// `Worker::builder()...run()` to see the worker's log.
 ///
 /// Colour only when stderr is a terminal, `NO_COLOR` is unset or empty, and `TERM` is not
@@ -17,7 +29,7 @@ use std::ffi::OsString;
 /// tracing::info!("printed on stderr");
 /// ```
 pub fn init_logging() {
-    init_logging_at("info");
+    init_logging_at(DEFAULT_LOG_FILTER);
 }
 
 /// As [`init_logging`], with `default_filter` (a `RUST_LOG` directive such as `warn`) when
@@ -52,6 +64,22 @@ fn use_colour(terminal: bool, no_color: Option<OsString>, term: Option<OsString>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_filter_leaves_out_the_spans_of_each_message() {
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER))
+            .with_writer(std::io::sink)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            use crate::telemetry::spans;
+            assert!(spans::publish("memory", "q", "Ping", 1).is_disabled());
+            assert!(spans::process("memory", "q", "Ping", "id", 1).is_disabled());
+            assert!(spans::slot("ping::pong", 1).is_disabled());
+            assert!(!tracing::info_span!("an application's span").is_disabled());
+            assert!(tracing::enabled!(tracing::Level::INFO));
+        });
+    }
 
     #[test]
     fn colour_only_on_a_terminal_without_no_color() {

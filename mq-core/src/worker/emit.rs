@@ -53,12 +53,15 @@ impl Outcome {
 
 /// Handles one reserved item. Errors of the transport are logged here: the item comes back
 /// by itself when its reservation runs out, so nothing is lost.
+///
+/// The rare paths (an unreadable item, a refused signature, an unknown name, a held-back
+/// message) are boxed, so that their futures do not size every message's.
 pub(crate) async fn handle(shared: Arc<Shared>, job: Job, busy: Busy) -> Outcome {
     let envelope = match Envelope::decode(&job.body) {
         Ok(envelope) => envelope,
         Err(reason) => {
             drop(busy);
-            let outcome = fail_unreadable(&shared, &job, reason).await;
+            let outcome = Box::pin(fail_unreadable(&shared, &job, reason)).await;
             #[cfg(feature = "metrics")]
             metrics::settled(job.queue.clone().into(), "".into(), outcome.label(), &[]);
             return outcome;
@@ -66,7 +69,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, job: Job, busy: Busy) -> Outcome
     };
     if let Err(refusal) = shared.verifier.check(&envelope) {
         drop(busy);
-        return super::trust::refuse(&shared, &job, &envelope, refusal).await;
+        return Box::pin(super::trust::refuse(&shared, &job, &envelope, refusal)).await;
     }
     let span = spans::process(
         shared.system,
@@ -99,12 +102,12 @@ async fn emit(shared: Arc<Shared>, job: Job, envelope: Envelope, busy: Busy) -> 
     let route = shared.registry.route(&envelope.name);
     let Some(route) = route.filter(|route| route.slots().next().is_some()) else {
         drop(busy);
-        return unknown_name(&shared, &job, envelope).await;
+        return Box::pin(unknown_name(&shared, &job, envelope)).await;
     };
     let info = route.info();
     if let Err(error) = info.reads(envelope.message_version) {
         drop(busy);
-        return unreadable_version(&shared, &job, envelope, error).await;
+        return Box::pin(unreadable_version(&shared, &job, envelope, error)).await;
     }
     #[cfg(feature = "metrics")]
     let queue_label = metrics::queue_label(&job.queue, info.options.queue);
@@ -123,7 +126,7 @@ async fn emit(shared: Arc<Shared>, job: Job, envelope: Envelope, busy: Busy) -> 
         super::limits::Gate::HeldBack => {
             drop(busy);
             let (priority, ttr) = (info.options.priority, info.options.ttr);
-            return super::limits::hold_back(&shared, &job, priority, ttr).await;
+            return Box::pin(super::limits::hold_back(&shared, &job, priority, ttr)).await;
         }
     };
     let started = Instant::now();
@@ -329,7 +332,12 @@ fn record(
 ) {
     let Err(failure) = result else { return };
     if let SlotFailed::Timeout(limit) = &failure {
-        tracing::warn!(slot = path, "timed out after {limit:?}: cancelled");
+        tracing::warn!(
+            slot = path,
+            message = %envelope.name,
+            id = %envelope.id,
+            "timed out after {limit:?}: cancelled"
+        );
         Hook::emit(&shared.hook, || Event {
             slot: Some(path.to_owned()),
             error: Some(failure.to_string()),
@@ -342,7 +350,13 @@ fn record(
             )
         });
     } else {
-        tracing::warn!(slot = path, error = %failure, "slot failed");
+        tracing::warn!(
+            slot = path,
+            message = %envelope.name,
+            id = %envelope.id,
+            error = %failure,
+            "slot failed"
+        );
     }
     failures.push(SlotOutcome {
         slot: path.to_owned(),
@@ -386,18 +400,13 @@ async fn catch_panic(future: crate::slot::SlotFuture) -> Result<(), SlotFailed> 
 }
 
 /// `catch_unwind` for a future, polled in place (no extra task).
-pub(crate) async fn futures_catch_unwind<F: std::future::Future>(
+///
+/// A wrapper, not an `async fn`: an `async fn` keeps its argument and its pinned copy side
+/// by side, doubling the size of every message's task.
+pub(crate) fn futures_catch_unwind<F: std::future::Future>(
     future: F,
-) -> std::thread::Result<F::Output> {
-    let mut future = std::pin::pin!(future);
-    std::future::poll_fn(move |cx| {
-        match std::panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
-            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
-            Ok(std::task::Poll::Ready(result)) => std::task::Poll::Ready(Ok(result)),
-            Err(payload) => std::task::Poll::Ready(Err(payload)),
-        }
-    })
-    .await
+) -> impl std::future::Future<Output = std::thread::Result<F::Output>> {
+    futures_util::FutureExt::catch_unwind(AssertUnwindSafe(future))
 }
 
 fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {

@@ -388,17 +388,24 @@ impl Worker {
                 shared.held.insert(job.clone());
                 let shared = shared.clone();
                 let busy = capacity.take();
+                // The message's future is boxed: a task cell is copied whole when it is
+                // made, when it ends and when its output is read, and an unboxed one was
+                // 16 KB (docs/performance.md, "Speed as deployed").
                 tasks.spawn(async move {
                     let id = job.id;
-                    let handled =
-                        emit::futures_catch_unwind(emit::handle(shared.clone(), job, busy)).await;
+                    let handled = emit::futures_catch_unwind(Box::pin(emit::handle(
+                        shared.clone(),
+                        job,
+                        busy,
+                    )))
+                    .await;
                     let job = shared.held.remove(id);
                     match handled {
                         Ok(outcome) => outcome,
                         // A panic outside the slots (an event hook): hand the message back.
                         Err(_) => {
                             if let Some(job) = job {
-                                release_all(&shared, vec![job]).await;
+                                Box::pin(release_all(&shared, vec![job])).await;
                             }
                             Outcome::Retried
                         }

@@ -13,6 +13,7 @@ use crate::transport::{Failure, Job, PutOptions, SlotFailure};
 use crate::{Error, Result};
 
 /// Carries out `decision` for `job`; `event` makes the lifecycle event of what was done.
+/// A retry and a failure are boxed: their futures would size every ack's.
 pub(super) async fn settle(
     shared: &Shared,
     job: &Job,
@@ -21,7 +22,7 @@ pub(super) async fn settle(
 ) -> Outcome {
     match decision {
         Decision::Ack => {
-            log_transport(shared.transport.ack(job).await, "ack");
+            log_transport(shared.transport.ack(job).await, "ack", job);
             let finished = event(EventKind::Finished);
             let elapsed_ms = finished.elapsed.map_or(0, |e| e.as_millis() as u64);
             tracing::debug!(elapsed_ms, "finished");
@@ -39,7 +40,7 @@ pub(super) async fn settle(
                 slots,
                 ..event(EventKind::Retried)
             };
-            put_back(shared, job, &next, options, error, &note, retried).await
+            Box::pin(put_back(shared, job, &next, options, error, &note, retried)).await
         }
         Decision::Fail {
             next,
@@ -53,7 +54,15 @@ pub(super) async fn settle(
                 ..event(EventKind::Failed)
             };
             let failure = failure(slots, reason, attempts);
-            move_to_failure_store(shared, job, next.encode(), options, failure, failed).await
+            Box::pin(move_to_failure_store(
+                shared,
+                job,
+                next.encode(),
+                options,
+                failure,
+                failed,
+            ))
+            .await
         }
     }
 }
@@ -107,8 +116,17 @@ async fn move_to_failure_store(
     event: Event,
 ) -> Outcome {
     let reason = failure.reason.clone();
-    log_transport(shared.transport.fail(job, body, put, failure).await, "fail");
-    tracing::error!(%reason, "failed: moved to the failure store");
+    log_transport(
+        shared.transport.fail(job, body, put, failure).await,
+        "fail",
+        job,
+    );
+    tracing::error!(
+        message = %event.name,
+        id = %event.id,
+        %reason,
+        "failed: moved to the failure store"
+    );
     Hook::emit(&shared.hook, || Event {
         error: Some(reason),
         ..event
@@ -147,9 +165,15 @@ async fn put_back(
             };
             return move_to_failure_store(shared, job, body, put, failure, failed).await;
         }
-        result => log_transport(result, "retry"),
+        result => log_transport(result, "retry", job),
     }
-    tracing::warn!(%error, delay_ms = put.delay.as_millis() as u64, "{note}");
+    tracing::warn!(
+        message = %event.name,
+        id = %event.id,
+        %error,
+        delay_ms = put.delay.as_millis() as u64,
+        "{note}"
+    );
     Hook::emit(&shared.hook, || Event {
         error: Some(error),
         delay: Some(put.delay),
@@ -158,14 +182,17 @@ async fn put_back(
     Outcome::Retried
 }
 
-fn log_transport(result: Result<()>, operation: &str) {
+fn log_transport(result: Result<()>, operation: &str, job: &Job) {
     match result {
         Ok(()) => {}
         Err(Error::ReservationLost(item)) => tracing::warn!(
+            queue = %job.queue,
             item,
             "{operation}: the reservation was lost; the message may run again (at-least-once)"
         ),
         Err(error) => tracing::error!(
+            queue = %job.queue,
+            item = job.id,
             %error,
             "{operation} failed; the message comes back when its reservation runs out"
         ),
