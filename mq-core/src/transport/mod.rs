@@ -26,7 +26,6 @@
 //! # Ok(()) }
 //! ```
 
-use std::any::Any;
 use std::fmt;
 use std::time::Duration;
 
@@ -35,6 +34,7 @@ use bytes::Bytes;
 
 use crate::Result;
 
+mod as_any;
 #[cfg(feature = "beanstalk")]
 pub mod beanstalk;
 mod capabilities;
@@ -56,6 +56,7 @@ pub mod scheme;
 pub mod sqlite;
 mod unique;
 
+pub use as_any::AsAny;
 #[cfg(any(feature = "beanstalk", feature = "postgres"))]
 pub(crate) use capabilities::too_large;
 pub use capabilities::{Capabilities, Feature, KeepAlive, Priorities};
@@ -680,36 +681,4 @@ pub trait Transport: AsAny + Send + Sync + fmt::Debug + 'static {
     /// # Ok(()) }
     /// ```
     async fn browse(&self, queue: &str, after: u64, limit: usize) -> Result<Vec<Job>>;
-}
-
-/// A transport as [`Any`], so that code which knows one backend can reach it (dispatch inside
-/// a PostgreSQL transaction); every transport has it. Call it on the transport, not on its
-/// `Arc`: `bus.transport().as_ref().as_any()`.
-///
-/// ```
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> mq::Result<()> {
-/// use mq::transport::{memory::MemoryTransport, AsAny as _};
-///
-/// let bus = mq::Bus::connect("memory://as-any-doc").await?;
-/// let memory = bus.transport().as_ref().as_any().downcast_ref::<MemoryTransport>();
-/// assert!(memory.is_some());
-/// # Ok(()) }
-/// ```
-pub trait AsAny {
-    /// `self` as `&dyn Any`.
-    ///
-    /// ```
-    /// use mq::transport::{memory::MemoryTransport, AsAny as _, Transport};
-    ///
-    /// let transport: std::sync::Arc<dyn Transport> = MemoryTransport::new();
-    /// assert!(transport.as_ref().as_any().is::<MemoryTransport>());
-    /// ```
-    fn as_any(&self) -> &dyn Any;
-}
-
-impl<T: Any> AsAny for T {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
 }

@@ -24,7 +24,8 @@ pub struct ScheduleNote {
     pub name: String,
     /// The wire name of the message each tick makes.
     pub message: String,
-    /// When it ticks, as [`Schedule::describe`](crate::schedule) says it.
+    /// When it ticks, as `Schedule::describe` says it (`every 5m`, `cron "0 30 3 * * *" in
+    /// UTC`).
     pub when: String,
     /// The next tick, as the worker that wrote the note computed it; `None` for a schedule
     /// that never ticks again.
