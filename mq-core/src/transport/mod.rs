@@ -233,13 +233,12 @@ pub trait Transport: AsAny + Send + Sync + fmt::Debug + 'static {
     ) -> Result<Put> {
         let _ = (queue, body, options);
         let what = format!("unique key `{}`", unique.key);
-        self.capabilities()
-            .require(Feature::Unique, &what, &self.describe())?;
-        Err(crate::Error::Unsupported {
+        Err(missing(
+            self,
+            Feature::Unique,
             what,
-            reason: "this backend declares unique keys but does not implement put_unique"
-                .to_owned(),
-        })
+            "this backend declares unique keys but does not implement put_unique",
+        ))
     }
 
     /// A per-key concurrency limit: takes one of `limit` permits of `key` for `lease` (the
@@ -269,13 +268,12 @@ pub trait Transport: AsAny + Send + Sync + fmt::Debug + 'static {
     async fn acquire_permit(&self, key: &str, limit: u32, lease: Duration) -> Result<Option<u64>> {
         let _ = (limit, lease);
         let what = format!("concurrency limit of key `{key}`");
-        self.capabilities()
-            .require(Feature::KeyLimits, &what, &self.describe())?;
-        Err(crate::Error::Unsupported {
+        Err(missing(
+            self,
+            Feature::KeyLimits,
             what,
-            reason: "this backend declares key limits but does not implement acquire_permit"
-                .to_owned(),
-        })
+            "this backend declares key limits but does not implement acquire_permit",
+        ))
     }
 
     /// Gives back the permit `token` of `key` that [`acquire_permit`](Transport::acquire_permit)
@@ -366,13 +364,12 @@ pub trait Transport: AsAny + Send + Sync + fmt::Debug + 'static {
     /// [`Feature::Unique`] (no worker can run a schedule there), naming those that can; the
     /// backend's error.
     async fn schedule_notes(&self) -> Result<Vec<ScheduleNote>> {
-        let what = "listing schedules";
-        self.capabilities()
-            .require(Feature::Unique, what, &self.describe())?;
-        Err(crate::Error::Unsupported {
-            what: what.to_owned(),
-            reason: "this backend runs schedules but does not implement schedule_notes".to_owned(),
-        })
+        Err(missing(
+            self,
+            Feature::Unique,
+            "listing schedules".to_owned(),
+            "this backend runs schedules but does not implement schedule_notes",
+        ))
     }
 
     /// A debounced dispatch: if a message put with `debounce.key` is still waiting (delayed,
@@ -413,13 +410,12 @@ pub trait Transport: AsAny + Send + Sync + fmt::Debug + 'static {
     ) -> Result<Put> {
         let _ = (queue, body, options);
         let what = format!("debounce key `{}`", debounce.key);
-        self.capabilities()
-            .require(Feature::Debounce, &what, &self.describe())?;
-        Err(crate::Error::Unsupported {
+        Err(missing(
+            self,
+            Feature::Debounce,
             what,
-            reason: "this backend declares debounce but does not implement put_debounced"
-                .to_owned(),
-        })
+            "this backend declares debounce but does not implement put_debounced",
+        ))
     }
 
     /// Batch dispatch ([`Bus::dispatch_all`](crate::Bus::dispatch_all)): puts several items
@@ -681,4 +677,25 @@ pub trait Transport: AsAny + Send + Sync + fmt::Debug + 'static {
     /// # Ok(()) }
     /// ```
     async fn browse(&self, queue: &str, after: u64, limit: usize) -> Result<Vec<Job>>;
+}
+
+/// The error of a default method that only a backend with `feature` overrides: the
+/// refusal naming the backends that can, or, from a backend that declares the feature but
+/// kept the default, `mistake`.
+fn missing<T: Transport + ?Sized>(
+    transport: &T,
+    feature: Feature,
+    what: String,
+    mistake: &str,
+) -> crate::Error {
+    match transport
+        .capabilities()
+        .require(feature, &what, &transport.describe())
+    {
+        Err(refused) => refused,
+        Ok(()) => crate::Error::Unsupported {
+            what,
+            reason: mistake.to_owned(),
+        },
+    }
 }
