@@ -67,7 +67,7 @@ use crate::Result;
 pub const HOLD: Duration = Duration::from_secs(600);
 
 /// How late after its time a tick is still dispatched.
-pub const LATE: Duration = Duration::from_secs(60);
+pub const LATE: Duration = crate::transport::schedule_note::LATE;
 
 /// What dispatches one tick's message on a bus, with the tick's key.
 type Make = dyn Fn(Bus, SystemTime, String) -> Pin<Box<dyn Future<Output = Result<MessageId>> + Send>>

@@ -50,7 +50,7 @@ pub mod memory;
 pub mod nats;
 #[cfg(feature = "postgres")]
 pub mod postgres;
-mod schedule_note;
+pub(crate) mod schedule_note;
 pub mod scheme;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;

@@ -4,7 +4,11 @@
 //! reads it back. A note is informational: the schedule's guarantee (each tick once) comes
 //! from the tick's unique key, never from the note.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
+
+/// How late after its time a tick is still dispatched (`mq::schedule::LATE`): a note whose
+/// next tick is further past than this has no worker running its schedule.
+pub(crate) const LATE: Duration = Duration::from_secs(60);
 
 /// One schedule as the workers running it last wrote it down.
 ///
@@ -73,5 +77,22 @@ impl ScheduleNote {
     pub fn seen(mut self, seen: SystemTime) -> ScheduleNote {
         self.seen = seen;
         self
+    }
+
+    /// Whether its next tick is more than a minute before `now`, the longest a tick is
+    /// still dispatched late: no worker runs the schedule now.
+    ///
+    /// ```
+    /// use mq::transport::ScheduleNote;
+    /// use std::time::{Duration, SystemTime};
+    ///
+    /// let now = SystemTime::now();
+    /// let note = ScheduleNote::new("poll", "Poll", "every 5m");
+    /// assert!(!note.clone().next(Some(now - Duration::from_secs(30))).is_overdue(now));
+    /// assert!(note.clone().next(Some(now - Duration::from_secs(90))).is_overdue(now));
+    /// assert!(!note.is_overdue(now), "a schedule that never ticks again");
+    /// ```
+    pub fn is_overdue(&self, now: SystemTime) -> bool {
+        self.next.is_some_and(|next| next + LATE < now)
     }
 }

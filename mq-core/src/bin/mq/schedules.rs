@@ -1,7 +1,7 @@
 //! `mq schedules`: the schedules the workers run, as they wrote them down in the backend
 //! (`Transport::schedule_notes`): when each ticks, its next and last tick, and when a
-//! worker last wrote it. A schedule whose next tick is more than `LATE` past has no worker
-//! dispatching it, and says so.
+//! worker last wrote it. A schedule whose next tick is more than a minute past
+//! (`ScheduleNote::is_overdue`) has no worker dispatching it, and says so.
 
 use std::io::{self, Write};
 use std::time::{Duration, SystemTime};
@@ -11,10 +11,6 @@ use serde::Serialize;
 
 use crate::table::{Align, Table};
 use crate::{view, CliResult, Ctx};
-
-/// How late a next tick may be before the listing calls it overdue: a tick is dispatched up
-/// to a minute after its time (`mq::schedule::LATE`).
-const LATE: Duration = Duration::from_secs(60);
 
 /// One schedule as `--json` prints it.
 #[derive(Debug, Serialize)]
@@ -88,6 +84,6 @@ fn entry(note: &ScheduleNote, now: SystemTime) -> Entry<'_> {
         seen: view::time(note.seen),
         // Whole seconds: `12s ago`, not `12s 345ms 6us ago`.
         ago: Duration::from_secs(ago.as_secs()),
-        overdue: note.next.is_some_and(|next| next + LATE < now),
+        overdue: note.is_overdue(now),
     }
 }
