@@ -627,6 +627,7 @@ fn main() {
         Ok("latency") => Some(latency_child()),
         Ok("run_worker") => Some(deployed::run_worker_child()),
         Ok("dispatch_one") => Some(deployed::dispatch_one_child()),
+        Ok("insert_one") => Some(deployed::insert_one_child()),
         _ => None,
     };
     if let Some(result) = child {

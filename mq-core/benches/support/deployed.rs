@@ -208,6 +208,16 @@ pub fn dispatch_one_child() -> R<()> {
     Ok(())
 }
 
+/// `sqlite_insert_one` alone, for profiling beside `dispatch_one_child` on SQLite:
+/// `MQ_BENCH_CHILD=insert_one MQ_BENCH_PATH=/tmp/x/raw.db MQ_BENCH_N=...`. Prints
+/// `MESSAGES_PER_SECOND`.
+pub fn insert_one_child() -> R<()> {
+    let path = std::env::var("MQ_BENCH_PATH")?;
+    let n: usize = std::env::var("MQ_BENCH_N")?.parse()?;
+    println!("{:.0}", sqlite_insert_one(std::path::Path::new(&path), n)?);
+    Ok(())
+}
+
 /// The child of [`worker_process`]: `main` as a user writes it.
 pub fn run_worker_child() -> R<()> {
     tokio::runtime::Runtime::new()?.block_on(mq::run_worker())?;

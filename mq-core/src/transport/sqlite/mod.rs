@@ -310,7 +310,7 @@ impl Transport for SqliteTransport {
     async fn put(&self, queue: &str, body: Bytes, options: PutOptions) -> Result<u64> {
         let queue = queue.to_owned();
         self.writer
-            .call(move |db| ops::put_new(db, &queue, &body, &options))
+            .put(move |db| ops::put_new(db, &queue, &body, &options))
             .await
     }
 
@@ -324,7 +324,7 @@ impl Transport for SqliteTransport {
         let queue = queue.to_owned();
         let unique = unique.clone();
         self.writer
-            .call(move |db| unique::put(db, &queue, &body, &options, &unique))
+            .put(move |db| unique::put(db, &queue, &body, &options, &unique))
             .await
     }
 
@@ -338,7 +338,7 @@ impl Transport for SqliteTransport {
         let queue = queue.to_owned();
         let debounce = debounce.clone();
         self.writer
-            .call(move |db| debounce::put(db, &queue, &body, &options, &debounce))
+            .put(move |db| debounce::put(db, &queue, &body, &options, &debounce))
             .await
     }
 
@@ -372,7 +372,7 @@ impl Transport for SqliteTransport {
     ) -> Result<Vec<Result<u64>>> {
         let queue = queue.to_owned();
         self.writer
-            .call(move |db| ops::put_all(db, &queue, &bodies, &options))
+            .put(move |db| ops::put_all(db, &queue, &bodies, &options))
             .await
     }
 

@@ -3,12 +3,22 @@
 //! Every operation is a [`Command`] sent over a channel. The thread takes whatever queued up
 //! (up to [`MAX_BATCH`]), runs it all inside one `BEGIN IMMEDIATE` transaction, commits once
 //! (group commit) and only then answers each caller through its oneshot channel, so nobody
-//! hears "done" before the data is in the file. SQLite never blocks the async runtime's
-//! threads, and a thousand concurrent `put`s cost one commit, not a thousand.
+//! hears "done" before the data is in the file. A caller's runtime thread never waits on
+//! SQLite, and a thousand concurrent `put`s cost one commit, not a thousand.
 //!
 //! If the batch fails (a full disk, say), it is rolled back and every operation runs again in
 //! a transaction of its own, so only the operations that really fail get the error; a lock
 //! held by another connection past the busy timeout fails the whole batch at once instead.
+//!
+//! A dispatch that finds the writer idle (no other put in progress, nothing queued, the
+//! connection free) on a multi-threaded tokio runtime runs its put itself instead, under
+//! [`tokio::task::block_in_place`], in the same kind of transaction: one awaited dispatch
+//! then costs its transaction and no hand-off between threads. The runtime moves the
+//! caller's other tasks to another thread meanwhile, so a busy timeout stalls only the
+//! caller. On a current-thread runtime, with other puts in progress, or with commands queued,
+//! the put goes to the thread, so concurrent dispatches still share one commit; and for a
+//! while after a transaction found the file locked by another process, so that waiting the
+//! lock out is done once for all of them.
 //!
 //! The thread also wakes idle reservers: at once after a commit that made something ready
 //! (a put, a release, a retry), and for commits by other processes by reading
@@ -17,18 +27,21 @@
 //! giving its room back to the file system. It exits when the last
 //! handle is dropped.
 
+mod core;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 use std::{fmt, mem, slice};
 
-use rusqlite::Connection;
+use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::sync::{oneshot, Notify};
 
+use self::core::Core;
 use super::ops::{self, Db, Outcome, Reserved};
 use super::room::Room;
-use super::{busy, open, SqliteOptions};
+use super::{open, SqliteOptions};
 use crate::{Error, Result};
 
 /// The most operations committed in one transaction.
@@ -48,6 +61,12 @@ pub(super) struct Shared {
     /// How many `reserve` calls are in progress; the thread polls for other processes'
     /// commits only while this is not zero.
     waiters: AtomicUsize,
+    /// How many commands were sent that the thread has not taken yet; a caller runs its
+    /// operation itself only while this is zero.
+    queued: AtomicUsize,
+    /// How many [`Writer::put`]s are in progress; a caller runs its put itself only if it
+    /// is the only one.
+    calling: AtomicUsize,
 }
 
 /// Counts a `reserve` call in [`Shared::waiters`] while it lives.
@@ -113,8 +132,9 @@ where
     }
 }
 
-/// An operation for the writer thread.
-pub(super) struct Command(Box<dyn Pending>);
+/// An operation for the writer thread, or none: a nudge to look at the time again (a caller
+/// wrote, so the WAL will need shrinking).
+pub(super) struct Command(Option<Box<dyn Pending>>);
 
 impl fmt::Debug for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -135,7 +155,7 @@ impl Command {
             reply,
             orphan,
         };
-        (Command(Box::new(op)), answer)
+        (Command(Some(Box::new(op))), answer)
     }
 }
 
@@ -155,6 +175,7 @@ fn hand_back(reserved: Reserved, orphans: &mut Vec<Lease>) {
 pub(super) struct Writer {
     commands: Sender<Command>,
     shared: Arc<Shared>,
+    core: Arc<Mutex<Core>>,
 }
 
 impl Writer {
@@ -169,15 +190,20 @@ impl Writer {
             .name("mq-sqlite-writer".into())
             .spawn(move || match open::connection(&thread_path, &options) {
                 Ok(conn) => {
-                    if ready.send(Ok(())).is_ok() {
+                    let core = Arc::new(Mutex::new(Core {
+                        room: Room::new(&thread_path, options.max_size),
+                        conn,
+                        path: thread_path,
+                        busy_timeout: options.busy_timeout,
+                        wrote: None,
+                        locked_out: None,
+                    }));
+                    if ready.send(Ok(core.clone())).is_ok() {
                         Thread {
-                            room: Room::new(&thread_path, options.max_size),
-                            conn,
+                            core,
                             inbox,
                             shared: thread_shared,
-                            path: thread_path,
                             poll: options.poll_interval,
-                            busy_timeout: options.busy_timeout,
                         }
                         .run();
                     }
@@ -192,21 +218,96 @@ impl Writer {
                 detail: format!("cannot start the writer thread: {error}"),
                 source: Some(Box::new(error)),
             })?;
-        opened.await.map_err(|_| stopped(&path))??;
-        Ok(Writer { commands, shared })
+        let core = opened.await.map_err(|_| stopped(&path))??;
+        Ok(Writer {
+            commands,
+            shared,
+            core,
+        })
     }
 
     pub(super) fn shared(&self) -> &Shared {
         &self.shared
     }
 
-    /// Runs `run` in the writer's next transaction and returns its answer once committed.
+    /// Runs `run` in the writer thread's next transaction and returns its answer once
+    /// committed.
     pub(super) async fn call<T, F>(&self, run: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnMut(&Db<'_>) -> Outcome<T> + Send + 'static,
     {
-        self.send(Command::new(run, ignore)).await
+        let (command, answer) = Command::new(run, ignore);
+        self.push(command)?;
+        answer.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Like [`call`](Writer::call), for the puts a dispatch awaits: on the caller's thread if
+    /// no other put or call is in progress, the writer is idle and the runtime can spare the
+    /// thread. The worker's calls (acks, retries) stay on the writer thread, where the
+    /// concurrent ones of a busy worker share commits.
+    pub(super) async fn put<T, F>(&self, run: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&Db<'_>) -> Outcome<T> + Send + 'static,
+    {
+        // Concurrent puts go to the thread, and share its commits.
+        let calling = Calling::new(&self.shared);
+        let (command, answer) = Command::new(run, ignore);
+        let command = if calling.alone {
+            self.run_here(command)
+        } else {
+            Some(command)
+        };
+        if let Some(command) = command {
+            self.push(command)?;
+        }
+        answer.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Runs the command's operation on this thread, if nothing is queued for the writer, its
+    /// connection is free and this is a worker of a multi-threaded tokio runtime (which
+    /// [`block_in_place`](tokio::task::block_in_place) needs); gives the command back
+    /// otherwise. Its answer is sent as the writer thread would send it.
+    fn run_here(&self, command: Command) -> Option<Command> {
+        let mut op = command.0?;
+        let runtime = Handle::try_current().map(|handle| handle.runtime_flavor());
+        if runtime.ok() != Some(RuntimeFlavor::MultiThread)
+            || self.shared.queued.load(Ordering::SeqCst) > 0
+        {
+            return Some(Command(Some(op)));
+        }
+        let mut core = match self.core.try_lock() {
+            Ok(core) => core,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return Some(Command(Some(op))),
+        };
+        if core.contended() {
+            return Some(Command(Some(op)));
+        }
+        let resting = core.wrote.is_none();
+        let woke = tokio::task::block_in_place(|| core.execute(slice::from_mut(&mut op)));
+        let nudge = resting && core.wrote.is_some();
+        drop(core);
+        if woke {
+            self.shared.notify.notify_waiters();
+        }
+        // Only reservations leave orphans, and they never come here.
+        op.reply(&mut Vec::new());
+        if nudge {
+            // If the thread is gone, so is the WAL's shrinking: nothing to tell.
+            let _ = self.push(Command(None));
+        }
+        None
+    }
+
+    /// Queues a command for the writer thread.
+    fn push(&self, command: Command) -> Result<()> {
+        self.shared.queued.fetch_add(1, Ordering::SeqCst);
+        self.commands.send(command).map_err(|_| {
+            self.shared.queued.fetch_sub(1, Ordering::SeqCst);
+            Error::Closed
+        })
     }
 
     /// Like [`call`](Writer::call) for a reservation: if the caller stops waiting (its
@@ -222,30 +323,45 @@ impl Writer {
         F: FnMut(&Db<'_>) -> Outcome<Reserved> + Send + 'static,
     {
         let (command, answer) = Command::new(run, hand_back);
-        self.commands.send(command).map_err(|_| Error::Closed)?;
+        self.push(command)?;
         let mut pending = HandBack {
             answer: Some(answer),
-            commands: &self.commands,
+            writer: self,
         };
         let answer = pending.answer.as_mut().ok_or(Error::Closed)?;
         let result = answer.await;
         pending.answer = None;
         result.map_err(|_| Error::Closed)?
     }
+}
 
-    async fn send<T>(
-        &self,
-        (command, answer): (Command, oneshot::Receiver<Result<T>>),
-    ) -> Result<T> {
-        self.commands.send(command).map_err(|_| Error::Closed)?;
-        answer.await.map_err(|_| Error::Closed)?
+/// Counts a call in [`Shared::calling`] while it lives.
+struct Calling<'a> {
+    shared: &'a Shared,
+    /// No other call was in progress when this one began.
+    alone: bool,
+}
+
+impl<'a> Calling<'a> {
+    fn new(shared: &'a Shared) -> Calling<'a> {
+        let before = shared.calling.fetch_add(1, Ordering::SeqCst);
+        Calling {
+            shared,
+            alone: before == 0,
+        }
+    }
+}
+
+impl Drop for Calling<'_> {
+    fn drop(&mut self) {
+        self.shared.calling.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
 /// The answer of a reservation while it is awaited; hands its rows back if dropped early.
 struct HandBack<'a> {
     answer: Option<oneshot::Receiver<Result<Reserved>>>,
-    commands: &'a Sender<Command>,
+    writer: &'a Writer,
 }
 
 impl Drop for HandBack<'_> {
@@ -264,7 +380,7 @@ impl Drop for HandBack<'_> {
                 let id = job.id;
                 let (command, _) = Command::new(move |db| ops::release(db, id, deliveries), ignore);
                 // If the writer is gone, the lease runs out instead.
-                let _ = self.commands.send(command);
+                let _ = self.writer.push(command);
             }
         }
     }
@@ -279,30 +395,26 @@ fn stopped(path: &std::path::Path) -> Error {
 }
 
 struct Thread {
-    conn: Connection,
-    room: Room,
+    core: Arc<Mutex<Core>>,
     inbox: Receiver<Command>,
     shared: Arc<Shared>,
-    path: std::path::PathBuf,
     poll: Duration,
-    busy_timeout: Duration,
 }
 
 impl Thread {
     fn run(self) {
         let mut batch: Vec<Box<dyn Pending>> = Vec::new();
         let mut orphans: Vec<Lease> = Vec::new();
-        let mut seen = self.data_version();
+        let mut seen = self.core().data_version();
         let mut checked = Instant::now();
-        // When this connection last wrote, until the WAL was shrunk after it.
-        let mut wrote: Option<Instant> = None;
         loop {
             for (id, deliveries) in mem::take(&mut orphans) {
                 let (command, _) = Command::new(move |db| ops::release(db, id, deliveries), ignore);
-                batch.push(command.0);
+                batch.extend(command.0);
             }
             if batch.is_empty() {
                 let polling = self.shared.waiters.load(Ordering::SeqCst) > 0;
+                let wrote = self.core().wrote;
                 let shrink = wrote.map(|at| SHRINK_AFTER.saturating_sub(at.elapsed()));
                 let wait = match (polling, shrink) {
                     (true, Some(shrink)) => Some(self.poll.min(shrink)),
@@ -320,30 +432,33 @@ impl Thread {
                         Err(_) => break,
                     },
                 };
-                batch.extend(next.map(|command| command.0));
+                if let Some(command) = next {
+                    batch.extend(self.taken(command));
+                }
             }
             while batch.len() < MAX_BATCH {
                 match self.inbox.try_recv() {
-                    Ok(command) => batch.push(command.0),
+                    Ok(command) => batch.extend(self.taken(command)),
                     Err(_) => break,
                 }
             }
             if !batch.is_empty() {
-                let changes = self.conn.total_changes();
-                self.execute(&mut batch);
-                if self.conn.total_changes() != changes {
-                    wrote = Some(Instant::now());
+                let woke = self.core().execute(&mut batch);
+                if woke {
+                    self.shared.notify.notify_waiters();
                 }
                 for op in batch.drain(..) {
                     op.reply(&mut orphans);
                 }
-            } else if wrote.is_some_and(|at| at.elapsed() >= SHRINK_AFTER) {
-                wrote = None;
-                self.shrink_wal();
+            } else {
+                let mut core = self.core();
+                if core.wrote.is_some_and(|at| at.elapsed() >= SHRINK_AFTER) {
+                    core.shrink_wal();
+                }
             }
             if self.shared.waiters.load(Ordering::SeqCst) > 0 && checked.elapsed() >= self.poll {
                 checked = Instant::now();
-                let version = self.data_version();
+                let version = self.core().data_version();
                 if version != seen {
                     seen = version;
                     self.shared.notify.notify_waiters();
@@ -352,147 +467,17 @@ impl Thread {
         }
     }
 
-    /// Copies the WAL into the file and truncates it, giving its room back to the file
-    /// system (SQLite otherwise keeps the WAL at its largest size). Never waits: if another
-    /// connection reads or writes, the WAL stays as it is until this one writes and rests
-    /// again.
-    fn shrink_wal(&self) {
-        let _ = self.conn.busy_timeout(Duration::ZERO);
-        let done = self
-            .conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
-                row.get::<_, i64>(0)
-            });
-        if let Err(error) = self.conn.busy_timeout(self.busy_timeout) {
-            tracing::warn!(path = %self.path.display(), %error, "sqlite busy timeout not restored");
-        }
-        tracing::debug!(path = %self.path.display(), ?done, "sqlite wal checkpoint (truncate)");
+    fn core(&self) -> MutexGuard<'_, Core> {
+        // An operation that panicked left no transaction open: `execute` rolls back first.
+        self.core.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Changes whenever another connection (another process) commits to the file.
-    fn data_version(&self) -> Option<i64> {
-        self.conn
-            .pragma_query_value(None, "data_version", |row| row.get(0))
-            .ok()
-    }
-
-    fn execute(&self, batch: &mut [Box<dyn Pending>]) {
-        let woke = match self.transaction(batch) {
-            Ok(woke) => woke,
-            // A lock held past the busy timeout is no operation's doing: running each again
-            // on its own would wait the busy timeout once per operation.
-            Err(error) if batch.len() == 1 || busy::is_busy(&error) => {
-                self.rollback();
-                let failure = open::error(&self.path, error);
-                for op in batch.iter_mut() {
-                    op.fault(self.copy(&failure));
-                }
-                false
-            }
-            Err(_) => {
-                self.rollback();
-                let mut woke = false;
-                for op in batch.iter_mut() {
-                    op.reset();
-                    match self.transaction(slice::from_mut(op)) {
-                        Ok(one) => woke |= one,
-                        Err(error) => {
-                            self.rollback();
-                            op.fault(open::error(&self.path, error));
-                        }
-                    }
-                }
-                woke
-            }
-        };
-        if woke {
-            self.shared.notify.notify_waiters();
-        }
-    }
-
-    /// The same fault again, for each operation of a failed batch.
-    fn copy(&self, failure: &Error) -> Error {
-        let (detail, source) = match failure {
-            Error::Sqlite { detail, source, .. } => {
-                let sqlite = source
-                    .as_ref()
-                    .and_then(|source| source.downcast_ref::<rusqlite::Error>())
-                    .map(|error| -> crate::Cause { Box::new(open::same_sqlite_error(error)) });
-                (detail.clone(), sqlite)
-            }
-            other => (other.to_string(), None),
-        };
-        Error::Sqlite {
-            path: self.path.clone(),
-            detail,
-            source,
-        }
-    }
-
-    /// Runs `ops` in one transaction; true if one of them made a message ready.
-    fn transaction(&self, ops: &mut [Box<dyn Pending>]) -> rusqlite::Result<bool> {
-        self.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-        let db = Db::new(&self.conn, &self.room);
-        for op in ops.iter_mut() {
-            op.run(&db)?;
-        }
-        self.conn.prepare_cached("COMMIT")?.execute([])?;
-        Ok(db.woke.get())
-    }
-
-    fn rollback(&self) {
-        if !self.conn.is_autocommit() {
-            if let Err(error) = self.conn.execute_batch("ROLLBACK") {
-                tracing::warn!(path = %self.path.display(), %error, "sqlite rollback failed");
-            }
-        }
+    /// A command taken from the inbox: no longer queued.
+    fn taken(&self, command: Command) -> Option<Box<dyn Pending>> {
+        self.shared.queued.fetch_sub(1, Ordering::SeqCst);
+        command.0
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use std::time::{Duration, Instant};
-
-    use crate::transport::sqlite::{SqliteOptions, SqliteTransport};
-    use crate::transport::{PutOptions, Transport};
-
-    /// A batch that finds the file locked past the busy timeout fails as a whole: each of
-    /// its operations is not run again on its own, which would wait the busy timeout once
-    /// per operation.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_batch_that_finds_the_file_locked_fails_together() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("mq.db");
-        let timeout = Duration::from_millis(200);
-        let queue =
-            SqliteTransport::open_with(&path, SqliteOptions::default().busy_timeout(timeout))
-                .await
-                .unwrap();
-        let holder = rusqlite::Connection::open(&path).unwrap();
-        holder.execute_batch("BEGIN IMMEDIATE").unwrap();
-        let ops = 32;
-        let start = Instant::now();
-        let puts = (0..ops).map(|n| {
-            let queue = &queue;
-            async move {
-                queue
-                    .put("q", format!("{n}").into(), PutOptions::default())
-                    .await
-            }
-        });
-        let results = futures_util::future::join_all(puts).await;
-        let took = start.elapsed();
-        holder.execute_batch("ROLLBACK").unwrap();
-        for result in &results {
-            let error = result.as_ref().unwrap_err().to_string();
-            assert!(error.contains("lock"), "{error}");
-        }
-        // One busy timeout per batch (the first put may be a batch of its own: 2 of them),
-        // never one per operation (32: 6.4 s); the margin is for a loaded machine.
-        assert!(took < timeout * 16, "{ops} puts took {took:?} to fail");
-        queue
-            .put("q", "after".into(), PutOptions::default())
-            .await
-            .unwrap();
-    }
-}
+mod tests;
