@@ -165,15 +165,30 @@ fn is_first_version(version: &u32) -> bool {
 pub(crate) mod system_time {
     use std::time::SystemTime;
 
-    use serde::{de::Error as _, Deserialize, Deserializer, Serializer};
+    use serde::de::{Error, Visitor};
+    use serde::{Deserializer, Serializer};
 
     pub(crate) fn serialize<S: Serializer>(time: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(&humantime::format_rfc3339_millis(*time))
     }
 
     pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        humantime::parse_rfc3339_weak(&text).map_err(D::Error::custom)
+        d.deserialize_str(Rfc3339)
+    }
+
+    /// Reads the text where it lies: no copy of it is made.
+    struct Rfc3339;
+
+    impl Visitor<'_> for Rfc3339 {
+        type Value = SystemTime;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an RFC 3339 time")
+        }
+
+        fn visit_str<E: Error>(self, text: &str) -> Result<SystemTime, E> {
+            humantime::parse_rfc3339_weak(text).map_err(E::custom)
+        }
     }
 }
 

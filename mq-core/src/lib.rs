@@ -19,6 +19,7 @@ mod envelope;
 mod error;
 pub mod event;
 pub mod guide;
+mod id_map;
 #[cfg(feature = "logging")]
 mod logging;
 mod message;

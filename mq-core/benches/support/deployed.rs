@@ -44,6 +44,13 @@ pub fn figures(n: usize, rounds: usize) -> R<()> {
         "throughput: deployed shapes, beanstalkd on port {}, N = {n}",
         server.port
     );
+    match std::env::var("MQ_BENCH_WORKER") {
+        Ok(path) => eprintln!("throughput: mq_worker_process runs {path}"),
+        Err(_) => eprintln!(
+            "throughput: mq_worker_process runs the bench binary (every feature): \
+             MQ_BENCH_WORKER is unset (scripts/bench sets it)"
+        ),
+    }
     let mut all = Vec::new();
     for round in 1..=rounds {
         let figures = one_round(&server, &runtime, n)?;
@@ -173,11 +180,16 @@ fn sqlite_insert_one(path: &std::path::Path, n: usize) -> R<f64> {
     Ok(n as f64 / started.elapsed().as_secs_f64())
 }
 
-/// The bench binary as a worker on `mq::run_worker()` (`MQ_BENCH_CHILD=run_worker`) with
-/// `--limit n`, timed from spawn to exit.
+/// A worker on `mq::run_worker()` with `--limit n`, timed from spawn to exit: the example
+/// `bench_worker` (mq's default features) at `$MQ_BENCH_WORKER`, which `scripts/bench` builds,
+/// else the bench binary itself (`MQ_BENCH_CHILD=run_worker`, every feature).
 fn worker_process(url: &str, n: usize) -> R<f64> {
+    let program = match std::env::var_os("MQ_BENCH_WORKER") {
+        Some(path) => std::path::PathBuf::from(path),
+        None => std::env::current_exe()?,
+    };
     let started = Instant::now();
-    let status = Process::new(std::env::current_exe()?)
+    let status = Process::new(program)
         .args(["--limit", &n.to_string()])
         .env("MQ_BENCH_CHILD", "run_worker")
         .env("MQ_URL", url)

@@ -9,12 +9,12 @@
 //! its reservation from being renewed, so its message is not handed to a second worker while
 //! it still runs.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::id_map::IdMap;
 use crate::transport::{Job, Transport};
 
 /// How often the keep-alive task looks for reservations to renew.
@@ -23,7 +23,7 @@ const TICK: Duration = Duration::from_millis(100);
 /// The reserved items of a worker, by id.
 #[derive(Debug, Default)]
 pub(crate) struct Held {
-    items: Mutex<HashMap<u64, Item>>,
+    items: Mutex<IdMap<Item>>,
 }
 
 #[derive(Debug)]
@@ -38,7 +38,7 @@ struct Item {
 }
 
 impl Held {
-    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Item>> {
+    fn lock(&self) -> MutexGuard<'_, IdMap<Item>> {
         // Each critical section is one map operation: the map stays consistent.
         self.items
             .lock()

@@ -23,10 +23,13 @@ pub(super) async fn settle(
     match decision {
         Decision::Ack => {
             log_transport(shared.transport.ack(job).await, "ack", job);
-            let finished = event(EventKind::Finished);
-            let elapsed_ms = finished.elapsed.map_or(0, |e| e.as_millis() as u64);
-            tracing::debug!(elapsed_ms, "finished");
-            Hook::emit(&shared.hook, || finished);
+            // The event copies the names: made only for a log line or a hook that wants it.
+            let elapsed_ms = || {
+                let elapsed = event(EventKind::Finished).elapsed;
+                elapsed.map_or(0, |e| u64::try_from(e.as_millis()).unwrap_or(u64::MAX))
+            };
+            tracing::debug!(elapsed_ms = elapsed_ms(), "finished");
+            Hook::emit(&shared.hook, || event(EventKind::Finished));
             Outcome::Finished
         }
         Decision::Retry {

@@ -1,7 +1,6 @@
 //! The reservation engine: the consuming connection, taking ready jobs, the blocking
 //! reserve that may stay parked for the next call, and handing back what nobody claimed.
 
-use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -10,6 +9,7 @@ use tokio::time::Instant;
 use super::connection::Connection;
 use super::proto::{parse_yaml_map, Command, Response};
 use super::{unexpected, Inner, MAX_CHUNK};
+use crate::id_map::IdSet;
 use crate::transport::{Job, Receipt};
 use crate::{Error, Result};
 
@@ -77,7 +77,7 @@ pub(super) struct Consumer {
     /// The tubes the consuming connection watches.
     pub(super) watching: Vec<String>,
     /// Jobs reserved through `connection` and not yet acked, retried, released or failed.
-    pub(super) held: HashSet<u64>,
+    pub(super) held: IdSet,
 }
 
 impl Inner {
