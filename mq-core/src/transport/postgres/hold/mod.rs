@@ -497,6 +497,18 @@ impl Spare {
     }
 }
 
+impl Drop for Spare {
+    /// Rolled back when there is a runtime to do it in; else its connection is closed.
+    fn drop(&mut self) {
+        let Some(kept) = self.slot().take() else {
+            return;
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(kept.tx.end("ROLLBACK"));
+        }
+    }
+}
+
 /// Reserves up to `max` items of `queues` in a transaction left open (see the module's
 /// doc), in the order `ops::reserve` gives; with nothing found, it is rolled back at once.
 pub(super) async fn reserve(

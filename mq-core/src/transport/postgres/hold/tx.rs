@@ -148,8 +148,15 @@ impl Tx {
 
 impl Drop for Tx {
     fn drop(&mut self) {
-        if let Some(connection) = &mut self.connection {
+        let Some(mut connection) = self.connection.take() else {
+            return;
+        };
+        if tokio::runtime::Handle::try_current().is_ok() {
             connection.close_on_drop();
+        } else {
+            // No runtime to close it in (a spare, its transport dropped outside one): the
+            // socket closes with the connection taken off the pool.
+            drop(connection.detach());
         }
     }
 }
