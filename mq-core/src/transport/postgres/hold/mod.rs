@@ -88,9 +88,15 @@ impl Held {
     /// to leases first, for the caller to settle that lease instead.
     ///
     /// In a task of its own: a caller that goes away must not cut a statement on the
-    /// batch's connection in half.
+    /// batch's connection in half. An ack that is not the batch's last runs no statement,
+    /// and needs no task.
     pub(super) async fn settle(&self, how: Settle) -> Result<Option<Lease>> {
         let (batch, id) = (self.batch.clone(), self.id);
+        if let Settle::Ack = how {
+            if let Some(settled) = batch.ack_before_last(id).await {
+                return settled;
+            }
+        }
         tokio::spawn(batch.settle(id, how))
             .await
             .map_err(|_| Error::Closed)?
@@ -183,12 +189,44 @@ impl Batch {
         }
         // Others are still running: the commit comes with the last of them, or, if that
         // takes longer than SETTLE_WAIT, with what is unsettled then going over to leases.
-        let mut ended = self.ended.subscribe();
+        let ended = self.ended.subscribe();
         if !state.waiting {
             state.waiting = true;
             self.lease_after(SETTLE_WAIT);
         }
         drop(state);
+        Self::committed(ended).await
+    }
+
+    /// Acks item `id` when other items of the batch are still unsettled, and returns once
+    /// that is committed; `None` when it would be the last, or the batch is no longer
+    /// open: then [`settle`](Self::settle) decides.
+    async fn ack_before_last(self: &Arc<Self>, id: i64) -> Option<Result<Option<Lease>>> {
+        let mut state = self.state.lock().await;
+        let State {
+            phase,
+            unsettled,
+            acked,
+            waiting,
+            ..
+        } = &mut *state;
+        if !matches!(phase, Phase::Open(_)) || unsettled.len() < 2 || !unsettled.remove(&id) {
+            return None;
+        }
+        acked.push(id);
+        let ended = self.ended.subscribe();
+        if !*waiting {
+            *waiting = true;
+            self.lease_after(SETTLE_WAIT);
+        }
+        drop(state);
+        Some(Self::committed(ended).await)
+    }
+
+    /// How the transaction of `ended` ended, once it has.
+    async fn committed(
+        mut ended: watch::Receiver<Option<std::result::Result<(), String>>>,
+    ) -> Result<Option<Lease>> {
         let ended = ended
             .wait_for(Option::is_some)
             .await
