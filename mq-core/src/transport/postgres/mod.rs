@@ -77,7 +77,7 @@ use super::{
 use crate::{Error, Result};
 use acks::Acks;
 use error::{translate, PgError};
-use hold::{Held, Openings, Settle};
+use hold::{Held, Home, Openings, Settle, Spare, Start};
 use listen::Wakeups;
 use ops::{Found, Lease, Sql};
 use url::PgUrl;
@@ -132,6 +132,8 @@ pub struct PostgresTransport {
     acks: Acks,
     /// The batches held by an open transaction, against their limit.
     openings: Openings,
+    /// A transaction begun for the next held batch (see `hold`).
+    spare: Arc<Spare>,
 }
 
 /// sqlx's value for the URL's `sslmode`.
@@ -213,6 +215,7 @@ impl PostgresTransport {
             wakeups,
             acks,
             openings,
+            spare: Arc::default(),
         })
     }
 
@@ -264,17 +267,24 @@ impl PostgresTransport {
     /// One reservation attempt, in a task of its own: if this future is dropped before the
     /// answer is received, the task (or the guard) hands the reservations back.
     /// The batch is held by a transaction when fewer batches than the limit are open (none
-    /// with `?hold=0`); leased otherwise.
+    /// with `?hold=0`), or when the previous batch's commit began one (see `hold::Spare`);
+    /// leased otherwise.
     async fn attempt(&self, queues: Arc<[String]>, max: usize) -> Result<Found> {
         let (send, answer) = oneshot::channel();
         let (pool, sql) = (self.pool.clone(), self.sql.clone());
-        let held = self.openings.take();
-        let (wakeups, hold) = (self.wakeups.handle(), self.url.hold);
+        // The transaction the last batch's commit began, else a new one if there is room.
+        let held = match self.spare.take() {
+            Some(tx) => Some(Start::Begun(tx)),
+            None => self.openings.take().map(Start::Open),
+        };
+        let home = Home {
+            wakeups: self.wakeups.handle(),
+            spare: self.spare.clone(),
+            hold: self.url.hold,
+        };
         tokio::spawn(async move {
             let found = match held {
-                Some(opening) => {
-                    hold::reserve(&pool, &sql, &queues, max, opening, wakeups, hold).await
-                }
+                Some(start) => hold::reserve(&pool, &sql, &queues, max, start, home).await,
                 None => ops::reserve(&pool, &sql, &queues, max).await,
             };
             if let Err(Ok(found)) = send.send(found) {

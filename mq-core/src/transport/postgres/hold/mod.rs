@@ -26,6 +26,11 @@
 //! a transport are open at once (4 with the default pool of 10), so that they never take
 //! the connections the other statements need; beyond that, `reserve` leases.
 //!
+//! A commit also begins the transport's next batch, in its round trip (`COMMIT; BEGIN`),
+//! when no such [`Spare`] waits yet: the next `reserve` picks in it at once, so a batch
+//! costs two round trips, not three. A spare holds no row and is rolled back after
+//! [`SPARE_AGE`] unused.
+//!
 //! Modules: `sql` (the statements), `tx` (the transaction's connection, the limit on open
 //! batches, each statement's time limit); here the batch and its settles.
 
@@ -33,8 +38,9 @@ mod sql;
 mod tx;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use sqlx::PgPool;
@@ -46,7 +52,8 @@ use crate::transport::{Failure, PutOptions, Receipt};
 use crate::{Error, Result};
 pub(super) use sql::HeldSql;
 pub(super) use tx::Openings;
-use tx::{limited, Opening, Tx};
+pub(super) use tx::Tx;
+use tx::{limited, Opening};
 
 /// The longest a settle waits for the other items of its batch before the batch commits
 /// without them (they go over to leases): what an ack may cost beyond its round trip.
@@ -81,9 +88,15 @@ impl Held {
     /// to leases first, for the caller to settle that lease instead.
     ///
     /// In a task of its own: a caller that goes away must not cut a statement on the
-    /// batch's connection in half.
+    /// batch's connection in half. An ack that is not the batch's last runs no statement,
+    /// and needs no task.
     pub(super) async fn settle(&self, how: Settle) -> Result<Option<Lease>> {
         let (batch, id) = (self.batch.clone(), self.id);
+        if let Settle::Ack = how {
+            if let Some(settled) = batch.ack_before_last(id).await {
+                return settled;
+            }
+        }
         tokio::spawn(batch.settle(id, how))
             .await
             .map_err(|_| Error::Closed)?
@@ -97,6 +110,8 @@ pub(super) struct Batch {
     sql: Arc<Sql>,
     pool: PgPool,
     wakeups: Arc<Notify>,
+    /// Where the commit leaves the next batch's transaction, begun in its round trip.
+    spare: Arc<Spare>,
     /// How the transaction ended: `Ok` once committed, the error if it was lost; what the
     /// settles waiting for the commit learn.
     ended: watch::Sender<Option<std::result::Result<(), String>>>,
@@ -174,12 +189,44 @@ impl Batch {
         }
         // Others are still running: the commit comes with the last of them, or, if that
         // takes longer than SETTLE_WAIT, with what is unsettled then going over to leases.
-        let mut ended = self.ended.subscribe();
+        let ended = self.ended.subscribe();
         if !state.waiting {
             state.waiting = true;
             self.lease_after(SETTLE_WAIT);
         }
         drop(state);
+        Self::committed(ended).await
+    }
+
+    /// Acks item `id` when other items of the batch are still unsettled, and returns once
+    /// that is committed; `None` when it would be the last, or the batch is no longer
+    /// open: then [`settle`](Self::settle) decides.
+    async fn ack_before_last(self: &Arc<Self>, id: i64) -> Option<Result<Option<Lease>>> {
+        let mut state = self.state.lock().await;
+        let State {
+            phase,
+            unsettled,
+            acked,
+            waiting,
+            ..
+        } = &mut *state;
+        if !matches!(phase, Phase::Open(_)) || unsettled.len() < 2 || !unsettled.remove(&id) {
+            return None;
+        }
+        acked.push(id);
+        let ended = self.ended.subscribe();
+        if !*waiting {
+            *waiting = true;
+            self.lease_after(SETTLE_WAIT);
+        }
+        drop(state);
+        Some(Self::committed(ended).await)
+    }
+
+    /// How the transaction of `ended` ended, once it has.
+    async fn committed(
+        mut ended: watch::Receiver<Option<std::result::Result<(), String>>>,
+    ) -> Result<Option<Lease>> {
         let ended = ended
             .wait_for(Option::is_some)
             .await
@@ -250,15 +297,40 @@ impl Batch {
             return Ok(());
         };
         let mut statement = String::new();
+        // The statements up to the `COMMIT`, which is the last of them.
+        let mut commit_at = 1;
         if !state.acked.is_empty() {
             let ids: Vec<String> = state.acked.iter().map(i64::to_string).collect();
             statement = format!("{}{}}}'::bigint[]); ", self.sql.held.delete, ids.join(","));
+            commit_at += 1;
         }
         if !tokens.is_empty() {
             statement.push_str("SET LOCAL synchronous_commit TO on; ");
+            commit_at += 1;
         }
         statement.push_str("COMMIT");
-        match tx.end(&statement).await {
+        // The next batch's `BEGIN` in the same round trip, when no spare waits yet.
+        let begin = self.spare.is_empty();
+        if begin {
+            statement.push_str("; ");
+            statement.push_str(&self.sql.held.begin);
+        }
+        let mut tx = tx;
+        let (done, result) = tx.run(&statement).await;
+        let committed = match result {
+            Ok(()) => {
+                if begin {
+                    Spare::put(&self.spare, tx);
+                } else {
+                    tx.ended();
+                }
+                Ok(())
+            }
+            // Failed after its commit (in the `BEGIN`): dropped, the connection is closed.
+            Err(_) if done >= commit_at => Ok(()),
+            Err(error) => Err(error),
+        };
+        match committed {
             Ok(()) => {
                 state.acked.clear();
                 state.phase = Phase::Leased(tokens);
@@ -371,6 +443,110 @@ impl Batch {
     }
 }
 
+/// Where a held batch belongs: its transport's reservers to wake when it ends, the place
+/// for the transaction its commit begins, and how long it may stay open (`?hold=`).
+#[derive(Debug)]
+pub(super) struct Home {
+    pub(super) wakeups: Arc<Notify>,
+    pub(super) spare: Arc<Spare>,
+    pub(super) hold: Duration,
+}
+
+/// How a held batch's transaction starts.
+#[derive(Debug)]
+pub(super) enum Start {
+    /// Begun already, in the round trip of an earlier batch's commit (see [`Spare`]).
+    Begun(Tx),
+    /// With a `BEGIN` of its own, on a connection of the pool, in this place.
+    Open(Opening),
+}
+
+/// The longest a spare transaction waits for a batch before it is rolled back: a worker
+/// reserves again within milliseconds while it has work, and one that has none must not
+/// leave a connection idle in a transaction.
+const SPARE_AGE: Duration = Duration::from_millis(100);
+
+/// A transaction begun in the round trip of a batch's commit (a `BEGIN` after its
+/// `COMMIT`), for the transport's next batch, which then costs a round trip less. It holds
+/// no row and no snapshot (read committed between statements), only its connection and
+/// its place among the open batches; unused for [`SPARE_AGE`], it is rolled back.
+#[derive(Debug, Default)]
+pub(super) struct Spare {
+    slot: std::sync::Mutex<Option<Kept>>,
+    kept: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Kept {
+    begun: Instant,
+    number: u64,
+    tx: Tx,
+}
+
+impl Spare {
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Kept>> {
+        self.slot.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.slot().is_none()
+    }
+
+    /// Keeps `tx` for the next batch, for at most [`SPARE_AGE`]; rolled back at once if
+    /// another is kept already.
+    fn put(self: &Arc<Self>, tx: Tx) {
+        let mut slot = self.slot();
+        if slot.is_some() {
+            drop(slot);
+            tokio::spawn(tx.end("ROLLBACK"));
+            return;
+        }
+        let number = self.kept.fetch_add(1, Ordering::Relaxed);
+        *slot = Some(Kept {
+            begun: Instant::now(),
+            number,
+            tx,
+        });
+        drop(slot);
+        let spare = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(SPARE_AGE).await;
+            let expired = {
+                let mut slot = spare.slot();
+                match &*slot {
+                    Some(kept) if kept.number == number => slot.take(),
+                    _ => None,
+                }
+            };
+            if let Some(kept) = expired {
+                let _ = kept.tx.end("ROLLBACK").await;
+            }
+        });
+    }
+
+    /// The spare transaction, if one is kept and younger than [`SPARE_AGE`].
+    pub(super) fn take(&self) -> Option<Tx> {
+        let kept = self.slot().take()?;
+        if kept.begun.elapsed() < SPARE_AGE {
+            return Some(kept.tx);
+        }
+        tokio::spawn(kept.tx.end("ROLLBACK"));
+        None
+    }
+}
+
+impl Drop for Spare {
+    /// Rolled back when there is a runtime to do it in; else its connection is closed.
+    fn drop(&mut self) {
+        let Some(kept) = self.slot().take() else {
+            return;
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(kept.tx.end("ROLLBACK"));
+        }
+    }
+}
+
 /// Reserves up to `max` items of `queues` in a transaction left open (see the module's
 /// doc), in the order `ops::reserve` gives; with nothing found, it is rolled back at once.
 pub(super) async fn reserve(
@@ -378,13 +554,15 @@ pub(super) async fn reserve(
     sql: &Arc<Sql>,
     queues: &[String],
     max: usize,
-    opening: Opening,
-    wakeups: Arc<Notify>,
-    hold: Duration,
+    start: Start,
+    home: Home,
 ) -> Result<Found> {
-    let mut tx = Tx::begin(pool, opening, &sql.held.begin)
-        .await
-        .map_err(op("reserve"))?;
+    let mut tx = match start {
+        Start::Begun(tx) => tx,
+        Start::Open(opening) => Tx::begin(pool, opening, &sql.held.begin)
+            .await
+            .map_err(op("reserve"))?,
+    };
     let mut rows = Vec::new();
     for queue in queues {
         let room = max - rows.len();
@@ -418,7 +596,8 @@ pub(super) async fn reserve(
         }),
         sql: sql.clone(),
         pool: pool.clone(),
-        wakeups,
+        wakeups: home.wakeups,
+        spare: home.spare,
         ended: watch::channel(None).0,
     });
     let jobs = rows
@@ -437,7 +616,7 @@ pub(super) async fn reserve(
         // round trip and the old holder's settle finds the new token.
         batch.go_over_to_leases().await?;
     } else {
-        batch.lease_after(hold);
+        batch.lease_after(home.hold);
     }
     Ok(Found {
         jobs,

@@ -5,8 +5,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::TryStreamExt;
 use sqlx::pool::PoolConnection;
-use sqlx::{Executor, PgConnection, PgPool, Postgres};
+use sqlx::{Either, Executor, PgConnection, PgPool, Postgres};
 
 use super::super::url::PgUrl;
 use crate::{Error, Result};
@@ -76,7 +77,7 @@ impl Drop for Opening {
 /// The connection of an open transaction. Dropped while the transaction is still open, it
 /// is closed rather than given back to the pool, which ends the transaction (a rollback).
 #[derive(Debug)]
-pub(super) struct Tx {
+pub(in crate::transport::postgres) struct Tx {
     connection: Option<PoolConnection<Postgres>>,
     _opening: Opening,
 }
@@ -105,6 +106,34 @@ impl Tx {
         self.connection.as_deref_mut().ok_or(Error::Closed)
     }
 
+    /// Runs `statement`, a simple query of one or more statements: how many of them
+    /// completed, and the error of the one that failed, if any.
+    pub(super) async fn run(
+        &mut self,
+        statement: &str,
+    ) -> (usize, std::result::Result<(), sqlx::Error>) {
+        let Some(connection) = self.connection.as_deref_mut() else {
+            return (0, Err(sqlx::Error::PoolClosed));
+        };
+        let mut done = 0;
+        let run = async {
+            let mut results = connection.fetch_many(statement);
+            while let Some(result) = results.try_next().await? {
+                if let Either::Left(_) = result {
+                    done += 1;
+                }
+            }
+            Ok(())
+        };
+        let result = limited(run).await;
+        (done, result)
+    }
+
+    /// The connection back to the pool: the transaction ended (`COMMIT` or `ROLLBACK` ran).
+    pub(super) fn ended(mut self) {
+        self.connection.take();
+    }
+
     /// Ends the transaction with `statement` (a `COMMIT` or `ROLLBACK`, after whatever
     /// goes with it in the same round trip); the connection goes back to the pool.
     pub(super) async fn end(mut self, statement: &str) -> std::result::Result<(), sqlx::Error> {
@@ -119,8 +148,15 @@ impl Tx {
 
 impl Drop for Tx {
     fn drop(&mut self) {
-        if let Some(connection) = &mut self.connection {
+        let Some(mut connection) = self.connection.take() else {
+            return;
+        };
+        if tokio::runtime::Handle::try_current().is_ok() {
             connection.close_on_drop();
+        } else {
+            // No runtime to close it in (a spare, its transport dropped outside one): the
+            // socket closes with the connection taken off the pool.
+            drop(connection.detach());
         }
     }
 }
