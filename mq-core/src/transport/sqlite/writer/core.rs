@@ -1,8 +1,8 @@
 //! The write connection and what goes with it: the room for new messages, when it last
-//! wrote, and how a group of operations becomes one transaction.
+//! found the file locked, and how a group of operations becomes one transaction.
 //!
 //! It sits behind a mutex that the writer thread takes for each batch, and that a caller
-//! takes instead when it finds the writer idle (see [`Writer::call`](super::Writer::call)):
+//! takes instead when it finds the writer idle (see [`Writer::put`](super::Writer::put)):
 //! both run the same transaction code, so an operation commits the same way whichever
 //! thread runs it.
 
@@ -24,11 +24,18 @@ pub(super) struct Core {
     pub(super) room: Room,
     pub(super) path: PathBuf,
     pub(super) busy_timeout: Duration,
-    /// When this connection last wrote, until the WAL was shrunk after it.
-    pub(super) wrote: Option<Instant>,
     /// When a transaction last found the file locked by another connection past the busy
     /// timeout.
     pub(super) locked_out: Option<Instant>,
+}
+
+/// What a batch did, beyond its answers.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Executed {
+    /// A message became ready: idle reservers are to be woken.
+    pub(super) woke: bool,
+    /// Something was written: the WAL is to be shrunk once the writer rests.
+    pub(super) wrote: bool,
 }
 
 impl fmt::Debug for Core {
@@ -41,17 +48,16 @@ impl fmt::Debug for Core {
 
 impl Core {
     /// Runs `batch` in one transaction (or, if that fails for one operation's sake, each in
-    /// a transaction of its own), leaving each operation's answer in it; true if a message
-    /// became ready.
-    pub(super) fn execute(&mut self, batch: &mut [Box<dyn Pending>]) -> bool {
+    /// a transaction of its own), leaving each operation's answer in it.
+    pub(super) fn execute(&mut self, batch: &mut [Box<dyn Pending>]) -> Executed {
         // A caller that panicked inside its operation left its transaction open.
         self.rollback();
         let changes = self.conn.total_changes();
         let woke = self.execute_all(batch);
-        if self.conn.total_changes() != changes {
-            self.wrote = Some(Instant::now());
+        Executed {
+            woke,
+            wrote: self.conn.total_changes() != changes,
         }
-        woke
     }
 
     fn execute_all(&mut self, batch: &mut [Box<dyn Pending>]) -> bool {
@@ -139,8 +145,7 @@ impl Core {
     /// system (SQLite otherwise keeps the WAL at its largest size). Never waits: if another
     /// connection reads or writes, the WAL stays as it is until this one writes and rests
     /// again.
-    pub(super) fn shrink_wal(&mut self) {
-        self.wrote = None;
+    pub(super) fn shrink_wal(&self) {
         let _ = self.conn.busy_timeout(Duration::ZERO);
         let done = self
             .conn

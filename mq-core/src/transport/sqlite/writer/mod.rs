@@ -11,14 +11,14 @@
 //! held by another connection past the busy timeout fails the whole batch at once instead.
 //!
 //! A dispatch that finds the writer idle (no other put in progress, nothing queued, the
-//! connection free) on a multi-threaded tokio runtime runs its put itself instead, under
-//! [`tokio::task::block_in_place`], in the same kind of transaction: one awaited dispatch
-//! then costs its transaction and no hand-off between threads. The runtime moves the
-//! caller's other tasks to another thread meanwhile, so a busy timeout stalls only the
-//! caller. On a current-thread runtime, with other puts in progress, or with commands queued,
-//! the put goes to the thread, so concurrent dispatches still share one commit; and for a
-//! while after a transaction found the file locked by another process, so that waiting the
-//! lock out is done once for all of them.
+//! connection free), in a task on a thread of a multi-threaded tokio runtime, runs its put
+//! itself instead, under [`tokio::task::block_in_place`], in the same kind of transaction:
+//! one awaited dispatch then costs its transaction and no hand-off between threads. The
+//! runtime moves the thread's other tasks to another thread meanwhile, so a busy timeout
+//! stalls only the caller. Everywhere else the put goes to the thread (see
+//! [`may_block_here`]), and so do concurrent puts, which share its commits; and, for a
+//! while after a transaction found the file locked by another process, every put, so that
+//! waiting the lock out is done once for all of them.
 //!
 //! The thread also wakes idle reservers: at once after a commit that made something ready
 //! (a put, a release, a retry), and for commits by other processes by reading
@@ -38,7 +38,7 @@ use std::{fmt, mem, slice};
 use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::sync::{oneshot, Notify};
 
-use self::core::Core;
+use self::core::{Core, Executed};
 use super::ops::{self, Db, Outcome, Reserved};
 use super::room::Room;
 use super::{open, SqliteOptions};
@@ -61,9 +61,11 @@ pub(super) struct Shared {
     /// How many `reserve` calls are in progress; the thread polls for other processes'
     /// commits only while this is not zero.
     waiters: AtomicUsize,
-    /// How many commands were sent that the thread has not taken yet; a caller runs its
-    /// operation itself only while this is zero.
+    /// How many commands were sent that the thread has not carried out yet; a caller runs
+    /// its put itself only while this is zero.
     queued: AtomicUsize,
+    /// When the connection last wrote, until the WAL was shrunk after it.
+    wrote: Mutex<Option<Instant>>,
     /// How many [`Writer::put`]s are in progress; a caller runs its put itself only if it
     /// is the only one.
     calling: AtomicUsize,
@@ -72,6 +74,22 @@ pub(super) struct Shared {
 /// Counts a `reserve` call in [`Shared::waiters`] while it lives.
 #[derive(Debug)]
 pub(super) struct Waiting<'a>(&'a Shared);
+
+impl Shared {
+    fn wrote(&self) -> MutexGuard<'_, Option<Instant>> {
+        // Each critical section is one read or one write of the time.
+        self.wrote.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Notes a batch's outcome: wakes reservers if a message became ready; true if this
+    /// write is the first since the WAL was last shrunk.
+    fn executed(&self, executed: Executed) -> bool {
+        if executed.woke {
+            self.notify.notify_waiters();
+        }
+        executed.wrote && self.wrote().replace(Instant::now()).is_none()
+    }
+}
 
 impl<'a> Waiting<'a> {
     pub(super) fn new(shared: &'a Shared) -> Waiting<'a> {
@@ -190,14 +208,16 @@ impl Writer {
             .name("mq-sqlite-writer".into())
             .spawn(move || match open::connection(&thread_path, &options) {
                 Ok(conn) => {
-                    let core = Arc::new(Mutex::new(Core {
+                    let core = Core {
                         room: Room::new(&thread_path, options.max_size),
                         conn,
                         path: thread_path,
                         busy_timeout: options.busy_timeout,
-                        wrote: None,
                         locked_out: None,
-                    }));
+                    };
+                    // Read before the first caller can take the connection.
+                    let seen = core.data_version();
+                    let core = Arc::new(Mutex::new(core));
                     if ready.send(Ok(core.clone())).is_ok() {
                         Thread {
                             core,
@@ -205,7 +225,7 @@ impl Writer {
                             shared: thread_shared,
                             poll: options.poll_interval,
                         }
-                        .run();
+                        .run(seen);
                     }
                 }
                 Err(error) => {
@@ -243,8 +263,7 @@ impl Writer {
     }
 
     /// Like [`call`](Writer::call), for the puts a dispatch awaits: on the caller's thread if
-    /// no other put or call is in progress, the writer is idle and the runtime can spare the
-    /// thread. The worker's calls (acks, retries) stay on the writer thread, where the
+    /// no other put is in progress, the writer is idle and the runtime can spare the thread. The worker's calls (acks, retries) stay on the writer thread, where the
     /// concurrent ones of a busy worker share commits.
     pub(super) async fn put<T, F>(&self, run: F) -> Result<T>
     where
@@ -266,15 +285,11 @@ impl Writer {
     }
 
     /// Runs the command's operation on this thread, if nothing is queued for the writer, its
-    /// connection is free and this is a worker of a multi-threaded tokio runtime (which
-    /// [`block_in_place`](tokio::task::block_in_place) needs); gives the command back
-    /// otherwise. Its answer is sent as the writer thread would send it.
+    /// connection is free and [`may_block_here`]; gives the command back otherwise. Its
+    /// answer is sent as the writer thread would send it.
     fn run_here(&self, command: Command) -> Option<Command> {
         let mut op = command.0?;
-        let runtime = Handle::try_current().map(|handle| handle.runtime_flavor());
-        if runtime.ok() != Some(RuntimeFlavor::MultiThread)
-            || self.shared.queued.load(Ordering::SeqCst) > 0
-        {
+        if self.shared.queued.load(Ordering::SeqCst) > 0 || !may_block_here() {
             return Some(Command(Some(op)));
         }
         let mut core = match self.core.try_lock() {
@@ -285,13 +300,9 @@ impl Writer {
         if core.contended() {
             return Some(Command(Some(op)));
         }
-        let resting = core.wrote.is_none();
-        let woke = tokio::task::block_in_place(|| core.execute(slice::from_mut(&mut op)));
-        let nudge = resting && core.wrote.is_some();
+        let executed = tokio::task::block_in_place(|| core.execute(slice::from_mut(&mut op)));
         drop(core);
-        if woke {
-            self.shared.notify.notify_waiters();
-        }
+        let nudge = self.shared.executed(executed);
         // Only reservations leave orphans, and they never come here.
         op.reply(&mut Vec::new());
         if nudge {
@@ -333,6 +344,27 @@ impl Writer {
         pending.answer = None;
         result.map_err(|_| Error::Closed)?
     }
+}
+
+/// The names tokio gives the threads of a multi-threaded runtime (its workers, and the
+/// blocking threads that take a worker's place) unless the application names them: today's,
+/// and that of older tokio versions.
+const WORKER_THREAD_NAMES: [&str; 2] = ["tokio-rt-worker", "tokio-runtime-worker"];
+
+/// Whether [`block_in_place`](tokio::task::block_in_place) can run here, and hand the
+/// thread's other tasks to another thread: in a task of a multi-threaded runtime, on one of
+/// its threads. Elsewhere it panics (a current-thread runtime, a `LocalSet`, whose tasks run
+/// on the thread of its `block_on`) or blocks the tasks joined with the caller (the future
+/// of a `block_on`); tokio does not say which, so a thread is only trusted under the name
+/// tokio gives its workers. A runtime whose threads are named otherwise keeps every put on
+/// the writer thread.
+fn may_block_here() -> bool {
+    tokio::task::try_id().is_some()
+        && std::thread::current()
+            .name()
+            .is_some_and(|name| WORKER_THREAD_NAMES.contains(&name))
+        && Handle::try_current()
+            .is_ok_and(|handle| handle.runtime_flavor() == RuntimeFlavor::MultiThread)
 }
 
 /// Counts a call in [`Shared::calling`] while it lives.
@@ -402,11 +434,14 @@ struct Thread {
 }
 
 impl Thread {
-    fn run(self) {
+    fn run(self, mut seen: Option<i64>) {
         let mut batch: Vec<Box<dyn Pending>> = Vec::new();
         let mut orphans: Vec<Lease> = Vec::new();
-        let mut seen = self.core().data_version();
         let mut checked = Instant::now();
+        // Commands taken from the inbox, counted in `queued` until carried out: callers
+        // leave their puts to the thread meanwhile, so it never waits on them for the
+        // connection.
+        let mut taken = 0;
         loop {
             for (id, deliveries) in mem::take(&mut orphans) {
                 let (command, _) = Command::new(move |db| ops::release(db, id, deliveries), ignore);
@@ -414,7 +449,7 @@ impl Thread {
             }
             if batch.is_empty() {
                 let polling = self.shared.waiters.load(Ordering::SeqCst) > 0;
-                let wrote = self.core().wrote;
+                let wrote = *self.shared.wrote();
                 let shrink = wrote.map(|at| SHRINK_AFTER.saturating_sub(at.elapsed()));
                 let wait = match (polling, shrink) {
                     (true, Some(shrink)) => Some(self.poll.min(shrink)),
@@ -433,29 +468,39 @@ impl Thread {
                     },
                 };
                 if let Some(command) = next {
-                    batch.extend(self.taken(command));
+                    taken += 1;
+                    batch.extend(command.0);
                 }
             }
             while batch.len() < MAX_BATCH {
                 match self.inbox.try_recv() {
-                    Ok(command) => batch.extend(self.taken(command)),
+                    Ok(command) => {
+                        taken += 1;
+                        batch.extend(command.0);
+                    }
                     Err(_) => break,
                 }
             }
             if !batch.is_empty() {
-                let woke = self.core().execute(&mut batch);
-                if woke {
-                    self.shared.notify.notify_waiters();
-                }
+                let executed = self.core().execute(&mut batch);
+                self.shared.executed(executed);
                 for op in batch.drain(..) {
                     op.reply(&mut orphans);
                 }
             } else {
-                let mut core = self.core();
-                if core.wrote.is_some_and(|at| at.elapsed() >= SHRINK_AFTER) {
-                    core.shrink_wal();
+                let wrote = *self.shared.wrote();
+                if wrote.is_some_and(|at| at.elapsed() >= SHRINK_AFTER) {
+                    self.core().shrink_wal();
+                    let mut last = self.shared.wrote();
+                    // A put on a caller's thread meanwhile wrote again: shrink after it.
+                    if *last == wrote {
+                        *last = None;
+                    }
                 }
             }
+            self.shared
+                .queued
+                .fetch_sub(mem::take(&mut taken), Ordering::SeqCst);
             if self.shared.waiters.load(Ordering::SeqCst) > 0 && checked.elapsed() >= self.poll {
                 checked = Instant::now();
                 let version = self.core().data_version();
@@ -470,12 +515,6 @@ impl Thread {
     fn core(&self) -> MutexGuard<'_, Core> {
         // An operation that panicked left no transaction open: `execute` rolls back first.
         self.core.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// A command taken from the inbox: no longer queued.
-    fn taken(&self, command: Command) -> Option<Box<dyn Pending>> {
-        self.shared.queued.fetch_sub(1, Ordering::SeqCst);
-        command.0
     }
 }
 

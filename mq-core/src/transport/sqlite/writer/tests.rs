@@ -2,8 +2,10 @@
 
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use super::super::ops;
-use super::Writer;
+use super::{Calling, Shared, Writer};
 use crate::transport::sqlite::{SqliteOptions, SqliteTransport};
 use crate::transport::{PutOptions, Transport};
 
@@ -54,53 +56,97 @@ async fn thread_of(writer: &Writer) -> String {
         .unwrap()
 }
 
-async fn writer(dir: &tempfile::TempDir, options: SqliteOptions) -> Writer {
-    Writer::start(dir.path().join("mq.db"), options)
+/// [`thread_of`] in a task of its own, as a web handler's dispatch runs.
+async fn thread_of_task(writer: &Arc<Writer>) -> String {
+    let writer = writer.clone();
+    tokio::spawn(async move { thread_of(&writer).await })
         .await
         .unwrap()
 }
 
-/// One put at a time on a multi-threaded runtime runs on the caller's thread; on a
-/// current-thread runtime, where the thread cannot be spared, on the writer's.
+async fn writer(dir: &tempfile::TempDir, options: SqliteOptions) -> Arc<Writer> {
+    Arc::new(
+        Writer::start(dir.path().join("mq.db"), options)
+            .await
+            .unwrap(),
+    )
+}
+
+const WRITER: &str = "mq-sqlite-writer";
+
+/// One put at a time in a task of a multi-threaded runtime runs on the caller's thread.
+/// Where `block_in_place` would panic or block other futures, on the writer's: a
+/// current-thread runtime, the future of a `block_on`, a `LocalSet`'s task, a runtime whose
+/// threads have names of their own.
 #[test]
-fn a_lone_call_runs_on_the_callers_thread_where_the_runtime_allows() {
+fn a_lone_put_runs_on_the_callers_thread_where_the_runtime_allows() {
     let dir = tempfile::tempdir().unwrap();
-    let multi = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("caller")
+    let multi = tokio::runtime::Runtime::new().unwrap();
+    let (in_task, in_block_on, in_local_set) = multi.block_on(async {
+        let writer = writer(&dir, SqliteOptions::default()).await;
+        let in_task = thread_of_task(&writer).await;
+        let in_block_on = thread_of(&writer).await;
+        let local = tokio::task::LocalSet::new();
+        let in_local_set = local
+            .run_until(async {
+                let writer = writer.clone();
+                tokio::task::spawn_local(async move { thread_of(&writer).await })
+                    .await
+                    .unwrap()
+            })
+            .await;
+        (in_task, in_block_on, in_local_set)
+    });
+    assert_eq!(in_task, "tokio-rt-worker");
+    assert_eq!(in_block_on, WRITER);
+    assert_eq!(in_local_set, WRITER);
+
+    let named = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("app")
         .build()
         .unwrap();
-    let on = multi.block_on(async {
+    let on = named.block_on(async {
         let writer = writer(&dir, SqliteOptions::default()).await;
-        tokio::spawn(async move { thread_of(&writer).await })
-            .await
-            .unwrap()
+        thread_of_task(&writer).await
     });
-    assert_eq!(on, "caller");
+    assert_eq!(on, WRITER);
+
     let current = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
     let on = current.block_on(async {
         let writer = writer(&dir, SqliteOptions::default()).await;
-        thread_of(&writer).await
+        thread_of_task(&writer).await
     });
-    assert_eq!(on, "mq-sqlite-writer");
+    assert_eq!(on, WRITER);
 }
 
-/// Calls in progress together, from several tasks, go to the writer thread, where they can
+/// A put begun while another is in progress is not alone, and goes to the writer thread.
+#[test]
+fn a_put_begun_beside_another_is_not_alone() {
+    let shared = Shared::default();
+    let first = Calling::new(&shared);
+    let second = Calling::new(&shared);
+    assert!(first.alone);
+    assert!(!second.alone);
+    drop((first, second));
+    assert!(Calling::new(&shared).alone);
+}
+
+/// Puts in progress together, from several tasks, go to the writer thread, where they can
 /// share a commit. (Futures joined in one task are polled one after the other: each finds
 /// itself alone, and runs on the caller's thread; `dispatch_all` is the way to put many.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_calls_go_to_the_writer_thread() {
+async fn concurrent_puts_go_to_the_writer_thread() {
     let dir = tempfile::tempdir().unwrap();
-    let writer = std::sync::Arc::new(writer(&dir, SqliteOptions::default()).await);
+    let writer = writer(&dir, SqliteOptions::default()).await;
     let tasks: Vec<_> = (0..8)
         .map(|_| {
             let writer = writer.clone();
             tokio::spawn(async move {
                 writer
                     .put(|_| {
-                        // Long enough that the calls overlap.
+                        // Long enough that the puts overlap.
                         std::thread::sleep(Duration::from_millis(20));
                         Ok(Ok(std::thread::current().name().unwrap_or("").to_owned()))
                     })
@@ -113,31 +159,36 @@ async fn concurrent_calls_go_to_the_writer_thread() {
     for task in tasks {
         threads.push(task.await.unwrap());
     }
-    let on_writer = threads.iter().filter(|t| *t == "mq-sqlite-writer").count();
+    let on_writer = threads.iter().filter(|t| *t == WRITER).count();
     assert!(on_writer >= 6, "{threads:?}");
 }
 
-/// After a call found the file locked past the busy timeout, the next calls go to the
+/// After a put found the file locked past the busy timeout, the next puts go to the
 /// writer thread for a while, so that they wait the lock out together.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_locked_file_sends_calls_to_the_writer_thread() {
+async fn a_locked_file_sends_puts_to_the_writer_thread() {
     let dir = tempfile::tempdir().unwrap();
     let timeout = Duration::from_millis(100);
     let writer = writer(&dir, SqliteOptions::default().busy_timeout(timeout)).await;
-    assert_ne!(thread_of(&writer).await, "mq-sqlite-writer");
+    assert_ne!(thread_of_task(&writer).await, WRITER);
     let holder = rusqlite::Connection::open(dir.path().join("mq.db")).unwrap();
     holder.execute_batch("BEGIN IMMEDIATE").unwrap();
-    let error = writer.put(ops::stats).await.unwrap_err();
+    let locked = writer.clone();
+    let error = tokio::spawn(async move { locked.put(ops::stats).await })
+        .await
+        .unwrap()
+        .unwrap_err();
     assert!(error.to_string().contains("lock"), "{error}");
     holder.execute_batch("ROLLBACK").unwrap();
-    assert_eq!(thread_of(&writer).await, "mq-sqlite-writer");
+    assert_eq!(thread_of_task(&writer).await, WRITER);
 }
 
 /// An operation that panics on the caller's thread leaves no transaction open behind it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_on_the_callers_thread_leaves_the_connection_usable() {
     let dir = tempfile::tempdir().unwrap();
-    let writer = std::sync::Arc::new(writer(&dir, SqliteOptions::default()).await);
+    let writer = writer(&dir, SqliteOptions::default()).await;
+    assert_ne!(thread_of_task(&writer).await, WRITER);
     let panicking = writer.clone();
     let panicked = tokio::spawn(async move {
         panicking
