@@ -400,6 +400,27 @@ impl Default for Capabilities {
     }
 }
 
+/// The error of a default method that only a backend with `feature` overrides: the
+/// refusal naming the backends that can, or, from a backend that declares the feature but
+/// kept the default, `mistake`.
+pub(super) fn missing<T: super::Transport + ?Sized>(
+    transport: &T,
+    feature: Feature,
+    what: String,
+    mistake: &str,
+) -> Error {
+    match transport
+        .capabilities()
+        .require(feature, &what, &transport.describe())
+    {
+        Err(refused) => refused,
+        Ok(()) => Error::Unsupported {
+            what,
+            reason: mistake.to_owned(),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

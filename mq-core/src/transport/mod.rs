@@ -57,6 +57,7 @@ pub mod sqlite;
 mod unique;
 
 pub use as_any::AsAny;
+use capabilities::missing;
 #[cfg(any(feature = "beanstalk", feature = "postgres"))]
 pub(crate) use capabilities::too_large;
 pub use capabilities::{Capabilities, Feature, KeepAlive, Priorities};
@@ -677,25 +678,4 @@ pub trait Transport: AsAny + Send + Sync + fmt::Debug + 'static {
     /// # Ok(()) }
     /// ```
     async fn browse(&self, queue: &str, after: u64, limit: usize) -> Result<Vec<Job>>;
-}
-
-/// The error of a default method that only a backend with `feature` overrides: the
-/// refusal naming the backends that can, or, from a backend that declares the feature but
-/// kept the default, `mistake`.
-fn missing<T: Transport + ?Sized>(
-    transport: &T,
-    feature: Feature,
-    what: String,
-    mistake: &str,
-) -> crate::Error {
-    match transport
-        .capabilities()
-        .require(feature, &what, &transport.describe())
-    {
-        Err(refused) => refused,
-        Ok(()) => crate::Error::Unsupported {
-            what,
-            reason: mistake.to_owned(),
-        },
-    }
 }

@@ -263,8 +263,9 @@ impl Writer {
     }
 
     /// Like [`call`](Writer::call), for the puts a dispatch awaits: on the caller's thread if
-    /// no other put is in progress, the writer is idle and the runtime can spare the thread. The worker's calls (acks, retries) stay on the writer thread, where the
-    /// concurrent ones of a busy worker share commits.
+    /// no other put is in progress, the writer is idle and the runtime can spare the thread.
+    /// The worker's calls (acks, retries) stay on the writer thread, where the concurrent
+    /// ones of a busy worker share commits.
     pub(super) async fn put<T, F>(&self, run: F) -> Result<T>
     where
         T: Send + 'static,
@@ -284,22 +285,29 @@ impl Writer {
         answer.await.map_err(|_| Error::Closed)?
     }
 
-    /// Runs the command's operation on this thread, if nothing is queued for the writer, its
-    /// connection is free and [`may_block_here`]; gives the command back otherwise. Its
-    /// answer is sent as the writer thread would send it.
-    fn run_here(&self, command: Command) -> Option<Command> {
-        let mut op = command.0?;
+    /// The connection, for a put on this thread: if nothing is queued for the writer, the
+    /// connection is free and not lately found locked, and [`may_block_here`].
+    fn idle_core(&self) -> Option<MutexGuard<'_, Core>> {
         if self.shared.queued.load(Ordering::SeqCst) > 0 || !may_block_here() {
-            return Some(Command(Some(op)));
+            return None;
         }
-        let mut core = match self.core.try_lock() {
+        let core = match self.core.try_lock() {
             Ok(core) => core,
             Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-            Err(TryLockError::WouldBlock) => return Some(Command(Some(op))),
+            Err(TryLockError::WouldBlock) => return None,
         };
-        if core.contended() {
-            return Some(Command(Some(op)));
-        }
+        (!core.contended()).then_some(core)
+    }
+
+    /// Runs the command's operation on this thread if there is an [`idle_core`]; gives the
+    /// command back otherwise. Its answer is sent as the writer thread would send it.
+    ///
+    /// [`idle_core`]: Writer::idle_core
+    fn run_here(&self, command: Command) -> Option<Command> {
+        let Some(mut core) = self.idle_core() else {
+            return Some(command);
+        };
+        let mut op = command.0?;
         let executed = tokio::task::block_in_place(|| core.execute(slice::from_mut(&mut op)));
         drop(core);
         let nudge = self.shared.executed(executed);

@@ -105,20 +105,16 @@ fn a_lone_put_runs_on_the_callers_thread_where_the_runtime_allows() {
         .thread_name("app")
         .build()
         .unwrap();
-    let on = named.block_on(async {
-        let writer = writer(&dir, SqliteOptions::default()).await;
-        thread_of_task(&writer).await
-    });
-    assert_eq!(on, WRITER);
-
     let current = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let on = current.block_on(async {
-        let writer = writer(&dir, SqliteOptions::default()).await;
-        thread_of_task(&writer).await
-    });
-    assert_eq!(on, WRITER);
+    for runtime in [named, current] {
+        let on = runtime.block_on(async {
+            let writer = writer(&dir, SqliteOptions::default()).await;
+            thread_of_task(&writer).await
+        });
+        assert_eq!(on, WRITER);
+    }
 }
 
 /// A put begun while another is in progress is not alone, and goes to the writer thread.
