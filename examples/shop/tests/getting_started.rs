@@ -198,22 +198,26 @@ struct Running {
     process: WorkerProcess,
     stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
+    /// The threads that collect them: done once the pipes closed.
+    readers: Vec<std::thread::JoinHandle<()>>,
     expected: Vec<String>,
     /// How many of `expected` the page shows before the `^C` that stops it.
     before_stop: usize,
 }
 
-fn collect(mut pipe: impl std::io::Read + Send + 'static) -> Arc<Mutex<String>> {
+fn collect(
+    mut pipe: impl std::io::Read + Send + 'static,
+) -> (Arc<Mutex<String>>, std::thread::JoinHandle<()>) {
     let text = Arc::new(Mutex::new(String::new()));
     let sink = Arc::clone(&text);
-    std::thread::spawn(move || {
+    let reader = std::thread::spawn(move || {
         let mut buffer = [0; 4096];
         while let Ok(read @ 1..) = pipe.read(&mut buffer) {
             let chunk = String::from_utf8_lossy(&buffer[..read]);
             sink.lock().expect("the output").push_str(&chunk);
         }
     });
-    text
+    (text, reader)
 }
 
 /// What a run replaces in what its programs print, to compare it with the page.
@@ -305,8 +309,8 @@ impl Run {
             self.stop_all();
         }
         let mut child = process.spawn().expect("start the binary");
-        let stdout = collect(child.stdout.take().expect("piped stdout"));
-        let stderr = collect(child.stderr.take().expect("piped stderr"));
+        let (stdout, out_reader) = collect(child.stdout.take().expect("piped stdout"));
+        let (stderr, err_reader) = collect(child.stderr.take().expect("piped stderr"));
         self.running.insert(
             name,
             Running {
@@ -314,6 +318,7 @@ impl Run {
                 process: WorkerProcess(child),
                 stdout,
                 stderr,
+                readers: vec![out_reader, err_reader],
                 expected: program_lines(&step.output),
                 before_stop: program_lines(&until_stopped(&step.output)).len(),
             },
@@ -395,6 +400,13 @@ impl Run {
             }
             running.process.signal("TERM");
             let status = running.process.wait_for(Duration::from_secs(30));
+            // What it printed last may still be on its way from the pipe to the collector.
+            let drained = Instant::now() + Duration::from_secs(5);
+            while !running.readers.iter().all(|reader| reader.is_finished())
+                && Instant::now() < drained
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
             let stderr = running.stderr.lock().expect("stderr").clone();
             assert_eq!(
                 status.and_then(|status| status.code()),
