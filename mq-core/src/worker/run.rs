@@ -245,6 +245,26 @@ impl Worker {
     ///
     /// None today: transport errors while running are logged and retried, never fatal.
     pub async fn run(&self) -> Result<Exit> {
+        // The loop runs as a task of the runtime, not in the caller's future: `main`'s body
+        // under `#[tokio::main]` is polled by `block_on` on a thread of its own, and every
+        // wake-up of the loop there (a reservation's reply, a message's end) was a wake-up of
+        // that thread, a `futex` call on each side (issue 14, docs/performance.md).
+        let worker = self.clone();
+        let mut running = AbortOnDrop(tokio::spawn(async move { worker.run_here().await }));
+        match (&mut running.0).await {
+            Ok(exit) => exit,
+            Err(error) => match error.try_into_panic() {
+                Ok(payload) => std::panic::resume_unwind(payload),
+                // Aborted only by the guard, which is this future's own.
+                Err(error) => Err(crate::Error::Config(format!(
+                    "the worker's task ended: {error}"
+                ))),
+            },
+        }
+    }
+
+    /// The body of [`Worker::run`], on the runtime's task.
+    async fn run_here(&self) -> Result<Exit> {
         let shared = &self.shared;
         let options = &shared.options;
         tracing::info!(
