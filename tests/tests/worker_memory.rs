@@ -952,3 +952,54 @@ async fn a_slot_still_running_when_the_grace_runs_out_is_cancelled_and_its_messa
         "handed back: {stats:?}"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// `run` spawns its loop: dropping the future it returned must still end the loop.
+
+#[derive(mq::Message, Serialize, Deserialize)]
+#[message(queue = "dropped-run")]
+struct Late {
+    n: u64,
+}
+
+#[mq::slot]
+async fn late(msg: Late, runs: State<Runs>) {
+    runs.record("late", msg.n);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_future_of_run_ends_its_loop() {
+    let transport = MemoryTransport::new();
+    let bus = Bus::new(transport.clone());
+    let runs = Arc::new(Runs::default());
+    let worker = worker(&transport, [SlotDef::of::<late>()])
+        .state_arc(runs.clone())
+        .build()
+        .await
+        .unwrap();
+    bus.dispatch(Late { n: 0 }).await.unwrap();
+    let first_handled = async {
+        while runs.count("late", 0) == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::select! {
+        exit = worker.run() => panic!("the worker stopped by itself: {exit:?}"),
+        () = first_handled => {}
+    }
+    // The future of `run` is dropped: a message dispatched now stays queued, however many
+    // polls (50 ms each) go by.
+    bus.dispatch(Late { n: 1 }).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        runs.count("late", 1),
+        0,
+        "the loop went on without its future"
+    );
+    let stats = transport.stats().await.unwrap();
+    let queue = stats
+        .iter()
+        .find(|s| s.queue == "dropped-run")
+        .expect("the queue");
+    assert_eq!((queue.ready, queue.reserved), (1, 0), "{stats:?}");
+}

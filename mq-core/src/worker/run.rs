@@ -222,6 +222,11 @@ impl Worker {
 
     /// Runs until a signal, [`Worker::stop`] or a limit stops it.
     ///
+    /// The loop runs in a task of the current runtime (`tokio::spawn`): the returned future
+    /// waits for it, and dropping that future ends the loop at once: running slots are
+    /// cancelled at their next `.await`, and their messages come back when their
+    /// reservations run out (use [`Worker::stop`] for a graceful stop).
+    ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> mq::Result<()> {
