@@ -46,7 +46,7 @@ use bytes::Bytes;
 use sqlx::PgPool;
 use tokio::sync::{watch, Mutex, Notify};
 
-use super::ops::{self, op, Found, Lease, Picked, Sql};
+use super::ops::{self, op, Found, Lease, Sql};
 use crate::transport::columns::{epoch_ms, ms_ceil, row_id};
 use crate::transport::{Failure, PutOptions, Receipt};
 use crate::{Error, Result};
@@ -570,11 +570,12 @@ pub(super) async fn reserve(
             break;
         }
         // On an error the transaction is aborted: what earlier queues gave goes with it.
-        let pick = sqlx::query_as(&sql.held.pick)
+        let pick = sqlx::query(&sql.held.pick)
             .bind(queue)
             .bind(i64::try_from(room).unwrap_or(i64::MAX))
+            .try_map(ops::picked)
             .fetch_all(tx.connection()?);
-        let mut picked: Vec<Picked> = limited(pick).await.map_err(op("reserve"))?;
+        let mut picked = limited(pick).await.map_err(op("reserve"))?;
         ops::in_reserve_order(&mut picked);
         rows.extend(picked.into_iter().map(|row| (queue, row)));
     }
