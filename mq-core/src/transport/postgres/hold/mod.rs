@@ -38,6 +38,7 @@ mod sql;
 mod tx;
 
 use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -299,9 +300,14 @@ impl Batch {
         let mut statement = String::new();
         // The statements up to the `COMMIT`, which is the last of them.
         let mut commit_at = 1;
-        if !state.acked.is_empty() {
-            let ids: Vec<String> = state.acked.iter().map(i64::to_string).collect();
-            statement = format!("{}{}}}'::bigint[]); ", self.sql.held.delete, ids.join(","));
+        if let Some((first, rest)) = state.acked.split_first() {
+            // Written into the statement, not a `String` per id and their join.
+            statement.push_str(&self.sql.held.delete);
+            let _ = write!(statement, "{first}");
+            for id in rest {
+                let _ = write!(statement, ",{id}");
+            }
+            statement.push_str("}'::bigint[]); ");
             commit_at += 1;
         }
         if !tokens.is_empty() {
