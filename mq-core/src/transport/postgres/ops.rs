@@ -232,9 +232,10 @@ pub(super) async fn next_due_ms(
 }
 
 async fn reserve_from(pool: &PgPool, sql: &Sql, queue: &str, max: usize) -> Result<Vec<Job>> {
-    let mut rows: Vec<Picked> = sqlx::query_as(&sql.reserve)
+    let mut rows = sqlx::query(&sql.reserve)
         .bind(queue)
         .bind(i64::try_from(max).unwrap_or(i64::MAX))
+        .try_map(picked)
         .fetch_all(pool)
         .await
         .map_err(op("reserve"))?;
@@ -249,6 +250,20 @@ async fn reserve_from(pool: &PgPool, sql: &Sql, queue: &str, max: usize) -> Resu
 /// deliveries with this one counted, and which pick found it (0: lease run out, 1: delay
 /// ended, 2: ready).
 pub(super) type Picked = (i64, i64, Vec<u8>, i64, i32);
+
+/// A picked row, its columns decoded without sqlx's check of their types against the
+/// Rust ones (about 450 instructions a row in the worker, docs/performance.md): the picks
+/// are this module's statements and `mq_reserve`'s `RETURNS TABLE (bigint, bigint, bytea,
+/// bigint, integer)`. A column of another size or a `NULL` is still a decoding error.
+pub(super) fn picked(row: PgRow) -> std::result::Result<Picked, sqlx::Error> {
+    Ok((
+        row.try_get_unchecked(0)?,
+        row.try_get_unchecked(1)?,
+        row.try_get_unchecked(2)?,
+        row.try_get_unchecked(3)?,
+        row.try_get_unchecked(4)?,
+    ))
+}
 
 /// The rows one queue gave, in the order a reservation hands them out: by pick, then by
 /// priority, then by age (`RETURNING` keeps no order).

@@ -37,7 +37,8 @@
 mod sql;
 mod tx;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -46,7 +47,7 @@ use bytes::Bytes;
 use sqlx::PgPool;
 use tokio::sync::{watch, Mutex, Notify};
 
-use super::ops::{self, op, Found, Lease, Picked, Sql};
+use super::ops::{self, op, Found, Lease, Sql};
 use crate::transport::columns::{epoch_ms, ms_ceil, row_id};
 use crate::transport::{Failure, PutOptions, Receipt};
 use crate::{Error, Result};
@@ -64,6 +65,8 @@ const SETTLE_WAIT: Duration = Duration::from_millis(5);
 pub(super) struct Held {
     batch: Arc<Batch>,
     id: i64,
+    /// Its place in the batch (see [`Unsettled`]).
+    index: usize,
 }
 
 /// How an item is settled.
@@ -91,13 +94,13 @@ impl Held {
     /// batch's connection in half. An ack that is not the batch's last runs no statement,
     /// and needs no task.
     pub(super) async fn settle(&self, how: Settle) -> Result<Option<Lease>> {
-        let (batch, id) = (self.batch.clone(), self.id);
+        let (batch, id, index) = (self.batch.clone(), self.id, self.index);
         if let Settle::Ack = how {
-            if let Some(settled) = batch.ack_before_last(id).await {
+            if let Some(settled) = batch.ack_before_last(id, index).await {
                 return settled;
             }
         }
-        tokio::spawn(batch.settle(id, how))
+        tokio::spawn(batch.settle(id, index, how))
             .await
             .map_err(|_| Error::Closed)?
     }
@@ -121,11 +124,63 @@ pub(super) struct Batch {
 struct State {
     phase: Phase,
     /// Items not settled yet.
-    unsettled: HashSet<i64>,
+    unsettled: Unsettled,
     /// Items acked: deleted at the commit.
     acked: Vec<i64>,
     /// Whether a settle waits for the others, with a commit due after [`SETTLE_WAIT`].
     waiting: bool,
+}
+
+/// The items of a batch not settled yet, by their place in it: what a hash set of their
+/// ids did, without hashing an id at every settle.
+#[derive(Debug)]
+struct Unsettled {
+    ids: Vec<i64>,
+    open: Vec<bool>,
+    left: usize,
+}
+
+impl Unsettled {
+    fn new(ids: Vec<i64>) -> Unsettled {
+        Unsettled {
+            open: vec![true; ids.len()],
+            left: ids.len(),
+            ids,
+        }
+    }
+
+    fn contains(&self, index: usize) -> bool {
+        self.open.get(index).copied().unwrap_or(false)
+    }
+
+    /// Whether item `index` was unsettled (it no longer is).
+    fn remove(&mut self, index: usize) -> bool {
+        match self.open.get_mut(index) {
+            Some(open) if *open => {
+                *open = false;
+                self.left -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.left
+    }
+
+    fn is_empty(&self) -> bool {
+        self.left == 0
+    }
+
+    /// The ids of the items still unsettled.
+    fn ids(&self) -> Vec<i64> {
+        self.ids
+            .iter()
+            .zip(&self.open)
+            .filter_map(|(id, open)| open.then_some(*id))
+            .collect()
+    }
 }
 
 #[derive(Debug)]
@@ -144,7 +199,7 @@ fn lost(id: i64) -> Error {
 
 impl Batch {
     /// Settles item `id` in the transaction; returns once that is committed.
-    async fn settle(self: Arc<Self>, id: i64, how: Settle) -> Result<Option<Lease>> {
+    async fn settle(self: Arc<Self>, id: i64, index: usize, how: Settle) -> Result<Option<Lease>> {
         let mut state = self.state.lock().await;
         let State {
             phase,
@@ -153,7 +208,7 @@ impl Batch {
             ..
         } = &mut *state;
         let tx = match phase {
-            Phase::Open(tx) if unsettled.contains(&id) => tx,
+            Phase::Open(tx) if unsettled.contains(index) => tx,
             Phase::Leased(tokens) => {
                 let token = tokens.get(&id).copied().ok_or_else(|| lost(id))?;
                 return Ok(Some(Lease { id, token }));
@@ -182,7 +237,7 @@ impl Batch {
             self.lose(&mut state, &error);
             return Err(error);
         }
-        state.unsettled.remove(&id);
+        state.unsettled.remove(index);
         if state.unsettled.is_empty() {
             self.commit(&mut state, HashMap::new()).await?;
             return Ok(None);
@@ -201,7 +256,11 @@ impl Batch {
     /// Acks item `id` when other items of the batch are still unsettled, and returns once
     /// that is committed; `None` when it would be the last, or the batch is no longer
     /// open: then [`settle`](Self::settle) decides.
-    async fn ack_before_last(self: &Arc<Self>, id: i64) -> Option<Result<Option<Lease>>> {
+    async fn ack_before_last(
+        self: &Arc<Self>,
+        id: i64,
+        index: usize,
+    ) -> Option<Result<Option<Lease>>> {
         let mut state = self.state.lock().await;
         let State {
             phase,
@@ -210,7 +269,7 @@ impl Batch {
             waiting,
             ..
         } = &mut *state;
-        if !matches!(phase, Phase::Open(_)) || unsettled.len() < 2 || !unsettled.remove(&id) {
+        if !matches!(phase, Phase::Open(_)) || unsettled.len() < 2 || !unsettled.remove(index) {
             return None;
         }
         acked.push(id);
@@ -299,9 +358,14 @@ impl Batch {
         let mut statement = String::new();
         // The statements up to the `COMMIT`, which is the last of them.
         let mut commit_at = 1;
-        if !state.acked.is_empty() {
-            let ids: Vec<String> = state.acked.iter().map(i64::to_string).collect();
-            statement = format!("{}{}}}'::bigint[]); ", self.sql.held.delete, ids.join(","));
+        if let Some((first, rest)) = state.acked.split_first() {
+            // Written into the statement, not a `String` per id and their join.
+            statement.push_str(&self.sql.held.delete);
+            let _ = write!(statement, "{first}");
+            for id in rest {
+                let _ = write!(statement, ",{id}");
+            }
+            statement.push_str("}'::bigint[]); ");
             commit_at += 1;
         }
         if !tokens.is_empty() {
@@ -382,7 +446,7 @@ impl Batch {
     /// when it is no longer open. On an error the batch is lost.
     async fn go_over_to_leases(&self) -> Result<()> {
         let mut state = self.state.lock().await;
-        let ids: Vec<i64> = state.unsettled.iter().copied().collect();
+        let ids = state.unsettled.ids();
         let Phase::Open(tx) = &mut state.phase else {
             return Ok(());
         };
@@ -570,11 +634,12 @@ pub(super) async fn reserve(
             break;
         }
         // On an error the transaction is aborted: what earlier queues gave goes with it.
-        let pick = sqlx::query_as(&sql.held.pick)
+        let pick = sqlx::query(&sql.held.pick)
             .bind(queue)
             .bind(i64::try_from(room).unwrap_or(i64::MAX))
+            .try_map(ops::picked)
             .fetch_all(tx.connection()?);
-        let mut picked: Vec<Picked> = limited(pick).await.map_err(op("reserve"))?;
+        let mut picked = limited(pick).await.map_err(op("reserve"))?;
         ops::in_reserve_order(&mut picked);
         rows.extend(picked.into_iter().map(|row| (queue, row)));
     }
@@ -590,7 +655,7 @@ pub(super) async fn reserve(
     let batch = Arc::new(Batch {
         state: Mutex::new(State {
             phase: Phase::Open(tx),
-            unsettled: rows.iter().map(|(_, (id, ..))| *id).collect(),
+            unsettled: Unsettled::new(rows.iter().map(|(_, (id, ..))| *id).collect()),
             acked: Vec::with_capacity(rows.len()),
             waiting: false,
         }),
@@ -602,10 +667,12 @@ pub(super) async fn reserve(
     });
     let jobs = rows
         .into_iter()
-        .map(|(queue, (id, _, body, deliveries, _))| {
+        .enumerate()
+        .map(|(index, (queue, (id, _, body, deliveries, _)))| {
             let held = Held {
                 batch: batch.clone(),
                 id,
+                index,
             };
             ops::row_job(id, queue.clone(), body, deliveries).with_receipt(Receipt::new(held))
         })
