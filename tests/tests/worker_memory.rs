@@ -1003,3 +1003,73 @@ async fn dropping_the_future_of_run_ends_its_loop() {
         .expect("the queue");
     assert_eq!((queue.ready, queue.reserved), (1, 0), "{stats:?}");
 }
+
+/// The loop's own log lines, recorded by a subscriber given to the future of `run` only.
+#[derive(Clone, Default)]
+struct Lines(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Lines {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_loop_logs_in_the_callers_span_and_a_queue_named_twice_is_consumed_once() {
+    use tracing::instrument::WithSubscriber as _;
+    use tracing::Instrument as _;
+    let lines = Lines::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer({
+            let lines = lines.clone();
+            move || lines.clone()
+        })
+        .with_ansi(false)
+        .finish();
+    let transport = MemoryTransport::new();
+    Bus::new(transport.clone())
+        .dispatch(Late { n: 7 })
+        .await
+        .unwrap();
+    let runs = Arc::new(Runs::default());
+    let worker = worker(&transport, [SlotDef::of::<late>()])
+        .state_arc(runs.clone())
+        // Named twice: consumed once.
+        .queues(["dropped-run", "dropped-run"])
+        .limit(1)
+        .build()
+        .await
+        .unwrap();
+    let dispatch = tracing::Dispatch::new(subscriber);
+    // A span of that subscriber: made while it is the default.
+    let span =
+        tracing::dispatcher::with_default(&dispatch, || tracing::info_span!("emails_worker"));
+    let exit = worker
+        .run()
+        .instrument(span)
+        .with_subscriber(dispatch)
+        .await
+        .unwrap();
+    assert_eq!(exit, Exit::Limit);
+    assert_eq!(runs.count("late", 7), 1);
+    let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+    let started = text
+        .lines()
+        .find(|line| line.contains("mq worker started"))
+        .unwrap_or_else(|| {
+            panic!("the loop's start line reached the caller's subscriber:\n{text}")
+        });
+    assert!(
+        started.contains("emails_worker"),
+        "in the caller's span: {started}"
+    );
+    assert!(
+        started.contains("queues=dropped-run "),
+        "the queue once: {started}"
+    );
+}

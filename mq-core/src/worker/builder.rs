@@ -332,6 +332,10 @@ impl WorkerBuilder {
         for queue in &options.queues {
             transport::check_queue_name(queue)?;
         }
+        // A queue named twice (`--queues a,a`) is consumed once: a backend that picks queue by
+        // queue in one transaction (PostgreSQL's held batch) would otherwise pick its rows twice.
+        let mut seen = std::collections::HashSet::new();
+        options.queues.retain(|queue| seen.insert(queue.clone()));
         if options.queues.is_empty() {
             return Err(Error::Registry(
                 "no slot is linked into this worker, so it has no queue to consume; \

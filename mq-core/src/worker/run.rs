@@ -222,10 +222,11 @@ impl Worker {
 
     /// Runs until a signal, [`Worker::stop`] or a limit stops it.
     ///
-    /// The loop runs in a task of the current runtime (`tokio::spawn`): the returned future
-    /// waits for it, and dropping that future ends the loop at once: running slots are
-    /// cancelled at their next `.await`, and their messages come back when their
-    /// reservations run out (use [`Worker::stop`] for a graceful stop).
+    /// The loop runs in a task of the current runtime (`tokio::spawn`), in the caller's
+    /// tracing span and with its subscriber: the returned future waits for it, and dropping
+    /// that future aborts the loop, which ends at its next `.await`; running slots are
+    /// cancelled at theirs, and their messages come back when their reservations run out
+    /// (use [`Worker::stop`] for a graceful stop).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -248,22 +249,30 @@ impl Worker {
     ///
     /// # Errors
     ///
-    /// None today: transport errors while running are logged and retried, never fatal.
+    /// [`Error::Closed`](crate::Error::Closed) when the runtime shut down under the loop.
+    /// Transport errors while running are logged and retried, never fatal.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime; and a panic of the loop itself (not of a slot, which is
+    /// caught) is carried on to the caller.
     pub async fn run(&self) -> Result<Exit> {
         // The loop runs as a task of the runtime, not in the caller's future: `main`'s body
         // under `#[tokio::main]` is polled by `block_on` on a thread of its own, and every
         // wake-up of the loop there (a reservation's reply, a message's end) was a wake-up of
         // that thread, a `futex` call on each side (issue 14, docs/performance.md).
+        use tracing::instrument::{Instrument as _, WithSubscriber as _};
         let worker = self.clone();
-        let mut running = AbortOnDrop(tokio::spawn(async move { worker.run_here().await }));
+        let looping = async move { worker.run_here().await }
+            .in_current_span()
+            .with_current_subscriber();
+        let mut running = AbortOnDrop(tokio::spawn(looping));
         match (&mut running.0).await {
             Ok(exit) => exit,
             Err(error) => match error.try_into_panic() {
                 Ok(payload) => std::panic::resume_unwind(payload),
-                // Aborted only by the guard, which is this future's own.
-                Err(error) => Err(crate::Error::Config(format!(
-                    "the worker's task ended: {error}"
-                ))),
+                // Cancelled: the guard is this future's own, so by a runtime shutting down.
+                Err(_) => Err(crate::Error::Closed),
             },
         }
     }

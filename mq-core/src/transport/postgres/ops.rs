@@ -254,7 +254,8 @@ pub(super) type Picked = (i64, i64, Vec<u8>, i64, i32);
 /// A picked row, its columns decoded without sqlx's check of their types against the
 /// Rust ones (about 450 instructions a row in the worker, docs/performance.md): the picks
 /// are this module's statements and `mq_reserve`'s `RETURNS TABLE (bigint, bigint, bytea,
-/// bigint, integer)`. A column of another size or a `NULL` is still a decoding error.
+/// bigint, integer)`: their order and types are trusted (an `int4` where an `int8` is
+/// expected would decode); a `NULL`, an empty value or one over 8 bytes is still an error.
 pub(super) fn picked(row: PgRow) -> std::result::Result<Picked, sqlx::Error> {
     Ok((
         row.try_get_unchecked(0)?,
