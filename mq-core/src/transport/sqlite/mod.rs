@@ -49,7 +49,7 @@ use super::{
     QueueStats, ScheduleNote, Transport, Unique,
 };
 use crate::Result;
-use writer::{Waiting, Writer};
+use writer::{Counted, Writer};
 
 /// How an [`SqliteTransport`] uses its file.
 ///
@@ -383,7 +383,7 @@ impl Transport for SqliteTransport {
             .checked_add(timeout)
             .unwrap_or_else(|| start + Duration::from_secs(365 * 24 * 3600));
         let shared = self.writer.shared();
-        let _waiting = Waiting::new(shared);
+        let _waiting = Counted::waiting(shared);
         let queues: Arc<[String]> = queues.into();
         let max = max.max(1);
         loop {

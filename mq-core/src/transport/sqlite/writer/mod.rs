@@ -71,9 +71,14 @@ pub(super) struct Shared {
     calling: AtomicUsize,
 }
 
-/// Counts a `reserve` call in [`Shared::waiters`] while it lives.
+/// Counts a call in one of [`Shared`]'s counters while it lives: a `reserve` in
+/// [`Shared::waiters`] ([`Counted::waiting`]), a put in [`Shared::calling`].
 #[derive(Debug)]
-pub(super) struct Waiting<'a>(&'a Shared);
+pub(super) struct Counted<'a> {
+    counter: &'a AtomicUsize,
+    /// How many calls the counter held when this one began.
+    before: usize,
+}
 
 impl Shared {
     fn wrote(&self) -> MutexGuard<'_, Option<Instant>> {
@@ -91,16 +96,30 @@ impl Shared {
     }
 }
 
-impl<'a> Waiting<'a> {
-    pub(super) fn new(shared: &'a Shared) -> Waiting<'a> {
-        shared.waiters.fetch_add(1, Ordering::SeqCst);
-        Waiting(shared)
+impl<'a> Counted<'a> {
+    fn enter(counter: &'a AtomicUsize) -> Counted<'a> {
+        let before = counter.fetch_add(1, Ordering::SeqCst);
+        Counted { counter, before }
+    }
+
+    /// A `reserve` call, while the thread is to poll for other processes' commits.
+    pub(super) fn waiting(shared: &'a Shared) -> Counted<'a> {
+        Counted::enter(&shared.waiters)
+    }
+
+    /// A put, alone if no other was in progress when it began.
+    fn calling(shared: &'a Shared) -> Counted<'a> {
+        Counted::enter(&shared.calling)
+    }
+
+    fn alone(&self) -> bool {
+        self.before == 0
     }
 }
 
-impl Drop for Waiting<'_> {
+impl Drop for Counted<'_> {
     fn drop(&mut self) {
-        self.0.waiters.fetch_sub(1, Ordering::SeqCst);
+        self.counter.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -272,9 +291,9 @@ impl Writer {
         F: FnMut(&Db<'_>) -> Outcome<T> + Send + 'static,
     {
         // Concurrent puts go to the thread, and share its commits.
-        let calling = Calling::new(&self.shared);
+        let calling = Counted::calling(&self.shared);
         let (command, answer) = Command::new(run, ignore);
-        let command = if calling.alone {
+        let command = if calling.alone() {
             self.run_here(command)
         } else {
             Some(command)
@@ -373,29 +392,6 @@ fn may_block_here() -> bool {
             .is_some_and(|name| WORKER_THREAD_NAMES.contains(&name))
         && Handle::try_current()
             .is_ok_and(|handle| handle.runtime_flavor() == RuntimeFlavor::MultiThread)
-}
-
-/// Counts a call in [`Shared::calling`] while it lives.
-struct Calling<'a> {
-    shared: &'a Shared,
-    /// No other call was in progress when this one began.
-    alone: bool,
-}
-
-impl<'a> Calling<'a> {
-    fn new(shared: &'a Shared) -> Calling<'a> {
-        let before = shared.calling.fetch_add(1, Ordering::SeqCst);
-        Calling {
-            shared,
-            alone: before == 0,
-        }
-    }
-}
-
-impl Drop for Calling<'_> {
-    fn drop(&mut self) {
-        self.shared.calling.fetch_sub(1, Ordering::SeqCst);
-    }
 }
 
 /// The answer of a reservation while it is awaited; hands its rows back if dropped early.

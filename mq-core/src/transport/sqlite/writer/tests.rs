@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use std::sync::Arc;
 
 use super::super::ops;
-use super::{Calling, Shared, Writer};
+use super::{Counted, Shared, Writer};
 use crate::transport::sqlite::{SqliteOptions, SqliteTransport};
 use crate::transport::{PutOptions, Transport};
 
@@ -121,12 +121,12 @@ fn a_lone_put_runs_on_the_callers_thread_where_the_runtime_allows() {
 #[test]
 fn a_put_begun_beside_another_is_not_alone() {
     let shared = Shared::default();
-    let first = Calling::new(&shared);
-    let second = Calling::new(&shared);
-    assert!(first.alone);
-    assert!(!second.alone);
+    let first = Counted::calling(&shared);
+    let second = Counted::calling(&shared);
+    assert!(first.alone());
+    assert!(!second.alone());
     drop((first, second));
-    assert!(Calling::new(&shared).alone);
+    assert!(Counted::calling(&shared).alone());
 }
 
 /// Puts in progress together, from several tasks, go to the writer thread, where they can
