@@ -62,6 +62,47 @@ pub async fn put_reserve_ack(t: Dyn) {
     );
 }
 
+/// The worker's acks: `send_ack` may return before the backend's answer, and once
+/// `acks_answered` resolves every one of them took effect; one of an item not reserved, or
+/// already acked and answered, is refused.
+pub async fn sent_acks_are_answered(t: Dyn) {
+    let q = queues(&["suite-sent"]);
+    for body in ["one", "two", "three"] {
+        t.put("suite-sent", Bytes::from(body), opts(10))
+            .await
+            .unwrap();
+    }
+    let peeked = t.peek("suite-sent").await.unwrap().expect("a ready item");
+    assert!(matches!(
+        t.send_ack(&peeked).await,
+        Err(mq::Error::ReservationLost(_))
+    ));
+    let mut jobs = Vec::new();
+    while jobs.len() < 3 {
+        let batch = reserve_all(&t, &q, 10).await;
+        assert!(
+            !batch.is_empty(),
+            "three items were put, got {}",
+            jobs.len()
+        );
+        jobs.extend(batch);
+    }
+    for job in &jobs {
+        t.send_ack(job).await.unwrap();
+    }
+    t.acks_answered().await;
+    let stats = t.stats().await.unwrap();
+    let sent = stats.iter().find(|s| s.queue == "suite-sent");
+    assert!(
+        sent.is_none_or(|s| s.ready + s.reserved + s.delayed == 0),
+        "{stats:?}"
+    );
+    assert!(matches!(
+        t.send_ack(&jobs[0]).await,
+        Err(mq::Error::ReservationLost(_))
+    ));
+}
+
 /// A batch put answers one id per item, in order, and the items come out in that order.
 pub async fn put_many_in_order(t: Dyn) {
     let q = queues(&["suite-batch"]);
@@ -479,7 +520,7 @@ pub async fn concurrent_exactly_once(t: Dyn) {
 macro_rules! transport_suite {
     ($open:expr) => {
         $crate::transport_suite!(@cases $open;
-            put_reserve_ack put_many_in_order priority_then_age queues_in_order delay_is_never_shorter
+            put_reserve_ack sent_acks_are_answered put_many_in_order priority_then_age queues_in_order delay_is_never_shorter
             release_hands_back retry_replaces expired_reservation_comes_back keep_alive_holds
             failure_store peek_and_flush browse_pages_through_a_queue only_a_reservation_settles
             stats_count

@@ -589,3 +589,57 @@ async fn browse_finds_jobs_past_total_jobs_after_a_restart_from_the_binlog() {
     assert_eq!(bodies(&found), ["k1", "k2", "k3"]);
     assert!(t.browse("gone", 0, 10).await.unwrap().is_empty());
 }
+
+/// `send_ack` returns while beanstalkd has not answered (here: cannot, stopped with
+/// SIGSTOP); `acks_answered` waits for the answer. A `delete` the server refuses (another
+/// connection holds the job now) is logged, deletes nothing, and is answered all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sent_ack_returns_before_the_reply_and_is_answered_later() {
+    let server = Beanstalkd::start();
+    let t = transport(&server).await;
+    t.put("sent", "a".into(), opts(1)).await.unwrap();
+    let job = t
+        .reserve(&q("sent"), 1, Duration::from_secs(1))
+        .await
+        .unwrap();
+    server.pause();
+    tokio::time::timeout(Duration::from_secs(2), t.send_ack(&job[0]))
+        .await
+        .expect("send_ack does not wait for a server that answers nothing")
+        .unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), t.acks_answered())
+            .await
+            .is_err(),
+        "answered by a stopped server"
+    );
+    server.resume();
+    tokio::time::timeout(Duration::from_secs(5), t.acks_answered())
+        .await
+        .expect("answered once the server runs again");
+    let c = t.open_connection().await.unwrap();
+    assert_eq!(
+        c.call(Command::StatsJob(job[0].id)).await.unwrap(),
+        Response::NotFound
+    );
+
+    // A reservation that ran out and went to another consumer: its ack is refused.
+    let short = PutOptions::new(1, Duration::ZERO, Duration::from_secs(1));
+    t.put("sent", "b".into(), short).await.unwrap();
+    let lapsed = t
+        .reserve(&q("sent"), 1, Duration::from_secs(1))
+        .await
+        .unwrap();
+    let other = transport(&server).await;
+    let taken = other
+        .reserve(&q("sent"), 1, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(taken[0].id, lapsed[0].id);
+    t.send_ack(&lapsed[0]).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), t.acks_answered())
+        .await
+        .expect("a refused ack is answered too");
+    assert_eq!(stats_job(&t, taken[0].id).await["state"], "reserved");
+    other.ack(&taken[0]).await.unwrap();
+}

@@ -142,3 +142,53 @@ async fn slots_running_at_once_never_exceed_the_concurrency() {
         "every message acked"
     );
 }
+
+#[derive(mq::Message, Serialize, Deserialize)]
+#[message(queue = "answered")]
+struct Answered;
+
+#[mq::slot]
+fn answered(_: &Answered) {}
+
+/// The worker returns only once beanstalkd answered its acks: the server is stopped
+/// (SIGSTOP) while the message runs, so its ack goes out unanswered, and let run again
+/// 300 ms later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_returns_only_after_its_acks_are_answered() {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+    let server = Arc::new(Beanstalkd::start());
+    let bus = Bus::connect(&server.url()).await.unwrap();
+    bus.dispatch(Answered).await.unwrap();
+    let resumed = Arc::new(AtomicBool::new(false));
+    let exit = Worker::builder()
+        .transport(bus.transport().clone())
+        .registry(Registry::from_slots([SlotDef::of::<answered>()]).unwrap())
+        .handle_signals(false)
+        .limit(1)
+        .on_event({
+            let (server, resumed) = (server.clone(), resumed.clone());
+            move |event| {
+                if event.kind == mq::EventKind::Reserved {
+                    server.pause();
+                    let (server, resumed) = (server.clone(), resumed.clone());
+                    std::thread::spawn(move || {
+                        std::thread::sleep(Duration::from_millis(300));
+                        resumed.store(true, Ordering::SeqCst);
+                        server.resume();
+                    });
+                }
+            }
+        })
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(exit, Exit::Limit);
+    assert!(
+        resumed.load(Ordering::SeqCst),
+        "the worker returned before the server could answer its ack"
+    );
+    assert!(bus.transport().peek("answered").await.unwrap().is_none());
+    let stats = bus.transport().stats().await.unwrap();
+    assert!(stats.iter().all(|queue| queue.reserved == 0), "{stats:?}");
+}

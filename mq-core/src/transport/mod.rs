@@ -485,6 +485,35 @@ pub trait Transport: AsAny + Send + Sync + fmt::Debug + 'static {
     /// ```
     async fn ack(&self, job: &Job) -> Result<()>;
 
+    /// The worker's ack: as [`ack`](Transport::ack), but a backend may return once the ack
+    /// is on its way, before its answer, so that the finished message's task ends without
+    /// being woken again. Such a backend logs an ack it refuses (the item comes back when
+    /// its reservation runs out, as after any failed ack) and answers
+    /// [`acks_answered`](Transport::acks_answered) only when every such ack has its answer.
+    /// beanstalkd returns early; the default waits for [`ack`](Transport::ack).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> mq::Result<()> {
+    /// # use mq::transport::{memory::MemoryTransport, PutOptions, Transport};
+    /// # use std::time::Duration;
+    /// # let queue: std::sync::Arc<dyn Transport> = MemoryTransport::named("doc");
+    /// # queue.put("emails", "hello".into(), PutOptions::default()).await?;
+    /// let job = queue.reserve(&["emails".into()], 1, Duration::ZERO).await?.remove(0);
+    /// queue.send_ack(&job).await?;
+    /// queue.acks_answered().await;
+    /// assert!(queue.stats().await?.is_empty());
+    /// # Ok(()) }
+    /// ```
+    async fn send_ack(&self, job: &Job) -> Result<()> {
+        self.ack(job).await
+    }
+
+    /// Resolves once every ack [`send_ack`](Transport::send_ack) returned early for has its
+    /// backend's answer: the worker waits for it before it returns. The default resolves
+    /// at once.
+    async fn acks_answered(&self) {}
+
     /// Some slots failed and have attempts left: replaces the reserved item by `body` (the
     /// envelope naming the slots still to run), ready after `options.delay`. A crash between
     /// the two steps may leave both (a duplicate), never neither.

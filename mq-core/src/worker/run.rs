@@ -462,6 +462,7 @@ impl Worker {
             while let Some(done) = tasks.join_next().await {
                 tally.record(done.unwrap_or(Outcome::Retried));
             }
+            shared.transport.acks_answered().await;
         })
         .await;
         if drained.is_err() {
@@ -474,6 +475,7 @@ impl Worker {
             release_all(shared, left).await;
             // A cancelled slot ends at its next `.await`; one that never yields does not.
             let _ = tokio::time::timeout(CANCELLED_END, tasks.shutdown()).await;
+            let _ = tokio::time::timeout(CANCELLED_END, shared.transport.acks_answered()).await;
         }
         tracing::info!(
             finished = tally.finished,

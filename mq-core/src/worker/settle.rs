@@ -22,7 +22,7 @@ pub(super) async fn settle(
 ) -> Outcome {
     match decision {
         Decision::Ack => {
-            log_transport(shared.transport.ack(job).await, "ack", job);
+            log_transport(shared.transport.send_ack(job).await, "ack", job);
             // The event copies the names: made only for a log line or a hook that wants it.
             let elapsed_ms = || {
                 let elapsed = event(EventKind::Finished).elapsed;

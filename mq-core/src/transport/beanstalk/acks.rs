@@ -1,7 +1,17 @@
 //! Acks: the reservation a job is held by, and concurrent acks sent as one batch of
 //! `delete`s.
+//!
+//! An ack either waits for its `delete`'s reply ([`Inner::ack`]) or returns once the
+//! `delete` is queued ([`Inner::send_ack`], the worker's): then the batch's task logs a
+//! refused `delete` itself, and [`Inner::acks_answered`] waits for the replies. The worker
+//! uses the second so that a finished message's task is not woken again by its reply: on a
+//! multi-threaded runtime that wake moved the task between threads (docs/performance.md,
+//! "Acks that do not wait for their reply").
 
-use std::sync::{Arc, MutexGuard};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::{oneshot, Notify};
 
 use super::connection::Connection;
 use super::proto::{Command, Response};
@@ -10,11 +20,38 @@ use super::{unexpected, Inner};
 use crate::transport::Job;
 use crate::{Error, Result};
 
-/// An ack queued for the next batch: the job and where its reply goes.
-pub(super) type PendingAck = (
-    u64,
-    tokio::sync::oneshot::Sender<std::result::Result<Response, String>>,
-);
+/// The acks waiting for the next batch, and the count of sent ones whose reply nobody
+/// awaits.
+#[derive(Debug, Default)]
+pub(super) struct AckQueue {
+    queued: Mutex<Vec<PendingAck>>,
+    unanswered: AtomicUsize,
+    answered: Notify,
+}
+
+/// An ack queued for the next batch: the job, and who wants the reply.
+#[derive(Debug)]
+struct PendingAck {
+    id: u64,
+    reply: Reply,
+}
+
+#[derive(Debug)]
+enum Reply {
+    /// An [`Inner::ack`] waiting for it.
+    To(oneshot::Sender<std::result::Result<Response, String>>),
+    /// Nobody ([`Inner::send_ack`]): the batch's task logs a refusal.
+    Logged,
+}
+
+impl AckQueue {
+    fn queued(&self) -> MutexGuard<'_, Vec<PendingAck>> {
+        // The critical sections are a push and a take.
+        self.queued
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
 
 impl Inner {
     /// The connection holding the reservation of `job` (its receipt's), if the
@@ -34,44 +71,58 @@ impl Inner {
         }
     }
 
-    fn acks(&self) -> MutexGuard<'_, Vec<PendingAck>> {
-        // The critical sections are a push and a take.
-        self.acks
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// Queues the `delete` of `id`, starting the batch's task if it is the first.
+    fn queue_ack(self: &Arc<Self>, id: u64, reply: Reply) {
+        let first = {
+            let mut queued = self.acks.queued();
+            queued.push(PendingAck { id, reply });
+            queued.len() == 1
+        };
+        if first {
+            let inner = self.clone();
+            tokio::spawn(async move { inner.flush_acks().await });
+        }
     }
 
     /// Sends every queued ack as one batch of `delete`s on the consuming connection.
     async fn flush_acks(&self) {
         // Let the tasks that are ready to run now queue their acks first.
         tokio::task::yield_now().await;
-        let batch = std::mem::take(&mut *self.acks());
+        let batch = std::mem::take(&mut *self.acks.queued());
         let connection = self.consumer().connection.clone();
         let result = match connection {
             Some(connection) => {
                 let deletes: Vec<Command<'_>> =
-                    batch.iter().map(|(id, _)| Command::Delete(*id)).collect();
+                    batch.iter().map(|ack| Command::Delete(ack.id)).collect();
                 connection.send(&deletes).await.map_err(|e| e.to_string())
             }
             None => Err("no consuming connection".into()),
         };
-        match result {
-            Ok(replies) if replies.len() == batch.len() => {
-                for ((_, reply), response) in batch.into_iter().zip(replies) {
-                    let _ = reply.send(Ok(response));
-                }
-            }
+        let replies: Vec<std::result::Result<Response, String>> = match result {
+            Ok(replies) if replies.len() == batch.len() => replies.into_iter().map(Ok).collect(),
             Ok(replies) => {
                 let cause = format!("{} replies to {} deletes", replies.len(), batch.len());
-                for (_, reply) in batch {
-                    let _ = reply.send(Err(cause.clone()));
+                vec![Err(cause); batch.len()]
+            }
+            Err(cause) => vec![Err(cause); batch.len()],
+        };
+        let mut answered = 0;
+        for (ack, reply) in batch.into_iter().zip(replies) {
+            match ack.reply {
+                Reply::To(waiting) => {
+                    let _ = waiting.send(reply);
+                }
+                Reply::Logged => {
+                    answered += 1;
+                    self.unhold(ack.id);
+                    if let Err(error) = Inner::settled(ack.id, reply) {
+                        log_refused(&self.name, ack.id, &error);
+                    }
                 }
             }
-            Err(cause) => {
-                for (_, reply) in batch {
-                    let _ = reply.send(Err(cause.clone()));
-                }
-            }
+        }
+        if answered > 0 && self.acks.unanswered.fetch_sub(answered, Ordering::AcqRel) == answered {
+            self.acks.answered.notify_waiters();
         }
     }
 
@@ -82,31 +133,67 @@ impl Inner {
         }
     }
 
+    /// What the reply to the `delete` of `id` means for its ack. A `delete` that got no
+    /// reply lost the reservation with its connection (beanstalkd releases a closed
+    /// connection's jobs).
+    fn settled(id: u64, reply: std::result::Result<Response, String>) -> Result<()> {
+        match reply {
+            Ok(Response::Deleted) => Ok(()),
+            Ok(Response::NotFound) | Err(_) => Err(Error::ReservationLost(id)),
+            Ok(other) => Err(unexpected("delete", &other)),
+        }
+    }
+
     /// Queues the `delete` of `job` for the next batch and waits for its reply.
     pub(super) async fn ack(self: &Arc<Self>, job: &Job) -> Result<()> {
         self.holder(job)?;
-        let (reply, replied) = tokio::sync::oneshot::channel();
-        let first = {
-            let mut acks = self.acks();
-            acks.push((job.id, reply));
-            acks.len() == 1
-        };
-        if first {
-            let inner = self.clone();
-            tokio::spawn(async move { inner.flush_acks().await });
-        }
-        let result = replied
+        let (reply, replied) = oneshot::channel();
+        self.queue_ack(job.id, Reply::To(reply));
+        // A batch that never ran (the runtime shutting down) loses the reservation.
+        let reply = replied
             .await
             .unwrap_or_else(|_| Err("connection closed".into()));
-        let lost = matches!(result, Err(_) | Ok(Response::NotFound));
         self.unhold(job.id);
-        if lost {
-            return Err(Error::ReservationLost(job.id));
+        Inner::settled(job.id, reply)
+    }
+
+    /// Queues the `delete` of `job` for the next batch and returns: the batch's task logs
+    /// a refusal, and [`acks_answered`](Inner::acks_answered) waits for the reply.
+    pub(super) fn send_ack(self: &Arc<Self>, job: &Job) -> Result<()> {
+        self.holder(job)?;
+        self.acks.unanswered.fetch_add(1, Ordering::AcqRel);
+        self.queue_ack(job.id, Reply::Logged);
+        Ok(())
+    }
+
+    /// Resolves once every ack [`send_ack`](Inner::send_ack) queued has its reply.
+    pub(super) async fn acks_answered(&self) {
+        loop {
+            let answered = self.acks.answered.notified();
+            tokio::pin!(answered);
+            answered.as_mut().enable();
+            if self.acks.unanswered.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            answered.await;
         }
-        match result {
-            Ok(Response::Deleted) => Ok(()),
-            Ok(other) => Err(unexpected("delete", &other)),
-            Err(cause) => Err(Error::unreachable(self.name.clone(), cause)),
-        }
+    }
+}
+
+/// The log line of an ack whose `delete` failed; the worker's own would name the queue,
+/// which the batch does not keep.
+fn log_refused(server: &str, item: u64, error: &Error) {
+    match error {
+        Error::ReservationLost(_) => tracing::warn!(
+            server,
+            item,
+            "ack: the reservation was lost; the message may run again (at-least-once)"
+        ),
+        error => tracing::error!(
+            server,
+            item,
+            %error,
+            "ack failed; the message comes back when its reservation runs out"
+        ),
     }
 }

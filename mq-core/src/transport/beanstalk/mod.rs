@@ -42,7 +42,8 @@
 //! `reserve-with-timeout 0` every 50 ms (and at once when the last held job is acked)
 //! until the caller's timeout. beanstalkd's timeout is whole seconds: a blocking reserve
 //! that outlives a shorter call stays *parked* for the next call, and a job it gets that
-//! no call claims is handed back. Concurrent acks go out as one batch of `delete`s.
+//! no call claims is handed back. Concurrent acks go out as one batch of `delete`s; the
+//! worker's ([`Transport::send_ack`]) return before their reply (`acks`).
 //!
 //! When the consuming connection drops, the jobs it had reserved go back to ready in the
 //! server: the next `reserve` logs how many, reconnects (the worker retries a failed
@@ -73,7 +74,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use self::acks::PendingAck;
+use self::acks::AckQueue;
 use self::connection::Connection;
 use self::proto::{check_tube_name, parse_yaml_map, Command, Decoder, Response, MAX_TUBE_NAME};
 use self::reserve::{Consumer, Parked};
@@ -139,7 +140,7 @@ struct Inner {
     /// waiting `reserve` can switch from polling to a blocking reserve at once.
     idle: tokio::sync::Notify,
     /// Acks waiting to go out together as one batch of `delete`s.
-    acks: Mutex<Vec<PendingAck>>,
+    acks: AckQueue,
     /// How many jobs the last `take_ready` got: the size of its next first chunk.
     ready_hint: std::sync::atomic::AtomicUsize,
 }
@@ -306,7 +307,7 @@ impl BeanstalkTransport {
                 consumer: Mutex::new(Consumer::default()),
                 reserving: tokio::sync::Mutex::new(None),
                 idle: tokio::sync::Notify::new(),
-                acks: Mutex::new(Vec::new()),
+                acks: AckQueue::default(),
                 ready_hint: std::sync::atomic::AtomicUsize::new(0),
             }),
         })
@@ -600,6 +601,14 @@ impl Transport for BeanstalkTransport {
     /// that sends every `delete` queued by the time it runs in one batch.
     async fn ack(&self, job: &Job) -> Result<()> {
         self.inner.ack(job).await
+    }
+
+    async fn send_ack(&self, job: &Job) -> Result<()> {
+        self.inner.send_ack(job)
+    }
+
+    async fn acks_answered(&self) {
+        self.inner.acks_answered().await;
     }
 
     async fn retry(&self, job: &Job, body: Bytes, options: PutOptions) -> Result<()> {
