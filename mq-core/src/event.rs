@@ -44,7 +44,8 @@ pub enum EventKind {
     Submitted,
     /// The worker reserved a message and starts its slots.
     Reserved,
-    /// Every slot succeeded; the message was acked.
+    /// Every slot succeeded; the message's ack went to the backend (on beanstalkd and for a
+    /// held PostgreSQL batch, before the backend answered it: see `Transport::send_ack`).
     Finished,
     /// Some slots failed; the message was put back for those slots after a delay.
     Retried,

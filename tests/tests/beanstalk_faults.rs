@@ -178,6 +178,17 @@ async fn a_worker_whose_server_stalls_says_so_recovers_and_stops_on_sigterm() {
         .await
         .expect("dispatch");
     wait_until_recorded(&record, 40);
+    // Every ack answered first: a `delete` the stopped server never answers would rightly
+    // hold the exit back until the connection's reply timeout (5 s).
+    let acked = Instant::now();
+    loop {
+        let stats = mq_tests::queue_stats(bus.transport().as_ref(), "work").await;
+        if stats.ready + stats.reserved == 0 {
+            break;
+        }
+        assert!(acked.elapsed() < WITHIN_DEADLINE, "not acked: {stats:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     // Stopped again: SIGTERM must not wait on the network.
     server.pause();

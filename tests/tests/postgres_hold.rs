@@ -274,3 +274,52 @@ async fn a_stale_holder_does_not_wait_for_a_held_batch() {
     let mut conn = db.connect().await;
     assert!(states(&mut conn).await.is_empty());
 }
+
+/// The worker's ack (`send_ack`) of a held item returns without waiting for its batch's
+/// commit, and `acks_answered` waits for it: a trigger makes the commit's `DELETE` take
+/// 800 ms, which `ack` would wait for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sent_ack_does_not_wait_for_the_commit_and_acks_answered_does() {
+    let db = FreshDb::create().await;
+    let queue = PostgresTransport::connect(&db.url("")).await.unwrap();
+    let mut conn = db.connect().await;
+    sqlx::raw_sql(
+        "CREATE FUNCTION mq.slow_delete() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN PERFORM pg_sleep(0.8); RETURN OLD; END $$; \
+         CREATE TRIGGER slow_delete BEFORE DELETE ON mq.mq_messages \
+         FOR EACH ROW EXECUTE FUNCTION mq.slow_delete()",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    for body in ["fast", "slow"] {
+        queue
+            .put("work", body.into(), PutOptions::default())
+            .await
+            .unwrap();
+    }
+    let jobs = queue.reserve(&work(), 2, Duration::ZERO).await.unwrap();
+    assert_eq!(jobs.len(), 2);
+
+    let started = Instant::now();
+    queue.send_ack(&jobs[0]).await.unwrap();
+    let returned = started.elapsed();
+    queue.acks_answered().await;
+    let answered = started.elapsed();
+    assert!(
+        returned < Duration::from_millis(400),
+        "send_ack waited {returned:?}, as for the commit"
+    );
+    assert!(
+        answered >= Duration::from_millis(800),
+        "acks_answered returned after {answered:?}, before the commit's DELETE ended"
+    );
+    assert_eq!(
+        states(&mut conn).await,
+        [("reserved".to_owned(), 1)],
+        "the ack is committed and the running item leased"
+    );
+    queue.send_ack(&jobs[1]).await.unwrap();
+    queue.acks_answered().await;
+    assert!(states(&mut conn).await.is_empty());
+}

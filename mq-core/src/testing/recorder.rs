@@ -244,6 +244,14 @@ impl Transport for Recorder {
         self.inner.ack(job).await
     }
 
+    async fn send_ack(&self, job: &Job) -> Result<()> {
+        self.inner.send_ack(job).await
+    }
+
+    async fn acks_answered(&self) {
+        self.inner.acks_answered().await;
+    }
+
     async fn retry(&self, job: &Job, body: Bytes, options: PutOptions) -> Result<()> {
         self.inner.retry(job, body, options).await
     }

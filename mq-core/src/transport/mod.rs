@@ -54,6 +54,8 @@ pub(crate) mod schedule_note;
 pub mod scheme;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[cfg(any(feature = "beanstalk", feature = "postgres"))]
+mod unanswered;
 mod unique;
 
 pub use as_any::AsAny;
@@ -490,7 +492,9 @@ pub trait Transport: AsAny + Send + Sync + fmt::Debug + 'static {
     /// being woken again. Such a backend logs an ack it refuses (the item comes back when
     /// its reservation runs out, as after any failed ack) and answers
     /// [`acks_answered`](Transport::acks_answered) only when every such ack has its answer.
-    /// beanstalkd returns early; the default waits for [`ack`](Transport::ack).
+    /// beanstalkd returns early, and PostgreSQL for an item of a held batch whose other
+    /// items are still running (the commit comes with the last); the default waits for
+    /// [`ack`](Transport::ack).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -510,8 +514,9 @@ pub trait Transport: AsAny + Send + Sync + fmt::Debug + 'static {
     }
 
     /// Resolves once every ack [`send_ack`](Transport::send_ack) returned early for has its
-    /// backend's answer: the worker waits for it before it returns. The default resolves
-    /// at once.
+    /// backend's answer: the worker waits for it before it returns. It covers the acks
+    /// sent through this transport object, by whoever shares it. The default resolves at
+    /// once.
     async fn acks_answered(&self) {}
 
     /// Some slots failed and have attempts left: replaces the reserved item by `body` (the

@@ -334,7 +334,9 @@ impl Worker {
         let mut gathering = None;
         let capacity = Capacity::new(options.concurrency);
         // Messages whose slots are done but whose ack is still on the way do not count
-        // against the concurrency; this bounds how many of them there may be.
+        // against the concurrency; this bounds how many of them there may be (their tasks:
+        // an ack that `send_ack` returned from early is the backend's to bound, see
+        // docs/worker.md).
         let max_tasks = options.concurrency.saturating_mul(2);
 
         let exit = loop {
@@ -465,7 +467,12 @@ impl Worker {
             shared.transport.acks_answered().await;
         })
         .await;
-        if drained.is_err() {
+        if drained.is_err() && tasks.is_empty() {
+            tracing::warn!(
+                "grace period over with acks the backend has not answered: their messages \
+                 come back when their reservations run out (at-least-once)"
+            );
+        } else if drained.is_err() {
             tasks.abort_all();
             let left = shared.held.drain();
             tracing::warn!(

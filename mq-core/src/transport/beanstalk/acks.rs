@@ -8,15 +8,15 @@
 //! multi-threaded runtime that wake moved the task between threads (docs/performance.md,
 //! "Acks that do not wait for their reply").
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::oneshot;
 
 use super::connection::Connection;
 use super::proto::{Command, Response};
 use super::reserve::Reservation;
 use super::{unexpected, Inner};
+use crate::transport::unanswered::Unanswered;
 use crate::transport::Job;
 use crate::{Error, Result};
 
@@ -25,14 +25,15 @@ use crate::{Error, Result};
 #[derive(Debug, Default)]
 pub(super) struct AckQueue {
     queued: Mutex<Vec<PendingAck>>,
-    unanswered: AtomicUsize,
-    answered: Notify,
+    unanswered: Unanswered,
 }
 
-/// An ack queued for the next batch: the job, and who wants the reply.
+/// An ack queued for the next batch: the job, the connection that holds it, and who wants
+/// the reply.
 #[derive(Debug)]
 struct PendingAck {
     id: u64,
+    holder: Arc<Connection>,
     reply: Reply,
 }
 
@@ -71,11 +72,12 @@ impl Inner {
         }
     }
 
-    /// Queues the `delete` of `id`, starting the batch's task if it is the first.
-    fn queue_ack(self: &Arc<Self>, id: u64, reply: Reply) {
+    /// Queues the `delete` of `id`, held by `holder`, starting the batch's task if it is
+    /// the first.
+    fn queue_ack(self: &Arc<Self>, id: u64, holder: Arc<Connection>, reply: Reply) {
         let first = {
             let mut queued = self.acks.queued();
-            queued.push(PendingAck { id, reply });
+            queued.push(PendingAck { id, holder, reply });
             queued.len() == 1
         };
         if first {
@@ -84,30 +86,46 @@ impl Inner {
         }
     }
 
-    /// Sends every queued ack as one batch of `delete`s on the consuming connection.
+    /// Sends every queued ack as one batch of `delete`s on the consuming connection. An
+    /// ack whose holder is no longer that connection is not sent: beanstalkd deletes a
+    /// *ready* job from any connection, so its `delete` could remove the job's next
+    /// delivery (or, after a restart without a binlog, another job of the same id).
     async fn flush_acks(&self) {
         // Let the tasks that are ready to run now queue their acks first.
         tokio::task::yield_now().await;
         let batch = std::mem::take(&mut *self.acks.queued());
-        let connection = self.consumer().connection.clone();
-        let result = match connection {
-            Some(connection) => {
+        let consuming = self.consumer().connection.clone();
+        let (current, stale): (Vec<PendingAck>, Vec<PendingAck>) =
+            batch.into_iter().partition(|ack| {
+                consuming
+                    .as_ref()
+                    .is_some_and(|consuming| Arc::ptr_eq(consuming, &ack.holder))
+            });
+        let result = match (&consuming, current.is_empty()) {
+            (_, true) => Ok(Vec::new()),
+            (Some(connection), false) => {
                 let deletes: Vec<Command<'_>> =
-                    batch.iter().map(|ack| Command::Delete(ack.id)).collect();
+                    current.iter().map(|ack| Command::Delete(ack.id)).collect();
                 connection.send(&deletes).await.map_err(|e| e.to_string())
             }
-            None => Err("no consuming connection".into()),
+            (None, false) => Err("no consuming connection".into()),
         };
-        let replies: Vec<std::result::Result<Response, String>> = match result {
-            Ok(replies) if replies.len() == batch.len() => replies.into_iter().map(Ok).collect(),
+        let mut replies: Vec<std::result::Result<Response, String>> = match result {
+            Ok(replies) if replies.len() == current.len() => replies.into_iter().map(Ok).collect(),
             Ok(replies) => {
-                let cause = format!("{} replies to {} deletes", replies.len(), batch.len());
-                vec![Err(cause); batch.len()]
+                let cause = format!("{} replies to {} deletes", replies.len(), current.len());
+                vec![Err(cause); current.len()]
             }
-            Err(cause) => vec![Err(cause); batch.len()],
+            Err(cause) => vec![Err(cause); current.len()],
         };
+        replies.extend(
+            stale
+                .iter()
+                .map(|_| Err("its connection closed".to_owned())),
+        );
+        let batch = current.into_iter().chain(stale);
         let mut answered = 0;
-        for (ack, reply) in batch.into_iter().zip(replies) {
+        for (ack, reply) in batch.zip(replies) {
             match ack.reply {
                 Reply::To(waiting) => {
                     let _ = waiting.send(reply);
@@ -121,9 +139,7 @@ impl Inner {
                 }
             }
         }
-        if answered > 0 && self.acks.unanswered.fetch_sub(answered, Ordering::AcqRel) == answered {
-            self.acks.answered.notify_waiters();
-        }
+        self.acks.unanswered.answered(answered);
     }
 
     pub(super) fn unhold(&self, id: u64) {
@@ -146,9 +162,9 @@ impl Inner {
 
     /// Queues the `delete` of `job` for the next batch and waits for its reply.
     pub(super) async fn ack(self: &Arc<Self>, job: &Job) -> Result<()> {
-        self.holder(job)?;
+        let holder = self.holder(job)?;
         let (reply, replied) = oneshot::channel();
-        self.queue_ack(job.id, Reply::To(reply));
+        self.queue_ack(job.id, holder, Reply::To(reply));
         // A batch that never ran (the runtime shutting down) loses the reservation.
         let reply = replied
             .await
@@ -160,23 +176,15 @@ impl Inner {
     /// Queues the `delete` of `job` for the next batch and returns: the batch's task logs
     /// a refusal, and [`acks_answered`](Inner::acks_answered) waits for the reply.
     pub(super) fn send_ack(self: &Arc<Self>, job: &Job) -> Result<()> {
-        self.holder(job)?;
-        self.acks.unanswered.fetch_add(1, Ordering::AcqRel);
-        self.queue_ack(job.id, Reply::Logged);
+        let holder = self.holder(job)?;
+        self.acks.unanswered.sent();
+        self.queue_ack(job.id, holder, Reply::Logged);
         Ok(())
     }
 
     /// Resolves once every ack [`send_ack`](Inner::send_ack) queued has its reply.
     pub(super) async fn acks_answered(&self) {
-        loop {
-            let answered = self.acks.answered.notified();
-            tokio::pin!(answered);
-            answered.as_mut().enable();
-            if self.acks.unanswered.load(Ordering::Acquire) == 0 {
-                return;
-            }
-            answered.await;
-        }
+        self.acks.unanswered.none_left().await;
     }
 }
 

@@ -74,6 +74,7 @@ use super::{
     Capabilities, Debounce, Failure, FailureStore, Feature, Job, Put, PutOptions, QueueStats,
     ScheduleNote, Transport, Unique,
 };
+use crate::transport::unanswered::Unanswered;
 use crate::{Error, Result};
 use acks::Acks;
 use error::{translate, PgError};
@@ -134,6 +135,8 @@ pub struct PostgresTransport {
     openings: Openings,
     /// A transaction begun for the next held batch (see `hold`).
     spare: Arc<Spare>,
+    /// Acks of held batches sent without waiting for their commit (`send_ack`).
+    unanswered: Arc<Unanswered>,
 }
 
 /// sqlx's value for the URL's `sslmode`.
@@ -216,6 +219,7 @@ impl PostgresTransport {
             acks,
             openings,
             spare: Arc::default(),
+            unanswered: Arc::default(),
         })
     }
 
@@ -281,6 +285,7 @@ impl PostgresTransport {
             wakeups: self.wakeups.handle(),
             spare: self.spare.clone(),
             hold: self.url.hold,
+            unanswered: self.unanswered.clone(),
         };
         tokio::spawn(async move {
             let found = match held {
@@ -508,6 +513,19 @@ impl Transport for PostgresTransport {
         } else {
             Err(Error::ReservationLost(job.id))
         }
+    }
+
+    async fn send_ack(&self, job: &Job) -> Result<()> {
+        if let Ok(held) = job.token::<Held>() {
+            if held.send_ack().await {
+                return Ok(());
+            }
+        }
+        self.ack(job).await
+    }
+
+    async fn acks_answered(&self) {
+        self.unanswered.none_left().await;
     }
 
     async fn retry(&self, job: &Job, body: Bytes, options: PutOptions) -> Result<()> {

@@ -49,6 +49,7 @@ use tokio::sync::{watch, Mutex, Notify};
 
 use super::ops::{self, op, Found, Lease, Sql};
 use crate::transport::columns::{epoch_ms, ms_ceil, row_id};
+use crate::transport::unanswered::Unanswered;
 use crate::transport::{Failure, PutOptions, Receipt};
 use crate::{Error, Result};
 pub(super) use sql::HeldSql;
@@ -96,13 +97,25 @@ impl Held {
     pub(super) async fn settle(&self, how: Settle) -> Result<Option<Lease>> {
         let (batch, id, index) = (self.batch.clone(), self.id, self.index);
         if let Settle::Ack = how {
-            if let Some(settled) = batch.ack_before_last(id, index).await {
-                return settled;
+            if let Some(ended) = batch.ack_before_last(id, index, false).await {
+                return Batch::committed(ended).await;
             }
         }
         tokio::spawn(batch.settle(id, index, how))
             .await
             .map_err(|_| Error::Closed)?
+    }
+
+    /// Acks the item without waiting for the commit, when other items of its batch are
+    /// still unsettled: the transport's [`Unanswered`] counts it until the transaction
+    /// ends, and a transaction lost before its commit is logged (`Batch::lose`). False
+    /// when it would be the batch's last (which commits) or the batch is no longer open:
+    /// then the caller settles it as [`settle`](Self::settle) does.
+    pub(super) async fn send_ack(&self) -> bool {
+        self.batch
+            .ack_before_last(self.id, self.index, true)
+            .await
+            .is_some()
     }
 }
 
@@ -118,6 +131,8 @@ pub(super) struct Batch {
     /// How the transaction ended: `Ok` once committed, the error if it was lost; what the
     /// settles waiting for the commit learn.
     ended: watch::Sender<Option<std::result::Result<(), String>>>,
+    /// The transport's count of acks sent and not yet committed or lost.
+    unanswered: Arc<Unanswered>,
 }
 
 #[derive(Debug)]
@@ -129,6 +144,9 @@ struct State {
     acked: Vec<i64>,
     /// Whether a settle waits for the others, with a commit due after [`SETTLE_WAIT`].
     waiting: bool,
+    /// Acks whose caller did not wait for the commit ([`Held::send_ack`]), counted in
+    /// `Batch::unanswered` until the transaction ends.
+    sent: usize,
 }
 
 /// The items of a batch not settled yet, by their place in it: what a hash set of their
@@ -253,14 +271,16 @@ impl Batch {
         Self::committed(ended).await
     }
 
-    /// Acks item `id` when other items of the batch are still unsettled, and returns once
-    /// that is committed; `None` when it would be the last, or the batch is no longer
-    /// open: then [`settle`](Self::settle) decides.
+    /// Acks item `id` when other items of the batch are still unsettled (it runs no
+    /// statement: the row is deleted by the commit), and returns where the commit will be
+    /// told; `None` when it would be the last, or the batch is no longer open: then
+    /// [`settle`](Self::settle) decides. `sent`: the caller will not wait for the commit.
     async fn ack_before_last(
         self: &Arc<Self>,
         id: i64,
         index: usize,
-    ) -> Option<Result<Option<Lease>>> {
+        sent: bool,
+    ) -> Option<watch::Receiver<Option<std::result::Result<(), String>>>> {
         let mut state = self.state.lock().await;
         let State {
             phase,
@@ -273,13 +293,15 @@ impl Batch {
             return None;
         }
         acked.push(id);
-        let ended = self.ended.subscribe();
         if !*waiting {
             *waiting = true;
             self.lease_after(SETTLE_WAIT);
         }
-        drop(state);
-        Some(Self::committed(ended).await)
+        if sent {
+            state.sent += 1;
+            self.unanswered.sent();
+        }
+        Some(self.ended.subscribe())
     }
 
     /// How the transaction of `ended` ended, once it has.
@@ -399,6 +421,7 @@ impl Batch {
                 state.acked.clear();
                 state.phase = Phase::Leased(tokens);
                 self.ended.send_replace(Some(Ok(())));
+                self.unanswered.answered(std::mem::take(&mut state.sent));
                 self.wakeups.notify_waiters();
                 Ok(())
             }
@@ -426,6 +449,7 @@ impl Batch {
         self.ended.send_replace(Some(Err(format!(
             "the transaction of a reserved batch failed before its commit: {error}"
         ))));
+        self.unanswered.answered(std::mem::take(&mut state.sent));
         self.wakeups.notify_waiters();
     }
 
@@ -477,6 +501,7 @@ impl Batch {
     /// told.
     pub(super) async fn abandon(&self) {
         let mut state = self.state.lock().await;
+        self.unanswered.answered(std::mem::take(&mut state.sent));
         match std::mem::replace(&mut state.phase, Phase::Closed) {
             Phase::Open(tx) => {
                 if let Err(error) = tx.end("ROLLBACK").await {
@@ -514,6 +539,7 @@ pub(super) struct Home {
     pub(super) wakeups: Arc<Notify>,
     pub(super) spare: Arc<Spare>,
     pub(super) hold: Duration,
+    pub(super) unanswered: Arc<Unanswered>,
 }
 
 /// How a held batch's transaction starts.
@@ -658,12 +684,14 @@ pub(super) async fn reserve(
             unsettled: Unsettled::new(rows.iter().map(|(_, (id, ..))| *id).collect()),
             acked: Vec::with_capacity(rows.len()),
             waiting: false,
+            sent: 0,
         }),
         sql: sql.clone(),
         pool: pool.clone(),
         wakeups: home.wakeups,
         spare: home.spare,
         ended: watch::channel(None).0,
+        unanswered: home.unanswered,
     });
     let jobs = rows
         .into_iter()
