@@ -1,6 +1,7 @@
 //! Batches held by an open transaction (`transport/postgres/hold/`): a worker killed while
 //! it holds one gives the rows back at once, not after their TTR; a settle returns only once
-//! committed, whatever the rest of its batch does; a batch past its limit is leased.
+//! committed, whatever the rest of its batch does, but for the worker's ack (`send_ack`),
+//! which `acks_answered` waits for; a batch past its limit is leased.
 //!
 //! The child is this test binary run again with `MQ_PG_HOLD_CHILD` set: the test
 //! `child_process` does the child's part and is a no-op in a normal run.
@@ -281,30 +282,14 @@ async fn a_stale_holder_does_not_wait_for_a_held_batch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sent_ack_does_not_wait_for_the_commit_and_acks_answered_does() {
     let db = FreshDb::create().await;
-    let queue = PostgresTransport::connect(&db.url("")).await.unwrap();
-    let mut conn = db.connect().await;
-    sqlx::raw_sql(
-        "CREATE FUNCTION mq.slow_delete() RETURNS trigger LANGUAGE plpgsql AS \
-         $$ BEGIN PERFORM pg_sleep(0.8); RETURN OLD; END $$; \
-         CREATE TRIGGER slow_delete BEFORE DELETE ON mq.mq_messages \
-         FOR EACH ROW EXECUTE FUNCTION mq.slow_delete()",
-    )
-    .execute(&mut conn)
-    .await
-    .unwrap();
-    for body in ["fast", "slow"] {
-        queue
-            .put("work", body.into(), PutOptions::default())
-            .await
-            .unwrap();
-    }
-    let jobs = queue.reserve(&work(), 2, Duration::ZERO).await.unwrap();
-    assert_eq!(jobs.len(), 2);
+    let (queue, mut conn, jobs) = two_held_with_slow_deletes(&db, "0.8").await;
 
     let started = Instant::now();
     queue.send_ack(&jobs[0]).await.unwrap();
     let returned = started.elapsed();
-    queue.acks_answered().await;
+    tokio::time::timeout(Duration::from_secs(10), queue.acks_answered())
+        .await
+        .expect("answered once the batch commits (at its hold, 1 s)");
     let answered = started.elapsed();
     assert!(
         returned < Duration::from_millis(400),
@@ -320,6 +305,81 @@ async fn a_sent_ack_does_not_wait_for_the_commit_and_acks_answered_does() {
         "the ack is committed and the running item leased"
     );
     queue.send_ack(&jobs[1]).await.unwrap();
-    queue.acks_answered().await;
+    tokio::time::timeout(Duration::from_secs(10), queue.acks_answered())
+        .await
+        .expect("a leased item's ack is answered at once");
     assert!(states(&mut conn).await.is_empty());
+}
+
+/// A batch whose transaction is lost after the worker's ack returned (its backend ended
+/// during the commit's `DELETE`): `acks_answered` still returns, and both messages are
+/// there again, to be delivered again (at least once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sent_ack_whose_batch_is_lost_is_answered_and_its_message_comes_back() {
+    let db = FreshDb::create().await;
+    let (queue, mut conn, jobs) = two_held_with_slow_deletes(&db, "30").await;
+    queue.send_ack(&jobs[0]).await.unwrap();
+
+    // The batch commits at its hold (1 s), leasing the running item: its DELETE hangs.
+    let started = Instant::now();
+    let backend: i32 = loop {
+        let found: Option<i32> = sqlx::query_scalar(
+            "SELECT pid FROM pg_stat_activity \
+             WHERE datname = current_database() AND query LIKE 'DELETE FROM%' \
+             AND pid <> pg_backend_pid()",
+        )
+        .fetch_optional(&mut conn)
+        .await
+        .unwrap();
+        if let Some(pid) = found {
+            break pid;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no commit seen"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    sqlx::query("SELECT pg_terminate_backend($1)")
+        .bind(backend)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), queue.acks_answered())
+        .await
+        .expect("a lost batch answers its sent acks");
+    assert_eq!(
+        states(&mut conn).await,
+        [("ready".to_owned(), 2)],
+        "rolled back: the acked message comes back, and the running one"
+    );
+}
+
+/// Two messages reserved as one held batch, on a database whose `DELETE` of a message
+/// sleeps `seconds` first (a trigger): the transport, a connection of the test's own, and
+/// the two jobs.
+async fn two_held_with_slow_deletes(
+    db: &FreshDb,
+    seconds: &str,
+) -> (PostgresTransport, PgConnection, Vec<mq::transport::Job>) {
+    let queue = PostgresTransport::connect(&db.url("")).await.unwrap();
+    let mut conn = db.connect().await;
+    sqlx::raw_sql(&format!(
+        "CREATE FUNCTION mq.slow_delete() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN PERFORM pg_sleep({seconds}); RETURN OLD; END $$; \
+         CREATE TRIGGER slow_delete BEFORE DELETE ON mq.mq_messages \
+         FOR EACH ROW EXECUTE FUNCTION mq.slow_delete()"
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    for body in ["acked", "running"] {
+        queue
+            .put("work", body.into(), PutOptions::default())
+            .await
+            .unwrap();
+    }
+    let jobs = queue.reserve(&work(), 2, Duration::ZERO).await.unwrap();
+    assert_eq!(jobs.len(), 2, "one batch of two");
+    (queue, conn, jobs)
 }

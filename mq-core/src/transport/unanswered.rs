@@ -27,15 +27,14 @@ impl Unanswered {
         }
     }
 
-    /// Resolves when every ack sent has been answered.
+    /// Resolves when every ack sent before the call has been answered: when the count is
+    /// zero, or once it reaches zero (acks sent meanwhile by a sharer of the transport do
+    /// not keep the wait going).
     pub(crate) async fn none_left(&self) {
-        loop {
-            let none_left = self.none_left.notified();
-            tokio::pin!(none_left);
-            none_left.as_mut().enable();
-            if self.count.load(Ordering::Acquire) == 0 {
-                return;
-            }
+        let none_left = self.none_left.notified();
+        tokio::pin!(none_left);
+        none_left.as_mut().enable();
+        if self.count.load(Ordering::Acquire) != 0 {
             none_left.await;
         }
     }
