@@ -289,7 +289,7 @@ async fn a_sent_ack_does_not_wait_for_the_commit_and_acks_answered_does() {
     let returned = started.elapsed();
     tokio::time::timeout(Duration::from_secs(10), queue.acks_answered())
         .await
-        .expect("answered once the batch commits (at its hold, 1 s)");
+        .expect("answered once the batch commits");
     let answered = started.elapsed();
     assert!(
         returned < Duration::from_millis(400),
@@ -320,7 +320,7 @@ async fn a_sent_ack_whose_batch_is_lost_is_answered_and_its_message_comes_back()
     let (queue, mut conn, jobs) = two_held_with_slow_deletes(&db, "30").await;
     queue.send_ack(&jobs[0]).await.unwrap();
 
-    // The batch commits at its hold (1 s), leasing the running item: its DELETE hangs.
+    // The batch commits 5 ms later, leasing the running item: its DELETE hangs.
     let started = Instant::now();
     let backend: i32 = loop {
         let found: Option<i32> = sqlx::query_scalar(

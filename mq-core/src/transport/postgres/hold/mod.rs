@@ -22,8 +22,7 @@
 //! when the others take longer than [`SETTLE_WAIT`], with a commit that leases what is
 //! still unsettled. The worker's ack of an item that is not its batch's last
 //! ([`Held::send_ack`]) is the exception: it returns once recorded (after any statement of
-//! the batch already running), starts no such commit, and is counted until the
-//! transaction ends, with the batch's last settle or at the latest its `hold`. A batch lost
+//! the batch already running), and is counted until the transaction ends. A batch lost
 //! before its commit (its connection or the server went away) answers each settle waiting
 //! with the error, logs the acks it loses, and its rows are reservable again: at least
 //! once, as ever, never lost. At most `(pool - 2) / 2` batches of
@@ -62,8 +61,8 @@ pub(super) use tx::Tx;
 use tx::{limited, Opening};
 
 /// The longest a settle waits for the other items of its batch before the batch commits
-/// without them (they go over to leases): what an ack may cost beyond its round trip. An
-/// ack nobody waits for ([`Held::send_ack`]) starts no such wait.
+/// without them (they go over to leases): what an ack may cost beyond its round trip, and
+/// how long an ack nobody waits for ([`Held::send_ack`]) stays uncommitted.
 const SETTLE_WAIT: Duration = Duration::from_millis(5);
 
 /// The receipt of an item of a held batch.
@@ -113,9 +112,9 @@ impl Held {
 
     /// Acks the item without waiting for the commit, when other items of its batch are
     /// still unsettled: the transport's [`Unanswered`] counts it until the transaction
-    /// ends (with the batch's last settle, or its `hold`), and a transaction lost before
-    /// its commit is logged (`Batch::lose`). It may wait for a statement of the batch
-    /// already running (a sibling's retry, the commit). False
+    /// ends (with the batch's last settle, or [`SETTLE_WAIT`] later), and a transaction
+    /// lost before its commit is logged (`Batch::lose`). It may wait for a statement of
+    /// the batch already running (a sibling's retry, the commit). False
     /// when it would be the batch's last (which commits) or the batch is no longer open:
     /// then the caller settles it as [`settle`](Self::settle) does.
     pub(super) async fn send_ack(&self) -> bool {
@@ -149,8 +148,8 @@ struct State {
     unsettled: Unsettled,
     /// Items acked: deleted at the commit.
     acked: Vec<i64>,
-    /// Whether a settle waits for the others, with a commit due after [`SETTLE_WAIT`]
-    /// (an ack that nobody waits for does not count).
+    /// Whether an ack or settle is in, with a commit due after [`SETTLE_WAIT`] (whether or
+    /// not its caller waits for it).
     waiting: bool,
     /// Acks whose caller did not wait for the commit ([`Held::send_ack`]), counted in
     /// `Batch::unanswered` until the transaction ends.
@@ -301,13 +300,15 @@ impl Batch {
             return None;
         }
         acked.push(id);
-        if sent {
-            // Nobody waits: the commit comes with the last settle, or the batch's `hold`.
-            state.sent += 1;
-            self.unanswered.sent();
-        } else if !*waiting {
+        // The commit is due after SETTLE_WAIT even when nobody waits for it: until then the
+        // acked row is still there to `mq stats` and to a unique key's next dispatch.
+        if !*waiting {
             *waiting = true;
             self.lease_after(SETTLE_WAIT);
+        }
+        if sent {
+            state.sent += 1;
+            self.unanswered.sent();
         }
         Some(self.ended.subscribe())
     }
