@@ -27,9 +27,9 @@ impl Unanswered {
         }
     }
 
-    /// Resolves when every ack sent before the call has been answered: when the count is
-    /// zero, or once it reaches zero (acks sent meanwhile by a sharer of the transport do
-    /// not keep the wait going).
+    /// Resolves when every ack sent before the call has been answered: at once when the
+    /// count is zero, else the first time it reaches zero (not checked again after that
+    /// wake-up, so acks sent after it do not extend the wait).
     pub(crate) async fn none_left(&self) {
         let none_left = self.none_left.notified();
         tokio::pin!(none_left);

@@ -431,9 +431,7 @@ impl Batch {
             Ok(()) => {
                 state.acked.clear();
                 state.phase = Phase::Leased(tokens);
-                self.ended.send_replace(Some(Ok(())));
-                self.unanswered.answered(std::mem::take(&mut state.sent));
-                self.wakeups.notify_waiters();
+                self.end(state, Ok(()));
                 Ok(())
             }
             Err(error) => {
@@ -457,9 +455,18 @@ impl Batch {
             );
         }
         state.acked.clear();
-        self.ended.send_replace(Some(Err(format!(
-            "the transaction of a reserved batch failed before its commit: {error}"
-        ))));
+        self.end(
+            state,
+            Err(format!(
+                "the transaction of a reserved batch failed before its commit: {error}"
+            )),
+        );
+    }
+
+    /// The transaction ended, committed or lost: the settles waiting learn how, the sent
+    /// acks are answered, and the transport's reservers look again.
+    fn end(&self, state: &mut State, how: std::result::Result<(), String>) {
+        self.ended.send_replace(Some(how));
         self.unanswered.answered(std::mem::take(&mut state.sent));
         self.wakeups.notify_waiters();
     }
