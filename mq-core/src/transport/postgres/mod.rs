@@ -78,7 +78,7 @@ use crate::transport::unanswered::Unanswered;
 use crate::{Error, Result};
 use acks::Acks;
 use error::{translate, PgError};
-use hold::{Held, Home, Openings, Settle, Spare, Start};
+use hold::{Cursors, Held, Home, Openings, Settle, Spare, Start};
 use listen::Wakeups;
 use ops::{Found, Lease, Sql};
 use url::PgUrl;
@@ -137,6 +137,8 @@ pub struct PostgresTransport {
     spare: Arc<Spare>,
     /// Acks of held batches sent without waiting for their commit (`send_ack`).
     unanswered: Arc<Unanswered>,
+    /// Where the next held pick of each queue starts (see `hold::cursor`).
+    cursors: Arc<Cursors>,
 }
 
 /// sqlx's value for the URL's `sslmode`.
@@ -220,6 +222,7 @@ impl PostgresTransport {
             openings,
             spare: Arc::default(),
             unanswered: Arc::default(),
+            cursors: Arc::default(),
         })
     }
 
@@ -286,20 +289,23 @@ impl PostgresTransport {
             spare: self.spare.clone(),
             hold: self.url.hold,
             unanswered: self.unanswered.clone(),
+            cursors: self.cursors.clone(),
         };
+        let cursors = self.cursors.clone();
         tokio::spawn(async move {
             let found = match held {
                 Some(start) => hold::reserve(&pool, &sql, &queues, max, start, home).await,
                 None => ops::reserve(&pool, &sql, &queues, max).await,
             };
             if let Err(Ok(found)) = send.send(found) {
-                hand_back(&pool, &sql, found).await;
+                hand_back(&pool, &sql, &cursors, found).await;
             }
         });
         let mut pending = HandBack {
             answer: Some(answer),
             pool: &self.pool,
             sql: &self.sql,
+            cursors: &self.cursors,
         };
         let Some(answer) = pending.answer.as_mut() else {
             return Err(Error::Closed);
@@ -310,7 +316,7 @@ impl PostgresTransport {
     }
 }
 
-async fn hand_back(pool: &PgPool, sql: &Sql, found: Found) {
+async fn hand_back(pool: &PgPool, sql: &Sql, cursors: &Cursors, found: Found) {
     if let Some(batch) = found.batch {
         return batch.abandon().await;
     }
@@ -320,6 +326,8 @@ async fn hand_back(pool: &PgPool, sql: &Sql, found: Found) {
     if let Err(error) = ops::hand_back(pool, sql, &found.jobs).await {
         tracing::warn!(%error, "could not hand back reservations; they return after their TTR");
     }
+    // Ready again at their places, which may be behind a cursor.
+    cursors.reset();
 }
 
 /// The answer of a reservation while it is awaited; hands its rows back if dropped early.
@@ -327,6 +335,7 @@ struct HandBack<'a> {
     answer: Option<oneshot::Receiver<Result<Found>>>,
     pool: &'a PgPool,
     sql: &'a Arc<Sql>,
+    cursors: &'a Arc<Cursors>,
 }
 
 impl Drop for HandBack<'_> {
@@ -339,8 +348,9 @@ impl Drop for HandBack<'_> {
         answer.close();
         if let Ok(Ok(found)) = answer.try_recv() {
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                let (pool, sql) = (self.pool.clone(), self.sql.clone());
-                runtime.spawn(async move { hand_back(&pool, &sql, found).await });
+                let (pool, sql, cursors) =
+                    (self.pool.clone(), self.sql.clone(), self.cursors.clone());
+                runtime.spawn(async move { hand_back(&pool, &sql, &cursors, found).await });
             }
         }
     }
@@ -546,6 +556,8 @@ impl Transport for PostgresTransport {
             ops::release(&self.pool, &self.sql, lease).await?;
             self.wakeups.wake();
         }
+        // Ready again at its place, which may be behind a cursor.
+        self.cursors.reset();
         Ok(())
     }
 

@@ -38,6 +38,7 @@
 //! batches, each statement's time limit), `spare` (the transaction a commit begins for the
 //! next batch); here the batch and its settles.
 
+mod cursor;
 mod spare;
 mod sql;
 mod tx;
@@ -56,6 +57,7 @@ use crate::transport::columns::{epoch_ms, ms_ceil, row_id};
 use crate::transport::unanswered::Unanswered;
 use crate::transport::{Failure, PutOptions, Receipt};
 use crate::{Error, Result};
+pub(super) use cursor::Cursors;
 pub(super) use spare::Spare;
 pub(super) use sql::HeldSql;
 pub(super) use tx::Openings;
@@ -141,6 +143,8 @@ pub(super) struct Batch {
     ended: watch::Sender<Option<std::result::Result<(), String>>>,
     /// The transport's count of acks sent and not yet committed or lost.
     unanswered: Arc<Unanswered>,
+    /// The transport's cursors, reset when the batch's rows are ready again.
+    cursors: Arc<Cursors>,
 }
 
 #[derive(Debug)]
@@ -466,6 +470,10 @@ impl Batch {
     /// The transaction ended, committed or lost: the settles waiting learn how, the sent
     /// acks are answered, and the transport's reservers look again.
     fn end(&self, state: &mut State, how: std::result::Result<(), String>) {
+        if how.is_err() {
+            // Its rows are ready again, behind the cursors.
+            self.cursors.reset();
+        }
         self.ended.send_replace(Some(how));
         self.unanswered.answered(std::mem::take(&mut state.sent));
         self.wakeups.notify_waiters();
@@ -519,6 +527,8 @@ impl Batch {
     /// told.
     pub(super) async fn abandon(&self) {
         let mut state = self.state.lock().await;
+        // Its rows will be ready again, behind the cursors.
+        self.cursors.reset();
         self.unanswered.answered(std::mem::take(&mut state.sent));
         match std::mem::replace(&mut state.phase, Phase::Closed) {
             Phase::Open(tx) => {
@@ -558,6 +568,7 @@ pub(super) struct Home {
     pub(super) spare: Arc<Spare>,
     pub(super) hold: Duration,
     pub(super) unanswered: Arc<Unanswered>,
+    pub(super) cursors: Arc<Cursors>,
 }
 
 /// How a held batch's transaction starts.
@@ -591,13 +602,29 @@ pub(super) async fn reserve(
         if room == 0 {
             break;
         }
+        let start = home.cursors.start(queue);
         // On an error the transaction is aborted: what earlier queues gave goes with it.
         let pick = sqlx::query(&sql.held.pick)
             .bind(queue)
             .bind(i64::try_from(room).unwrap_or(i64::MAX))
+            .bind(start.after.priority)
+            .bind(start.after.id)
             .try_map(ops::picked)
             .fetch_all(tx.connection()?);
-        let mut picked = limited(pick).await.map_err(op("reserve"))?;
+        let mut picked = match limited(pick).await {
+            Ok(picked) => picked,
+            Err(error) => {
+                // The rows earlier queues gave are ready again, behind their cursors.
+                home.cursors.reset();
+                return Err(op("reserve")(error));
+            }
+        };
+        let last_ready = picked
+            .iter()
+            .filter(|(.., late)| *late == 2)
+            .map(|&(id, priority, ..)| cursor::Key { priority, id })
+            .max();
+        home.cursors.picked(queue, &start, last_ready);
         ops::in_reserve_order(&mut picked);
         rows.extend(picked.into_iter().map(|row| (queue, row)));
     }
@@ -624,6 +651,7 @@ pub(super) async fn reserve(
         spare: home.spare,
         ended: watch::channel(None).0,
         unanswered: home.unanswered,
+        cursors: home.cursors,
     });
     let jobs = rows
         .into_iter()

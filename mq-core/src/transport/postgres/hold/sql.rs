@@ -25,14 +25,15 @@ impl HeldSql {
     pub(in crate::transport::postgres) fn new(schema: &str) -> HeldSql {
         let m = format!("\"{schema}\".mq_messages");
         let f = format!("\"{schema}\".mq_failed");
-        let pick = |late: u8, filter: &str, order: &str| {
+        let pick = |part: u8, late: u8, filter: &str, order: &str| {
             format!(
                 "SELECT id, priority, body, deliveries + 1, {late} AS late FROM ( \
                  SELECT m.id, m.priority, m.body, m.deliveries FROM {m} AS m \
                  WHERE m.queue = $1 AND {filter} ORDER BY {order} LIMIT $2 \
-                 FOR UPDATE SKIP LOCKED) AS p{late}"
+                 FOR UPDATE SKIP LOCKED) AS p{part}"
             )
         };
+        let ready = "m.state = 'ready' AND m.due_at <= statement_timestamp()";
         HeldSql {
             // The planner settings of `mq_reserve` (see `schema::V2`), for this transaction;
             // and the pick's generic plan: with the enable_* settings off it is the same
@@ -44,21 +45,45 @@ impl HeldSql {
                  SET LOCAL idle_in_transaction_session_timeout TO '{IDLE_LIMIT}'; \
                  SET LOCAL plan_cache_mode TO force_generic_plan"
             ),
+            // Leases run out, delays ended, then the ready rows from the cursor ($3, $4:
+            // priority and id, see `cursor`): the more urgent priorities, the cursor's
+            // after it, the cursor's behind it (what came back), the less urgent.
             pick: format!(
-                "{} UNION ALL {} UNION ALL {} LIMIT $2",
+                "{} UNION ALL {} UNION ALL {} UNION ALL {} UNION ALL {} UNION ALL {} LIMIT $2",
                 pick(
+                    0,
                     0,
                     "m.state = 'reserved' AND m.lease_until <= statement_timestamp()",
                     "m.lease_until"
                 ),
                 pick(
                     1,
+                    1,
                     "m.state = 'delayed' AND m.due_at <= statement_timestamp()",
                     "m.due_at"
                 ),
                 pick(
                     2,
-                    "m.state = 'ready' AND m.due_at <= statement_timestamp()",
+                    2,
+                    &format!("{ready} AND m.priority < $3"),
+                    "m.priority, m.id"
+                ),
+                pick(
+                    3,
+                    2,
+                    &format!("{ready} AND (m.priority, m.id) > ($3, $4) AND m.priority <= $3"),
+                    "m.priority, m.id"
+                ),
+                pick(
+                    4,
+                    2,
+                    &format!("{ready} AND (m.priority, m.id) <= ($3, $4) AND m.priority >= $3"),
+                    "m.priority, m.id"
+                ),
+                pick(
+                    5,
+                    2,
+                    &format!("{ready} AND m.priority > $3"),
                     "m.priority, m.id"
                 ),
             ),

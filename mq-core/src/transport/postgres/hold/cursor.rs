@@ -1,0 +1,174 @@
+//! Where a transport's next pick of ready rows starts: after the last row it picked.
+//!
+//! The ready rows of a queue are picked in the order of the index `(queue, priority, id)`,
+//! and a pick walks every entry before the first row it can take. Those are the rows of
+//! batches still open (locked: skipped) and of batches committed a moment ago (deleted:
+//! their index entries stay until a scan finds them dead to every transaction). With
+//! several batches open at once, one that commits late keeps the rows of all those
+//! committed after it from that; the picks then walked about 17 index entries per row
+//! they took, against 2 for a loop of one connection (docs/performance.md). So each pick
+//! starts after the last ready row this transport picked, at that row's priority, then
+//! the more urgent priorities, then the rest: see `HeldSql::pick`.
+//!
+//! A row can be ready again behind a cursor: released, or unlocked when a batch is lost or
+//! rolled back. This transport's own such rows reset its cursors (the next pick is a whole
+//! one); another process's are found by the pick's last part, which walks the rows behind
+//! the cursor whenever those after it do not fill the batch, and by a whole pick at least
+//! every [`WHOLE_EVERY`]. So priority holds, and a row that came back behind the cursor of
+//! a busy queue waits at most that long beyond its place.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How often a pick is a whole one, from the start of the queue, whatever the cursor.
+pub(super) const WHOLE_EVERY: Duration = Duration::from_millis(100);
+
+/// The key `(priority, id)` a pick starts after; [`Key::WHOLE`] for a whole pick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct Key {
+    pub(super) priority: i64,
+    pub(super) id: i64,
+}
+
+impl Key {
+    /// Before every row (priorities are 32-bit): the pick's parts before and at the
+    /// cursor's priority find nothing, and its last part takes the queue from the start.
+    pub(super) const WHOLE: Key = Key {
+        priority: i64::MIN,
+        id: i64::MIN,
+    };
+}
+
+/// A transport's cursors, one per queue.
+#[derive(Debug, Default)]
+pub(in crate::transport::postgres) struct Cursors {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Counts the resets, so that a pick that began before one does not set a cursor.
+    resets: u64,
+    queues: HashMap<String, Cursor>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Cursor {
+    after: Key,
+    /// When the last whole pick of the queue began.
+    whole_at: Instant,
+}
+
+/// Where one pick starts, and what it needs to move the cursor afterwards.
+#[derive(Debug)]
+pub(super) struct Start {
+    pub(super) after: Key,
+    resets: u64,
+    /// When this pick began, if it is a whole one.
+    whole_at: Option<Instant>,
+}
+
+impl Cursors {
+    /// Where the next pick of `queue` starts.
+    pub(super) fn start(&self, queue: &str) -> Start {
+        let inner = self.lock();
+        let now = Instant::now();
+        match inner.queues.get(queue) {
+            Some(cursor) if now.duration_since(cursor.whole_at) < WHOLE_EVERY => Start {
+                after: cursor.after,
+                resets: inner.resets,
+                whole_at: None,
+            },
+            _ => Start {
+                after: Key::WHOLE,
+                resets: inner.resets,
+                whole_at: Some(now),
+            },
+        }
+    }
+
+    /// Moves the cursor of `queue` after a pick that began at `start`: to `last`, the
+    /// greatest key of the ready rows it took (none: the cursor stays).
+    pub(super) fn picked(&self, queue: &str, start: &Start, last: Option<Key>) {
+        let mut inner = self.lock();
+        if inner.resets != start.resets {
+            return;
+        }
+        let whole_at = match (start.whole_at, inner.queues.get(queue)) {
+            (Some(at), _) => at,
+            (None, Some(cursor)) => cursor.whole_at,
+            (None, None) => return,
+        };
+        let after = match (last, inner.queues.get(queue)) {
+            (Some(last), _) => last,
+            (None, Some(cursor)) => cursor.after,
+            (None, None) => Key::WHOLE,
+        };
+        inner
+            .queues
+            .insert(queue.to_owned(), Cursor { after, whole_at });
+    }
+
+    /// A row may be ready again behind a cursor (released, or its batch rolled back): the
+    /// next pick of every queue is a whole one.
+    pub(in crate::transport::postgres) fn reset(&self) {
+        let mut inner = self.lock();
+        inner.resets += 1;
+        inner.queues.clear();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // The map stays whole whatever panicked while it was locked.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(priority: i64, id: i64) -> Key {
+        Key { priority, id }
+    }
+
+    #[test]
+    fn a_pick_starts_after_the_last_row_the_previous_one_took() {
+        let cursors = Cursors::default();
+        let first = cursors.start("q");
+        assert_eq!(first.after, Key::WHOLE);
+        cursors.picked("q", &first, Some(key(100, 64)));
+        let second = cursors.start("q");
+        assert_eq!(second.after, key(100, 64));
+        // A pick that took no ready row leaves the cursor where it was.
+        cursors.picked("q", &second, None);
+        assert_eq!(cursors.start("q").after, key(100, 64));
+        // Another queue has its own.
+        assert_eq!(cursors.start("other").after, Key::WHOLE);
+    }
+
+    #[test]
+    fn a_reset_makes_the_next_pick_whole_and_outdates_the_picks_begun_before_it() {
+        let cursors = Cursors::default();
+        let first = cursors.start("q");
+        cursors.picked("q", &first, Some(key(100, 64)));
+        let before = cursors.start("q");
+        cursors.reset();
+        cursors.picked("q", &before, Some(key(100, 128)));
+        assert_eq!(cursors.start("q").after, Key::WHOLE);
+    }
+
+    #[test]
+    fn a_pick_is_whole_again_after_whole_every() {
+        let cursors = Cursors::default();
+        let first = cursors.start("q");
+        cursors.picked("q", &first, Some(key(100, 64)));
+        std::thread::sleep(WHOLE_EVERY + Duration::from_millis(20));
+        let late = cursors.start("q");
+        assert_eq!(late.after, Key::WHOLE);
+        cursors.picked("q", &late, Some(key(100, 200)));
+        assert_eq!(cursors.start("q").after, key(100, 200));
+    }
+}
