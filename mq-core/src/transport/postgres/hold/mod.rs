@@ -34,9 +34,12 @@
 //! costs two round trips, not three. A spare holds no row and is rolled back after
 //! 100 ms unused (`spare::SPARE_AGE`).
 //!
+//! A pick of ready rows starts after the last one its transport took (`cursor`), not at the
+//! queue's start, where it would walk the rows of the batches just committed.
+//!
 //! Modules: `sql` (the statements), `tx` (the transaction's connection, the limit on open
 //! batches, each statement's time limit), `spare` (the transaction a commit begins for the
-//! next batch); here the batch and its settles.
+//! next batch), `cursor` (where each pick starts); here the batch and its settles.
 
 mod cursor;
 mod spare;
