@@ -474,7 +474,9 @@ impl Batch {
     /// acks are answered, and the transport's reservers look again.
     fn end(&self, state: &mut State, how: std::result::Result<(), String>) {
         if how.is_err() {
-            // Its rows are ready again, behind the cursors.
+            // Its rows are ready again behind the cursors once the server has seen the
+            // connection's end, maybe after this reset: then they are taken as another
+            // process's would be (see `cursor`).
             self.cursors.reset();
         }
         self.ended.send_replace(Some(how));
@@ -530,8 +532,6 @@ impl Batch {
     /// told.
     pub(super) async fn abandon(&self) {
         let mut state = self.state.lock().await;
-        // Its rows will be ready again, behind the cursors.
-        self.cursors.reset();
         self.unanswered.answered(std::mem::take(&mut state.sent));
         match std::mem::replace(&mut state.phase, Phase::Closed) {
             Phase::Open(tx) => {
@@ -545,12 +545,16 @@ impl Batch {
                 if let Err(error) = ops::hand_back_leases(&self.pool, &self.sql, leases).await {
                     tracing::warn!(%error, "could not hand back reservations; they return after their TTR");
                 }
+                // Ready again, behind the cursors.
+                self.cursors.reset();
                 self.wakeups.notify_waiters();
                 return;
             }
             Phase::Closed => return,
         }
         drop(state);
+        // Ready again (or with the connection's end), behind the cursors.
+        self.cursors.reset();
         if let Err(error) = sqlx::query(&self.sql.notify)
             .bind(&self.sql.channel)
             .bind("")
@@ -605,13 +609,13 @@ pub(super) async fn reserve(
         if room == 0 {
             break;
         }
-        let start = home.cursors.start(queue);
+        let from = home.cursors.start(queue);
         // On an error the transaction is aborted: what earlier queues gave goes with it.
         let pick = sqlx::query(&sql.held.pick)
             .bind(queue)
             .bind(i64::try_from(room).unwrap_or(i64::MAX))
-            .bind(start.after.priority)
-            .bind(start.after.id)
+            .bind(from.after.priority)
+            .bind(from.after.id)
             .try_map(ops::picked)
             .fetch_all(tx.connection()?);
         let mut picked = match limited(pick).await {
@@ -627,7 +631,11 @@ pub(super) async fn reserve(
             .filter(|(.., late)| *late == 2)
             .map(|&(id, priority, ..)| cursor::Key { priority, id })
             .max();
-        home.cursors.picked(queue, &start, last_ready);
+        let found = cursor::Picked {
+            last_ready,
+            reached_ready: last_ready.is_some() || picked.len() < room,
+        };
+        home.cursors.picked(queue, &from, found);
         ops::in_reserve_order(&mut picked);
         rows.extend(picked.into_iter().map(|row| (queue, row)));
     }

@@ -47,7 +47,14 @@ impl HeldSql {
             ),
             // Leases run out, delays ended, then the ready rows from the cursor ($3, $4:
             // priority and id, see `cursor`): the more urgent priorities, the cursor's
-            // after it, the cursor's behind it (what came back), the less urgent.
+            // after it, the cursor's behind it (what came back), the less urgent; each an
+            // ordered scan of the ready index, run only if the parts before it did not fill
+            // the pick. The two at the cursor's priority are row comparisons: with
+            // `priority = $3` the generic plan reads them through the primary key. The one
+            // behind the cursor starts at the priority's first entry, and PostgreSQL 15
+            // ends a row comparison's range only at its first column: finding nothing, it
+            // reads on through the entries the part after the cursor has just read (few,
+            // as that part did not fill the pick).
             pick: format!(
                 "{} UNION ALL {} UNION ALL {} UNION ALL {} UNION ALL {} UNION ALL {} LIMIT $2",
                 pick(
