@@ -162,6 +162,12 @@ mod tests {
         reached_ready: true,
     };
 
+    /// Filled by rows whose lease ran out or delayed rows before its ready parts ran.
+    const FILLED: Picked = Picked {
+        last_ready: None,
+        reached_ready: false,
+    };
+
     #[test]
     fn a_pick_starts_after_the_last_row_the_previous_one_took() {
         let cursors = Cursors::default();
@@ -204,22 +210,14 @@ mod tests {
     fn a_whole_pick_filled_before_its_ready_parts_leaves_the_next_one_whole() {
         let cursors = Cursors::default();
         let first = cursors.start("q");
-        let filled = Picked {
-            last_ready: None,
-            reached_ready: false,
-        };
-        cursors.picked("q", &first, filled);
+        cursors.picked("q", &first, FILLED);
         assert_eq!(cursors.start("q").after, Key::WHOLE);
         let first = cursors.start("q");
         cursors.picked("q", &first, took(100, 64));
         std::thread::sleep(WHOLE_EVERY + Duration::from_millis(20));
         let whole = cursors.start("q");
         assert_eq!(whole.after, Key::WHOLE);
-        let filled = Picked {
-            last_ready: None,
-            reached_ready: false,
-        };
-        cursors.picked("q", &whole, filled);
+        cursors.picked("q", &whole, FILLED);
         assert_eq!(
             cursors.start("q").after,
             Key::WHOLE,
